@@ -1,0 +1,183 @@
+/**
+ * The relay: an HTTP server that answers `GET /healthz` and upgrades every other path to a
+ * y-websocket connection for the document named by the path. Composition only: storage,
+ * the document registry and the connection handler are separate modules.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { pino, type Logger } from 'pino'
+import { WebSocketServer, type WebSocket } from 'ws'
+import { CloseCode } from '../shared/close-codes.js'
+import { docIdProblem, type DocId } from '../shared/doc-id.js'
+import type { DocStore } from '../shared/store.js'
+import { DocumentRegistry } from './registry.js'
+import { SqliteStore } from './sqlite-store.js'
+import { closeWith, serveYwsConnection } from './yws-connection.js'
+
+/** Options of {@link startRelay}; every field has a default. */
+export interface RelayOptions {
+  /** Interface to listen on. Default `127.0.0.1`. */
+  host?: string
+  /** Port to listen on; 0 picks a free one. Default 4321. */
+  port?: number
+  /** Directory of the SQLite database, used when no `store` is given. Default `./petal-data`. */
+  dataDir?: string
+  /** Storage to use instead of the SQLite database in `dataDir`. The relay closes it on {@link Relay.close}. */
+  store?: DocStore
+  /** Milliseconds a document with no connection stays in memory. Default 30 000. */
+  idleMs?: number
+  /** Largest accepted WebSocket frame, in bytes. Default 16 MiB. */
+  maxFrameBytes?: number
+  /** Log bytes below which a document's log is never compacted. Default 16 KiB. */
+  compactMinBytes?: number
+  /** Milliseconds between keep-alive pings; a connection that misses one is dropped. Default 30 000. */
+  pingIntervalMs?: number
+  /** Logger; default a pino logger at level `info` on stderr. */
+  logger?: Logger
+}
+
+/** What `GET /healthz` reports. */
+export interface RelayHealth {
+  status: 'ok'
+  /** Documents in memory. */
+  documents: number
+  /** Open WebSocket connections. */
+  connections: number
+}
+
+/** A running relay. */
+export interface Relay {
+  /** Base WebSocket URL, e.g. `ws://127.0.0.1:4321`; documents live at `${url}/<docId>`. */
+  readonly url: string
+  /** The port actually bound. */
+  readonly port: number
+  /** The document registry (for inspection in tests and tools). */
+  readonly registry: DocumentRegistry
+  /** Current health figures. */
+  health(): RelayHealth
+  /** Stops accepting, closes every connection, commits pending writes, closes storage. */
+  close(): Promise<void>
+}
+
+const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 4321,
+  dataDir: './petal-data',
+  idleMs: 30_000,
+  maxFrameBytes: 16 * 1024 * 1024,
+  pingIntervalMs: 30_000
+}
+
+/** The database file of a relay whose data directory is `dataDir`. */
+export const relayDatabasePath = (dataDir: string): string => join(dataDir, 'relay.db')
+
+/** Starts a relay and resolves once it listens. */
+export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
+  const log = options.logger ?? pino({ level: 'info' }, pino.destination(2))
+  const store = options.store ?? new SqliteStore(relayDatabasePath(options.dataDir ?? DEFAULTS.dataDir), {
+    onCommit: info => log.debug(info, 'commit')
+  })
+  const registry = new DocumentRegistry({
+    store,
+    log,
+    idleMs: options.idleMs ?? DEFAULTS.idleMs,
+    ...(options.compactMinBytes === undefined ? {} : { compactMinBytes: options.compactMinBytes })
+  })
+  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? DEFAULTS.maxFrameBytes })
+  const health = (): RelayHealth => ({ status: 'ok', documents: registry.size, connections: wss.clients.size })
+
+  const http = createServer((req, res) => answerHttp(req, res, health))
+  http.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => socket.destroy())
+    wss.handleUpgrade(req, socket, head, ws => onConnection(ws, req))
+  })
+
+  const alive = new WeakSet<WebSocket>()
+  const onConnection = (ws: WebSocket, req: IncomingMessage): void => {
+    alive.add(ws)
+    ws.on('pong', () => alive.add(ws))
+    const docId = docIdFromUrl(req.url ?? '/')
+    if (typeof docId !== 'string') {
+      log.info({ url: req.url, reason: docId.problem }, 'rejected connection: bad document id')
+      closeWith(ws, CloseCode.badRequest, docId.problem)
+      return
+    }
+    serveYwsConnection(ws, docId, registry, log)
+  }
+
+  const pinger = setInterval(() => {
+    for (const ws of wss.clients) {
+      if (!alive.has(ws)) { ws.terminate(); continue }
+      alive.delete(ws)
+      ws.ping()
+    }
+  }, options.pingIntervalMs ?? DEFAULTS.pingIntervalMs)
+  pinger.unref()
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject)
+    http.listen(options.port ?? DEFAULTS.port, options.host ?? DEFAULTS.host, () => {
+      http.off('error', reject)
+      resolve()
+    })
+  })
+  const address = http.address() as AddressInfo
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+
+  let closing: Promise<void> | null = null
+  return {
+    url: `ws://${host}:${address.port}`,
+    port: address.port,
+    registry,
+    health,
+    close () {
+      closing ??= (async () => {
+        clearInterval(pinger)
+        const stopped = new Promise<void>(resolve => http.close(() => resolve()))
+        http.closeIdleConnections()
+        await closeClients(wss, SHUTDOWN_GRACE_MS)
+        registry.closeAll()
+        await store.close()
+        await stopped
+      })()
+      return closing
+    }
+  }
+}
+
+/** How long shutdown waits for clients to answer the close handshake before cutting them off. */
+const SHUTDOWN_GRACE_MS = 2000
+
+async function closeClients (wss: WebSocketServer, graceMs: number): Promise<void> {
+  const closed = [...wss.clients].map(ws => new Promise(resolve => {
+    ws.once('close', resolve)
+    closeWith(ws, CloseCode.goingAway, 'relay shutting down')
+  }))
+  const timer = new Promise(resolve => setTimeout(resolve, graceMs).unref())
+  await Promise.race([Promise.all(closed), timer])
+  for (const ws of wss.clients) ws.terminate()
+}
+
+function answerHttp (req: IncomingMessage, res: ServerResponse, health: () => RelayHealth): void {
+  if (req.method === 'GET' && req.url === '/healthz') {
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify(health()))
+    return
+  }
+  res.writeHead(426, { 'content-type': 'text/plain' })
+  res.end('PetalDB relay: connect with a WebSocket to /<docId>, or GET /healthz\n')
+}
+
+/** The document id in a request path (`/notes/1?token=...` → `notes/1`), or why it is invalid. */
+export function docIdFromUrl (url: string): DocId | { problem: string } {
+  const path = url.split('?', 1)[0]!.slice(1)
+  let id: string
+  try {
+    id = decodeURIComponent(path)
+  } catch {
+    return { problem: 'document id is not valid percent-encoding' }
+  }
+  const problem = docIdProblem(id)
+  return problem === null ? id as DocId : { problem }
+}

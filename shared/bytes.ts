@@ -1,0 +1,38 @@
+import * as decoding from 'lib0/decoding'
+
+/** Thrown when bytes from a peer do not form a valid message. */
+export class ProtocolError extends Error {
+  override name = 'ProtocolError'
+}
+
+/**
+ * Reads a varint-length-prefixed byte string, checking that the claimed length fits in
+ * what is left (lib0 would otherwise read past the end of a view into its backing buffer).
+ */
+export function readBytes (decoder: decoding.Decoder): Uint8Array {
+  const length = readVarUint(decoder)
+  if (length > decoder.arr.length - decoder.pos) throw new ProtocolError('length prefix runs past the end of the message')
+  return decoding.readUint8Array(decoder, length)
+}
+
+/** Reads a varint, turning lib0's errors (end of data, overflow) into a {@link ProtocolError}. */
+export function readVarUint (decoder: decoding.Decoder): number {
+  try {
+    return decoding.readVarUint(decoder)
+  } catch {
+    throw new ProtocolError('truncated or oversized varint')
+  }
+}
+
+/** Throws unless the whole message has been read. */
+export function expectEnd (decoder: decoding.Decoder): void {
+  if (decoder.pos !== decoder.arr.length) throw new ProtocolError('trailing bytes after the message')
+}
+
+/**
+ * Copies `data` into a Uint8Array that owns its whole ArrayBuffer, so that no decoder can
+ * read past the message into neighbouring bytes of a shared buffer.
+ */
+export function ownBytes (data: Uint8Array): Uint8Array {
+  return Uint8Array.prototype.slice.call(data)
+}

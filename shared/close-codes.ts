@@ -1,0 +1,20 @@
+/**
+ * WebSocket close codes used by PetalDB. Stock y-websocket v3 clients stop reconnecting
+ * after a code in 4400-4499 (the server decided; retrying cannot help) and retry after
+ * any other code, so "try again later" conditions use 4500-4599.
+ */
+export const CloseCode = {
+  /** The relay is shutting down. */
+  goingAway: 1001,
+  /** A text frame, where only binary frames are defined. */
+  unsupportedData: 1003,
+  /** A frame larger than the relay's limit. */
+  messageTooBig: 1009,
+  /** A malformed message, a malformed Yjs update or an invalid document id. */
+  badRequest: 4400,
+  /** The document could not be loaded from storage; retry later. */
+  documentUnavailable: 4503
+} as const
+
+/** One of the {@link CloseCode} values. */
+export type CloseCode = typeof CloseCode[keyof typeof CloseCode]

@@ -1,0 +1,44 @@
+import type { DocId } from './doc-id.js'
+import type { DocStore, StoredDoc } from './store.js'
+
+/**
+ * A {@link DocStore} in memory: for tests, and for replicas that need no persistence.
+ * Everything is lost when the process ends.
+ */
+export class MemoryStore implements DocStore {
+  private readonly docs = new Map<DocId, StoredDoc>()
+
+  async load (docId: DocId): Promise<StoredDoc | null> {
+    const doc = this.docs.get(docId)
+    return doc === undefined ? null : { snapshot: doc.snapshot, updates: [...doc.updates] }
+  }
+
+  async append (docId: DocId, update: Uint8Array): Promise<void> {
+    this.entry(docId).updates.push(update)
+  }
+
+  async compact (docId: DocId, snapshot: Uint8Array): Promise<void> {
+    const doc = this.entry(docId)
+    doc.snapshot = snapshot
+    doc.updates = []
+  }
+
+  async list (prefix = ''): Promise<DocId[]> {
+    return [...this.docs.keys()].filter(id => id.startsWith(prefix)).sort()
+  }
+
+  async delete (docId: DocId): Promise<void> {
+    this.docs.delete(docId)
+  }
+
+  async close (): Promise<void> {}
+
+  private entry (docId: DocId): StoredDoc {
+    let doc = this.docs.get(docId)
+    if (doc === undefined) {
+      doc = { snapshot: null, updates: [] }
+      this.docs.set(docId, doc)
+    }
+    return doc
+  }
+}

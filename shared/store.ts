@@ -1,0 +1,37 @@
+/**
+ * The storage interface shared by relays and replicas. A store keeps, per document, a
+ * compacted snapshot and an append-only log of the updates that came after it. It knows
+ * nothing about Yjs: deciding when to compact and what the snapshot holds is the job of
+ * `PersistedDoc`. Every store passes the conformance suite in `test/store-conformance.ts`.
+ */
+import type { DocId } from './doc-id.js'
+
+/** What a store holds for one document. */
+export interface StoredDoc {
+  /** The latest snapshot, or `null` if the document was never compacted. */
+  snapshot: Uint8Array | null
+  /** Updates appended after the snapshot, oldest first. */
+  updates: Uint8Array[]
+}
+
+/** Durable per-document storage of a snapshot and an update log. */
+export interface DocStore {
+  /** Everything stored for `docId`, or `null` if nothing is. Sees every write made before the call. */
+  load(docId: DocId): Promise<StoredDoc | null>
+  /**
+   * Appends an update to the document's log. Resolves once it is durable; writes that
+   * arrive together may be committed together.
+   */
+  append(docId: DocId, update: Uint8Array): Promise<void>
+  /**
+   * Replaces the snapshot and every update appended before this call by `snapshot`, in
+   * one atomic step. Updates appended after the call stay in the log.
+   */
+  compact(docId: DocId, snapshot: Uint8Array): Promise<void>
+  /** Ids of the stored documents that start with `prefix` (all if omitted), sorted. */
+  list(prefix?: string): Promise<DocId[]>
+  /** Removes everything stored for `docId`. */
+  delete(docId: DocId): Promise<void>
+  /** Commits what is pending and releases the store. */
+  close(): Promise<void>
+}

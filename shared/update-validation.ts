@@ -1,0 +1,72 @@
+/**
+ * Validation of Yjs payloads before they touch a document. Yjs can apply part of a
+ * malformed update before it throws, so every update is decoded completely first; only
+ * an update that decodes cleanly is applied, stored or forwarded.
+ */
+import * as decoding from 'lib0/decoding'
+import * as Y from 'yjs'
+import { ProtocolError, expectEnd, readBytes, readVarUint } from './bytes.js'
+
+/**
+ * Throws {@link ProtocolError} unless `update` is a well-formed Yjs (v1) update.
+ * Decoding is lazy and linear in the update's size: a struct count claimed by a short
+ * update runs out of bytes and fails instead of allocating.
+ */
+export function validateUpdate (update: Uint8Array): void {
+  let decoded: ReturnType<typeof Y.decodeUpdate>
+  try {
+    decoded = Y.decodeUpdate(update)
+  } catch (error) {
+    throw new ProtocolError(`malformed Yjs update: ${(error as Error).message}`)
+  }
+  for (const struct of decoded.structs) {
+    // A struct read past the end of the data comes back with undefined fields.
+    if (!Number.isSafeInteger(struct.id.client) || !Number.isSafeInteger(struct.id.clock) || !Number.isSafeInteger(struct.length)) {
+      throw new ProtocolError('malformed Yjs update: invalid struct')
+    }
+  }
+}
+
+/** Decodes a state vector, throwing {@link ProtocolError} if it is malformed. */
+export function decodeStateVector (stateVector: Uint8Array): Map<number, number> {
+  const decoder = decoding.createDecoder(stateVector)
+  const count = readVarUint(decoder)
+  if (count > stateVector.length) throw new ProtocolError('state vector claims more entries than it has bytes')
+  const result = new Map<number, number>()
+  for (let i = 0; i < count; i++) {
+    const client = readVarUint(decoder)
+    result.set(client, readVarUint(decoder))
+  }
+  expectEnd(decoder)
+  return result
+}
+
+/** One entry of an awareness update: a client's state (`null` = removed) at a clock. */
+export interface AwarenessEntry {
+  clientId: number
+  clock: number
+  state: unknown
+}
+
+/** Decodes a y-protocols awareness update, throwing {@link ProtocolError} if it is malformed. */
+export function decodeAwarenessUpdate (update: Uint8Array): AwarenessEntry[] {
+  const decoder = decoding.createDecoder(update)
+  const count = readVarUint(decoder)
+  if (count > update.length) throw new ProtocolError('awareness update claims more entries than it has bytes')
+  const entries: AwarenessEntry[] = []
+  const utf8 = new TextDecoder('utf-8', { fatal: true })
+  for (let i = 0; i < count; i++) {
+    const clientId = readVarUint(decoder)
+    const clock = readVarUint(decoder)
+    let state: unknown
+    try {
+      state = JSON.parse(utf8.decode(readBytes(decoder)))
+    } catch (error) {
+      if (error instanceof ProtocolError) throw error
+      throw new ProtocolError('awareness state is not valid UTF-8 JSON')
+    }
+    entries.push({ clientId, clock, state })
+  }
+  expectEnd(decoder)
+  return entries
+}

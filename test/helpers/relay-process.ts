@@ -1,0 +1,65 @@
+/**
+ * A relay in a child process, started from the built CLI exactly as users start it, so
+ * that tests can kill it with SIGKILL. Its debug log (JSON lines on stderr) is parsed to
+ * observe commits without sleeping.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { EventEmitter } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { createInterface } from 'node:readline'
+import { until } from './events.js'
+
+export const CLI_PATH = fileURLToPath(new URL('../../dist/server/cli.js', import.meta.url))
+
+export interface RelayProcess {
+  url: string
+  child: ChildProcess
+  /** Updates committed to disk since this process started. */
+  committedUpdates(): number
+  /** Resolves once at least `n` updates were committed since this process started. */
+  waitForCommitted(n: number, timeoutMs?: number): Promise<void>
+  /** Sends `signal` and resolves with the exit code (or the signal that ended it). */
+  stop(signal?: NodeJS.Signals): Promise<number | NodeJS.Signals>
+  /** Log lines (parsed) seen so far. */
+  logs: Array<Record<string, unknown>>
+}
+
+export async function startRelayProcess (dataDir: string, extraArgs: string[] = []): Promise<RelayProcess> {
+  const child = spawn(process.execPath, [CLI_PATH, 'relay', '--port', '0', '--data', dataDir, '--log-level', 'debug', ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const events = new EventEmitter()
+  const logs: Array<Record<string, unknown>> = []
+  let committed = 0
+  createInterface({ input: child.stderr! }).on('line', line => {
+    let entry: Record<string, unknown>
+    try {
+      entry = JSON.parse(line)
+    } catch {
+      entry = { msg: line }
+    }
+    logs.push(entry)
+    if (entry.msg === 'commit') committed += entry.updates as number
+    events.emit('log')
+  })
+  const exited = new Promise<number | NodeJS.Signals>(resolve => child.once('exit', (code, signal) => resolve(code ?? signal!)))
+  const url = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', line => {
+      const match = /listening on (ws:\/\/\S+)/.exec(line)
+      if (match) resolve(match[1]!)
+    })
+    exited.then(code => reject(new Error(`relay exited with ${code} before listening: ${JSON.stringify(logs.slice(-3))}`)))
+  })
+  return {
+    url,
+    child,
+    logs,
+    committedUpdates: () => committed,
+    waitForCommitted: (n, timeoutMs) => until(`${n} committed updates (have ${committed})`,
+      cb => { events.on('log', cb); return () => events.off('log', cb) }, () => committed >= n, timeoutMs),
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+      return exited
+    }
+  }
+}
