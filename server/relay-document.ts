@@ -130,9 +130,11 @@ export class RelayDocument {
     this.persisted.write(update).catch((error: unknown) => {
       this.log.error({ err: error, doc: this.docId }, 'failed to store an update')
     })
-    const message = encodeSyncUpdate(update)
+    let message: Uint8Array | null = null
     for (const peer of this.peers.keys()) {
-      if (peer !== origin) peer.send(message)
+      if (peer === origin) continue
+      message ??= encodeSyncUpdate(update)
+      peer.send(message)
     }
   }
 

@@ -1,0 +1,25 @@
+/**
+ * `npm run bench [-- scenario...]`: runs benchmark scenarios and prints their figures.
+ * Not part of `npm test`. Traces are read from PETALDB_TRACES (see traces.ts).
+ */
+import { traceReplay } from './trace-replay.js'
+
+const scenarios: Record<string, () => Promise<Record<string, number | string>>> = {
+  'trace-replay': () => traceReplay('automerge-paper')
+}
+
+const wanted = process.argv.slice(2)
+const unknown = wanted.filter(name => !(name in scenarios))
+if (unknown.length > 0) {
+  console.error(`unknown scenario(s): ${unknown.join(', ')}; known: ${Object.keys(scenarios).join(', ')}`)
+  process.exit(2)
+}
+const machine = `Node ${process.version}, ${process.platform}/${process.arch}`
+console.log(`# PetalDB benchmarks (${new Date().toISOString().slice(0, 10)}, ${machine})\n`)
+for (const name of wanted.length > 0 ? wanted : Object.keys(scenarios)) {
+  const figures = await scenarios[name]!()
+  console.log(`## ${name}\n\n| figure | value |\n|---|---|`)
+  for (const [key, value] of Object.entries(figures)) console.log(`| ${key} | ${value} |`)
+  console.log()
+}
+process.exit(0)
