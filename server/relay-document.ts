@@ -1,7 +1,8 @@
 /**
  * One loaded document on a relay: its Y.Doc, its awareness, its stored log, and the peers
- * connected to it. Updates are validated before they are applied, stored once, and
- * forwarded to every other peer; awareness changes go to every peer.
+ * connected to it, whatever protocol they speak. Updates are validated before they are
+ * applied, stored once, and forwarded to every other peer; awareness changes go to every
+ * peer. A broadcast is encoded once per protocol, not once per peer.
  */
 import type { Logger } from 'pino'
 import * as Y from 'yjs'
@@ -10,11 +11,17 @@ import type { DocId } from '../shared/doc-id.js'
 import { PersistedDoc } from '../shared/persisted-doc.js'
 import type { DocStore } from '../shared/store.js'
 import { decodeAwarenessUpdate, decodeStateVector, validateUpdate } from '../shared/update-validation.js'
-import { encodeAwarenessMessage, encodeSyncStep1, encodeSyncStep2, encodeSyncUpdate, type YMessage } from '../shared/y-messages.js'
+
+/** How a protocol frames what a document broadcasts. Shared by every peer of that protocol. */
+export interface PeerCodec {
+  update(docId: DocId, update: Uint8Array): Uint8Array
+  awareness(docId: DocId, update: Uint8Array): Uint8Array
+}
 
 /** A connection attached to a document. */
 export interface DocPeer {
-  /** Sends one message (one WebSocket frame). Must not throw. */
+  readonly codec: PeerCodec
+  /** Sends one framed message. Must not throw. */
   send(message: Uint8Array): void
 }
 
@@ -59,17 +66,9 @@ export class RelayDocument {
     return this.persisted.ydoc
   }
 
-  /** Number of attached peers. */
-  get peerCount (): number {
-    return this.peers.size
-  }
-
-  /** Attaches `peer` and starts the sync: the relay's step 1, then the known awareness states. */
+  /** Attaches `peer`: it receives every later update and awareness change. */
   addPeer (peer: DocPeer): void {
     this.peers.set(peer, new Set())
-    peer.send(encodeSyncStep1(Y.encodeStateVector(this.ydoc)))
-    const clients = [...this.awareness.getStates().keys()]
-    if (clients.length > 0) peer.send(encodeAwarenessMessage(encodeAwarenessUpdate(this.awareness, clients)))
   }
 
   /** Detaches `peer` and removes the awareness entries it introduced. */
@@ -79,31 +78,50 @@ export class RelayDocument {
     if (clients !== undefined && clients.size > 0) removeAwarenessStates(this.awareness, [...clients], peer)
   }
 
+  /** The document's state vector. */
+  stateVector (): Uint8Array {
+    return Y.encodeStateVector(this.ydoc)
+  }
+
+  /** What a peer with `stateVector` lacks. Throws a ProtocolError if the state vector is malformed. */
+  missingFor (stateVector: Uint8Array): Uint8Array {
+    decodeStateVector(stateVector)
+    return Y.encodeStateAsUpdate(this.ydoc, stateVector)
+  }
+
   /**
-   * Handles one decoded message from `peer`. Throws a ProtocolError, before anything is
-   * applied, if the payload is malformed.
+   * Validates and applies an update from `origin`. Throws a ProtocolError, having applied
+   * nothing, if it is malformed; otherwise returns a promise that resolves once the update
+   * is durable (committed to the store, whether by this write or an earlier one).
    */
-  receive (peer: DocPeer, message: YMessage): void {
-    switch (message.type) {
-      case 'sync-step1':
-        decodeStateVector(message.stateVector)
-        peer.send(encodeSyncStep2(Y.encodeStateAsUpdate(this.ydoc, message.stateVector)))
-        break
-      case 'sync-step2':
-      case 'sync-update':
-        validateUpdate(message.update)
-        Y.applyUpdate(this.ydoc, message.update, peer)
-        break
-      case 'awareness':
-        this.receiveAwareness(peer, message.update)
-        break
-      case 'query-awareness':
-        peer.send(encodeAwarenessMessage(encodeAwarenessUpdate(this.awareness, [...this.awareness.getStates().keys()])))
-        break
-      case 'auth-denied':
-        // Only servers send this; a client has no business doing so. Ignore it.
-        break
+  applyUpdate (update: Uint8Array, origin: DocPeer): Promise<void> {
+    validateUpdate(update)
+    const store = this.ydoc.store
+    const pendingBefore = [store.pendingStructs, store.pendingDs]
+    Y.applyUpdate(this.ydoc, update, origin)
+    if ((store.pendingStructs !== null && store.pendingStructs !== pendingBefore[0]) || (store.pendingDs !== null && store.pendingDs !== pendingBefore[1])) {
+      // Parts still waiting for their dependencies emit no update event; store the update
+      // as received so that what is acknowledged is on disk.
+      this.write(update)
     }
+    return this.persisted.settled()
+  }
+
+  /** Validates and applies an awareness update from `peer`, remembering the clients it introduced. */
+  applyAwareness (peer: DocPeer, update: Uint8Array): void {
+    const entries = decodeAwarenessUpdate(update)
+    const introduced = this.peers.get(peer)
+    for (const { clientId, state } of entries) {
+      if (state === null) introduced?.delete(clientId)
+      else introduced?.add(clientId)
+    }
+    applyAwarenessUpdate(this.awareness, update, peer)
+  }
+
+  /** Every known awareness state as one awareness update, or `null` if there is none. */
+  awarenessStates (): Uint8Array | null {
+    const clients = [...this.awareness.getStates().keys()]
+    return clients.length === 0 ? null : encodeAwarenessUpdate(this.awareness, clients)
   }
 
   /** Releases the Y.Doc and the awareness; the stored state is untouched. */
@@ -114,33 +132,34 @@ export class RelayDocument {
     this.ydoc.destroy()
   }
 
-  private receiveAwareness (peer: DocPeer, update: Uint8Array): void {
-    const entries = decodeAwarenessUpdate(update)
-    const introduced = this.peers.get(peer)
-    for (const { clientId, state } of entries) {
-      if (state === null) introduced?.delete(clientId)
-      else introduced?.add(clientId)
+  private write (update: Uint8Array): void {
+    this.persisted.write(update).catch((error: unknown) => {
+      this.log.error({ err: error, doc: this.docId }, 'failed to store an update')
+    })
+  }
+
+  private broadcast (encode: (codec: PeerCodec) => Uint8Array, except: unknown): void {
+    const encoded = new Map<PeerCodec, Uint8Array>()
+    for (const peer of this.peers.keys()) {
+      if (peer === except) continue
+      let message = encoded.get(peer.codec)
+      if (message === undefined) {
+        message = encode(peer.codec)
+        encoded.set(peer.codec, message)
+      }
+      peer.send(message)
     }
-    applyAwarenessUpdate(this.awareness, update, peer)
   }
 
   // A Yjs listener that throws stops the Y.Doc from emitting further updates: never throw.
   private readonly onDocUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === STORAGE_ORIGIN) return
-    this.persisted.write(update).catch((error: unknown) => {
-      this.log.error({ err: error, doc: this.docId }, 'failed to store an update')
-    })
-    let message: Uint8Array | null = null
-    for (const peer of this.peers.keys()) {
-      if (peer === origin) continue
-      message ??= encodeSyncUpdate(update)
-      peer.send(message)
-    }
+    this.write(update)
+    this.broadcast(codec => codec.update(this.docId, update), origin)
   }
 
   private readonly onAwarenessUpdate = ({ added, updated, removed }: { added: number[], updated: number[], removed: number[] }): void => {
-    const changed = [...added, ...updated, ...removed]
-    const message = encodeAwarenessMessage(encodeAwarenessUpdate(this.awareness, changed))
-    for (const peer of this.peers.keys()) peer.send(message)
+    const update = encodeAwarenessUpdate(this.awareness, [...added, ...updated, ...removed])
+    this.broadcast(codec => codec.awareness(this.docId, update), null)
   }
 }

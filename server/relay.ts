@@ -12,8 +12,9 @@ import { CloseCode } from '../shared/close-codes.js'
 import { docIdProblem, type DocId } from '../shared/doc-id.js'
 import type { DocStore } from '../shared/store.js'
 import { DocumentRegistry } from './registry.js'
-import { SqliteStore } from './sqlite-store.js'
-import { closeWith, serveYwsConnection } from './yws-connection.js'
+import { SqliteStore } from '../client/sqlite-store.js'
+import { closeWith } from './connections.js'
+import { serveYwsConnection } from './yws-connection.js'
 
 /** Options of {@link startRelay}; every field has a default. */
 export interface RelayOptions {

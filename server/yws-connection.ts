@@ -4,21 +4,39 @@
  * and a bad one closes this connection only, before anything is applied or forwarded.
  */
 import type { Logger } from 'pino'
-import type { RawData, WebSocket } from 'ws'
-import { ProtocolError, ownBytes } from '../shared/bytes.js'
+import type { WebSocket } from 'ws'
 import { CloseCode } from '../shared/close-codes.js'
 import type { DocId } from '../shared/doc-id.js'
-import { decodeYMessage } from '../shared/y-messages.js'
+import { decodeYMessage, encodeAwarenessMessage, encodeSyncStep1, encodeSyncStep2, encodeSyncUpdate, type YMessage } from '../shared/y-messages.js'
+import { closeForError, closeWith, toFrame, MAX_FRAMES_BEFORE_LOAD } from './connections.js'
 import type { DocumentRegistry } from './registry.js'
-import type { DocPeer, RelayDocument } from './relay-document.js'
+import type { DocPeer, PeerCodec, RelayDocument } from './relay-document.js'
 
-/** Frames accepted while the document is still loading; more is a misbehaving client. */
-const MAX_FRAMES_BEFORE_LOAD = 1024
+/** y-websocket framing of broadcasts; one instance shared by every stock connection. */
+const ywsCodec: PeerCodec = {
+  update: (_docId, update) => encodeSyncUpdate(update),
+  awareness: (_docId, update) => encodeAwarenessMessage(update)
+}
 
-/** Closes `socket` with `code` and a reason trimmed to the 123 bytes a close frame allows. */
-export function closeWith (socket: WebSocket, code: number, reason: string): void {
-  const bytes = new TextEncoder().encode(reason)
-  socket.close(code, bytes.length <= 123 ? reason : new TextDecoder().decode(bytes.slice(0, 120)) + '...')
+function receive (doc: RelayDocument, peer: DocPeer, message: YMessage): void {
+  switch (message.type) {
+    case 'sync-step1':
+      peer.send(encodeSyncStep2(doc.missingFor(message.stateVector)))
+      break
+    case 'sync-step2':
+    case 'sync-update':
+      void doc.applyUpdate(message.update, peer).catch(() => {}) // storage failures are logged by the document
+      break
+    case 'awareness':
+      doc.applyAwareness(peer, message.update)
+      break
+    case 'query-awareness':
+      peer.send(encodeAwarenessMessage(doc.awarenessStates() ?? new Uint8Array([0])))
+      break
+    case 'auth-denied':
+      // Only relays send this; ignore it from a client.
+      break
+  }
 }
 
 /** Attaches `socket` to document `docId`; see the module comment. */
@@ -27,24 +45,9 @@ export function serveYwsConnection (socket: WebSocket, docId: DocId, registry: D
   let waiting: Uint8Array[] | null = []
   let open = true
   const peer: DocPeer = {
+    codec: ywsCodec,
     send (message) {
       if (socket.readyState === socket.OPEN) socket.send(message)
-    }
-  }
-
-  const handle = (frame: Uint8Array): void => {
-    if (!open || doc === null) return
-    try {
-      doc.receive(peer, decodeYMessage(frame))
-    } catch (error) {
-      if (error instanceof ProtocolError) {
-        log.info({ doc: docId, reason: error.message }, 'closing connection after a malformed message')
-        closeWith(socket, CloseCode.badRequest, error.message)
-      } else {
-        log.error({ err: error, doc: docId }, 'error while handling a message')
-        closeWith(socket, CloseCode.badRequest, 'message could not be processed')
-      }
-      detach()
     }
   }
 
@@ -56,14 +59,24 @@ export function serveYwsConnection (socket: WebSocket, docId: DocId, registry: D
     registry.release(docId)
   }
 
-  socket.on('message', (data: RawData, isBinary: boolean) => {
+  const handle = (frame: Uint8Array): void => {
+    if (!open || doc === null) return
+    try {
+      receive(doc, peer, decodeYMessage(frame))
+    } catch (error) {
+      closeForError(socket, error, log, { doc: docId })
+      detach()
+    }
+  }
+
+  socket.on('message', (data, isBinary) => {
     if (!open) return
     if (!isBinary) {
       closeWith(socket, CloseCode.unsupportedData, 'text frames are not part of the protocol')
       detach()
       return
     }
-    const frame = ownBytes(toBytes(data))
+    const frame = toFrame(data)
     if (waiting === null) return handle(frame)
     if (waiting.length >= MAX_FRAMES_BEFORE_LOAD) {
       closeWith(socket, CloseCode.badRequest, 'too many messages before the document loaded')
@@ -79,6 +92,9 @@ export function serveYwsConnection (socket: WebSocket, docId: DocId, registry: D
     if (!open) return
     doc = loaded
     doc.addPeer(peer)
+    peer.send(encodeSyncStep1(doc.stateVector()))
+    const awareness = doc.awarenessStates()
+    if (awareness !== null) peer.send(encodeAwarenessMessage(awareness))
     const queued = waiting ?? []
     waiting = null
     for (const frame of queued) handle(frame)
@@ -89,9 +105,4 @@ export function serveYwsConnection (socket: WebSocket, docId: DocId, registry: D
     waiting = null
     registry.release(docId)
   })
-}
-
-function toBytes (data: RawData): Uint8Array {
-  if (Array.isArray(data)) return Buffer.concat(data)
-  return data instanceof ArrayBuffer ? new Uint8Array(data) : data
 }

@@ -10,7 +10,7 @@ export class MemoryStore implements DocStore {
 
   async load (docId: DocId): Promise<StoredDoc | null> {
     const doc = this.docs.get(docId)
-    return doc === undefined ? null : { snapshot: doc.snapshot, updates: [...doc.updates] }
+    return doc === undefined ? null : { ...doc, updates: [...doc.updates] }
   }
 
   async append (docId: DocId, update: Uint8Array): Promise<void> {
@@ -21,6 +21,10 @@ export class MemoryStore implements DocStore {
     const doc = this.entry(docId)
     doc.snapshot = snapshot
     doc.updates = []
+  }
+
+  async setMeta (docId: DocId, meta: Uint8Array): Promise<void> {
+    this.entry(docId).meta = meta
   }
 
   async list (prefix = ''): Promise<DocId[]> {
@@ -36,7 +40,7 @@ export class MemoryStore implements DocStore {
   private entry (docId: DocId): StoredDoc {
     let doc = this.docs.get(docId)
     if (doc === undefined) {
-      doc = { snapshot: null, updates: [] }
+      doc = { snapshot: null, updates: [], meta: null }
       this.docs.set(docId, doc)
     }
     return doc

@@ -28,6 +28,7 @@ export class PersistedDoc {
   private logBytes: number
   private snapshotBytes: number
   private readonly compactMinBytes: number
+  private lastWrite: Promise<void> = Promise.resolve()
 
   private constructor (
     private readonly store: DocStore,
@@ -69,13 +70,22 @@ export class PersistedDoc {
    */
   write (update: Uint8Array): Promise<void> {
     this.logBytes += update.length
-    const written = this.store.append(this.docId, update)
+    let written = this.store.append(this.docId, update)
     if (this.shouldCompact()) {
       // The snapshot encodes the Y.Doc, which already holds every update appended so far,
       // so it may replace the whole log up to this point.
-      return Promise.all([written, this.compact()]).then(() => {})
+      written = Promise.all([written, this.compact()]).then(() => {})
     }
+    this.lastWrite = written
     return written
+  }
+
+  /**
+   * Resolves once every write made so far is durable (stores commit in order), and
+   * rejects if the last one failed.
+   */
+  settled (): Promise<void> {
+    return this.lastWrite
   }
 
   /** Bytes currently in the log and in the snapshot. */

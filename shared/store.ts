@@ -12,6 +12,8 @@ export interface StoredDoc {
   snapshot: Uint8Array | null
   /** Updates appended after the snapshot, oldest first. */
   updates: Uint8Array[]
+  /** The last value given to {@link DocStore.setMeta}, or `null`. */
+  meta: Uint8Array | null
 }
 
 /** Durable per-document storage of a snapshot and an update log. */
@@ -28,6 +30,12 @@ export interface DocStore {
    * one atomic step. Updates appended after the call stay in the log.
    */
   compact(docId: DocId, snapshot: Uint8Array): Promise<void>
+  /**
+   * Replaces the document's metadata: a small opaque value kept beside the log (a
+   * replica keeps its acknowledgement counters there). Ordered and committed like the
+   * other writes, so a metadata write made with an append lands in the same commit.
+   */
+  setMeta(docId: DocId, meta: Uint8Array): Promise<void>
   /** Ids of the stored documents that start with `prefix` (all if omitted), sorted. */
   list(prefix?: string): Promise<DocId[]>
   /** Removes everything stored for `docId`. */

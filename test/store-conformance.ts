@@ -53,6 +53,20 @@ export function runStoreConformance (name: string, setup: () => Promise<StoreFix
       await store.close()
     })
 
+    it('keeps metadata beside the log, replaced by each write and untouched by compaction', async () => {
+      const { store } = await setup()
+      await store.setMeta(a, bytes(1, 1))
+      expect(await store.list()).toEqual([a])
+      void store.append(a, bytes(1))
+      void store.setMeta(a, bytes(2, 2))
+      void store.compact(a, bytes(8))
+      const stored = await store.load(a)
+      expect([...stored!.meta!]).toEqual([2, 2])
+      expect([...stored!.snapshot!]).toEqual([8])
+      expect((await store.load(b))).toBeNull()
+      await store.close()
+    })
+
     it('keeps documents apart, lists them by prefix and deletes one', async () => {
       const { store } = await setup()
       await store.append(a, bytes(1))
@@ -73,10 +87,12 @@ export function runStoreConformance (name: string, setup: () => Promise<StoreFix
       void fixture.store.append(a, bytes(1))
       void fixture.store.compact(a, bytes(5))
       void fixture.store.append(a, bytes(2))
+      void fixture.store.setMeta(a, bytes(3))
       const reopened = await fixture.reopen!()
       const stored = await reopened.load(a)
       expect([...stored!.snapshot!]).toEqual([5])
       expect(stored!.updates.map(u => [...u])).toEqual([[2]])
+      expect([...stored!.meta!]).toEqual([3])
       await reopened.close()
     })
   })

@@ -35,6 +35,7 @@ export interface SqliteStoreOptions {
 type Write =
   | { kind: 'append', docId: DocId, data: Uint8Array }
   | { kind: 'compact', docId: DocId, data: Uint8Array }
+  | { kind: 'meta', docId: DocId, data: Uint8Array }
   | { kind: 'delete', docId: DocId }
 
 interface QueuedWrite {
@@ -46,7 +47,8 @@ interface QueuedWrite {
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS docs (
     id TEXT PRIMARY KEY,
-    snapshot BLOB
+    snapshot BLOB,
+    meta BLOB
   ) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS updates (
     seq INTEGER PRIMARY KEY,
@@ -76,9 +78,10 @@ export class SqliteStore implements DocStore {
       ensureDoc: this.db.prepare('INSERT OR IGNORE INTO docs (id) VALUES (?)'),
       append: this.db.prepare('INSERT INTO updates (doc, data) VALUES (?, ?)'),
       setSnapshot: this.db.prepare('INSERT INTO docs (id, snapshot) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot'),
+      setMeta: this.db.prepare('INSERT INTO docs (id, meta) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET meta = excluded.meta'),
       deleteLog: this.db.prepare('DELETE FROM updates WHERE doc = ?'),
       deleteDoc: this.db.prepare('DELETE FROM docs WHERE id = ?'),
-      snapshot: this.db.prepare('SELECT snapshot FROM docs WHERE id = ?').pluck(),
+      doc: this.db.prepare('SELECT snapshot, meta FROM docs WHERE id = ?'),
       log: this.db.prepare('SELECT data FROM updates WHERE doc = ? ORDER BY seq').pluck(),
       list: this.db.prepare('SELECT id FROM docs WHERE substr(id, 1, ?) = ? ORDER BY id').pluck()
     }
@@ -91,9 +94,9 @@ export class SqliteStore implements DocStore {
 
   async load (docId: DocId): Promise<StoredDoc | null> {
     this.flush()
-    const snapshot = this.statements.snapshot.get(docId) as Uint8Array | null | undefined
-    if (snapshot === undefined) return null
-    return { snapshot, updates: this.statements.log.all(docId) as Uint8Array[] }
+    const row = this.statements.doc.get(docId) as { snapshot: Uint8Array | null, meta: Uint8Array | null } | undefined
+    if (row === undefined) return null
+    return { snapshot: row.snapshot, meta: row.meta, updates: this.statements.log.all(docId) as Uint8Array[] }
   }
 
   append (docId: DocId, data: Uint8Array): Promise<void> {
@@ -102,6 +105,10 @@ export class SqliteStore implements DocStore {
 
   compact (docId: DocId, data: Uint8Array): Promise<void> {
     return this.enqueue({ kind: 'compact', docId, data })
+  }
+
+  setMeta (docId: DocId, data: Uint8Array): Promise<void> {
+    return this.enqueue({ kind: 'meta', docId, data })
   }
 
   delete (docId: DocId): Promise<void> {
@@ -173,6 +180,9 @@ export class SqliteStore implements DocStore {
         this.statements.deleteLog.run(write.docId)
         info.compactions++
         info.bytes += write.data.length
+        break
+      case 'meta':
+        this.statements.setMeta.run(write.docId, write.data)
         break
       case 'delete':
         this.statements.deleteLog.run(write.docId)

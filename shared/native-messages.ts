@@ -1,0 +1,140 @@
+/**
+ * Codec for PetalDB's native protocol (WebSocket subprotocol `petaldb.v1`); the byte
+ * grammar is in PROTOCOL.md beside this file. One message per frame; many documents
+ * share one connection, each message naming its document. A Yjs payload is always the
+ * last field, so that it ends where the frame ends.
+ */
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
+import { ProtocolError, expectEnd, readBytes, readVarUint } from './bytes.js'
+import { docIdProblem, type DocId } from './doc-id.js'
+
+/** The WebSocket subprotocol name, which carries the protocol version. */
+export const NATIVE_SUBPROTOCOL = 'petaldb.v1'
+
+/** Protocol version sent in HELLO and WELCOME. */
+export const NATIVE_PROTOCOL_VERSION = 1
+
+/** Message tags of the native protocol. */
+export const NativeType = {
+  hello: 0,
+  welcome: 1,
+  open: 2,
+  sync: 3,
+  update: 4,
+  ack: 5,
+  awareness: 6,
+  close: 7,
+  docError: 8
+} as const
+
+/** A decoded native protocol message. */
+export type NativeMessage =
+  | { type: 'hello', version: number, token: string }
+  | { type: 'welcome', version: number, relayId: string }
+  | { type: 'open', docId: DocId, stateVector: Uint8Array }
+  | { type: 'sync', docId: DocId, stateVector: Uint8Array, update: Uint8Array }
+  | { type: 'update', docId: DocId, seq: number, update: Uint8Array }
+  | { type: 'ack', docId: DocId, seq: number }
+  | { type: 'awareness', docId: DocId, update: Uint8Array }
+  | { type: 'close', docId: DocId }
+  | { type: 'doc-error', docId: DocId, code: number, reason: string }
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+function readString (decoder: decoding.Decoder): string {
+  try {
+    return utf8.decode(readBytes(decoder))
+  } catch (error) {
+    if (error instanceof ProtocolError) throw error
+    throw new ProtocolError('string is not valid UTF-8')
+  }
+}
+
+function readDocId (decoder: decoding.Decoder): DocId {
+  const id = readString(decoder)
+  const problem = docIdProblem(id)
+  if (problem !== null) throw new ProtocolError(problem)
+  return id as DocId
+}
+
+/** Decodes one native message; throws {@link ProtocolError} if it is malformed. */
+export function decodeNativeMessage (bytes: Uint8Array): NativeMessage {
+  const decoder = decoding.createDecoder(bytes)
+  const message = readMessage(decoder)
+  expectEnd(decoder)
+  return message
+}
+
+function readMessage (decoder: decoding.Decoder): NativeMessage {
+  const tag = readVarUint(decoder)
+  switch (tag) {
+    case NativeType.hello:
+      return { type: 'hello', version: readVarUint(decoder), token: readString(decoder) }
+    case NativeType.welcome:
+      return { type: 'welcome', version: readVarUint(decoder), relayId: readString(decoder) }
+    case NativeType.open:
+      return { type: 'open', docId: readDocId(decoder), stateVector: readBytes(decoder) }
+    case NativeType.sync:
+      return { type: 'sync', docId: readDocId(decoder), stateVector: readBytes(decoder), update: readBytes(decoder) }
+    case NativeType.update:
+      return { type: 'update', docId: readDocId(decoder), seq: readVarUint(decoder), update: readBytes(decoder) }
+    case NativeType.ack:
+      return { type: 'ack', docId: readDocId(decoder), seq: readVarUint(decoder) }
+    case NativeType.awareness:
+      return { type: 'awareness', docId: readDocId(decoder), update: readBytes(decoder) }
+    case NativeType.close:
+      return { type: 'close', docId: readDocId(decoder) }
+    case NativeType.docError:
+      return { type: 'doc-error', docId: readDocId(decoder), code: readVarUint(decoder), reason: readString(decoder) }
+    default:
+      throw new ProtocolError(`unknown message type ${tag}`)
+  }
+}
+
+/** Encodes one native message. */
+export function encodeNativeMessage (message: NativeMessage): Uint8Array {
+  return encoding.encode(encoder => {
+    encoding.writeVarUint(encoder, NativeType[message.type === 'doc-error' ? 'docError' : message.type])
+    switch (message.type) {
+      case 'hello':
+        encoding.writeVarUint(encoder, message.version)
+        encoding.writeVarString(encoder, message.token)
+        break
+      case 'welcome':
+        encoding.writeVarUint(encoder, message.version)
+        encoding.writeVarString(encoder, message.relayId)
+        break
+      case 'open':
+        encoding.writeVarString(encoder, message.docId)
+        encoding.writeVarUint8Array(encoder, message.stateVector)
+        break
+      case 'sync':
+        encoding.writeVarString(encoder, message.docId)
+        encoding.writeVarUint8Array(encoder, message.stateVector)
+        encoding.writeVarUint8Array(encoder, message.update)
+        break
+      case 'update':
+        encoding.writeVarString(encoder, message.docId)
+        encoding.writeVarUint(encoder, message.seq)
+        encoding.writeVarUint8Array(encoder, message.update)
+        break
+      case 'ack':
+        encoding.writeVarString(encoder, message.docId)
+        encoding.writeVarUint(encoder, message.seq)
+        break
+      case 'awareness':
+        encoding.writeVarString(encoder, message.docId)
+        encoding.writeVarUint8Array(encoder, message.update)
+        break
+      case 'close':
+        encoding.writeVarString(encoder, message.docId)
+        break
+      case 'doc-error':
+        encoding.writeVarString(encoder, message.docId)
+        encoding.writeVarUint(encoder, message.code)
+        encoding.writeVarString(encoder, message.reason)
+        break
+    }
+  })
+}
