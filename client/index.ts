@@ -1,7 +1,12 @@
 /**
- * PetalDB's isomorphic entry point.
+ * PetalDB's isomorphic entry point: `import { Replica } from 'petaldb'`.
+ * Stores: `MemoryStore` here, `SqliteStore` in `petaldb/node`, `IndexedDbStore` in `petaldb/browser`.
  */
+export { Replica, type ReplicaOptions, type ReplicaEvents, type RelayStatusEvent } from './replica.js'
+export type { RelayStatus } from './relay-connection.js'
+export { setDefaultWebSocket, type WebSocketConstructor } from './websocket-link.js'
 export { MemoryStore } from '../shared/memory-store.js'
 export type { DocStore, StoredDoc } from '../shared/store.js'
+export type { Link } from '../shared/link.js'
 export { parseDocId, InvalidDocIdError, type DocId } from '../shared/doc-id.js'
 export { CloseCode } from '../shared/close-codes.js'

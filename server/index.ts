@@ -2,4 +2,5 @@
  * The relay as a library: `import { startRelay } from 'petaldb/server'`.
  */
 export { startRelay, relayDatabasePath, type Relay, type RelayOptions, type RelayHealth } from './relay.js'
-export { SqliteStore, type SqliteStoreOptions, type CommitInfo } from '../client/sqlite-store.js'
+export { serveNativeLink, type NativeConnectionOptions } from './native-connection.js'
+export { DocumentRegistry, type RegistryOptions } from './registry.js'

@@ -10,10 +10,13 @@ import { pino, type Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { CloseCode } from '../shared/close-codes.js'
 import { docIdProblem, type DocId } from '../shared/doc-id.js'
+import { NATIVE_SUBPROTOCOL } from '../shared/native-messages.js'
 import type { DocStore } from '../shared/store.js'
 import { DocumentRegistry } from './registry.js'
 import { SqliteStore } from '../client/sqlite-store.js'
 import { closeWith } from './connections.js'
+import { serveNativeLink } from './native-connection.js'
+import { wsLink } from './ws-link.js'
 import { serveYwsConnection } from './yws-connection.js'
 
 /** Options of {@link startRelay}; every field has a default. */
@@ -34,6 +37,8 @@ export interface RelayOptions {
   compactMinBytes?: number
   /** Milliseconds between keep-alive pings; a connection that misses one is dropped. Default 30 000. */
   pingIntervalMs?: number
+  /** This relay's id, sent to native clients. Default: its URL. */
+  relayId?: string
   /** Logger; default a pino logger at level `info` on stderr. */
   logger?: Logger
 }
@@ -85,7 +90,12 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
     idleMs: options.idleMs ?? DEFAULTS.idleMs,
     ...(options.compactMinBytes === undefined ? {} : { compactMinBytes: options.compactMinBytes })
   })
-  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? DEFAULTS.maxFrameBytes })
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: options.maxFrameBytes ?? DEFAULTS.maxFrameBytes,
+    // Native clients ask for the PetalDB subprotocol; stock y-websocket clients ask for none.
+    handleProtocols: protocols => protocols.has(NATIVE_SUBPROTOCOL) ? NATIVE_SUBPROTOCOL : false
+  })
   const health = (): RelayHealth => ({ status: 'ok', documents: registry.size, connections: wss.clients.size })
 
   const http = createServer((req, res) => answerHttp(req, res, health))
@@ -95,16 +105,20 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   })
 
   const alive = new WeakSet<WebSocket>()
+  let relayId = options.relayId ?? ''
   const onConnection = (ws: WebSocket, req: IncomingMessage): void => {
     alive.add(ws)
     ws.on('pong', () => alive.add(ws))
+    ws.on('error', error => log.debug({ err: error }, 'socket error'))
+    const link = wsLink(ws)
+    if (ws.protocol === NATIVE_SUBPROTOCOL) return serveNativeLink(link, { registry, log, relayId })
     const docId = docIdFromUrl(req.url ?? '/')
     if (typeof docId !== 'string') {
       log.info({ url: req.url, reason: docId.problem }, 'rejected connection: bad document id')
-      closeWith(ws, CloseCode.badRequest, docId.problem)
+      closeWith(link, CloseCode.badRequest, docId.problem)
       return
     }
-    serveYwsConnection(ws, docId, registry, log)
+    serveYwsConnection(link, docId, registry, log)
   }
 
   const pinger = setInterval(() => {
@@ -125,10 +139,12 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   })
   const address = http.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  const url = `ws://${host}:${address.port}`
+  relayId ||= url
 
   let closing: Promise<void> | null = null
   return {
-    url: `ws://${host}:${address.port}`,
+    url,
     port: address.port,
     registry,
     health,

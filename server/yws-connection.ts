@@ -4,11 +4,11 @@
  * and a bad one closes this connection only, before anything is applied or forwarded.
  */
 import type { Logger } from 'pino'
-import type { WebSocket } from 'ws'
 import { CloseCode } from '../shared/close-codes.js'
 import type { DocId } from '../shared/doc-id.js'
+import type { Link } from '../shared/link.js'
 import { decodeYMessage, encodeAwarenessMessage, encodeSyncStep1, encodeSyncStep2, encodeSyncUpdate, type YMessage } from '../shared/y-messages.js'
-import { closeForError, closeWith, toFrame, MAX_FRAMES_BEFORE_LOAD } from './connections.js'
+import { closeForError, closeWith, MAX_FRAMES_BEFORE_LOAD } from './connections.js'
 import type { DocumentRegistry } from './registry.js'
 import type { DocPeer, PeerCodec, RelayDocument } from './relay-document.js'
 
@@ -39,15 +39,15 @@ function receive (doc: RelayDocument, peer: DocPeer, message: YMessage): void {
   }
 }
 
-/** Attaches `socket` to document `docId`; see the module comment. */
-export function serveYwsConnection (socket: WebSocket, docId: DocId, registry: DocumentRegistry, log: Logger): void {
+/** Attaches the connection `link` to document `docId`; see the module comment. */
+export function serveYwsConnection (link: Link, docId: DocId, registry: DocumentRegistry, log: Logger): void {
   let doc: RelayDocument | null = null
   let waiting: Uint8Array[] | null = []
   let open = true
   const peer: DocPeer = {
     codec: ywsCodec,
     send (message) {
-      if (socket.readyState === socket.OPEN) socket.send(message)
+      if (open) link.send(message)
     }
   }
 
@@ -64,29 +64,22 @@ export function serveYwsConnection (socket: WebSocket, docId: DocId, registry: D
     try {
       receive(doc, peer, decodeYMessage(frame))
     } catch (error) {
-      closeForError(socket, error, log, { doc: docId })
+      closeForError(link, error, log, { doc: docId })
       detach()
     }
   }
 
-  socket.on('message', (data, isBinary) => {
+  link.onMessage = frame => {
     if (!open) return
-    if (!isBinary) {
-      closeWith(socket, CloseCode.unsupportedData, 'text frames are not part of the protocol')
-      detach()
-      return
-    }
-    const frame = toFrame(data)
     if (waiting === null) return handle(frame)
     if (waiting.length >= MAX_FRAMES_BEFORE_LOAD) {
-      closeWith(socket, CloseCode.badRequest, 'too many messages before the document loaded')
+      closeWith(link, CloseCode.badRequest, 'too many messages before the document loaded')
       detach()
       return
     }
     waiting.push(frame)
-  })
-  socket.on('close', detach)
-  socket.on('error', (error) => log.debug({ err: error, doc: docId }, 'socket error'))
+  }
+  link.onClose = detach
 
   registry.acquire(docId).then(loaded => {
     if (!open) return
@@ -100,7 +93,7 @@ export function serveYwsConnection (socket: WebSocket, docId: DocId, registry: D
     for (const frame of queued) handle(frame)
   }, (error: unknown) => {
     log.error({ err: error, doc: docId }, 'document failed to load; refusing connections to it')
-    if (open) closeWith(socket, CloseCode.documentUnavailable, `document failed to load: ${(error as Error).message}`)
+    if (open) closeWith(link, CloseCode.documentUnavailable, `document failed to load: ${(error as Error).message}`)
     open = false
     waiting = null
     registry.release(docId)

@@ -34,6 +34,8 @@ export class PersistedDoc {
     private readonly store: DocStore,
     readonly docId: DocId,
     readonly ydoc: Y.Doc,
+    /** The store's metadata for the document as it was at load. */
+    readonly loadedMeta: Uint8Array | null,
     stored: { snapshotBytes: number, logBytes: number },
     compactMinBytes: number
   ) {
@@ -56,7 +58,7 @@ export class PersistedDoc {
     } catch (error) {
       throw new DocLoadError(`stored data of document ${docId} does not decode: ${(error as Error).message}`)
     }
-    const persisted = new PersistedDoc(store, docId, ydoc, {
+    const persisted = new PersistedDoc(store, docId, ydoc, stored?.meta ?? null, {
       snapshotBytes: stored?.snapshot?.length ?? 0,
       logBytes: stored?.updates.reduce((sum, update) => sum + update.length, 0) ?? 0
     }, options.compactMinBytes ?? DEFAULT_COMPACT_MIN_BYTES)

@@ -1,0 +1,168 @@
+/**
+ * The embeddable replica: local-first Yjs documents kept in a local store and synced with
+ * relays over the native protocol.
+ */
+import { ObservableV2 } from 'lib0/observable'
+import type { Awareness } from 'y-protocols/awareness'
+import type * as Y from 'yjs'
+import { parseDocId, type DocId } from '../shared/doc-id.js'
+import type { Link } from '../shared/link.js'
+import type { DocStore } from '../shared/store.js'
+import { LocalDoc } from './local-doc.js'
+import { RelayConnection, type RelayStatus } from './relay-connection.js'
+import { connectWebSocket, type WebSocketConstructor } from './websocket-link.js'
+
+/** Options of {@link Replica}. */
+export interface ReplicaOptions {
+  /** Where documents are kept. The replica closes it in {@link Replica.close}. */
+  store: DocStore
+  /** Relay URLs (`ws://` or `wss://`), tried in turn. None: the replica stays local. */
+  relays?: string[]
+  /** WebSocket implementation. Default `globalThis.WebSocket`, or `ws` once `petaldb/node` is imported. */
+  WebSocket?: WebSocketConstructor
+  /** Opens a link to a relay URL instead of a WebSocket (in-memory transports in tests). */
+  connect?: (url: string) => Promise<Link>
+  /** Reconnect backoff: first delay bound, doubled per failure up to `maxReconnectDelayMs`. Default 100 ms. */
+  minReconnectDelayMs?: number
+  /** Largest reconnect delay bound. Default 10 s. */
+  maxReconnectDelayMs?: number
+}
+
+/** A relay status change, as emitted by `replica.on('status', ...)`. */
+export interface RelayStatusEvent {
+  relay: string
+  status: RelayStatus
+}
+
+/** Events of a {@link Replica}. */
+export interface ReplicaEvents {
+  status: (event: RelayStatusEvent) => void
+}
+
+/**
+ * A replica of PetalDB documents. Documents open from local storage without waiting for
+ * the network; every local change is stored locally before it is sent; a relay's
+ * acknowledgement means the change is durable on the relay.
+ *
+ * ```ts
+ * const replica = new Replica({ store: new SqliteStore('./local.db'), relays: ['ws://127.0.0.1:4321'] })
+ * const doc = await replica.open('notes/1')
+ * doc.getText('body').insert(0, 'hello')
+ * await replica.durable('notes/1')
+ * ```
+ */
+export class Replica extends ObservableV2<ReplicaEvents> {
+  private readonly store: DocStore
+  /** Documents opening or open. */
+  private readonly docs = new Map<DocId, Promise<LocalDoc>>()
+  /** Documents open (loaded), for the synchronous accessors. */
+  private readonly loadedDocs = new Map<DocId, LocalDoc>()
+  private readonly connection: RelayConnection | null
+  private closed = false
+
+  constructor (options: ReplicaOptions) {
+    super()
+    this.store = options.store
+    const relays = options.relays ?? []
+    const connect = options.connect ?? ((url: string) => connectWebSocket(url, options.WebSocket))
+    this.connection = relays.length === 0
+      ? null
+      : new RelayConnection({
+        urls: relays,
+        connect,
+        onStatus: (relay, status) => this.emit('status', [{ relay, status }]),
+        ...(options.minReconnectDelayMs === undefined ? {} : { minDelayMs: options.minReconnectDelayMs }),
+        ...(options.maxReconnectDelayMs === undefined ? {} : { maxDelayMs: options.maxReconnectDelayMs })
+      })
+  }
+
+  /**
+   * Opens a document from local storage (creating it if new) and starts syncing it. Never
+   * waits for the network. Opening an open document returns the same Y.Doc.
+   */
+  open (docId: string): Promise<Y.Doc> {
+    this.assertOpen()
+    const id = parseDocId(docId)
+    let opening = this.docs.get(id)
+    if (opening === undefined) {
+      opening = LocalDoc.open(this.store, id)
+      this.docs.set(id, opening)
+      opening.then(doc => {
+        this.loadedDocs.set(id, doc)
+        this.connection?.attach(doc)
+      }, () => this.docs.delete(id))
+    }
+    return opening.then(doc => doc.ydoc)
+  }
+
+  /** Resolves once the open document has completed a sync with a relay (at once if it is in sync now). */
+  async synced (docId: string): Promise<void> {
+    if (this.connection === null) throw new Error('this replica has no relays to sync with')
+    return (await this.local(docId)).whenSynced()
+  }
+
+  /** Resolves once every local change made so far to the open document is acknowledged as durable by a relay. */
+  async durable (docId: string): Promise<void> {
+    return (await this.local(docId)).whenDurable()
+  }
+
+  /** Number of local updates of the open document not yet acknowledged by a relay. */
+  pending (docId: string): number {
+    return this.loaded(docId).pending
+  }
+
+  /** The y-protocols Awareness (presence) of the open document. */
+  awareness (docId: string): Awareness {
+    return this.loaded(docId).awareness
+  }
+
+  /** Ids of the documents held locally, optionally only those starting with `prefix`. */
+  async list (prefix = ''): Promise<string[]> {
+    return this.store.list(prefix)
+  }
+
+  /** Closes the document if it is open and removes its local copy. Relays keep theirs. */
+  async delete (docId: string): Promise<void> {
+    const id = parseDocId(docId)
+    await this.closeDoc(id)
+    await this.store.delete(id)
+  }
+
+  /** Stops syncing, closes every document, and closes the store once local writes are stored. */
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.connection?.close()
+    await Promise.all([...this.docs.keys()].map(id => this.closeDoc(id)))
+    await this.store.close()
+    this.destroy()
+  }
+
+  private async closeDoc (id: DocId): Promise<void> {
+    const opening = this.docs.get(id)
+    if (opening === undefined) return
+    this.docs.delete(id)
+    const doc = await opening.catch(() => null)
+    if (doc === null) return
+    this.loadedDocs.delete(id)
+    this.connection?.detach(id)
+    await doc.close()
+  }
+
+  private assertOpen (): void {
+    if (this.closed) throw new Error('replica is closed')
+  }
+
+  private async local (docId: string): Promise<LocalDoc> {
+    const opening = this.docs.get(parseDocId(docId))
+    if (opening === undefined) throw new Error(`document ${docId} is not open: call replica.open() first`)
+    return opening
+  }
+
+  private loaded (docId: string): LocalDoc {
+    const id = parseDocId(docId)
+    const doc = this.loadedDocs.get(id)
+    if (doc === undefined) throw new Error(`document ${docId} is not open (or still opening): await replica.open() first`)
+    return doc
+  }
+}

@@ -1,0 +1,61 @@
+/** A {@link Link} over a WHATWG WebSocket (browsers, and `ws` on Node), speaking `petaldb.v1`. */
+import type { Link } from '../shared/link.js'
+import { NATIVE_SUBPROTOCOL } from '../shared/native-messages.js'
+
+/** A WebSocket constructor with the WHATWG API: `globalThis.WebSocket` or the `ws` package's. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocket
+
+let defaultWebSocket: WebSocketConstructor | undefined
+
+/** Sets the WebSocket implementation used when none is given (`petaldb/node` sets `ws`). */
+export function setDefaultWebSocket (implementation: WebSocketConstructor): void {
+  defaultWebSocket = implementation
+}
+
+function resolveWebSocket (implementation?: WebSocketConstructor): WebSocketConstructor {
+  const resolved = implementation ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? defaultWebSocket
+  if (resolved === undefined) throw new Error('no WebSocket implementation: pass one (e.g. from "ws") or import "petaldb/node"')
+  return resolved
+}
+
+/** Opens a native-protocol WebSocket to `url`; rejects if it fails to open within `timeoutMs`. */
+export function connectWebSocket (url: string, implementation?: WebSocketConstructor, timeoutMs = 10_000): Promise<Link> {
+  const WS = resolveWebSocket(implementation)
+  return new Promise((resolve, reject) => {
+    const socket = new WS(url, NATIVE_SUBPROTOCOL)
+    socket.binaryType = 'arraybuffer'
+    let opened = false
+    let closed = false
+    const timer = setTimeout(() => socket.close(), timeoutMs)
+    const link: Link = {
+      send (message) {
+        if (socket.readyState === 1) socket.send(message)
+      },
+      close (code, reason) {
+        socket.close(code, reason)
+      },
+      onMessage: () => {},
+      onClose: () => {}
+    }
+    socket.onopen = () => {
+      clearTimeout(timer)
+      if (socket.protocol !== NATIVE_SUBPROTOCOL) {
+        socket.close(1002, 'expected the petaldb.v1 subprotocol')
+        return
+      }
+      opened = true
+      resolve(link)
+    }
+    socket.onmessage = event => {
+      if (event.data instanceof ArrayBuffer) link.onMessage(new Uint8Array(event.data))
+    }
+    socket.onerror = () => {}
+    socket.onclose = event => {
+      clearTimeout(timer)
+      if (closed) return
+      closed = true
+      if (opened) link.onClose(event.code, event.reason)
+      else reject(new Error(`could not connect to ${url} (${event.code}${event.reason === '' ? '' : ': ' + event.reason})`))
+    }
+  })
+}

@@ -1,0 +1,46 @@
+/**
+ * A relay core (registry + native protocol) reached over in-memory Links, for fast replica
+ * tests: it can be taken down and brought back, and its delivery policy can delay,
+ * duplicate or drop messages.
+ */
+import { MemoryStore } from '../../shared/memory-store.js'
+import { deliverInOrder, linkPair, type DeliveryPolicy, type Link } from '../../shared/link.js'
+import { DocumentRegistry } from '../../server/registry.js'
+import { serveNativeLink } from '../../server/native-connection.js'
+import { captureLog } from './log-capture.js'
+
+export interface MemoryRelay {
+  store: MemoryStore
+  connect: (url: string) => Promise<Link>
+  /** Refuses new connections and cuts the open ones. */
+  down(): void
+  up(): void
+  /** Cuts every open connection (clients reconnect). */
+  cut(): void
+  policy: DeliveryPolicy
+}
+
+export function memoryRelay (): MemoryRelay {
+  const store = new MemoryStore()
+  const log = captureLog('warn').logger
+  const registry = new DocumentRegistry({ store, log, idleMs: 60_000 })
+  const links = new Set<Link>()
+  let isUp = true
+  const relay: MemoryRelay = {
+    store,
+    policy: deliverInOrder,
+    async connect () {
+      if (!isUp) throw new Error('relay is down')
+      const [client, server] = linkPair((message, deliver) => relay.policy(message, deliver))
+      links.add(client)
+      serveNativeLink(server, { registry, log, relayId: 'memory' })
+      const onClose = server.onClose
+      server.onClose = (code, reason) => { links.delete(client); onClose(code, reason) }
+      return client
+    },
+    down () { isUp = false; relay.cut() },
+    up () { isUp = true },
+    cut () { for (const link of [...links]) link.close(1006, 'cut') }
+  }
+  return relay
+}
