@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { fileURLToPath } from 'node:url'
+import { createServer, type AddressInfo } from 'node:net'
 import { createInterface } from 'node:readline'
 import { until } from './events.js'
 
@@ -24,8 +25,20 @@ export interface RelayProcess {
   logs: Array<Record<string, unknown>>
 }
 
-export async function startRelayProcess (dataDir: string, extraArgs: string[] = []): Promise<RelayProcess> {
-  const child = spawn(process.execPath, [CLI_PATH, 'relay', '--port', '0', '--data', dataDir, '--log-level', 'debug', ...extraArgs], {
+/** A port that was free a moment ago (for a relay that must start later at a known URL). */
+export function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+export async function startRelayProcess (dataDir: string, extraArgs: string[] = [], port = 0): Promise<RelayProcess> {
+  const child = spawn(process.execPath, [CLI_PATH, 'relay', '--port', String(port), '--data', dataDir, '--log-level', 'debug', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const events = new EventEmitter()
