@@ -58,7 +58,7 @@ export class RelayConnection {
   async close (): Promise<void> {
     this.closed = true
     this.wake?.()
-    this.link?.close(CloseCode.goingAway, 'replica closing')
+    this.link?.close(CloseCode.normal, 'replica closing')
     await this.running
   }
 
@@ -82,7 +82,7 @@ export class RelayConnection {
         continue
       }
       if (this.closed) {
-        link.close(CloseCode.goingAway, 'replica closing')
+        link.close(CloseCode.normal, 'replica closing')
         break
       }
       const wasOnline = await this.serve(url, link)

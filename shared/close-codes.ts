@@ -4,6 +4,8 @@
  * any other code, so "try again later" conditions use 4500-4599.
  */
 export const CloseCode = {
+  /** A normal close (the only code below 3000 that browsers let a client send). */
+  normal: 1000,
   /** The relay is shutting down. */
   goingAway: 1001,
   /** A text frame, where only binary frames are defined. */
