@@ -2,10 +2,14 @@
  * `npm run bench [-- scenario...]`: runs benchmark scenarios and prints their figures.
  * Not part of `npm test`. Traces are read from PETALDB_TRACES (see traces.ts).
  */
+import { openManyIndexedDb, openManySqlite, replicaTrace } from './replica-figures.js'
 import { traceReplay } from './trace-replay.js'
 
 const scenarios: Record<string, () => Promise<Record<string, number | string>>> = {
-  'trace-replay': () => traceReplay('automerge-paper')
+  'trace-replay': () => traceReplay('automerge-paper'),
+  'open-1000-sqlite': openManySqlite,
+  'open-1000-indexeddb': openManyIndexedDb,
+  'replica-trace': replicaTrace
 }
 
 const wanted = process.argv.slice(2)

@@ -66,6 +66,8 @@ export class SqliteStore implements DocStore {
   private closed = false
   private readonly commitQueue: () => CommitInfo
   private readonly statements
+  /** Documents known to have a row in `docs`, so appends skip the insert-if-missing. */
+  private readonly knownDocs = new Set<DocId>()
 
   /** Opens (creating if needed, with its directory) the database file at `path`. */
   constructor (readonly path: string, private readonly options: SqliteStoreOptions = {}) {
@@ -87,7 +89,17 @@ export class SqliteStore implements DocStore {
     }
     this.commitQueue = this.db.transaction(() => {
       const info: CommitInfo = { updates: 0, compactions: 0, bytes: 0 }
-      for (const { write } of this.queue) this.apply(write, info)
+      // Only the last metadata of a document in a batch matters: write it once, at the end.
+      const metas = new Map<DocId, Uint8Array>()
+      for (const { write } of this.queue) {
+        if (write.kind === 'meta') metas.set(write.docId, write.data)
+        else if (write.kind === 'delete') metas.delete(write.docId)
+        this.apply(write, info)
+      }
+      for (const [docId, meta] of metas) {
+        this.statements.setMeta.run(docId, meta)
+        this.knownDocs.add(docId)
+      }
       return info
     })
   }
@@ -139,6 +151,8 @@ export class SqliteStore implements DocStore {
     try {
       info = this.commitQueue()
     } catch (error) {
+      // The transaction rolled back: forget what it taught us about existing rows.
+      this.knownDocs.clear()
       const failed = this.queue
       this.queue = []
       for (const queued of failed) queued.reject(error as Error)
@@ -167,7 +181,10 @@ export class SqliteStore implements DocStore {
   private apply (write: Write, info: CommitInfo): void {
     switch (write.kind) {
       case 'append':
-        this.statements.ensureDoc.run(write.docId)
+        if (!this.knownDocs.has(write.docId)) {
+          this.statements.ensureDoc.run(write.docId)
+          this.knownDocs.add(write.docId)
+        }
         this.statements.append.run(write.docId, write.data)
         info.updates++
         info.bytes += write.data.length
@@ -176,17 +193,18 @@ export class SqliteStore implements DocStore {
         // Snapshot first, log second: even outside a transaction a crash in between
         // could only leave updates that the snapshot already contains.
         this.statements.setSnapshot.run(write.docId, write.data)
+        this.knownDocs.add(write.docId)
         this.options.betweenCompactionSteps?.()
         this.statements.deleteLog.run(write.docId)
         info.compactions++
         info.bytes += write.data.length
         break
       case 'meta':
-        this.statements.setMeta.run(write.docId, write.data)
-        break
+        break // written once per batch by the transaction
       case 'delete':
         this.statements.deleteLog.run(write.docId)
         this.statements.deleteDoc.run(write.docId)
+        this.knownDocs.delete(write.docId)
         break
     }
   }
