@@ -12,6 +12,7 @@ import { parseDocId } from '../shared/doc-id.js'
 import { PersistedDoc } from '../shared/persisted-doc.js'
 import { relayDatabasePath } from '../server/relay.js'
 import { until } from './helpers/events.js'
+import { stockClient } from './helpers/stock-client.js'
 import { prng, testSeed } from './helpers/prng.js'
 import { freePort, startRelayProcess, type RelayProcess } from './helpers/relay-process.js'
 import { tempDir } from './helpers/temp.js'
@@ -70,6 +71,23 @@ describe('replicas against a relay process', () => {
       docA.on('update', cb); docB.on('update', cb)
       return () => { docA.off('update', cb); docB.off('update', cb) }
     }, () => textOf(docA) === textOf(docB) && textOf(docA).includes('from a. ') && textOf(docA).includes('b. '))
+  })
+
+  it('syncs a native replica with a stock y-websocket client on the same port', async () => {
+    const relay = await relayOn(0, fresh('relay'))
+    const native = replica(join(fresh('native'), 'local.db'), relay.url)
+    const doc = await native.open('mixed/1')
+    const stock = stockClient(relay.url, 'mixed/1')
+    try {
+      await Promise.all([native.synced('mixed/1'), stock.synced()])
+      doc.getText('t').insert(0, 'native ')
+      await stock.textIs('native ')
+      stock.text.insert(7, 'stock')
+      await until('the stock edit to reach the replica', cb => { doc.on('update', cb); return () => doc.off('update', cb) },
+        () => textOf(doc) === 'native stock')
+    } finally {
+      stock.destroy()
+    }
   })
 
   it('uploads, after a restart while offline, the changes that were never acknowledged', async () => {

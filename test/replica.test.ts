@@ -2,14 +2,21 @@
  * Replica behaviour over an in-memory relay: local-first open, durable acknowledgements,
  * reconnection, awareness, list and delete.
  */
+import 'fake-indexeddb/auto'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { Replica } from '../client/replica.js'
+import { IndexedDbStore } from '../client/indexeddb-store.js'
+import { SqliteStore } from '../client/sqlite-store.js'
+import type { DocStore } from '../shared/store.js'
+import { tempDir } from './helpers/temp.js'
 import { MemoryStore } from '../shared/memory-store.js'
 import { parseDocId } from '../shared/doc-id.js'
 import { until } from './helpers/events.js'
 import { memoryRelay, type MemoryRelay } from './helpers/memory-relay.js'
 
+const dir = tempDir()
 const replicas: Replica[] = []
 afterEach(async () => { await Promise.all(replicas.splice(0).map(r => r.close())) })
 
@@ -152,17 +159,30 @@ describe('Replica', () => {
     expect(textOf(await r.open('notes/1'))).toBe('')
   })
 
-  it('does not grow the store when a document is opened ten times without edits', async () => {
-    const store = new MemoryStore()
-    const first = new Replica({ store })
+})
+
+describe.each([
+  ['MemoryStore', () => new MemoryStore()],
+  ['SqliteStore', () => new SqliteStore(join(dir, `grow-${Math.random()}.db`))],
+  ['IndexedDbStore', () => new IndexedDbStore({ name: `grow-${Math.random()}` })]
+] as Array<[string, () => DocStore]>)('%s under a replica', (_name, makeStore) => {
+  it('does not grow when a document is opened ten times without edits', async () => {
+    const store = makeStore()
+    const first = new Replica({ store: unclosable(store) })
     ;(await first.open('stable')).getText('t').insert(0, 'content')
     await first.close()
     const before = JSON.stringify(await store.load(parseDocId('stable')))
     for (let i = 0; i < 10; i++) {
-      const r = new Replica({ store })
+      const r = new Replica({ store: unclosable(store) })
       await r.open('stable')
       await r.close()
     }
     expect(JSON.stringify(await store.load(parseDocId('stable')))).toBe(before)
+    await store.close()
   })
 })
+
+/** The same store, shared by several replicas in turn: closing a replica leaves it open. */
+function unclosable (store: DocStore): DocStore {
+  return new Proxy(store, { get: (target, key) => key === 'close' ? async () => {} : Reflect.get(target, key, target) })
+}
