@@ -126,7 +126,7 @@ export class RelayConnection {
         for (const doc of this.docs.values()) doc.detach(false)
         resolve(welcomed)
       }
-      link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, token: '' }))
+      link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, token: '', from: '' }))
     })
   }
 

@@ -8,9 +8,13 @@ import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import { ProtocolError, expectEnd, readBytes, readVarUint } from './bytes.js'
 import { docIdProblem, type DocId } from './doc-id.js'
+import type { ClusterMap } from './placement.js'
 
 /** The WebSocket subprotocol name, which carries the protocol version. */
 export const NATIVE_SUBPROTOCOL = 'petaldb.v1'
+
+/** The subprotocol of relay-to-relay links: the same messages, used symmetrically. */
+export const RELAY_SUBPROTOCOL = 'petaldb-relay.v1'
 
 /** Protocol version sent in HELLO and WELCOME. */
 export const NATIVE_PROTOCOL_VERSION = 1
@@ -25,12 +29,14 @@ export const NativeType = {
   ack: 5,
   awareness: 6,
   close: 7,
-  docError: 8
+  docError: 8,
+  cluster: 9,
+  redirect: 10
 } as const
 
 /** A decoded native protocol message. */
 export type NativeMessage =
-  | { type: 'hello', version: number, token: string }
+  | { type: 'hello', version: number, token: string, from: string }
   | { type: 'welcome', version: number, relayId: string }
   | { type: 'open', docId: DocId, stateVector: Uint8Array }
   | { type: 'sync', docId: DocId, stateVector: Uint8Array, update: Uint8Array }
@@ -39,6 +45,8 @@ export type NativeMessage =
   | { type: 'awareness', docId: DocId, update: Uint8Array }
   | { type: 'close', docId: DocId }
   | { type: 'doc-error', docId: DocId, code: number, reason: string }
+  | { type: 'cluster', map: ClusterMap }
+  | { type: 'redirect', docId: DocId, relayId: string, url: string }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
@@ -70,7 +78,7 @@ function readMessage (decoder: decoding.Decoder): NativeMessage {
   const tag = readVarUint(decoder)
   switch (tag) {
     case NativeType.hello:
-      return { type: 'hello', version: readVarUint(decoder), token: readString(decoder) }
+      return { type: 'hello', version: readVarUint(decoder), token: readString(decoder), from: readString(decoder) }
     case NativeType.welcome:
       return { type: 'welcome', version: readVarUint(decoder), relayId: readString(decoder) }
     case NativeType.open:
@@ -87,19 +95,47 @@ function readMessage (decoder: decoding.Decoder): NativeMessage {
       return { type: 'close', docId: readDocId(decoder) }
     case NativeType.docError:
       return { type: 'doc-error', docId: readDocId(decoder), code: readVarUint(decoder), reason: readString(decoder) }
+    case NativeType.cluster:
+      return { type: 'cluster', map: readClusterMap(decoder) }
+    case NativeType.redirect:
+      return { type: 'redirect', docId: readDocId(decoder), relayId: readString(decoder), url: readString(decoder) }
     default:
       throw new ProtocolError(`unknown message type ${tag}`)
   }
 }
 
+function readClusterMap (decoder: decoding.Decoder): ClusterMap {
+  const replicas = readVarUint(decoder)
+  const count = readVarUint(decoder)
+  if (count > decoder.arr.length) throw new ProtocolError('cluster map claims more members than it has bytes')
+  const members = []
+  for (let i = 0; i < count; i++) members.push({ id: readString(decoder), url: readString(decoder) })
+  return { replicas, members }
+}
+
+const TAGS: Record<NativeMessage['type'], number> = {
+  hello: NativeType.hello,
+  welcome: NativeType.welcome,
+  open: NativeType.open,
+  sync: NativeType.sync,
+  update: NativeType.update,
+  ack: NativeType.ack,
+  awareness: NativeType.awareness,
+  close: NativeType.close,
+  'doc-error': NativeType.docError,
+  cluster: NativeType.cluster,
+  redirect: NativeType.redirect
+}
+
 /** Encodes one native message. */
 export function encodeNativeMessage (message: NativeMessage): Uint8Array {
   return encoding.encode(encoder => {
-    encoding.writeVarUint(encoder, NativeType[message.type === 'doc-error' ? 'docError' : message.type])
+    encoding.writeVarUint(encoder, TAGS[message.type])
     switch (message.type) {
       case 'hello':
         encoding.writeVarUint(encoder, message.version)
         encoding.writeVarString(encoder, message.token)
+        encoding.writeVarString(encoder, message.from)
         break
       case 'welcome':
         encoding.writeVarUint(encoder, message.version)
@@ -134,6 +170,19 @@ export function encodeNativeMessage (message: NativeMessage): Uint8Array {
         encoding.writeVarString(encoder, message.docId)
         encoding.writeVarUint(encoder, message.code)
         encoding.writeVarString(encoder, message.reason)
+        break
+      case 'cluster':
+        encoding.writeVarUint(encoder, message.map.replicas)
+        encoding.writeVarUint(encoder, message.map.members.length)
+        for (const member of message.map.members) {
+          encoding.writeVarString(encoder, member.id)
+          encoding.writeVarString(encoder, member.url)
+        }
+        break
+      case 'redirect':
+        encoding.writeVarString(encoder, message.docId)
+        encoding.writeVarString(encoder, message.relayId)
+        encoding.writeVarString(encoder, message.url)
         break
     }
   })

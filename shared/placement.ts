@@ -1,0 +1,46 @@
+/**
+ * Placement of documents on relays by rendezvous (highest-random-weight) hashing: every
+ * relay gets a score for a document, and the relays sorted by descending score are the
+ * document's preference list; the first R are its replicas. Adding or removing a relay
+ * moves only the documents whose top R change. Isomorphic: clients compute the same lists.
+ */
+
+/** A relay of a cluster: its stable id and the URL clients and relays use to reach it. */
+export interface ClusterMember {
+  id: string
+  url: string
+}
+
+/** What a relay tells native clients about its cluster. */
+export interface ClusterMap {
+  /** Replicas per document (R). */
+  replicas: number
+  members: ClusterMember[]
+}
+
+/** A 53-bit string hash (cyrb53): fast, well mixed, identical in every JavaScript engine. */
+export function hash53 (text: string, seed = 0): number {
+  let h1 = 0xdeadbeef ^ seed
+  let h2 = 0x41c6ce57 ^ seed
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    h1 = Math.imul(h1 ^ c, 2654435761)
+    h2 = Math.imul(h2 ^ c, 1597334677)
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909)
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909)
+  return 4294967296 * (2097151 & h2) + (h1 >>> 0)
+}
+
+/** All members ordered by preference for `docId` (ties broken by id). */
+export function preferenceList<M extends { id: string }> (docId: string, members: readonly M[]): M[] {
+  return members
+    .map(member => ({ member, score: hash53(`${member.id}\u0000${docId}`) }))
+    .sort((a, b) => b.score - a.score || (a.member.id < b.member.id ? -1 : 1))
+    .map(entry => entry.member)
+}
+
+/** The replicas of `docId`: the first `replicas` members of its preference list. */
+export function replicasOf<M extends { id: string }> (docId: string, members: readonly M[], replicas: number): M[] {
+  return preferenceList(docId, members).slice(0, Math.min(replicas, members.length))
+}

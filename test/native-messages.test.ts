@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest'
+import { ProtocolError } from '../shared/bytes.js'
+import { parseDocId } from '../shared/doc-id.js'
+import { decodeNativeMessage, encodeNativeMessage, type NativeMessage } from '../shared/native-messages.js'
+
+const docId = parseDocId('notes/1')
+const bytes = new Uint8Array([1, 2, 3])
+
+describe('native protocol codec', () => {
+  it.each<NativeMessage>([
+    { type: 'hello', version: 1, token: 'secret', from: 'r1' },
+    { type: 'welcome', version: 1, relayId: 'r2' },
+    { type: 'open', docId, stateVector: bytes },
+    { type: 'sync', docId, stateVector: bytes, update: new Uint8Array([9, 9]) },
+    { type: 'update', docId, seq: 2 ** 40, update: bytes },
+    { type: 'ack', docId, seq: 7 },
+    { type: 'awareness', docId, update: bytes },
+    { type: 'close', docId },
+    { type: 'doc-error', docId, code: 4503, reason: 'failed to load' },
+    { type: 'cluster', map: { replicas: 3, members: [{ id: 'r1', url: 'ws://a' }, { id: 'r2', url: 'ws://b' }] } },
+    { type: 'redirect', docId, relayId: 'r3', url: 'ws://c' }
+  ])('round-trips $type', message => {
+    expect(decodeNativeMessage(encodeNativeMessage(message))).toEqual(message)
+  })
+
+  it('rejects invalid document ids, truncation, trailing bytes and unknown types', () => {
+    const open = encodeNativeMessage({ type: 'open', docId, stateVector: bytes })
+    expect(() => decodeNativeMessage(open.slice(0, -1))).toThrow(ProtocolError)
+    expect(() => decodeNativeMessage(new Uint8Array([...open, 0]))).toThrow(/trailing/)
+    expect(() => decodeNativeMessage(new Uint8Array([99]))).toThrow(/unknown message type/)
+    const badId = encodeNativeMessage({ type: 'close', docId: '../x' as never })
+    expect(() => decodeNativeMessage(badId)).toThrow(/"\.\."/)
+    expect(() => decodeNativeMessage(new Uint8Array([7, 2, 0xc3, 0x28]))).toThrow(/UTF-8/)
+  })
+})
