@@ -65,11 +65,6 @@ export class LocalDoc implements DocSessionHost {
     return this.persisted.ydoc
   }
 
-  /** The session syncing this document, if a connection is up. */
-  get session (): DocSession | null {
-    return this.currentSession
-  }
-
   /** Local updates not yet acknowledged by a relay. */
   get pending (): number {
     return this.counters.localSeq - this.counters.ackedSeq
@@ -87,7 +82,7 @@ export class LocalDoc implements DocSessionHost {
     return this.persisted.settled()
   }
 
-  /** Starts syncing over a connection that `send`s native messages; returns the session. */
+  /** Starts syncing over a connection that `send`s native messages (replacing any other session). */
   attach (send: SendNative): DocSession {
     this.currentSession?.stop(false)
     this.currentSession = new DocSession(this, send)
@@ -95,9 +90,13 @@ export class LocalDoc implements DocSessionHost {
     return this.currentSession
   }
 
-  /** The connection was lost (or the document is closing, with `closeOnRelay`). */
-  detach (closeOnRelay: boolean): void {
-    this.currentSession?.stop(closeOnRelay)
+  /**
+   * Ends `session` (if it is still the current one): its connection was lost, or, with
+   * `closeOnRelay`, the document is leaving that connection.
+   */
+  detach (session: DocSession, closeOnRelay: boolean): void {
+    session.stop(closeOnRelay)
+    if (this.currentSession !== session) return
     this.currentSession = null
     this.synced = false
   }
@@ -140,7 +139,7 @@ export class LocalDoc implements DocSessionHost {
 
   /** Stops syncing, rejects waiters, releases the Y.Doc; resolves once local writes are stored. */
   async close (): Promise<void> {
-    this.detach(true)
+    if (this.currentSession !== null) this.detach(this.currentSession, true)
     const closed = new Error(`document ${this.docId} was closed`)
     for (const waiter of [...this.syncWaiters.splice(0), ...this.durableWaiters.splice(0)]) waiter.reject(closed)
     this.ydoc.off('update', this.onUpdate)

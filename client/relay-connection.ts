@@ -9,7 +9,9 @@ import { ProtocolError } from '../shared/bytes.js'
 import { CloseCode } from '../shared/close-codes.js'
 import type { DocId } from '../shared/doc-id.js'
 import type { Link } from '../shared/link.js'
+import type { ClusterMap } from '../shared/placement.js'
 import { NATIVE_PROTOCOL_VERSION, decodeNativeMessage, encodeNativeMessage, type NativeMessage } from '../shared/native-messages.js'
+import type { DocSession } from '../shared/doc-session.js'
 import type { LocalDoc } from './local-doc.js'
 
 /** Connection state of one relay URL. */
@@ -23,6 +25,10 @@ export interface RelayConnectionOptions {
   connect: (url: string) => Promise<Link>
   /** Reports each status change of a relay URL. */
   onStatus: (url: string, status: RelayStatus) => void
+  /** A relay sent its cluster map. */
+  onCluster?: (map: ClusterMap) => void
+  /** A relay sent a document elsewhere. */
+  onRedirect?: (docId: DocId, url: string) => void
   /** First reconnect delay bound, doubled per failed attempt. Default 100 ms. */
   minDelayMs?: number
   /** Largest reconnect delay bound. Default 10 s. */
@@ -32,14 +38,27 @@ export interface RelayConnectionOptions {
 /** See the module comment. */
 export class RelayConnection {
   private readonly docs = new Map<DocId, LocalDoc>()
+  /** Sessions on the current link, by document. */
+  private readonly sessions = new Map<DocId, DocSession>()
   private link: Link | null = null
   private online = false
+  private currentStatus: RelayStatus = 'connecting'
   private closed = false
   private wake: (() => void) | null = null
   private readonly running: Promise<void>
 
   constructor (private readonly options: RelayConnectionOptions) {
     this.running = this.run()
+  }
+
+  /** The status of the latest attempt. */
+  get status (): RelayStatus {
+    return this.currentStatus
+  }
+
+  /** Documents attached to this connection. */
+  get attached (): LocalDoc[] {
+    return [...this.docs.values()]
   }
 
   /** Syncs `doc` over this connection from now on. */
@@ -50,8 +69,11 @@ export class RelayConnection {
 
   /** Stops syncing `docId` (telling the relay). */
   detach (docId: DocId): void {
-    this.docs.get(docId)?.detach(true)
+    const doc = this.docs.get(docId)
+    const session = this.sessions.get(docId)
     this.docs.delete(docId)
+    this.sessions.delete(docId)
+    if (doc !== undefined && session !== undefined) doc.detach(session, true)
   }
 
   /** Closes the link and stops reconnecting. */
@@ -64,7 +86,7 @@ export class RelayConnection {
 
   private openOnLink (doc: LocalDoc): void {
     const link = this.link!
-    doc.attach(message => link.send(encodeNativeMessage(message)))
+    this.sessions.set(doc.docId, doc.attach(message => link.send(encodeNativeMessage(message))))
   }
 
   private async run (): Promise<void> {
@@ -72,12 +94,12 @@ export class RelayConnection {
     let failures = 0
     for (let attempt = 0; !this.closed; attempt++) {
       const url = urls[attempt % urls.length]!
-      this.options.onStatus(url, 'connecting')
+      this.setStatus(url, 'connecting')
       let link: Link
       try {
         link = await this.options.connect(url)
       } catch {
-        this.options.onStatus(url, 'offline')
+        this.setStatus(url, 'offline')
         await this.pause(failures++)
         continue
       }
@@ -86,7 +108,7 @@ export class RelayConnection {
         break
       }
       const wasOnline = await this.serve(url, link)
-      this.options.onStatus(url, 'offline')
+      this.setStatus(url, 'offline')
       if (wasOnline) failures = 0
       await this.pause(failures++)
     }
@@ -102,13 +124,15 @@ export class RelayConnection {
           if (welcomed) throw new ProtocolError('second welcome')
           welcomed = true
           this.online = true
-          this.options.onStatus(url, 'online')
+          this.setStatus(url, 'online')
           for (const doc of this.docs.values()) this.openOnLink(doc)
           return
         }
         if (!welcomed) throw new ProtocolError('expected welcome')
+        if (message.type === 'cluster') return this.options.onCluster?.(message.map)
+        if (message.type === 'redirect') return this.options.onRedirect?.(message.docId, message.url)
         if (message.type === 'sync' || message.type === 'update' || message.type === 'ack' || message.type === 'awareness' || message.type === 'doc-error') {
-          this.docs.get(message.docId)?.session?.receive(message)
+          this.sessions.get(message.docId)?.receive(message)
           return
         }
         throw new ProtocolError(`unexpected ${message.type} message from a relay`)
@@ -123,11 +147,17 @@ export class RelayConnection {
       link.onClose = () => {
         this.link = null
         this.online = false
-        for (const doc of this.docs.values()) doc.detach(false)
+        for (const [docId, session] of this.sessions) this.docs.get(docId)?.detach(session, false)
+        this.sessions.clear()
         resolve(welcomed)
       }
       link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, token: '', from: '' }))
     })
+  }
+
+  private setStatus (url: string, status: RelayStatus): void {
+    this.currentStatus = status
+    this.options.onStatus(url, status)
   }
 
   /** Waits a random delay in [0, min(max, min * 2^failures)) (full jitter), or until closed. */

@@ -9,14 +9,19 @@ import { parseDocId, type DocId } from '../shared/doc-id.js'
 import type { Link } from '../shared/link.js'
 import type { DocStore } from '../shared/store.js'
 import { LocalDoc } from './local-doc.js'
-import { RelayConnection, type RelayStatus } from './relay-connection.js'
+import type { RelayStatus } from './relay-connection.js'
+import { Router } from './router.js'
 import { connectWebSocket, type WebSocketConstructor } from './websocket-link.js'
 
 /** Options of {@link Replica}. */
 export interface ReplicaOptions {
   /** Where documents are kept. The replica closes it in {@link Replica.close}. */
   store: DocStore
-  /** Relay URLs (`ws://` or `wss://`), tried in turn. None: the replica stays local. */
+  /**
+   * Relay URLs (`ws://` or `wss://`), tried in turn. One relay of a cluster is enough: the
+   * replica learns the cluster map from it and routes each document to its replicas.
+   * None: the replica stays local.
+   */
   relays?: string[]
   /** WebSocket implementation. Default `globalThis.WebSocket`, or `ws` once `petaldb/node` is imported. */
   WebSocket?: WebSocketConstructor
@@ -57,7 +62,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   private readonly docs = new Map<DocId, Promise<LocalDoc>>()
   /** Documents open (loaded), for the synchronous accessors. */
   private readonly loadedDocs = new Map<DocId, LocalDoc>()
-  private readonly connection: RelayConnection | null
+  private readonly connection: Router | null
   private closed = false
 
   constructor (options: ReplicaOptions) {
@@ -67,8 +72,8 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     const connect = options.connect ?? ((url: string) => connectWebSocket(url, options.WebSocket))
     this.connection = relays.length === 0
       ? null
-      : new RelayConnection({
-        urls: relays,
+      : new Router({
+        relays,
         connect,
         onStatus: (relay, status) => this.emit('status', [{ relay, status }]),
         ...(options.minReconnectDelayMs === undefined ? {} : { minDelayMs: options.minReconnectDelayMs }),

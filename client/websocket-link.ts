@@ -1,4 +1,5 @@
 /** A {@link Link} over a WHATWG WebSocket (browsers, and `ws` on Node), speaking `petaldb.v1`. */
+import { CloseCode } from '../shared/close-codes.js'
 import type { Link } from '../shared/link.js'
 import { NATIVE_SUBPROTOCOL } from '../shared/native-messages.js'
 
@@ -18,11 +19,14 @@ function resolveWebSocket (implementation?: WebSocketConstructor): WebSocketCons
   return resolved
 }
 
-/** Opens a native-protocol WebSocket to `url`; rejects if it fails to open within `timeoutMs`. */
-export function connectWebSocket (url: string, implementation?: WebSocketConstructor, timeoutMs = 10_000): Promise<Link> {
+/**
+ * Opens a WebSocket to `url` speaking `subprotocol` (default the native client protocol);
+ * rejects if it fails to open within `timeoutMs` or the server does not accept the subprotocol.
+ */
+export function connectWebSocket (url: string, implementation?: WebSocketConstructor, subprotocol = NATIVE_SUBPROTOCOL, timeoutMs = 10_000): Promise<Link> {
   const WS = resolveWebSocket(implementation)
   return new Promise((resolve, reject) => {
-    const socket = new WS(url, NATIVE_SUBPROTOCOL)
+    const socket = new WS(url, subprotocol)
     socket.binaryType = 'arraybuffer'
     let opened = false
     let closed = false
@@ -39,8 +43,8 @@ export function connectWebSocket (url: string, implementation?: WebSocketConstru
     }
     socket.onopen = () => {
       clearTimeout(timer)
-      if (socket.protocol !== NATIVE_SUBPROTOCOL) {
-        socket.close(1002, 'expected the petaldb.v1 subprotocol')
+      if (socket.protocol !== subprotocol) {
+        socket.close(CloseCode.normal, `expected the ${subprotocol} subprotocol`)
         return
       }
       opened = true

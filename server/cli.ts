@@ -2,14 +2,21 @@
 /**
  * The `petaldb` command line: `petaldb relay [flags]` starts a relay.
  */
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { pino } from 'pino'
+import { pino, type Logger } from 'pino'
+import { Cluster, parseMembers, type ClusterOptions } from './cluster.js'
+import { clusterCommand } from './dev-cluster.js'
 import { startRelay } from './relay.js'
+
+const CLI_PATH = fileURLToPath(import.meta.url)
 
 const USAGE = `Usage: petaldb <command> [flags]
 
 Commands:
   relay     start a relay (run "petaldb relay --help" for its flags)
+  cluster   start a local development cluster of relays (run "petaldb cluster --help")
 
 Flags:
   -h, --help    show this help
@@ -28,6 +35,14 @@ Flags:
   --compact-min-bytes N   never compact a document log smaller than this (default 16384)
   --log-level LEVEL       fatal, error, warn, info, debug or trace (default info); logs are JSON on stderr
   -h, --help              show this help
+
+Cluster flags (all relays of a cluster get the same member list):
+  --id ID                 this relay's id in the member list
+  --peers LIST            every member, this relay included: r1=ws://127.0.0.1:4321,r2=ws://127.0.0.1:4322,...
+  --replicas R            relays that keep each document (default 3, at most the cluster size)
+  --write-quorum W        replicas that must commit an update before it is acknowledged (default a majority of R)
+  --cluster-secret S      shared secret of relay-to-relay links (default: none, links unauthenticated)
+  --cluster-secret-file F read the cluster secret from a file
 `
 
 function fail (message: string): never {
@@ -55,6 +70,12 @@ async function relayCommand (args: string[]): Promise<void> {
         'max-frame-bytes': { type: 'string' },
         'compact-min-bytes': { type: 'string' },
         'log-level': { type: 'string' },
+        id: { type: 'string' },
+        peers: { type: 'string' },
+        replicas: { type: 'string' },
+        'write-quorum': { type: 'string' },
+        'cluster-secret': { type: 'string' },
+        'cluster-secret-file': { type: 'string' },
         help: { type: 'boolean', short: 'h' }
       },
       strict: true
@@ -74,16 +95,19 @@ async function relayCommand (args: string[]): Promise<void> {
   const idleMs = integer(values['idle-ms'], '--idle-ms')
   const maxFrameBytes = integer(values['max-frame-bytes'], '--max-frame-bytes')
   const compactMinBytes = integer(values['compact-min-bytes'], '--compact-min-bytes')
+  const cluster = clusterFlags(values, logger)
   const relay = await startRelay({
     logger,
     dataDir,
+    ...(cluster === undefined ? {} : { cluster }),
     ...(values.host === undefined ? {} : { host: values.host }),
     ...(port === undefined ? {} : { port }),
     ...(idleMs === undefined ? {} : { idleMs }),
     ...(maxFrameBytes === undefined ? {} : { maxFrameBytes }),
     ...(compactMinBytes === undefined ? {} : { compactMinBytes })
   })
-  process.stdout.write(`PetalDB relay listening on ${relay.url} (data in ${dataDir})\n`)
+  const role = cluster === undefined ? '' : ` as ${cluster.selfId} of a ${cluster.members.length}-relay cluster`
+  process.stdout.write(`PetalDB relay listening on ${relay.url}${role} (data in ${dataDir})\n`)
 
   let stopping = false
   const stop = (signal: string): void => {
@@ -102,6 +126,37 @@ async function relayCommand (args: string[]): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'))
 }
 
+function clusterFlags (values: Record<string, string | boolean | undefined>, logger: Logger): ClusterOptions | undefined {
+  const id = values.id as string | undefined
+  const peers = values.peers as string | undefined
+  if (id === undefined && peers === undefined) return undefined
+  if (id === undefined || peers === undefined) fail('--id and --peers go together')
+  let members
+  try {
+    members = parseMembers(peers)
+  } catch (error) {
+    fail((error as Error).message)
+  }
+  const secretFile = values['cluster-secret-file'] as string | undefined
+  const secret = secretFile === undefined ? values['cluster-secret'] as string | undefined : readFileSync(secretFile, 'utf8').trim()
+  if (secret === undefined) logger.warn('no --cluster-secret: relay-to-relay links are not authenticated')
+  const replicas = integer(values.replicas as string | undefined, '--replicas')
+  const writeQuorum = integer(values['write-quorum'] as string | undefined, '--write-quorum')
+  const options: ClusterOptions = {
+    selfId: id,
+    members,
+    ...(replicas === undefined ? {} : { replicas }),
+    ...(writeQuorum === undefined ? {} : { writeQuorum }),
+    ...(secret === undefined ? {} : { secret })
+  }
+  try {
+    void new Cluster(options) // validates the settings before the relay starts
+  } catch (error) {
+    fail((error as Error).message)
+  }
+  return options
+}
+
 async function main (argv: string[]): Promise<void> {
   const [command, ...rest] = argv
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
@@ -109,6 +164,7 @@ async function main (argv: string[]): Promise<void> {
     return
   }
   if (command === 'relay') return relayCommand(rest)
+  if (command === 'cluster') return clusterCommand(rest, CLI_PATH)
   fail(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`)
 }
 

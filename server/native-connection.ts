@@ -8,6 +8,7 @@ import { ProtocolError } from '../shared/bytes.js'
 import { CloseCode } from '../shared/close-codes.js'
 import type { DocId } from '../shared/doc-id.js'
 import type { Link } from '../shared/link.js'
+import type { ClusterMap, ClusterMember } from '../shared/placement.js'
 import { NATIVE_PROTOCOL_VERSION, decodeNativeMessage, encodeNativeMessage, type NativeMessage } from '../shared/native-messages.js'
 import { MAX_FRAMES_BEFORE_LOAD, closeForError } from './connections.js'
 import type { DocumentRegistry } from './registry.js'
@@ -34,10 +35,18 @@ export interface NativeConnectionOptions {
   log: Logger
   /** Sent to clients in WELCOME. */
   relayId: string
+  /** In a cluster: the map sent to clients, and where to redirect documents this relay does not replicate. */
+  routing?: {
+    map: ClusterMap
+    /** The replica to send a client to, or null if this relay replicates `docId`. */
+    redirectFor(docId: DocId): ClusterMember | null
+    /** Resolves once enough other replicas committed `docId`'s updates (write quorum). */
+    confirm(docId: DocId): Promise<void>
+  }
 }
 
 /** Serves the native protocol on `link`; see the module comment. */
-export function serveNativeLink (link: Link, { registry, log, relayId }: NativeConnectionOptions): void {
+export function serveNativeLink (link: Link, { registry, log, relayId, routing }: NativeConnectionOptions): void {
   const docs = new Map<DocId, OpenDoc>()
   let greeted = false
   let open = true
@@ -56,9 +65,10 @@ export function serveNativeLink (link: Link, { registry, log, relayId }: NativeC
 
   const applyToDoc = (doc: RelayDocument, peer: DocPeer, message: DocMessage): void => {
     if (message.type === 'awareness') return doc.applyAwareness(peer, message.update)
-    const durable = doc.applyUpdate(message.update, peer)
+    const committed = doc.applyUpdate(message.update, peer)
     const { docId, seq } = message
     if (seq === 0) return
+    const durable = routing === undefined ? committed : Promise.all([committed, routing.confirm(docId)])
     durable.then(() => {
       // Only if the document is still open on this connection: an ack after a close would confuse the client.
       if (docs.get(docId)?.doc === doc) send({ type: 'ack', docId, seq })
@@ -67,6 +77,11 @@ export function serveNativeLink (link: Link, { registry, log, relayId }: NativeC
 
   const openDoc = (docId: DocId, stateVector: Uint8Array): void => {
     if (docs.has(docId)) throw new ProtocolError(`document ${docId} is already open`)
+    const replica = routing?.redirectFor(docId) ?? null
+    if (replica !== null) {
+      send({ type: 'redirect', docId, relayId: replica.id, url: replica.url })
+      return
+    }
     const state: OpenDoc = { peer: { codec: nativeCodec, send: message => { if (open) link.send(message) } }, doc: null, waiting: [] }
     docs.set(docId, state)
     registry.acquire(docId).then(doc => {
@@ -96,6 +111,7 @@ export function serveNativeLink (link: Link, { registry, log, relayId }: NativeC
       if (message.version !== NATIVE_PROTOCOL_VERSION) throw new ProtocolError(`unsupported protocol version ${message.version}`)
       greeted = true
       send({ type: 'welcome', version: NATIVE_PROTOCOL_VERSION, relayId })
+      if (routing !== undefined) send({ type: 'cluster', map: routing.map })
       return
     }
     switch (message.type) {
@@ -106,6 +122,8 @@ export function serveNativeLink (link: Link, { registry, log, relayId }: NativeC
       case 'update':
       case 'awareness': {
         const state = docs.get(message.docId)
+        // After a redirect the client may still send a message or two for the document.
+        if (state === undefined && routing?.redirectFor(message.docId) != null) return
         if (state === undefined) throw new ProtocolError(`document ${message.docId} is not open`)
         if (state.doc !== null) return applyToDoc(state.doc, state.peer, message)
         if (state.waiting.length >= MAX_FRAMES_BEFORE_LOAD) throw new ProtocolError('too many messages before the document loaded')

@@ -18,6 +18,10 @@ interface Entry {
 export interface RegistryOptions extends RelayDocumentOptions {
   /** Milliseconds a document with no connection stays in memory. */
   idleMs: number
+  /** Called when a document has loaded. */
+  onLoad?: (doc: RelayDocument) => void
+  /** Called when a document is evicted (or the registry closes). */
+  onEvict?: (doc: RelayDocument) => void
 }
 
 /** Loads, shares and evicts {@link RelayDocument}s; see the module comment. */
@@ -36,9 +40,26 @@ export class DocumentRegistry {
     return this.entries.has(docId)
   }
 
+  /** The loaded document `docId`, if it is in memory and loaded; does not hold it. */
+  peek (docId: DocId): RelayDocument | null {
+    return this.entries.get(docId)?.doc ?? null
+  }
+
+  /** Runs `task` with `docId` held in memory, releasing it afterwards. */
+  async with<T> (docId: DocId, task: (doc: RelayDocument) => T | Promise<T>): Promise<T> {
+    // A failed load forgets its entry, holders and all: nothing to release then.
+    const doc = await this.acquire(docId)
+    try {
+      return await task(doc)
+    } finally {
+      this.release(docId)
+    }
+  }
+
   /**
    * Loads `docId` (or joins a load in progress) and holds it in memory until
-   * {@link release} is called once for this acquisition.
+   * {@link release} is called once for this acquisition. If the load fails the promise
+   * rejects and the acquisition is void: do not release it.
    */
   acquire (docId: DocId): Promise<RelayDocument> {
     let entry = this.entries.get(docId)
@@ -60,12 +81,22 @@ export class DocumentRegistry {
     this.scheduleEviction(docId, entry)
   }
 
+  /** Evicts `docId` now if nobody holds it; returns whether it is out of memory. */
+  evictIfIdle (docId: DocId): boolean {
+    const entry = this.entries.get(docId)
+    if (entry === undefined) return true
+    if (entry.holders > 0 || entry.doc === null) return false
+    if (entry.idleTimer !== null) clearTimeout(entry.idleTimer)
+    this.evict(docId, entry)
+    return true
+  }
+
   /** Evicts every document at once (on shutdown). */
   closeAll (): void {
     for (const [docId, entry] of this.entries) {
       if (entry.idleTimer !== null) clearTimeout(entry.idleTimer)
-      entry.doc?.destroy()
       this.entries.delete(docId)
+      if (entry.doc !== null) this.unload(entry.doc)
     }
   }
 
@@ -74,6 +105,7 @@ export class DocumentRegistry {
     this.entries.set(docId, entry)
     entry.loading.then(doc => {
       entry.doc = doc
+      this.options.onLoad?.(doc)
       this.scheduleEviction(docId, entry)
     }, () => {
       if (this.entries.get(docId) === entry) this.entries.delete(docId)
@@ -90,7 +122,12 @@ export class DocumentRegistry {
   private evict (docId: DocId, entry: Entry): void {
     if (this.entries.get(docId) !== entry || entry.holders > 0) return
     this.entries.delete(docId)
-    entry.doc?.destroy()
+    if (entry.doc !== null) this.unload(entry.doc)
     this.options.log.debug({ doc: docId }, 'evicted idle document')
+  }
+
+  private unload (doc: RelayDocument): void {
+    this.options.onEvict?.(doc)
+    doc.destroy()
   }
 }

@@ -94,7 +94,7 @@ export class RelayDocument {
    * nothing, if it is malformed; otherwise returns a promise that resolves once the update
    * is durable (committed to the store, whether by this write or an earlier one).
    */
-  applyUpdate (update: Uint8Array, origin: DocPeer): Promise<void> {
+  applyUpdate (update: Uint8Array, origin: object): Promise<void> {
     validateUpdate(update)
     const store = this.ydoc.store
     const pendingBefore = [store.pendingStructs, store.pendingDs]
@@ -107,10 +107,13 @@ export class RelayDocument {
     return this.persisted.settled()
   }
 
-  /** Validates and applies an awareness update from `peer`, remembering the clients it introduced. */
-  applyAwareness (peer: DocPeer, update: Uint8Array): void {
+  /**
+   * Validates and applies an awareness update from `peer` (an attached peer, or another
+   * origin such as a relay link), remembering the clients an attached peer introduced.
+   */
+  applyAwareness (peer: object, update: Uint8Array): void {
     const entries = decodeAwarenessUpdate(update)
-    const introduced = this.peers.get(peer)
+    const introduced = this.peers.get(peer as DocPeer)
     for (const { clientId, state } of entries) {
       if (state === null) introduced?.delete(clientId)
       else introduced?.add(clientId)

@@ -1,7 +1,9 @@
 /**
- * The relay: an HTTP server that answers `GET /healthz` and upgrades every other path to a
- * y-websocket connection for the document named by the path. Composition only: storage,
- * the document registry and the connection handler are separate modules.
+ * The relay: an HTTP server that answers `GET /healthz` and upgrades WebSockets: the
+ * `petaldb.v1` subprotocol to a native connection, `petaldb-relay.v1` to a link from
+ * another relay of the cluster, and anything else to a y-websocket connection for the
+ * document named by the path. Composition only: storage, the document registry, the
+ * protocol handlers and the cluster are separate modules.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -10,7 +12,7 @@ import { pino, type Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { CloseCode } from '../shared/close-codes.js'
 import { docIdProblem, type DocId } from '../shared/doc-id.js'
-import { NATIVE_SUBPROTOCOL } from '../shared/native-messages.js'
+import { NATIVE_SUBPROTOCOL, RELAY_SUBPROTOCOL } from '../shared/native-messages.js'
 import type { DocStore } from '../shared/store.js'
 import { DocumentRegistry } from './registry.js'
 import { SqliteStore } from '../client/sqlite-store.js'
@@ -18,6 +20,9 @@ import { closeWith } from './connections.js'
 import { serveNativeLink } from './native-connection.js'
 import { wsLink } from './ws-link.js'
 import { serveYwsConnection } from './yws-connection.js'
+import { proxyYwsConnection } from './yws-proxy.js'
+import { ClusterNode } from './cluster-node.js'
+import type { ClusterOptions } from './cluster.js'
 
 /** Options of {@link startRelay}; every field has a default. */
 export interface RelayOptions {
@@ -37,8 +42,10 @@ export interface RelayOptions {
   compactMinBytes?: number
   /** Milliseconds between keep-alive pings; a connection that misses one is dropped. Default 30 000. */
   pingIntervalMs?: number
-  /** This relay's id, sent to native clients. Default: its URL. */
+  /** This relay's id, sent to native clients. Default: its cluster id, else its URL. */
   relayId?: string
+  /** Cluster membership; without it the relay stands alone. */
+  cluster?: ClusterOptions
   /** Logger; default a pino logger at level `info` on stderr. */
   logger?: Logger
 }
@@ -60,6 +67,8 @@ export interface Relay {
   readonly port: number
   /** The document registry (for inspection in tests and tools). */
   readonly registry: DocumentRegistry
+  /** The cluster membership, if the relay is in a cluster. */
+  readonly clusterNode: ClusterNode | null
   /** Current health figures. */
   health(): RelayHealth
   /** Stops accepting, closes every connection, commits pending writes, closes storage. */
@@ -84,17 +93,21 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   const store = options.store ?? new SqliteStore(relayDatabasePath(options.dataDir ?? DEFAULTS.dataDir), {
     onCommit: info => log.debug(info, 'commit')
   })
+  let clusterNode: ClusterNode | null = null
   const registry = new DocumentRegistry({
     store,
     log,
     idleMs: options.idleMs ?? DEFAULTS.idleMs,
+    onLoad: doc => clusterNode?.onLoad(doc),
+    onEvict: doc => clusterNode?.onEvict(doc),
     ...(options.compactMinBytes === undefined ? {} : { compactMinBytes: options.compactMinBytes })
   })
+  if (options.cluster !== undefined) clusterNode = new ClusterNode(options.cluster, registry, log)
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: options.maxFrameBytes ?? DEFAULTS.maxFrameBytes,
     // Native clients ask for the PetalDB subprotocol; stock y-websocket clients ask for none.
-    handleProtocols: protocols => protocols.has(NATIVE_SUBPROTOCOL) ? NATIVE_SUBPROTOCOL : false
+    handleProtocols: protocols => [NATIVE_SUBPROTOCOL, RELAY_SUBPROTOCOL].find(p => protocols.has(p)) ?? false
   })
   const health = (): RelayHealth => ({ status: 'ok', documents: registry.size, connections: wss.clients.size })
 
@@ -105,19 +118,27 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   })
 
   const alive = new WeakSet<WebSocket>()
-  let relayId = options.relayId ?? ''
+  let relayId = options.relayId ?? options.cluster?.selfId ?? ''
   const onConnection = (ws: WebSocket, req: IncomingMessage): void => {
     alive.add(ws)
     ws.on('pong', () => alive.add(ws))
     ws.on('error', error => log.debug({ err: error }, 'socket error'))
     const link = wsLink(ws)
-    if (ws.protocol === NATIVE_SUBPROTOCOL) return serveNativeLink(link, { registry, log, relayId })
+    if (ws.protocol === NATIVE_SUBPROTOCOL) {
+      return serveNativeLink(link, { registry, log, relayId, ...(clusterNode === null ? {} : { routing: clusterNode.routing }) })
+    }
+    if (ws.protocol === RELAY_SUBPROTOCOL) {
+      if (clusterNode === null) return closeWith(link, CloseCode.badRequest, 'this relay is not in a cluster')
+      return clusterNode.acceptPeer(link)
+    }
     const docId = docIdFromUrl(req.url ?? '/')
     if (typeof docId !== 'string') {
       log.info({ url: req.url, reason: docId.problem }, 'rejected connection: bad document id')
       closeWith(link, CloseCode.badRequest, docId.problem)
       return
     }
+    const targets = clusterNode?.proxyTargets(docId) ?? null
+    if (targets !== null) return proxyYwsConnection(link, docId, queryOf(req.url ?? ''), targets, log)
     serveYwsConnection(link, docId, registry, log)
   }
 
@@ -141,18 +162,21 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
   const url = `ws://${host}:${address.port}`
   relayId ||= url
+  clusterNode?.start(store, options.store === undefined ? options.dataDir ?? DEFAULTS.dataDir : undefined)
 
   let closing: Promise<void> | null = null
   return {
     url,
     port: address.port,
     registry,
+    clusterNode,
     health,
     close () {
       closing ??= (async () => {
         clearInterval(pinger)
         const stopped = new Promise<void>(resolve => http.close(() => resolve()))
         http.closeIdleConnections()
+        await clusterNode?.close()
         await closeClients(wss, SHUTDOWN_GRACE_MS)
         registry.closeAll()
         await store.close()
@@ -184,6 +208,12 @@ function answerHttp (req: IncomingMessage, res: ServerResponse, health: () => Re
   }
   res.writeHead(426, { 'content-type': 'text/plain' })
   res.end('PetalDB relay: connect with a WebSocket to /<docId>, or GET /healthz\n')
+}
+
+/** The query string of a request URL, with its `?`, or ''. */
+function queryOf (url: string): string {
+  const at = url.indexOf('?')
+  return at === -1 ? '' : url.slice(at)
 }
 
 /** The document id in a request path (`/notes/1?token=...` → `notes/1`), or why it is invalid. */

@@ -94,8 +94,7 @@ export function serveYwsConnection (link: Link, docId: DocId, registry: Document
   }, (error: unknown) => {
     log.error({ err: error, doc: docId }, 'document failed to load; refusing connections to it')
     if (open) closeWith(link, CloseCode.documentUnavailable, `document failed to load: ${(error as Error).message}`)
-    open = false
+    open = false // the failed load took its holders with it: nothing to release
     waiting = null
-    registry.release(docId)
   })
 }

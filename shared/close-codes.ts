@@ -14,6 +14,10 @@ export const CloseCode = {
   messageTooBig: 1009,
   /** A malformed message, a malformed Yjs update or an invalid document id. */
   badRequest: 4400,
+  /** Missing or invalid credentials (a relay link with the wrong cluster secret). */
+  unauthorized: 4401,
+  /** The relay could not reach a replica of the document; retry later. */
+  upstreamUnavailable: 4502,
   /** The document could not be loaded from storage; retry later. */
   documentUnavailable: 4503
 } as const

@@ -1,0 +1,116 @@
+/**
+ * Decides which relay each document syncs with. Against a single relay every document
+ * goes over one connection. Once a relay sends its cluster map, each document goes to the
+ * first of its replicas (rendezvous placement) whose connection is not offline; when that
+ * connection fails the document moves to the next replica at once, and the handshake there
+ * re-sends whatever was not acknowledged. A redirect from a relay moves a document too.
+ */
+import type { DocId } from '../shared/doc-id.js'
+import type { Link } from '../shared/link.js'
+import { replicasOf, type ClusterMap } from '../shared/placement.js'
+import type { LocalDoc } from './local-doc.js'
+import { RelayConnection, type RelayStatus } from './relay-connection.js'
+
+/** Options of {@link Router}. */
+export interface RouterOptions {
+  /** Relay URLs to start from, tried in turn. */
+  relays: string[]
+  connect: (url: string) => Promise<Link>
+  onStatus: (url: string, status: RelayStatus) => void
+  minDelayMs?: number
+  maxDelayMs?: number
+}
+
+/** See the module comment. */
+export class Router {
+  private readonly docs = new Map<DocId, LocalDoc>()
+  private readonly assignment = new Map<DocId, RelayConnection>()
+  /** Connections to cluster members, by URL. */
+  private readonly members = new Map<string, RelayConnection>()
+  private readonly bootstrap: RelayConnection
+  private map: ClusterMap | null = null
+  private closed = false
+
+  constructor (private readonly options: RouterOptions) {
+    this.bootstrap = this.connection(options.relays)
+  }
+
+  /** Syncs `doc` from now on. */
+  attach (doc: LocalDoc): void {
+    this.docs.set(doc.docId, doc)
+    this.assign(doc, this.choose(doc.docId))
+  }
+
+  /** Stops syncing `docId`. */
+  detach (docId: DocId): void {
+    this.docs.delete(docId)
+    this.assignment.get(docId)?.detach(docId)
+    this.assignment.delete(docId)
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+    await Promise.all([this.bootstrap, ...this.members.values()].map(connection => connection.close()))
+  }
+
+  private connection (urls: string[]): RelayConnection {
+    const connection: RelayConnection = new RelayConnection({
+      urls,
+      connect: this.options.connect,
+      onStatus: (url, status) => {
+        this.options.onStatus(url, status)
+        if (status === 'offline') this.failover(connection)
+      },
+      onCluster: map => this.learn(map),
+      onRedirect: (docId, url) => {
+        const doc = this.docs.get(docId)
+        if (doc !== undefined) this.assign(doc, this.member(url))
+      },
+      ...(this.options.minDelayMs === undefined ? {} : { minDelayMs: this.options.minDelayMs }),
+      ...(this.options.maxDelayMs === undefined ? {} : { maxDelayMs: this.options.maxDelayMs })
+    })
+    return connection
+  }
+
+  private member (url: string): RelayConnection {
+    let connection = this.members.get(url)
+    if (connection === undefined) {
+      connection = this.connection([url])
+      this.members.set(url, connection)
+    }
+    return connection
+  }
+
+  /** A relay sent the cluster map: route every document by placement from now on. */
+  private learn (map: ClusterMap): void {
+    if (this.closed || map.members.length === 0) return
+    const first = this.map === null
+    this.map = map
+    if (!first) return
+    for (const doc of this.docs.values()) this.assign(doc, this.choose(doc.docId))
+  }
+
+  /** The connection `docId` should use now. */
+  private choose (docId: DocId): RelayConnection {
+    if (this.map === null) return this.bootstrap
+    const candidates = replicasOf(docId, this.map.members, this.map.replicas).map(member => this.member(member.url))
+    return candidates.find(connection => connection.status !== 'offline') ?? candidates[0]!
+  }
+
+  private assign (doc: LocalDoc, connection: RelayConnection): void {
+    const current = this.assignment.get(doc.docId)
+    if (current === connection || this.closed) return
+    current?.detach(doc.docId)
+    this.assignment.set(doc.docId, connection)
+    connection.attach(doc)
+  }
+
+  /** A connection failed: move its documents to their next replica right away. */
+  private failover (connection: RelayConnection): void {
+    if (this.map === null || this.closed) return
+    for (const doc of connection.attached) {
+      const next = this.choose(doc.docId)
+      if (next !== connection) this.assign(doc, next)
+    }
+  }
+}
