@@ -1,0 +1,179 @@
+/**
+ * Relay clusters of child processes on loopback: placement on R relays, write quorum on
+ * disk, kill -9 under load with failover, rebalancing, and stock clients on relays that do
+ * not replicate their document.
+ */
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import * as Y from 'yjs'
+import { Replica } from '../client/replica.js'
+import { SqliteStore } from '../client/node.js'
+import { parseDocId } from '../shared/doc-id.js'
+import { PersistedDoc } from '../shared/persisted-doc.js'
+import { replicasOf } from '../shared/placement.js'
+import { relayDatabasePath } from '../server/relay.js'
+import { startCluster, type TestCluster } from './helpers/cluster-process.js'
+import { until } from './helpers/events.js'
+import { prng, testSeed } from './helpers/prng.js'
+import { stockClient } from './helpers/stock-client.js'
+import { tempDir } from './helpers/temp.js'
+
+const root = tempDir()
+let n = 0
+const fresh = (name: string): string => join(root, `${name}-${n++}`)
+const clusters: TestCluster[] = []
+const replicas: Replica[] = []
+afterEach(async () => {
+  await Promise.all(replicas.splice(0).map(r => r.close()))
+  await Promise.all(clusters.splice(0).map(c => c.stopAll()))
+})
+
+async function cluster (size: number, settings: Parameters<typeof startCluster>[2] = {}): Promise<TestCluster> {
+  const c = await startCluster(fresh('cluster'), size, settings)
+  clusters.push(c)
+  return c
+}
+function replica (url: string): Replica {
+  const r = new Replica({ store: new SqliteStore(join(fresh('replica'), 'local.db')), relays: [url], minReconnectDelayMs: 20, maxReconnectDelayMs: 200 })
+  replicas.push(r)
+  return r
+}
+
+/** What relay `dataDir` has on disk for `docId` (the relay must be stopped, or tolerate a reader). */
+async function onDisk (dataDir: string, docId: string): Promise<Y.Doc | null> {
+  const store = new SqliteStore(relayDatabasePath(dataDir))
+  try {
+    if (await store.load(parseDocId(docId)) === null) return null
+    const doc = new Y.Doc()
+    await PersistedDoc.load(store, parseDocId(docId), doc)
+    return doc
+  } finally {
+    await store.close()
+  }
+}
+
+describe('relay cluster', () => {
+  it('places each document on R relays and acknowledges a write only once W of them committed it', async () => {
+    const c = await cluster(3, { replicas: 2, writeQuorum: 2 })
+    const r = replica(c.relays[0]!.url)
+    const ids = ['placed/a', 'placed/b', 'placed/c', 'placed/d']
+    for (const id of ids) (await r.open(id)).getText('t').insert(0, id)
+    await Promise.all(ids.map(id => r.durable(id)))
+    await c.stopAll()
+    for (const id of ids) {
+      const expected = replicasOf(id, c.relays, 2).map(relay => relay.id).sort()
+      const holders: string[] = []
+      for (const relay of c.relays) {
+        const doc = await onDisk(relay.dataDir, id)
+        if (doc?.getText('t').toString() === id) holders.push(relay.id)
+      }
+      // W=2 of R=2: both replicas have it on disk the moment it is acknowledged, and nobody else.
+      expect(holders.sort()).toEqual(expected)
+    }
+  })
+
+  it('redirects native clients and passes stock clients through from a relay that is not a replica', async () => {
+    const c = await cluster(3, { replicas: 1, writeQuorum: 1 })
+    const docId = 'routed/doc'
+    const [owner] = replicasOf(docId, c.relays, 1)
+    const outsider = c.relays.find(relay => relay.id !== owner!.id)!
+    const native = replica(outsider.url)
+    const doc = await native.open(docId)
+    await native.synced(docId)
+    const stock = stockClient(outsider.url, docId)
+    try {
+      await stock.synced()
+      doc.getText('t').insert(0, 'native ')
+      await stock.textIs('native ')
+      stock.text.insert(7, 'stock')
+      await until('the stock edit to reach the replica', cb => { doc.on('update', cb); return () => doc.off('update', cb) },
+        () => doc.getText('t').toString() === 'native stock')
+      await native.durable(docId)
+    } finally {
+      stock.destroy()
+    }
+    await c.stopAll()
+    expect((await onDisk(owner!.dataDir, docId))?.getText('t').toString()).toBe('native stock')
+    expect(await onDisk(outsider.dataDir, docId)).toBeNull()
+  })
+})
+
+/** Reads every relay's database (running relays included: SQLite readers see committed data). */
+async function tokensOnDisk (dataDirs: string[], docIds: string[]): Promise<Map<string, Set<string>>> {
+  const found = new Map<string, Set<string>>()
+  for (const docId of docIds) {
+    const tokens = new Set<string>()
+    for (const dir of dataDirs) {
+      const doc = await onDisk(dir, docId).catch(() => null)
+      for (const token of doc?.getArray<string>('items').toArray() ?? []) tokens.add(token)
+    }
+    found.set(docId, tokens)
+  }
+  return found
+}
+
+describe('relay cluster under failure', () => {
+  it.each([[3], [5]])('loses no acknowledged write when one of %i relays is killed under load, and fails over', async (size) => {
+    const seed = testSeed()
+    const random = prng(seed)
+    try {
+      const c = await cluster(size, { replicas: 3, writeQuorum: 2 })
+      const docIds = Array.from({ length: 12 }, (_, i) => `load/${i}`)
+      const clients = c.relays.slice(0, 3).map(relay => replica(relay.url))
+      const arrays = await Promise.all(clients.map(async r => Promise.all(docIds.map(async id => (await r.open(id)).getArray<string>('items')))))
+      await Promise.all(clients.flatMap(r => docIds.map(id => r.synced(id))))
+
+      const acked = new Map<string, string[]>(docIds.map(id => [id, []]))
+      let written = 0
+      const writes: Array<Promise<void>> = []
+      const write = (client: number, doc: number): Promise<void> => {
+        const token = `${client}:${written++}`
+        arrays[client]![doc]!.push([token])
+        const done = clients[client]!.durable(docIds[doc]!).then(() => { acked.get(docIds[doc]!)!.push(token) }, () => {})
+        writes.push(done)
+        return done
+      }
+      const victim = c.relays[random.int(size)]!
+      const loadFor = async (ms: number): Promise<void> => {
+        const end = Date.now() + ms
+        while (Date.now() < end) {
+          write(random.int(clients.length), random.int(docIds.length))
+          await new Promise(resolve => setTimeout(resolve, 2))
+        }
+      }
+      await loadFor(800)
+
+      await c.kill(victim.id)
+      const killedAt = performance.now()
+      const ackedBeforeKill = new Map([...acked].map(([id, tokens]) => [id, [...tokens]]))
+      // Every acknowledged write is on W=2 disks, so the survivors hold it.
+      const survivors = await tokensOnDisk(c.relays.filter(r => r !== victim).map(r => r.dataDir), docIds)
+      for (const id of docIds) expect(ackedBeforeKill.get(id)!.filter(t => !survivors.get(id)!.has(t)), id).toEqual([])
+
+      // Failover: documents whose first replica was the victim are writable (durably) again.
+      const affected = docIds.filter(id => replicasOf(id, c.relays, 3)[0]!.id === victim.id)
+      const failover = await Promise.all(affected.map(async id => {
+        await write(0, docIds.indexOf(id))
+        return performance.now() - killedAt
+      }))
+      await loadFor(800)
+      await Promise.all(writes)
+      console.log(`cluster of ${size}: killed ${victim.id}; failover of ${affected.length} documents in ${failover.map(ms => ms.toFixed(0)).join(', ')} ms`)
+
+      // Convergence: every client holds the same items for every document, all acknowledged.
+      for (const [docIndex, id] of docIds.entries()) {
+        await until(`clients to converge on ${id}`, cb => {
+          const docs = arrays.map(a => a[docIndex]!.doc!)
+          for (const d of docs) d.on('update', cb)
+          return () => { for (const d of docs) d.off('update', cb) }
+        }, () => new Set(arrays.map(a => JSON.stringify([...a[docIndex]!.toArray()].sort()))).size === 1)
+        const items = new Set(arrays[0]![docIndex]!.toArray())
+        expect(acked.get(id)!.filter(t => !items.has(t))).toEqual([])
+      }
+      expect(written).toBe([...acked.values()].reduce((sum, tokens) => sum + tokens.length, 0))
+    } catch (error) {
+      console.error(`cluster kill test failed with SEED=${seed}`)
+      throw error
+    }
+  }, 60_000)
+})
