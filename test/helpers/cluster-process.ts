@@ -33,6 +33,8 @@ export interface ClusterSettings {
   /** Maps a member's real URL to the URL the other relays use (e.g. through a proxy). */
   peerUrl?: (relay: ClusterRelay, from: ClusterRelay) => string
   extraArgs?: string[]
+  /** Called once the members' ports are chosen, before any relay starts. */
+  beforeStart?: (relays: ClusterRelay[]) => void | Promise<void>
 }
 
 export async function startCluster (root: string, size: number, settings: ClusterSettings = {}): Promise<TestCluster> {
@@ -79,6 +81,7 @@ export async function startCluster (root: string, size: number, settings: Cluste
       relays.splice(relays.indexOf(byId(id)), 1)
     }
   }
+  await settings.beforeStart?.(relays)
   await Promise.all(relays.map(r => cluster.start(r.id)))
   return cluster
 }
