@@ -81,13 +81,15 @@ export class Router {
     return connection
   }
 
-  /** A relay sent the cluster map: route every document by placement from now on. */
+  /** A relay sent the cluster map: route by placement, moving documents whose relay no longer replicates them. */
   private learn (map: ClusterMap): void {
     if (this.closed || map.members.length === 0) return
-    const first = this.map === null
     this.map = map
-    if (!first) return
-    for (const doc of this.docs.values()) this.assign(doc, this.choose(doc.docId))
+    for (const doc of this.docs.values()) {
+      const current = this.assignment.get(doc.docId)
+      const replicas = replicasOf(doc.docId, map.members, map.replicas).map(member => this.members.get(member.url))
+      if (current === undefined || !replicas.includes(current)) this.assign(doc, this.choose(doc.docId))
+    }
   }
 
   /** The connection `docId` should use now. */

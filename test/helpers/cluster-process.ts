@@ -16,8 +16,8 @@ export interface TestCluster {
   start(id: string): Promise<RelayProcess>
   /** kill -9 of relay `id`. */
   kill(id: string): Promise<void>
-  /** Stops every relay (SIGKILL). */
-  stopAll(): Promise<void>
+  /** Stops every relay (default SIGKILL; SIGTERM commits what is pending first). */
+  stopAll(signal?: NodeJS.Signals): Promise<void>
   /** The --peers list. */
   peers(): string
   /** Adds a member (not started). */
@@ -72,8 +72,8 @@ export async function startCluster (root: string, size: number, settings: Cluste
       await relay.process?.stop('SIGKILL')
       relay.process = null
     },
-    async stopAll () {
-      await Promise.all(relays.map(r => r.process?.stop('SIGKILL')))
+    async stopAll (signal = 'SIGKILL') {
+      await Promise.all(relays.map(r => r.process?.stop(signal)))
       for (const r of relays) r.process = null
     },
     async remove (id) {

@@ -23,6 +23,8 @@ export interface RelayProcess {
   stop(signal?: NodeJS.Signals): Promise<number | NodeJS.Signals>
   /** Log lines (parsed) seen so far. */
   logs: Array<Record<string, unknown>>
+  /** Resolves with the first log entry whose message is `msg`. */
+  waitForLog(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>
 }
 
 /** A port that was free a moment ago (for a relay that must start later at a known URL). */
@@ -68,6 +70,11 @@ export async function startRelayProcess (dataDir: string, extraArgs: string[] = 
     child,
     logs,
     committedUpdates: () => committed,
+    waitForLog: async (msg, timeoutMs) => {
+      const find = (): Record<string, unknown> | undefined => logs.find(entry => entry.msg === msg)
+      await until(`log "${msg}"`, cb => { events.on('log', cb); return () => events.off('log', cb) }, () => find() !== undefined, timeoutMs)
+      return find()!
+    },
     waitForCommitted: (n, timeoutMs) => until(`${n} committed updates (have ${committed})`,
       cb => { events.on('log', cb); return () => events.off('log', cb) }, () => committed >= n, timeoutMs),
     stop: async (signal = 'SIGTERM') => {
