@@ -4,12 +4,16 @@
  */
 import { openManyIndexedDb, openManySqlite, replicaTrace } from './replica-figures.js'
 import { traceReplay } from './trace-replay.js'
+import { failover, rebalance, writeThroughput } from './cluster-figures.js'
 
 const scenarios: Record<string, () => Promise<Record<string, number | string>>> = {
   'trace-replay': () => traceReplay('automerge-paper'),
   'open-1000-sqlite': openManySqlite,
   'open-1000-indexeddb': openManyIndexedDb,
-  'replica-trace': replicaTrace
+  'replica-trace': replicaTrace,
+  'cluster-failover': () => failover(20),
+  'cluster-throughput': writeThroughput,
+  'cluster-rebalance': () => rebalance(1000)
 }
 
 const wanted = process.argv.slice(2)
