@@ -7,23 +7,12 @@
  */
 import { openDB, type DBSchema, type IDBPDatabase, type IDBPTransaction } from 'idb'
 import type { DocId } from '../shared/doc-id.js'
-import type { DocStore, StoredDoc } from '../shared/store.js'
+import type { StoredDoc } from '../shared/store.js'
+import { BatchedStore, type StoreWrite } from '../shared/batched-store.js'
 
 interface PetalSchema extends DBSchema {
   docs: { key: string, value: { snapshot: Uint8Array | null, meta: Uint8Array | null } }
   updates: { key: number, value: { doc: string, data: Uint8Array }, indexes: { byDoc: string } }
-}
-
-type Write =
-  | { kind: 'append', docId: DocId, data: Uint8Array }
-  | { kind: 'compact', docId: DocId, data: Uint8Array }
-  | { kind: 'meta', docId: DocId, data: Uint8Array }
-  | { kind: 'delete', docId: DocId }
-
-interface QueuedWrite {
-  write: Write
-  resolve: () => void
-  reject: (error: Error) => void
 }
 
 type WriteTx = IDBPTransaction<PetalSchema, ['docs', 'updates'], 'readwrite'>
@@ -35,15 +24,14 @@ export interface IndexedDbStoreOptions {
 }
 
 /** Durable document storage in IndexedDB; see the module comment. */
-export class IndexedDbStore implements DocStore {
+export class IndexedDbStore extends BatchedStore {
   private readonly db: Promise<IDBPDatabase<PetalSchema>>
-  private queue: QueuedWrite[] = []
-  private flushScheduled = false
-  private lastCommit: Promise<void> = Promise.resolve()
-  private closed = false
+  private readonly name: string
 
   constructor (options: IndexedDbStoreOptions = {}) {
-    this.db = openDB<PetalSchema>(options.name ?? 'petaldb', 1, {
+    super()
+    this.name = options.name ?? 'petaldb'
+    this.db = openDB<PetalSchema>(this.name, 1, {
       upgrade (db) {
         db.createObjectStore('docs')
         db.createObjectStore('updates', { autoIncrement: true }).createIndex('byDoc', 'doc')
@@ -64,22 +52,6 @@ export class IndexedDbStore implements DocStore {
     return { snapshot: doc.snapshot, meta: doc.meta, updates: updates.map(update => update.data) }
   }
 
-  append (docId: DocId, data: Uint8Array): Promise<void> {
-    return this.enqueue({ kind: 'append', docId, data })
-  }
-
-  compact (docId: DocId, data: Uint8Array): Promise<void> {
-    return this.enqueue({ kind: 'compact', docId, data })
-  }
-
-  setMeta (docId: DocId, data: Uint8Array): Promise<void> {
-    return this.enqueue({ kind: 'meta', docId, data })
-  }
-
-  delete (docId: DocId): Promise<void> {
-    return this.enqueue({ kind: 'delete', docId })
-  }
-
   async list (prefix = ''): Promise<DocId[]> {
     this.flush()
     const db = await this.db
@@ -88,49 +60,24 @@ export class IndexedDbStore implements DocStore {
     return await db.getAllKeys('docs', range) as DocId[]
   }
 
-  async close (): Promise<void> {
-    if (this.closed) return
-    this.flush()
-    this.closed = true
-    await this.lastCommit.catch(() => {})
-    ;(await this.db).close()
+  protected get description (): string {
+    return `IndexedDbStore ${this.name}`
   }
 
-  private enqueue (write: Write): Promise<void> {
-    if (this.closed) return Promise.reject(new Error('IndexedDbStore is closed'))
-    return new Promise((resolve, reject) => {
-      this.queue.push({ write, resolve, reject })
-      if (!this.flushScheduled) {
-        this.flushScheduled = true
-        setTimeout(() => this.flush(), 0)
-      }
-    })
+  /** One strict-durability transaction for the batch; transactions run in the order they start. */
+  protected async commitBatch (writes: StoreWrite[]): Promise<void> {
+    const db = await this.db
+    const tx = db.transaction(['docs', 'updates'], 'readwrite', { durability: 'strict' })
+    for (const write of writes) await apply(tx, write)
+    await tx.done
   }
 
-  /** Starts one transaction for everything queued; transactions run in the order they start. */
-  private flush (): void {
-    this.flushScheduled = false
-    if (this.queue.length === 0) return
-    const batch = this.queue
-    this.queue = []
-    this.lastCommit = this.commit(batch)
-  }
-
-  private async commit (batch: QueuedWrite[]): Promise<void> {
-    try {
-      const db = await this.db
-      const tx = db.transaction(['docs', 'updates'], 'readwrite', { durability: 'strict' })
-      for (const { write } of batch) await apply(tx, write)
-      await tx.done
-    } catch (error) {
-      for (const queued of batch) queued.reject(error as Error)
-      return
-    }
-    for (const queued of batch) queued.resolve()
+  protected async release (): Promise<void> {
+    (await this.db).close()
   }
 }
 
-async function apply (tx: WriteTx, write: Write): Promise<void> {
+async function apply (tx: WriteTx, write: StoreWrite): Promise<void> {
   const docs = tx.objectStore('docs')
   const updates = tx.objectStore('updates')
   const current = await docs.get(write.docId)

@@ -9,7 +9,8 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import type { DocId } from '../shared/doc-id.js'
-import type { DocStore, StoredDoc } from '../shared/store.js'
+import type { StoredDoc } from '../shared/store.js'
+import { BatchedStore, type StoreWrite } from '../shared/batched-store.js'
 
 /** What one group commit wrote. */
 export interface CommitInfo {
@@ -32,18 +33,6 @@ export interface SqliteStoreOptions {
   betweenCompactionSteps?: () => void
 }
 
-type Write =
-  | { kind: 'append', docId: DocId, data: Uint8Array }
-  | { kind: 'compact', docId: DocId, data: Uint8Array }
-  | { kind: 'meta', docId: DocId, data: Uint8Array }
-  | { kind: 'delete', docId: DocId }
-
-interface QueuedWrite {
-  write: Write
-  resolve: () => void
-  reject: (error: Error) => void
-}
-
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS docs (
     id TEXT PRIMARY KEY,
@@ -59,18 +48,16 @@ const SCHEMA = `
 `
 
 /** Durable document storage in a SQLite file; see the module comment. */
-export class SqliteStore implements DocStore {
+export class SqliteStore extends BatchedStore {
   private readonly db: Database.Database
-  private queue: QueuedWrite[] = []
-  private flushScheduled = false
-  private closed = false
-  private readonly commitQueue: () => CommitInfo
+  private readonly commitWrites: (writes: StoreWrite[]) => CommitInfo
   private readonly statements
   /** Documents known to have a row in `docs`, so appends skip the insert-if-missing. */
   private readonly knownDocs = new Set<DocId>()
 
   /** Opens (creating if needed, with its directory) the database file at `path`. */
   constructor (readonly path: string, private readonly options: SqliteStoreOptions = {}) {
+    super()
     mkdirSync(dirname(path), { recursive: true })
     this.db = new Database(path)
     this.db.pragma('journal_mode = WAL')
@@ -87,11 +74,11 @@ export class SqliteStore implements DocStore {
       log: this.db.prepare('SELECT data FROM updates WHERE doc = ? ORDER BY seq').pluck(),
       list: this.db.prepare('SELECT id FROM docs WHERE substr(id, 1, ?) = ? ORDER BY id').pluck()
     }
-    this.commitQueue = this.db.transaction(() => {
+    this.commitWrites = this.db.transaction((writes: StoreWrite[]) => {
       const info: CommitInfo = { updates: 0, compactions: 0, bytes: 0 }
       // Only the last metadata of a document in a batch matters: write it once, at the end.
       const metas = new Map<DocId, Uint8Array>()
-      for (const { write } of this.queue) {
+      for (const write of writes) {
         if (write.kind === 'meta') metas.set(write.docId, write.data)
         else if (write.kind === 'delete') metas.delete(write.docId)
         this.apply(write, info)
@@ -111,74 +98,32 @@ export class SqliteStore implements DocStore {
     return { snapshot: row.snapshot, meta: row.meta, updates: this.statements.log.all(docId) as Uint8Array[] }
   }
 
-  append (docId: DocId, data: Uint8Array): Promise<void> {
-    return this.enqueue({ kind: 'append', docId, data })
-  }
-
-  compact (docId: DocId, data: Uint8Array): Promise<void> {
-    return this.enqueue({ kind: 'compact', docId, data })
-  }
-
-  setMeta (docId: DocId, data: Uint8Array): Promise<void> {
-    return this.enqueue({ kind: 'meta', docId, data })
-  }
-
-  delete (docId: DocId): Promise<void> {
-    return this.enqueue({ kind: 'delete', docId })
-  }
-
   async list (prefix = ''): Promise<DocId[]> {
     this.flush()
     return this.statements.list.all(prefix.length, prefix) as DocId[]
   }
 
-  /** Writes queued and not yet committed. */
-  get pendingWrites (): number {
-    return this.queue.length
+  protected get description (): string {
+    return `SqliteStore ${this.path}`
   }
 
-  async close (): Promise<void> {
-    if (this.closed) return
-    this.flush()
-    this.closed = true
-    this.db.close()
-  }
-
-  /** Commits every queued write now, in one transaction. */
-  flush (): void {
-    if (this.queue.length === 0) return
+  protected commitBatch (writes: StoreWrite[]): void {
     let info: CommitInfo
     try {
-      info = this.commitQueue()
+      info = this.commitWrites(writes)
     } catch (error) {
       // The transaction rolled back: forget what it taught us about existing rows.
       this.knownDocs.clear()
-      const failed = this.queue
-      this.queue = []
-      for (const queued of failed) queued.reject(error as Error)
-      return
+      throw error
     }
-    const committed = this.queue
-    this.queue = []
-    for (const queued of committed) queued.resolve()
     this.options.onCommit?.(info)
   }
 
-  private enqueue (write: Write): Promise<void> {
-    if (this.closed) return Promise.reject(new Error(`store ${this.path} is closed`))
-    return new Promise((resolve, reject) => {
-      this.queue.push({ write, resolve, reject })
-      if (!this.flushScheduled) {
-        this.flushScheduled = true
-        setImmediate(() => {
-          this.flushScheduled = false
-          this.flush()
-        })
-      }
-    })
+  protected release (): void {
+    this.db.close()
   }
 
-  private apply (write: Write, info: CommitInfo): void {
+  private apply (write: StoreWrite, info: CommitInfo): void {
     switch (write.kind) {
       case 'append':
         if (!this.knownDocs.has(write.docId)) {

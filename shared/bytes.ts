@@ -29,10 +29,30 @@ export function expectEnd (decoder: decoding.Decoder): void {
   if (decoder.pos !== decoder.arr.length) throw new ProtocolError('trailing bytes after the message')
 }
 
+/** Reads `bytes` with `read`, which must consume them exactly. */
+export function decodeExactly<T> (bytes: Uint8Array, read: (decoder: decoding.Decoder) => T): T {
+  const decoder = decoding.createDecoder(bytes)
+  const value = read(decoder)
+  expectEnd(decoder)
+  return value
+}
+
 /**
  * Copies `data` into a Uint8Array that owns its whole ArrayBuffer, so that no decoder can
  * read past the message into neighbouring bytes of a shared buffer.
  */
 export function ownBytes (data: Uint8Array): Uint8Array {
   return Uint8Array.prototype.slice.call(data)
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/** Reads a varint-length-prefixed UTF-8 string, rejecting invalid UTF-8. */
+export function readString (decoder: decoding.Decoder): string {
+  const bytes = readBytes(decoder)
+  try {
+    return utf8.decode(bytes)
+  } catch {
+    throw new ProtocolError('string is not valid UTF-8')
+  }
 }

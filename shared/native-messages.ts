@@ -6,7 +6,7 @@
  */
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
-import { ProtocolError, expectEnd, readBytes, readVarUint } from './bytes.js'
+import { ProtocolError, decodeExactly, readBytes, readString, readVarUint } from './bytes.js'
 import { docIdProblem, type DocId } from './doc-id.js'
 import type { ClusterMap } from './placement.js'
 
@@ -48,17 +48,6 @@ export type NativeMessage =
   | { type: 'cluster', map: ClusterMap }
   | { type: 'redirect', docId: DocId, relayId: string, url: string }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true })
-
-function readString (decoder: decoding.Decoder): string {
-  try {
-    return utf8.decode(readBytes(decoder))
-  } catch (error) {
-    if (error instanceof ProtocolError) throw error
-    throw new ProtocolError('string is not valid UTF-8')
-  }
-}
-
 function readDocId (decoder: decoding.Decoder): DocId {
   const id = readString(decoder)
   const problem = docIdProblem(id)
@@ -68,10 +57,7 @@ function readDocId (decoder: decoding.Decoder): DocId {
 
 /** Decodes one native message; throws {@link ProtocolError} if it is malformed. */
 export function decodeNativeMessage (bytes: Uint8Array): NativeMessage {
-  const decoder = decoding.createDecoder(bytes)
-  const message = readMessage(decoder)
-  expectEnd(decoder)
-  return message
+  return decodeExactly(bytes, readMessage)
 }
 
 function readMessage (decoder: decoding.Decoder): NativeMessage {

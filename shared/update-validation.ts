@@ -5,7 +5,7 @@
  */
 import * as decoding from 'lib0/decoding'
 import * as Y from 'yjs'
-import { ProtocolError, expectEnd, readBytes, readVarUint } from './bytes.js'
+import { ProtocolError, expectEnd, readString, readVarUint } from './bytes.js'
 
 /**
  * Throws {@link ProtocolError} unless `update` is a well-formed Yjs (v1) update.
@@ -54,16 +54,15 @@ export function decodeAwarenessUpdate (update: Uint8Array): AwarenessEntry[] {
   const count = readVarUint(decoder)
   if (count > update.length) throw new ProtocolError('awareness update claims more entries than it has bytes')
   const entries: AwarenessEntry[] = []
-  const utf8 = new TextDecoder('utf-8', { fatal: true })
   for (let i = 0; i < count; i++) {
     const clientId = readVarUint(decoder)
     const clock = readVarUint(decoder)
+    const json = readString(decoder)
     let state: unknown
     try {
-      state = JSON.parse(utf8.decode(readBytes(decoder)))
-    } catch (error) {
-      if (error instanceof ProtocolError) throw error
-      throw new ProtocolError('awareness state is not valid UTF-8 JSON')
+      state = JSON.parse(json)
+    } catch {
+      throw new ProtocolError('awareness state is not valid JSON')
     }
     entries.push({ clientId, clock, state })
   }

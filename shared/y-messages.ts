@@ -15,7 +15,7 @@
  */
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
-import { ProtocolError, expectEnd, readBytes, readVarUint } from './bytes.js'
+import { ProtocolError, decodeExactly, readBytes, readString, readVarUint } from './bytes.js'
 
 /** Top-level y-websocket message types. */
 export const MessageType = { sync: 0, awareness: 1, auth: 2, queryAwareness: 3 } as const
@@ -34,10 +34,7 @@ export type YMessage =
 
 /** Decodes one y-websocket message; throws {@link ProtocolError} if it is malformed. */
 export function decodeYMessage (bytes: Uint8Array): YMessage {
-  const decoder = decoding.createDecoder(bytes)
-  const message = readMessage(decoder)
-  expectEnd(decoder)
-  return message
+  return decodeExactly(bytes, readMessage)
 }
 
 function readMessage (decoder: decoding.Decoder): YMessage {
@@ -56,7 +53,7 @@ function readMessage (decoder: decoding.Decoder): YMessage {
     case MessageType.auth: {
       const subtype = readVarUint(decoder)
       if (subtype !== 0) throw new ProtocolError(`unknown auth message subtype ${subtype}`)
-      return { type: 'auth-denied', reason: new TextDecoder('utf-8', { fatal: true }).decode(readBytes(decoder)) }
+      return { type: 'auth-denied', reason: readString(decoder) }
     }
     case MessageType.queryAwareness:
       return { type: 'query-awareness' }
