@@ -9,6 +9,8 @@ import { pino, type Logger } from 'pino'
 import { Cluster, parseMembers, type ClusterOptions } from './cluster.js'
 import { clusterCommand } from './dev-cluster.js'
 import { startRelay } from './relay.js'
+import { parseAuthKeys } from './auth.js'
+import { DEFAULT_LIMITS, type Limits } from './limits.js'
 
 const CLI_PATH = fileURLToPath(import.meta.url)
 
@@ -22,6 +24,20 @@ Flags:
   -h, --help    show this help
 `
 
+/** Flag, limit, description: one flag per limit. */
+const LIMIT_FLAGS: Array<[string, keyof Limits, string]> = [
+  ['max-frame-bytes', 'maxFrameBytes', 'largest WebSocket frame, 1009'],
+  ['max-docs-per-connection', 'maxDocsPerConnection', 'documents open on one native connection, 1008'],
+  ['max-connections-per-ip', 'maxConnectionsPerIp', 'connections from one IP address, 1013'],
+  ['max-messages-per-second', 'maxMessagesPerSecond', 'messages per second per connection, 1008'],
+  ['max-bytes-per-second', 'maxBytesPerSecond', 'bytes per second per connection, 1008'],
+  ['max-document-bytes', 'maxDocumentBytes', 'stored size of one document, 1009'],
+  ['max-pending-bytes', 'maxPendingBytes', 'bytes of updates waiting for dependencies per document, 1008'],
+  ['max-awareness-entries', 'maxAwarenessEntries', 'awareness entries per document, 1008'],
+  ['max-awareness-state-bytes', 'maxAwarenessStateBytes', 'bytes of one awareness state, 1008'],
+  ['max-buffered-bytes', 'maxBufferedBytes', 'bytes queued to a slow reader before it is dropped']
+]
+
 const RELAY_USAGE = `Usage: petaldb relay [flags]
 
 Starts a PetalDB relay. Stock y-websocket clients connect to ws://HOST:PORT/<docId>.
@@ -31,10 +47,19 @@ Flags:
   --port PORT             port to listen on, 0 for any free port (default 4321)
   --data DIR              directory of the SQLite database (default ./petal-data)
   --idle-ms MS            keep a document with no connection in memory this long (default 30000)
-  --max-frame-bytes N     largest accepted WebSocket frame (default 16777216)
   --compact-min-bytes N   never compact a document log smaller than this (default 16384)
   --log-level LEVEL       fatal, error, warn, info, debug or trace (default info); logs are JSON on stderr
   -h, --help              show this help
+
+Security flags:
+  --auth-secret [KID=]S   HS256 key for client tokens (JWT); repeat with KID= to rotate keys (a token's
+                          "kid" header picks one). Without a secret the relay is open to anyone.
+  --auth-secret-file F    read keys from a file, one [KID=]SECRET per line
+  --allowed-origin O      browser origin allowed to connect (repeatable); default any
+  --tls-cert F, --tls-key F   serve wss:// with this PEM certificate and key
+
+Limits (exceeding one closes the connection with the code shown):
+${LIMIT_FLAGS.map(([flag, key, text]) => `  --${flag} N`.padEnd(32) + `${text} (default ${DEFAULT_LIMITS[key]})`).join('\n')}
 
 Cluster flags (all relays of a cluster get the same member list):
   --id ID                 this relay's id in the member list
@@ -67,8 +92,13 @@ async function relayCommand (args: string[]): Promise<void> {
         port: { type: 'string' },
         data: { type: 'string' },
         'idle-ms': { type: 'string' },
-        'max-frame-bytes': { type: 'string' },
         'compact-min-bytes': { type: 'string' },
+        ...Object.fromEntries(LIMIT_FLAGS.map(([flag]) => [flag, { type: 'string' as const }])),
+        'auth-secret': { type: 'string', multiple: true },
+        'auth-secret-file': { type: 'string' },
+        'allowed-origin': { type: 'string', multiple: true },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
         'log-level': { type: 'string' },
         id: { type: 'string' },
         peers: { type: 'string' },
@@ -93,17 +123,28 @@ async function relayCommand (args: string[]): Promise<void> {
   const dataDir = values.data ?? './petal-data'
   const port = integer(values.port, '--port')
   const idleMs = integer(values['idle-ms'], '--idle-ms')
-  const maxFrameBytes = integer(values['max-frame-bytes'], '--max-frame-bytes')
   const compactMinBytes = integer(values['compact-min-bytes'], '--compact-min-bytes')
+  const limits: Partial<Limits> = {}
+  for (const [flag, key] of LIMIT_FLAGS) {
+    const value = integer((values as Record<string, unknown>)[flag] as string | undefined, `--${flag}`)
+    if (value !== undefined) limits[key] = value
+  }
   const cluster = clusterFlags(values, logger)
+  const authKeys = authFlags(values)
+  const tlsCert = values['tls-cert'] as string | undefined
+  const tlsKey = values['tls-key'] as string | undefined
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) fail('--tls-cert and --tls-key go together')
   const relay = await startRelay({
     logger,
     dataDir,
+    limits,
+    ...(authKeys === undefined ? {} : { authKeys }),
+    ...(values['allowed-origin'] === undefined ? {} : { allowedOrigins: values['allowed-origin'] as string[] }),
+    ...(tlsCert === undefined || tlsKey === undefined ? {} : { tls: { cert: readFileSync(tlsCert), key: readFileSync(tlsKey) } }),
     ...(cluster === undefined ? {} : { cluster }),
-    ...(values.host === undefined ? {} : { host: values.host }),
+    ...(values.host === undefined ? {} : { host: values.host as string }),
     ...(port === undefined ? {} : { port }),
     ...(idleMs === undefined ? {} : { idleMs }),
-    ...(maxFrameBytes === undefined ? {} : { maxFrameBytes }),
     ...(compactMinBytes === undefined ? {} : { compactMinBytes })
   })
   const role = cluster === undefined ? '' : ` as ${cluster.selfId} of a ${cluster.members.length}-relay cluster`
@@ -126,7 +167,19 @@ async function relayCommand (args: string[]): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'))
 }
 
-function clusterFlags (values: Record<string, string | boolean | undefined>, logger: Logger): ClusterOptions | undefined {
+function authFlags (values: Record<string, unknown>): Map<string, string> | undefined {
+  const file = values['auth-secret-file'] as string | undefined
+  const inline = (values['auth-secret'] as string[] | undefined) ?? []
+  const lines = [...inline, ...(file === undefined ? [] : readFileSync(file, 'utf8').split('\n'))]
+  if (lines.length === 0) return undefined
+  try {
+    return parseAuthKeys(lines)
+  } catch (error) {
+    fail((error as Error).message)
+  }
+}
+
+function clusterFlags (values: Record<string, unknown>, logger: Logger): ClusterOptions | undefined {
   const id = values.id as string | undefined
   const peers = values.peers as string | undefined
   if (id === undefined && peers === undefined) return undefined

@@ -1,7 +1,9 @@
 /**
- * Serves one native (`petaldb.v1`) connection: a HELLO, then any number of documents
- * opened, synced and closed over the same Link, with updates acknowledged by sequence
- * number once they are durable. See shared/PROTOCOL.md.
+ * Serves one native (`petaldb.v1`) connection: a HELLO carrying the token, then any number
+ * of documents opened, synced and closed over the same Link, with updates acknowledged by
+ * sequence number once they are durable (and, in a cluster, on W replicas). The token can
+ * be refreshed with AUTH without dropping the documents; every message is authorized.
+ * See shared/PROTOCOL.md.
  */
 import type { Logger } from 'pino'
 import { ProtocolError } from '../shared/bytes.js'
@@ -10,7 +12,10 @@ import type { DocId } from '../shared/doc-id.js'
 import type { Link } from '../shared/link.js'
 import type { ClusterMap, ClusterMember } from '../shared/placement.js'
 import { NATIVE_PROTOCOL_VERSION, decodeNativeMessage, encodeNativeMessage, type NativeMessage } from '../shared/native-messages.js'
+import type { Authenticator } from './auth.js'
+import { ConnectionAuth } from './connection-auth.js'
 import { MAX_FRAMES_BEFORE_LOAD, closeForError } from './connections.js'
+import { LimitError } from './limits.js'
 import type { DocumentRegistry } from './registry.js'
 import type { DocPeer, PeerCodec, RelayDocument } from './relay-document.js'
 
@@ -35,6 +40,10 @@ export interface NativeConnectionOptions {
   log: Logger
   /** Sent to clients in WELCOME. */
   relayId: string
+  /** Verifies tokens; null: the relay is open. */
+  authenticator: Authenticator | null
+  /** Documents one connection may have open. */
+  maxDocs: number
   /** In a cluster: the map sent to clients, and where to redirect documents this relay does not replicate. */
   routing?: {
     map: ClusterMap
@@ -46,27 +55,41 @@ export interface NativeConnectionOptions {
 }
 
 /** Serves the native protocol on `link`; see the module comment. */
-export function serveNativeLink (link: Link, { registry, log, relayId, routing }: NativeConnectionOptions): void {
+export function serveNativeLink (link: Link, options: NativeConnectionOptions): void {
+  const { registry, log, relayId, routing } = options
   const docs = new Map<DocId, OpenDoc>()
-  let greeted = false
-  let open = true
+  let state: 'hello' | 'verifying' | 'ready' | 'closed' = 'hello'
+  let early: Uint8Array[] = []
 
   const send = (message: NativeMessage): void => {
-    if (open) link.send(encodeNativeMessage(message))
+    if (state !== 'closed') link.send(encodeNativeMessage(message))
   }
+  const fail = (error: unknown): void => {
+    if (state === 'closed') return
+    closeForError(link, error, log, { protocol: 'native' })
+    shutdown()
+  }
+  const auth = new ConnectionAuth(options.authenticator, fail)
 
   const release = (docId: DocId): void => {
-    const state = docs.get(docId)
-    if (state === undefined) return
+    const open = docs.get(docId)
+    if (open === undefined) return
     docs.delete(docId)
-    state.doc?.removePeer(state.peer)
+    open.doc?.removePeer(open.peer)
     registry.release(docId)
+  }
+
+  /** Refuses `docId` on this connection only. */
+  const refuse = (docId: DocId, code: number, reason: string): void => {
+    release(docId)
+    send({ type: 'doc-error', docId, code, reason })
   }
 
   const applyToDoc = (doc: RelayDocument, peer: DocPeer, message: DocMessage): void => {
     if (message.type === 'awareness') return doc.applyAwareness(peer, message.update)
-    const committed = doc.applyUpdate(message.update, peer)
     const { docId, seq } = message
+    if (!auth.canWrite(docId)) return refuse(docId, CloseCode.forbidden, `read-only access to ${docId}: updates are refused`)
+    const committed = doc.applyUpdate(message.update, peer)
     if (seq === 0) return
     const durable = routing === undefined ? committed : Promise.all([committed, routing.confirm(docId)])
     durable.then(() => {
@@ -77,57 +100,57 @@ export function serveNativeLink (link: Link, { registry, log, relayId, routing }
 
   const openDoc = (docId: DocId, stateVector: Uint8Array): void => {
     if (docs.has(docId)) throw new ProtocolError(`document ${docId} is already open`)
+    if (!auth.canRead(docId)) return send({ type: 'doc-error', docId, code: CloseCode.forbidden, reason: `no access to ${docId}` })
     const replica = routing?.redirectFor(docId) ?? null
-    if (replica !== null) {
-      send({ type: 'redirect', docId, relayId: replica.id, url: replica.url })
-      return
-    }
-    const state: OpenDoc = { peer: { codec: nativeCodec, send: message => { if (open) link.send(message) } }, doc: null, waiting: [] }
-    docs.set(docId, state)
+    if (replica !== null) return send({ type: 'redirect', docId, relayId: replica.id, url: replica.url })
+    if (docs.size >= options.maxDocs) throw new LimitError(CloseCode.policyViolation, `more than ${options.maxDocs} documents open on one connection`)
+    const open: OpenDoc = { peer: { codec: nativeCodec, send: message => { if (state !== 'closed') link.send(message) }, user: auth.user }, doc: null, waiting: [] }
+    docs.set(docId, open)
     registry.acquire(docId).then(doc => {
-      if (docs.get(docId) !== state) return
+      if (docs.get(docId) !== open) return
       try {
         const missing = doc.missingFor(stateVector)
-        state.doc = doc
-        doc.addPeer(state.peer)
+        open.doc = doc
+        doc.addPeer(open.peer)
         send({ type: 'sync', docId, stateVector: doc.stateVector(), update: missing })
         const awareness = doc.awarenessStates()
         if (awareness !== null) send({ type: 'awareness', docId, update: awareness })
-        for (const message of state.waiting.splice(0)) applyToDoc(doc, state.peer, message)
+        for (const message of open.waiting.splice(0)) applyToDoc(doc, open.peer, message)
       } catch (error) {
         fail(error)
       }
     }, (error: unknown) => {
       log.error({ err: error, doc: docId }, 'document failed to load; refusing connections to it')
-      if (docs.get(docId) !== state) return
-      docs.delete(docId)
+      if (docs.get(docId) !== open) return
+      docs.delete(docId) // the failed load took its holders with it: nothing to release
       send({ type: 'doc-error', docId, code: CloseCode.documentUnavailable, reason: `document failed to load: ${(error as Error).message}` })
     })
   }
 
-  const receive = (message: NativeMessage): void => {
-    if (!greeted) {
-      if (message.type !== 'hello') throw new ProtocolError('the first message must be hello')
-      if (message.version !== NATIVE_PROTOCOL_VERSION) throw new ProtocolError(`unsupported protocol version ${message.version}`)
-      greeted = true
-      send({ type: 'welcome', version: NATIVE_PROTOCOL_VERSION, relayId })
-      if (routing !== undefined) send({ type: 'cluster', map: routing.map })
-      return
+  /** A refreshed token may cover fewer documents: close those it no longer allows. */
+  const reauthorize = (): void => {
+    for (const docId of [...docs.keys()]) {
+      if (!auth.canRead(docId)) refuse(docId, CloseCode.forbidden, `the new token does not allow ${docId}`)
     }
+  }
+
+  const receive = (message: NativeMessage): void => {
     switch (message.type) {
       case 'open':
         return openDoc(message.docId, message.stateVector)
       case 'close':
         return release(message.docId)
+      case 'auth':
+        auth.authenticate(message.token).then(reauthorize, fail)
+        return
       case 'update':
       case 'awareness': {
-        const state = docs.get(message.docId)
-        // After a redirect the client may still send a message or two for the document.
-        if (state === undefined && routing?.redirectFor(message.docId) != null) return
-        if (state === undefined) throw new ProtocolError(`document ${message.docId} is not open`)
-        if (state.doc !== null) return applyToDoc(state.doc, state.peer, message)
-        if (state.waiting.length >= MAX_FRAMES_BEFORE_LOAD) throw new ProtocolError('too many messages before the document loaded')
-        state.waiting.push(message)
+        const open = docs.get(message.docId)
+        // After a redirect or a refusal the client may still send a message or two for the document.
+        if (open === undefined) return
+        if (open.doc !== null) return applyToDoc(open.doc, open.peer, message)
+        if (open.waiting.length >= MAX_FRAMES_BEFORE_LOAD) throw new ProtocolError('too many messages before the document loaded')
+        open.waiting.push(message)
         return
       }
       default:
@@ -135,25 +158,44 @@ export function serveNativeLink (link: Link, { registry, log, relayId, routing }
     }
   }
 
-  const fail = (error: unknown): void => {
-    if (!open) return
-    closeForError(link, error, log, { protocol: 'native' })
-    shutdown()
+  const greet = (message: NativeMessage): void => {
+    if (message.type !== 'hello') throw new ProtocolError('the first message must be hello')
+    if (message.version !== NATIVE_PROTOCOL_VERSION) throw new ProtocolError(`unsupported protocol version ${message.version}`)
+    state = 'verifying'
+    auth.authenticate(message.token).then(() => {
+      if (state !== 'verifying') return
+      state = 'ready'
+      send({ type: 'welcome', version: NATIVE_PROTOCOL_VERSION, relayId })
+      if (routing !== undefined) send({ type: 'cluster', map: routing.map })
+      const queued = early
+      early = []
+      for (const frame of queued) handle(frame)
+    }, fail)
   }
 
-  const shutdown = (): void => {
-    if (!open) return
-    open = false
-    for (const docId of [...docs.keys()]) release(docId)
-  }
-
-  link.onMessage = frame => {
-    if (!open) return
+  const handle = (frame: Uint8Array): void => {
+    if (state === 'closed') return
+    if (state === 'verifying') {
+      if (early.length >= MAX_FRAMES_BEFORE_LOAD) return fail(new ProtocolError('too many messages before the token was verified'))
+      early.push(frame)
+      return
+    }
     try {
-      receive(decodeNativeMessage(frame))
+      const message = decodeNativeMessage(frame)
+      if (state === 'hello') greet(message)
+      else receive(message)
     } catch (error) {
       fail(error)
     }
   }
+
+  const shutdown = (): void => {
+    if (state === 'closed') return
+    state = 'closed'
+    auth.dispose()
+    for (const docId of [...docs.keys()]) release(docId)
+  }
+
+  link.onMessage = handle
   link.onClose = shutdown
 }

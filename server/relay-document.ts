@@ -10,7 +10,9 @@ import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate, removeAwareness
 import type { DocId } from '../shared/doc-id.js'
 import { PersistedDoc } from '../shared/persisted-doc.js'
 import type { DocStore } from '../shared/store.js'
-import { decodeAwarenessUpdate, decodeStateVector, validateUpdate } from '../shared/update-validation.js'
+import { decodeAwarenessUpdate, decodeStateVector, encodeAwarenessEntries, validateUpdate } from '../shared/update-validation.js'
+import { CloseCode } from '../shared/close-codes.js'
+import { DEFAULT_LIMITS, LimitError, type Limits } from './limits.js'
 
 /** How a protocol frames what a document broadcasts. Shared by every peer of that protocol. */
 export interface PeerCodec {
@@ -23,6 +25,8 @@ export interface DocPeer {
   readonly codec: PeerCodec
   /** Sends one framed message. Must not throw. */
   send(message: Uint8Array): void
+  /** The authenticated user, stamped as `sub` onto the awareness states this peer sets. */
+  readonly user?: string
 }
 
 /** Transaction origin of the stored state applied while loading. */
@@ -33,14 +37,23 @@ export interface RelayDocumentOptions {
   store: DocStore
   log: Logger
   compactMinBytes?: number
+  /** Document size, pending-update and awareness limits. Default {@link DEFAULT_LIMITS}. */
+  limits?: Pick<Limits, 'maxDocumentBytes' | 'maxPendingBytes' | 'maxAwarenessEntries' | 'maxAwarenessStateBytes'>
 }
 
 /** A document held in memory by a relay; see the module comment. */
 export class RelayDocument {
   readonly awareness: Awareness
-  private readonly peers = new Map<DocPeer, Set<number>>()
+  private readonly peers = new Set<DocPeer>()
+  /** Awareness client ids set by an attached peer, which alone may change or remove them. */
+  private readonly awarenessOwners = new Map<number, DocPeer>()
 
-  private constructor (readonly docId: DocId, private readonly persisted: PersistedDoc, private readonly log: Logger) {
+  private constructor (
+    readonly docId: DocId,
+    private readonly persisted: PersistedDoc,
+    private readonly log: Logger,
+    private readonly limits: NonNullable<RelayDocumentOptions['limits']>
+  ) {
     this.awareness = new Awareness(this.ydoc)
     // The relay itself has no presence.
     this.awareness.setLocalState(null)
@@ -54,7 +67,7 @@ export class RelayDocument {
     const persistedOptions = { origin: STORAGE_ORIGIN, ...(options.compactMinBytes === undefined ? {} : { compactMinBytes: options.compactMinBytes }) }
     try {
       const persisted = await PersistedDoc.load(options.store, docId, ydoc, persistedOptions)
-      return new RelayDocument(docId, persisted, options.log)
+      return new RelayDocument(docId, persisted, options.log, options.limits ?? DEFAULT_LIMITS)
     } catch (error) {
       ydoc.destroy()
       throw error
@@ -68,14 +81,15 @@ export class RelayDocument {
 
   /** Attaches `peer`: it receives every later update and awareness change. */
   addPeer (peer: DocPeer): void {
-    this.peers.set(peer, new Set())
+    this.peers.add(peer)
   }
 
   /** Detaches `peer` and removes the awareness entries it introduced. */
   removePeer (peer: DocPeer): void {
-    const clients = this.peers.get(peer)
     this.peers.delete(peer)
-    if (clients !== undefined && clients.size > 0) removeAwarenessStates(this.awareness, [...clients], peer)
+    const clients = [...this.awarenessOwners].filter(([, owner]) => owner === peer).map(([client]) => client)
+    for (const client of clients) this.awarenessOwners.delete(client)
+    if (clients.length > 0) removeAwarenessStates(this.awareness, clients, peer)
   }
 
   /** The document's state vector. */
@@ -96,10 +110,22 @@ export class RelayDocument {
    */
   applyUpdate (update: Uint8Array, origin: object): Promise<void> {
     validateUpdate(update)
+    const { logBytes, snapshotBytes } = this.persisted.sizes
+    if (logBytes + snapshotBytes + update.length > this.limits.maxDocumentBytes) {
+      throw new LimitError(CloseCode.messageTooBig, `document ${this.docId} would exceed ${this.limits.maxDocumentBytes} bytes`)
+    }
     const store = this.ydoc.store
     const pendingBefore = [store.pendingStructs, store.pendingDs]
     Y.applyUpdate(this.ydoc, update, origin)
     if ((store.pendingStructs !== null && store.pendingStructs !== pendingBefore[0]) || (store.pendingDs !== null && store.pendingDs !== pendingBefore[1])) {
+      const pendingBytes = (store.pendingStructs?.update.length ?? 0) + (store.pendingDs?.length ?? 0)
+      if (pendingBytes > this.limits.maxPendingBytes) {
+        // Drop what waits for dependencies rather than hold it without bound; senders
+        // re-send it with the dependencies on their next handshake.
+        store.pendingStructs = null
+        store.pendingDs = null
+        throw new LimitError(CloseCode.policyViolation, `more than ${this.limits.maxPendingBytes} bytes of updates wait for missing dependencies`)
+      }
       // Parts still waiting for their dependencies emit no update event; store the update
       // as received so that what is acknowledged is on disk.
       this.write(update)
@@ -109,16 +135,31 @@ export class RelayDocument {
 
   /**
    * Validates and applies an awareness update from `peer` (an attached peer, or another
-   * origin such as a relay link), remembering the clients an attached peer introduced.
+   * origin such as a relay link). An attached peer may only set or remove the entries it
+   * introduced; its entries get its user stamped as `sub`. Throws a LimitError if the
+   * document would hold too many entries or an entry is too large.
    */
   applyAwareness (peer: object, update: Uint8Array): void {
-    const entries = decodeAwarenessUpdate(update)
-    const introduced = this.peers.get(peer as DocPeer)
-    for (const { clientId, state } of entries) {
-      if (state === null) introduced?.delete(clientId)
-      else introduced?.add(clientId)
+    const client = this.peers.has(peer as DocPeer) ? peer as DocPeer : null
+    const allowed = decodeAwarenessUpdate(update).filter(entry => {
+      const owner = this.awarenessOwners.get(entry.clientId)
+      return owner === undefined || owner === client || (client === null && !this.peers.has(owner))
+    })
+    for (const entry of allowed) {
+      if (entry.state === null) {
+        if (this.awarenessOwners.get(entry.clientId) === client) this.awarenessOwners.delete(entry.clientId)
+        continue
+      }
+      if (client?.user !== undefined && typeof entry.state === 'object') entry.state = { ...entry.state, sub: client.user }
+      if (JSON.stringify(entry.state).length > this.limits.maxAwarenessStateBytes) {
+        throw new LimitError(CloseCode.policyViolation, `awareness state larger than ${this.limits.maxAwarenessStateBytes} bytes`)
+      }
+      if (!this.awareness.states.has(entry.clientId) && this.awareness.states.size >= this.limits.maxAwarenessEntries) {
+        throw new LimitError(CloseCode.policyViolation, `document ${this.docId} has ${this.limits.maxAwarenessEntries} awareness entries already`)
+      }
+      if (client !== null) this.awarenessOwners.set(entry.clientId, client)
     }
-    applyAwarenessUpdate(this.awareness, update, peer)
+    if (allowed.length > 0) applyAwarenessUpdate(this.awareness, encodeAwarenessEntries(allowed), peer)
   }
 
   /** Every known awareness state as one awareness update, or `null` if there is none. */
@@ -143,7 +184,7 @@ export class RelayDocument {
 
   private broadcast (encode: (codec: PeerCodec) => Uint8Array, except: unknown): void {
     const encoded = new Map<PeerCodec, Uint8Array>()
-    for (const peer of this.peers.keys()) {
+    for (const peer of this.peers) {
       if (peer === except) continue
       let message = encoded.get(peer.codec)
       if (message === undefined) {

@@ -6,12 +6,13 @@
  * protocol handlers and the cluster are separate modules.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import type { Duplex } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { pino, type Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { CloseCode } from '../shared/close-codes.js'
-import { docIdProblem, type DocId } from '../shared/doc-id.js'
 import { NATIVE_SUBPROTOCOL, RELAY_SUBPROTOCOL } from '../shared/native-messages.js'
 import type { DocStore } from '../shared/store.js'
 import { DocumentRegistry } from './registry.js'
@@ -22,6 +23,10 @@ import { wsLink } from './ws-link.js'
 import { serveYwsConnection } from './yws-connection.js'
 import { proxyYwsConnection } from './yws-proxy.js'
 import { ClusterNode } from './cluster-node.js'
+import { admitStockClient, originAllowed, type StockAdmission } from './admission.js'
+import { Authenticator } from './auth.js'
+import { ConnectionAuth } from './connection-auth.js'
+import { DEFAULT_LIMITS, type Limits } from './limits.js'
 import type { ClusterOptions } from './cluster.js'
 
 /** Options of {@link startRelay}; every field has a default. */
@@ -36,8 +41,14 @@ export interface RelayOptions {
   store?: DocStore
   /** Milliseconds a document with no connection stays in memory. Default 30 000. */
   idleMs?: number
-  /** Largest accepted WebSocket frame, in bytes. Default 16 MiB. */
-  maxFrameBytes?: number
+  /** Limits per connection and per document; see {@link DEFAULT_LIMITS}. */
+  limits?: Partial<Limits>
+  /** Token keys (`kid` → secret; '' for tokens without `kid`). Without keys the relay is open. */
+  authKeys?: Map<string, string>
+  /** Browser origins allowed to connect; others get HTTP 403. Default: any. */
+  allowedOrigins?: string[]
+  /** PEM certificate and key: serve wss:// instead of ws://. */
+  tls?: { cert: string | Buffer, key: string | Buffer }
   /** Log bytes below which a document's log is never compacted. Default 16 KiB. */
   compactMinBytes?: number
   /** Milliseconds between keep-alive pings; a connection that misses one is dropped. Default 30 000. */
@@ -80,7 +91,6 @@ const DEFAULTS = {
   port: 4321,
   dataDir: './petal-data',
   idleMs: 30_000,
-  maxFrameBytes: 16 * 1024 * 1024,
   pingIntervalMs: 30_000
 }
 
@@ -90,6 +100,9 @@ export const relayDatabasePath = (dataDir: string): string => join(dataDir, 'rel
 /** Starts a relay and resolves once it listens. */
 export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   const log = options.logger ?? pino({ level: 'info' }, pino.destination(2))
+  const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits }
+  const authenticator = options.authKeys === undefined || options.authKeys.size === 0 ? null : new Authenticator(options.authKeys)
+  if (authenticator === null) log.warn('no auth secret configured: this relay is open to anyone who can reach it')
   const store = options.store ?? new SqliteStore(relayDatabasePath(options.dataDir ?? DEFAULTS.dataDir), {
     onCommit: info => log.debug(info, 'commit')
   })
@@ -100,46 +113,71 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
     idleMs: options.idleMs ?? DEFAULTS.idleMs,
     onLoad: doc => clusterNode?.onLoad(doc),
     onEvict: doc => clusterNode?.onEvict(doc),
+    limits,
     ...(options.compactMinBytes === undefined ? {} : { compactMinBytes: options.compactMinBytes })
   })
   if (options.cluster !== undefined) clusterNode = new ClusterNode(options.cluster, registry, log)
   const wss = new WebSocketServer({
     noServer: true,
-    maxPayload: options.maxFrameBytes ?? DEFAULTS.maxFrameBytes,
+    maxPayload: limits.maxFrameBytes,
     // Native clients ask for the PetalDB subprotocol; stock y-websocket clients ask for none.
     handleProtocols: protocols => [NATIVE_SUBPROTOCOL, RELAY_SUBPROTOCOL].find(p => protocols.has(p)) ?? false
   })
   const health = (): RelayHealth => ({ status: 'ok', documents: registry.size, connections: wss.clients.size })
 
-  const http = createServer((req, res) => answerHttp(req, res, health))
-  http.on('upgrade', (req, socket, head) => {
+  const answer = (req: IncomingMessage, res: ServerResponse): void => answerHttp(req, res, health)
+  const http = options.tls === undefined ? createServer(answer) : createHttpsServer(options.tls, answer)
+  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy())
-    wss.handleUpgrade(req, socket, head, ws => onConnection(ws, req))
+    if (!originAllowed(req, options.allowedOrigins)) {
+      log.info({ origin: req.headers.origin }, 'rejected connection: origin not allowed')
+      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n')
+      return
+    }
+    const stock = !req.headers['sec-websocket-protocol']?.split(',').some(p => [NATIVE_SUBPROTOCOL, RELAY_SUBPROTOCOL].includes(p.trim()))
+    const admission = stock ? admitStockClient(req.url ?? '/', authenticator) : Promise.resolve(null)
+    admission.then(verdict => wss.handleUpgrade(req, socket, head, ws => onConnection(ws, req, verdict)), error => {
+      log.error({ err: error }, 'upgrade failed')
+      socket.destroy()
+    })
   })
 
   const alive = new WeakSet<WebSocket>()
+  const perIp = new Map<string, number>()
   let relayId = options.relayId ?? options.cluster?.selfId ?? ''
-  const onConnection = (ws: WebSocket, req: IncomingMessage): void => {
+  const onConnection = (ws: WebSocket, req: IncomingMessage, verdict: StockAdmission | null): void => {
     alive.add(ws)
     ws.on('pong', () => alive.add(ws))
     ws.on('error', error => log.debug({ err: error }, 'socket error'))
-    const link = wsLink(ws)
+    const link = wsLink(ws, limits, log)
+    const ip = req.socket.remoteAddress ?? ''
+    const count = (perIp.get(ip) ?? 0) + 1
+    perIp.set(ip, count)
+    ws.once('close', () => {
+      const left = perIp.get(ip)! - 1
+      if (left === 0) perIp.delete(ip)
+      else perIp.set(ip, left)
+    })
+    if (count > limits.maxConnectionsPerIp && ws.protocol !== RELAY_SUBPROTOCOL) {
+      return closeWith(link, CloseCode.tryAgainLater, `more than ${limits.maxConnectionsPerIp} connections from one address`)
+    }
     if (ws.protocol === NATIVE_SUBPROTOCOL) {
-      return serveNativeLink(link, { registry, log, relayId, ...(clusterNode === null ? {} : { routing: clusterNode.routing }) })
+      return serveNativeLink(link, { registry, log, relayId, authenticator, maxDocs: limits.maxDocsPerConnection, ...(clusterNode === null ? {} : { routing: clusterNode.routing }) })
     }
     if (ws.protocol === RELAY_SUBPROTOCOL) {
       if (clusterNode === null) return closeWith(link, CloseCode.badRequest, 'this relay is not in a cluster')
       return clusterNode.acceptPeer(link)
     }
-    const docId = docIdFromUrl(req.url ?? '/')
-    if (typeof docId !== 'string') {
-      log.info({ url: req.url, reason: docId.problem }, 'rejected connection: bad document id')
-      closeWith(link, CloseCode.badRequest, docId.problem)
-      return
+    if (verdict === null || !verdict.ok) {
+      const { code, reason } = verdict ?? { code: CloseCode.badRequest, reason: 'bad request' }
+      log.info({ url: req.url?.split('?', 1)[0], reason }, 'rejected connection')
+      return closeWith(link, code, reason)
     }
-    const targets = clusterNode?.proxyTargets(docId) ?? null
-    if (targets !== null) return proxyYwsConnection(link, docId, queryOf(req.url ?? ''), targets, log)
-    serveYwsConnection(link, docId, registry, log)
+    const targets = clusterNode?.proxyTargets(verdict.docId) ?? null
+    if (targets !== null) return proxyYwsConnection(link, verdict.docId, verdict.query, targets, log)
+    const auth = new ConnectionAuth(authenticator, () => {})
+    auth.adopt(verdict.grant)
+    serveYwsConnection(link, verdict.docId, registry, log, auth)
   }
 
   const pinger = setInterval(() => {
@@ -160,7 +198,7 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   })
   const address = http.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  const url = `ws://${host}:${address.port}`
+  const url = `${options.tls === undefined ? 'ws' : 'wss'}://${host}:${address.port}`
   relayId ||= url
   clusterNode?.start(store, options.store === undefined ? options.dataDir ?? DEFAULTS.dataDir : undefined)
 
@@ -210,21 +248,4 @@ function answerHttp (req: IncomingMessage, res: ServerResponse, health: () => Re
   res.end('PetalDB relay: connect with a WebSocket to /<docId>, or GET /healthz\n')
 }
 
-/** The query string of a request URL, with its `?`, or ''. */
-function queryOf (url: string): string {
-  const at = url.indexOf('?')
-  return at === -1 ? '' : url.slice(at)
-}
-
-/** The document id in a request path (`/notes/1?token=...` → `notes/1`), or why it is invalid. */
-export function docIdFromUrl (url: string): DocId | { problem: string } {
-  const path = url.split('?', 1)[0]!.slice(1)
-  let id: string
-  try {
-    id = decodeURIComponent(path)
-  } catch {
-    return { problem: 'document id is not valid percent-encoding' }
-  }
-  const problem = docIdProblem(id)
-  return problem === null ? id as DocId : { problem }
-}
+export { docIdFromUrl } from './admission.js'

@@ -1,15 +1,29 @@
-/** Adapts a server-side `ws` socket to a {@link Link}. */
+/** Adapts a server-side `ws` socket to a {@link Link}, enforcing the per-connection limits. */
+import type { Logger } from 'pino'
 import type { WebSocket } from 'ws'
 import { CloseCode } from '../shared/close-codes.js'
 import type { Link } from '../shared/link.js'
-import { closeWith, toFrame } from './connections.js'
+import { closeForError, closeWith, toFrame } from './connections.js'
+import { connectionRateGuard, type Limits } from './limits.js'
 
-/** A Link over `socket`. A text frame closes the socket with 1003. */
-export function wsLink (socket: WebSocket): Link {
+/**
+ * A Link over `socket`. A text frame closes it with 1003, a frame over the rate limits
+ * with 1008; a reader whose send buffer outgrows `maxBufferedBytes` is cut off.
+ */
+export function wsLink (socket: WebSocket, limits: Limits, log: Logger): Link {
   let closing = false
+  const checkRate = connectionRateGuard(limits)
   const link: Link = {
     send (message) {
-      if (socket.readyState === socket.OPEN) socket.send(message)
+      if (socket.readyState !== socket.OPEN) return
+      if (socket.bufferedAmount > limits.maxBufferedBytes) {
+        // The close frame would queue behind what the reader is not reading: just cut it off.
+        log.info({ buffered: socket.bufferedAmount }, 'dropping a slow reader')
+        closing = true
+        socket.terminate()
+        return
+      }
+      socket.send(message)
     },
     close (code, reason) {
       closing = true
@@ -21,8 +35,14 @@ export function wsLink (socket: WebSocket): Link {
   socket.on('message', (data, isBinary) => {
     // Nothing is handled once the socket is closing, from either side.
     if (closing) return
-    if (isBinary) return link.onMessage(toFrame(data))
-    link.close(CloseCode.unsupportedData, 'text frames are not part of the protocol')
+    if (!isBinary) return link.close(CloseCode.unsupportedData, 'text frames are not part of the protocol')
+    const frame = toFrame(data)
+    try {
+      checkRate(frame)
+    } catch (error) {
+      return closeForError(link, error, log, {})
+    }
+    link.onMessage(frame)
   })
   socket.on('close', (code, reason) => link.onClose(code, reason.toString()))
   return link

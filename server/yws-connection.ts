@@ -2,12 +2,16 @@
  * Serves one stock y-websocket connection: `ws://host:port/<docId>`. Frames that arrive
  * while the document loads wait in order; every frame is decoded inside error handling,
  * and a bad one closes this connection only, before anything is applied or forwarded.
+ * A read-only connection is not asked for its state (no relay step 1) and is closed with
+ * 4403 if it sends any change.
  */
 import type { Logger } from 'pino'
 import { CloseCode } from '../shared/close-codes.js'
 import type { DocId } from '../shared/doc-id.js'
 import type { Link } from '../shared/link.js'
 import { decodeYMessage, encodeAwarenessMessage, encodeSyncStep1, encodeSyncStep2, encodeSyncUpdate, type YMessage } from '../shared/y-messages.js'
+import { AuthError } from './auth.js'
+import type { ConnectionAuth } from './connection-auth.js'
 import { closeForError, closeWith, MAX_FRAMES_BEFORE_LOAD } from './connections.js'
 import type { DocumentRegistry } from './registry.js'
 import type { DocPeer, PeerCodec, RelayDocument } from './relay-document.js'
@@ -18,13 +22,20 @@ const ywsCodec: PeerCodec = {
   awareness: (_docId, update) => encodeAwarenessMessage(update)
 }
 
-function receive (doc: RelayDocument, peer: DocPeer, message: YMessage): void {
+/** The smallest Yjs update: no structs, empty delete set. */
+const EMPTY_UPDATE_LENGTH = 2
+
+function receive (doc: RelayDocument, peer: DocPeer, message: YMessage, writable: boolean): void {
   switch (message.type) {
     case 'sync-step1':
       peer.send(encodeSyncStep2(doc.missingFor(message.stateVector)))
       break
     case 'sync-step2':
     case 'sync-update':
+      if (!writable) {
+        if (message.update.length <= EMPTY_UPDATE_LENGTH) return
+        throw new AuthError(CloseCode.forbidden, 'read-only access: updates are refused')
+      }
       void doc.applyUpdate(message.update, peer).catch(() => {}) // storage failures are logged by the document
       break
     case 'awareness':
@@ -39,33 +50,41 @@ function receive (doc: RelayDocument, peer: DocPeer, message: YMessage): void {
   }
 }
 
-/** Attaches the connection `link` to document `docId`; see the module comment. */
-export function serveYwsConnection (link: Link, docId: DocId, registry: DocumentRegistry, log: Logger): void {
+/** Attaches the connection `link` to document `docId` with the access `auth` grants; see the module comment. */
+export function serveYwsConnection (link: Link, docId: DocId, registry: DocumentRegistry, log: Logger, auth: ConnectionAuth): void {
   let doc: RelayDocument | null = null
   let waiting: Uint8Array[] | null = []
   let open = true
+  const writable = auth.canWrite(docId)
   const peer: DocPeer = {
     codec: ywsCodec,
     send (message) {
       if (open) link.send(message)
-    }
+    },
+    user: auth.user
   }
 
   const detach = (): void => {
     if (!open) return
     open = false
     waiting = null
+    auth.dispose()
     if (doc !== null) doc.removePeer(peer)
     registry.release(docId)
   }
 
+  const fail = (error: unknown): void => {
+    closeForError(link, error, log, { doc: docId })
+    detach()
+  }
+  auth.onExpired = fail
+
   const handle = (frame: Uint8Array): void => {
     if (!open || doc === null) return
     try {
-      receive(doc, peer, decodeYMessage(frame))
+      receive(doc, peer, decodeYMessage(frame), writable)
     } catch (error) {
-      closeForError(link, error, log, { doc: docId })
-      detach()
+      fail(error)
     }
   }
 
@@ -85,7 +104,7 @@ export function serveYwsConnection (link: Link, docId: DocId, registry: Document
     if (!open) return
     doc = loaded
     doc.addPeer(peer)
-    peer.send(encodeSyncStep1(doc.stateVector()))
+    if (writable) peer.send(encodeSyncStep1(doc.stateVector()))
     const awareness = doc.awarenessStates()
     if (awareness !== null) peer.send(encodeAwarenessMessage(awareness))
     const queued = waiting ?? []

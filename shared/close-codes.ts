@@ -10,12 +10,18 @@ export const CloseCode = {
   goingAway: 1001,
   /** A text frame, where only binary frames are defined. */
   unsupportedData: 1003,
-  /** A frame larger than the relay's limit. */
+  /** A limit was exceeded (rate, documents per connection, awareness, pending updates). */
+  policyViolation: 1008,
+  /** A frame, update or document larger than the relay's limit. */
   messageTooBig: 1009,
+  /** The relay is overloaded for this client (too many connections from one address); retry later. */
+  tryAgainLater: 1013,
   /** A malformed message, a malformed Yjs update or an invalid document id. */
   badRequest: 4400,
-  /** Missing or invalid credentials (a relay link with the wrong cluster secret). */
+  /** Missing, invalid or expired credentials (a token, or a relay link's cluster secret). */
   unauthorized: 4401,
+  /** The credentials do not allow this (a document the token does not cover, a write on a read-only token). */
+  forbidden: 4403,
   /** The relay could not reach a replica of the document; retry later. */
   upstreamUnavailable: 4502,
   /** The document could not be loaded from storage; retry later. */

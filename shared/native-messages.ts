@@ -31,7 +31,8 @@ export const NativeType = {
   close: 7,
   docError: 8,
   cluster: 9,
-  redirect: 10
+  redirect: 10,
+  auth: 11
 } as const
 
 /** A decoded native protocol message. */
@@ -47,6 +48,7 @@ export type NativeMessage =
   | { type: 'doc-error', docId: DocId, code: number, reason: string }
   | { type: 'cluster', map: ClusterMap }
   | { type: 'redirect', docId: DocId, relayId: string, url: string }
+  | { type: 'auth', token: string }
 
 function readDocId (decoder: decoding.Decoder): DocId {
   const id = readString(decoder)
@@ -85,6 +87,8 @@ function readMessage (decoder: decoding.Decoder): NativeMessage {
       return { type: 'cluster', map: readClusterMap(decoder) }
     case NativeType.redirect:
       return { type: 'redirect', docId: readDocId(decoder), relayId: readString(decoder), url: readString(decoder) }
+    case NativeType.auth:
+      return { type: 'auth', token: readString(decoder) }
     default:
       throw new ProtocolError(`unknown message type ${tag}`)
   }
@@ -110,7 +114,8 @@ const TAGS: Record<NativeMessage['type'], number> = {
   close: NativeType.close,
   'doc-error': NativeType.docError,
   cluster: NativeType.cluster,
-  redirect: NativeType.redirect
+  redirect: NativeType.redirect,
+  auth: NativeType.auth
 }
 
 /** Encodes one native message. */
@@ -169,6 +174,9 @@ export function encodeNativeMessage (message: NativeMessage): Uint8Array {
         encoding.writeVarString(encoder, message.docId)
         encoding.writeVarString(encoder, message.relayId)
         encoding.writeVarString(encoder, message.url)
+        break
+      case 'auth':
+        encoding.writeVarString(encoder, message.token)
         break
     }
   })

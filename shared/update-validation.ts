@@ -4,6 +4,7 @@
  * an update that decodes cleanly is applied, stored or forwarded.
  */
 import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 import { ProtocolError, expectEnd, readString, readVarUint } from './bytes.js'
 
@@ -68,4 +69,16 @@ export function decodeAwarenessUpdate (update: Uint8Array): AwarenessEntry[] {
   }
   expectEnd(decoder)
   return entries
+}
+
+/** Encodes awareness entries as a y-protocols awareness update. */
+export function encodeAwarenessEntries (entries: AwarenessEntry[]): Uint8Array {
+  return encoding.encode(encoder => {
+    encoding.writeVarUint(encoder, entries.length)
+    for (const { clientId, clock, state } of entries) {
+      encoding.writeVarUint(encoder, clientId)
+      encoding.writeVarUint(encoder, clock)
+      encoding.writeVarString(encoder, JSON.stringify(state))
+    }
+  })
 }

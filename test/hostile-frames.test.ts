@@ -26,7 +26,7 @@ let bob: StockClient
 
 beforeAll(async () => {
   store = new SqliteStore(join(tempDir(), 'relay.db'))
-  relay = await startRelay({ port: 0, store, maxFrameBytes: MAX_FRAME, logger: captureLog('warn').logger })
+  relay = await startRelay({ port: 0, store, limits: { maxFrameBytes: MAX_FRAME }, logger: captureLog('warn').logger })
   alice = stockClient(relay.url, DOC)
   bob = stockClient(relay.url, DOC)
   await Promise.all([alice.synced(), bob.synced()])

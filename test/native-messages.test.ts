@@ -18,7 +18,8 @@ describe('native protocol codec', () => {
     { type: 'close', docId },
     { type: 'doc-error', docId, code: 4503, reason: 'failed to load' },
     { type: 'cluster', map: { replicas: 3, members: [{ id: 'r1', url: 'ws://a' }, { id: 'r2', url: 'ws://b' }] } },
-    { type: 'redirect', docId, relayId: 'r3', url: 'ws://c' }
+    { type: 'redirect', docId, relayId: 'r3', url: 'ws://c' },
+    { type: 'auth', token: 'eyJ...' }
   ])('round-trips $type', message => {
     expect(decodeNativeMessage(encodeNativeMessage(message))).toEqual(message)
   })
