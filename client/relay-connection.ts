@@ -29,6 +29,8 @@ export interface RelayConnectionOptions {
   onCluster?: (map: ClusterMap) => void
   /** A relay sent a document elsewhere. */
   onRedirect?: (docId: DocId, url: string) => void
+  /** The token to present in HELLO ('' for none); called for every new link. */
+  token?: () => string | Promise<string>
   /** First reconnect delay bound, doubled per failed attempt. Default 100 ms. */
   minDelayMs?: number
   /** Largest reconnect delay bound. Default 10 s. */
@@ -74,6 +76,11 @@ export class RelayConnection {
     this.docs.delete(docId)
     this.sessions.delete(docId)
     if (doc !== undefined && session !== undefined) doc.detach(session, true)
+  }
+
+  /** Sends a fresh token on the current link (the relay keeps the open documents). */
+  refreshToken (token: string): void {
+    if (this.online) this.link?.send(encodeNativeMessage({ type: 'auth', token }))
   }
 
   /** Closes the link and stops reconnecting. */
@@ -151,7 +158,10 @@ export class RelayConnection {
         this.sessions.clear()
         resolve(welcomed)
       }
-      link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, token: '', from: '' }))
+      Promise.resolve(this.options.token?.() ?? '').then(
+        token => link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, token, from: '' })),
+        () => link.close(CloseCode.normal, 'could not get a token')
+      )
     })
   }
 

@@ -23,6 +23,11 @@ export interface ReplicaOptions {
    * None: the replica stays local.
    */
   relays?: string[]
+  /**
+   * The relay token (a JWT; see the README's security section), or a function returning
+   * one, called for every new connection so it can fetch a fresh token.
+   */
+  token?: string | (() => string | Promise<string>)
   /** WebSocket implementation. Default `globalThis.WebSocket`, or `ws` once `petaldb/node` is imported. */
   WebSocket?: WebSocketConstructor
   /** Opens a link to a relay URL instead of a WebSocket (in-memory transports in tests). */
@@ -64,6 +69,8 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   private readonly loadedDocs = new Map<DocId, LocalDoc>()
   private readonly connection: Router | null
   private closed = false
+  /** The token given to {@link setToken}, which replaces the configured one. */
+  private tokenOverride: string | null = null
 
   constructor (options: ReplicaOptions) {
     super()
@@ -75,6 +82,10 @@ export class Replica extends ObservableV2<ReplicaEvents> {
       : new Router({
         relays,
         connect,
+        token: () => {
+          if (this.tokenOverride !== null) return this.tokenOverride
+          return typeof options.token === 'function' ? options.token() : options.token ?? ''
+        },
         onStatus: (relay, status) => this.emit('status', [{ relay, status }]),
         ...(options.minReconnectDelayMs === undefined ? {} : { minDelayMs: options.minReconnectDelayMs }),
         ...(options.maxReconnectDelayMs === undefined ? {} : { maxDelayMs: options.maxReconnectDelayMs })
@@ -119,6 +130,15 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   /** The y-protocols Awareness (presence) of the open document. */
   awareness (docId: string): Awareness {
     return this.loaded(docId).awareness
+  }
+
+  /**
+   * Replaces the token on every relay connection without dropping the documents (before
+   * the old one expires). Documents the new token does not allow are refused by the relay.
+   */
+  setToken (token: string): void {
+    this.tokenOverride = token
+    this.connection?.refreshToken(token)
   }
 
   /** Ids of the documents held locally, optionally only those starting with `prefix`. */

@@ -17,6 +17,7 @@ export interface RouterOptions {
   relays: string[]
   connect: (url: string) => Promise<Link>
   onStatus: (url: string, status: RelayStatus) => void
+  token?: () => string | Promise<string>
   minDelayMs?: number
   maxDelayMs?: number
 }
@@ -48,6 +49,11 @@ export class Router {
     this.assignment.delete(docId)
   }
 
+  /** Sends a fresh token to every connected relay. */
+  refreshToken (token: string): void {
+    for (const connection of [this.bootstrap, ...this.members.values()]) connection.refreshToken(token)
+  }
+
   async close (): Promise<void> {
     this.closed = true
     await Promise.all([this.bootstrap, ...this.members.values()].map(connection => connection.close()))
@@ -66,6 +72,7 @@ export class Router {
         const doc = this.docs.get(docId)
         if (doc !== undefined) this.assign(doc, this.member(url))
       },
+      ...(this.options.token === undefined ? {} : { token: this.options.token }),
       ...(this.options.minDelayMs === undefined ? {} : { minDelayMs: this.options.minDelayMs }),
       ...(this.options.maxDelayMs === undefined ? {} : { maxDelayMs: this.options.maxDelayMs })
     })

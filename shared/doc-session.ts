@@ -12,7 +12,7 @@ import * as Y from 'yjs'
 import { applyAwarenessUpdate, encodeAwarenessUpdate, removeAwarenessStates, type Awareness } from 'y-protocols/awareness'
 import type { DocId } from './doc-id.js'
 import type { NativeMessage } from './native-messages.js'
-import { validateUpdate } from './update-validation.js'
+import { decodeStateVector, validateUpdate } from './update-validation.js'
 
 /** What a session needs from the document it syncs. */
 export interface DocSessionHost {
@@ -39,9 +39,6 @@ export type DocSessionMessage = Extract<NativeMessage, { type: 'sync' | 'update'
 /** Sends one native message on the session's connection. */
 export type SendNative = (message: NativeMessage) => void
 
-/** Updates shorter than this carry nothing: no structs and an empty delete set. */
-const EMPTY_UPDATE_LENGTH = 2
-
 /** One document's sync over one connection; see the module comment. */
 export class DocSession {
   private state: 'idle' | 'opening' | 'handing-over' | 'live' | 'stopped' = 'idle'
@@ -67,13 +64,15 @@ export class DocSession {
   receive (message: DocSessionMessage): void {
     if (this.state === 'stopped' || this.state === 'idle') return
     switch (message.type) {
-      case 'sync':
+      case 'sync': {
         if (this.state !== 'opening') return
+        const relayState = decodeStateVector(message.stateVector)
         this.applyRemote(message.update)
         this.state = 'handing-over'
         this.host.onSynced()
-        void this.handOver(message.stateVector)
+        void this.handOver(message.stateVector, relayState)
         break
+      }
       case 'update':
         this.applyRemote(message.update)
         break
@@ -113,13 +112,25 @@ export class DocSession {
     removeAwarenessStates(awareness, remote, this)
   }
 
+  /**
+   * Whether this replica has structs the relay lacks. Deletions alone do not count: one
+   * without a local sequence number came from elsewhere, and sending the delete set on
+   * every handshake would make read-only replicas look like writers.
+   */
+  private aheadOf (relayState: Map<number, number>): boolean {
+    for (const [client, clock] of Y.decodeStateVector(Y.encodeStateVector(this.host.ydoc))) {
+      if (clock > (relayState.get(client) ?? 0)) return true
+    }
+    return false
+  }
+
   private applyRemote (update: Uint8Array): void {
     validateUpdate(update)
     Y.applyUpdate(this.host.ydoc, update, this)
   }
 
   /** Sends what the relay lacks once it is in local storage, then goes live. */
-  private async handOver (relayStateVector: Uint8Array): Promise<void> {
+  private async handOver (relayStateVector: Uint8Array, relayState: Map<number, number>): Promise<void> {
     // Nothing leaves before it is stored locally; loop until no update slipped in meanwhile.
     let seq: number
     try {
@@ -131,9 +142,10 @@ export class DocSession {
       return // local storage failed: send nothing that is not stored; the host reports the failure
     }
     if (this.state !== 'handing-over') return
-    const missing = Y.encodeStateAsUpdate(this.host.ydoc, relayStateVector)
-    if (seq > this.host.ackedSeq() || missing.length > EMPTY_UPDATE_LENGTH) {
-      this.send({ type: 'update', docId: this.host.docId, seq: seq > this.host.ackedSeq() ? seq : 0, update: missing })
+    const unacknowledged = seq > this.host.ackedSeq()
+    if (unacknowledged || this.aheadOf(relayState)) {
+      const missing = Y.encodeStateAsUpdate(this.host.ydoc, relayStateVector)
+      this.send({ type: 'update', docId: this.host.docId, seq: unacknowledged ? seq : 0, update: missing })
     }
     this.state = 'live'
     const awareness = this.host.awareness
