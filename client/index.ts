@@ -2,7 +2,7 @@
  * PetalDB's isomorphic entry point: `import { Replica } from 'petaldb'`.
  * Stores: `MemoryStore` here, `SqliteStore` in `petaldb/node`, `IndexedDbStore` in `petaldb/browser`.
  */
-export { Replica, type ReplicaOptions, type ReplicaEvents, type RelayStatusEvent } from './replica.js'
+export { Replica, type ReplicaOptions, type ReplicaEvents, type RelayStatusEvent, type RefusedEvent } from './replica.js'
 export type { RelayStatus } from './relay-connection.js'
 export { setDefaultWebSocket, type WebSocketConstructor } from './websocket-link.js'
 export { MemoryStore } from '../shared/memory-store.js'

@@ -43,6 +43,11 @@ export class LocalDoc implements DocSessionHost {
   private syncWaiters: Waiter[] = []
   private durableWaiters: Array<Waiter & { seq: number }> = []
   private lastError: Error | null = null
+  /** The last refusal by a relay, until the next successful sync. */
+  private refusal: Error | null = null
+
+  /** Called when a relay refuses the document (set by the replica). */
+  onRefusedByRelay: (code: number, reason: string) => void = () => {}
 
   private constructor (private readonly store: DocStore, private readonly persisted: PersistedDoc, counters: Counters) {
     this.counters = counters
@@ -103,6 +108,7 @@ export class LocalDoc implements DocSessionHost {
 
   onSynced (): void {
     this.synced = true
+    this.refusal = null
     for (const waiter of this.syncWaiters.splice(0)) waiter.resolve()
   }
 
@@ -121,11 +127,14 @@ export class LocalDoc implements DocSessionHost {
     this.synced = false
     const error = new Error(`relay refused document ${this.docId} (${code}): ${reason}`)
     for (const waiter of this.syncWaiters.splice(0)) waiter.reject(error)
+    this.refusal = error
+    this.onRefusedByRelay(code, reason)
   }
 
   /** Resolves once the document has completed a sync with a relay (now, if it is synced). */
   whenSynced (): Promise<void> {
     if (this.synced) return Promise.resolve()
+    if (this.refusal !== null) return Promise.reject(this.refusal)
     return new Promise((resolve, reject) => this.syncWaiters.push({ resolve, reject }))
   }
 

@@ -44,9 +44,18 @@ export interface RelayStatusEvent {
   status: RelayStatus
 }
 
+/** A relay's refusal of a document (no access, a write with a read-only token, a failed load). */
+export interface RefusedEvent {
+  docId: string
+  /** A close code: 4403 forbidden, 4503 unavailable, ... */
+  code: number
+  reason: string
+}
+
 /** Events of a {@link Replica}. */
 export interface ReplicaEvents {
   status: (event: RelayStatusEvent) => void
+  refused: (event: RefusedEvent) => void
 }
 
 /**
@@ -104,6 +113,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
       opening = LocalDoc.open(this.store, id)
       this.docs.set(id, opening)
       opening.then(doc => {
+        doc.onRefusedByRelay = (code, reason) => this.emit('refused', [{ docId: id, code, reason }])
         this.loadedDocs.set(id, doc)
         this.connection?.attach(doc)
       }, () => this.docs.delete(id))
