@@ -145,6 +145,7 @@ export class RelayDocument {
       const owner = this.awarenessOwners.get(entry.clientId)
       return owner === undefined || owner === client || (client === null && !this.peers.has(owner))
     })
+    let entries = this.awareness.states.size
     for (const entry of allowed) {
       if (entry.state === null) {
         if (this.awarenessOwners.get(entry.clientId) === client) this.awarenessOwners.delete(entry.clientId)
@@ -154,8 +155,8 @@ export class RelayDocument {
       if (JSON.stringify(entry.state).length > this.limits.maxAwarenessStateBytes) {
         throw new LimitError(CloseCode.policyViolation, `awareness state larger than ${this.limits.maxAwarenessStateBytes} bytes`)
       }
-      if (!this.awareness.states.has(entry.clientId) && this.awareness.states.size >= this.limits.maxAwarenessEntries) {
-        throw new LimitError(CloseCode.policyViolation, `document ${this.docId} has ${this.limits.maxAwarenessEntries} awareness entries already`)
+      if (!this.awareness.states.has(entry.clientId) && ++entries > this.limits.maxAwarenessEntries) {
+        throw new LimitError(CloseCode.policyViolation, `document ${this.docId} would have more than ${this.limits.maxAwarenessEntries} awareness entries`)
       }
       if (client !== null) this.awarenessOwners.set(entry.clientId, client)
     }
