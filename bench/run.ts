@@ -1,33 +1,210 @@
 /**
- * `npm run bench [-- scenario...]`: runs benchmark scenarios and prints their figures.
- * Not part of `npm test`. Traces are read from PETALDB_TRACES (see traces.ts).
+ * `npm run bench [-- scenario...]`: runs benchmark scenarios (all by default), prints a
+ * markdown report and writes bench/results/<scenario>.json; bench/RESULTS.md is rebuilt
+ * from every result file present. Not part of `npm test`. Editing traces are read from
+ * PETALDB_TRACES (see traces.ts).
+ *
+ * Comparisons run each server in its own process (pinned to another core than this load
+ * generator when taskset allows), with a warm-up, several runs, servers interleaved, and
+ * report median and spread; ratios are computed from medians of the same run.
  */
-import { openManyIndexedDb, openManySqlite, replicaTrace } from './replica-figures.js'
-import { traceReplay } from './trace-replay.js'
+import { cpus, totalmem } from 'node:os'
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { coldLoad, concurrentTrace, durableWrites, fanOut, manyDocuments, tempDataDir, type Figures } from './compare.js'
 import { failover, rebalance, writeThroughput } from './cluster-figures.js'
+import { openManyIndexedDb, openManySqlite, replicaTrace } from './replica-figures.js'
+import { pinLoadGenerator, startServer, type ServerKind } from './servers.js'
+import { traceReplay } from './trace-replay.js'
 
-const scenarios: Record<string, () => Promise<Record<string, number | string>>> = {
-  'trace-replay': () => traceReplay('automerge-paper'),
-  'open-1000-sqlite': openManySqlite,
-  'open-1000-indexeddb': openManyIndexedDb,
-  'replica-trace': replicaTrace,
-  'cluster-failover': () => failover(20),
-  'cluster-throughput': writeThroughput,
-  'cluster-rebalance': () => rebalance(1000)
+interface Comparison {
+  kind: 'comparison'
+  title: string
+  servers: ServerKind[]
+  warmups: number
+  runs: number
+  measure: (kind: ServerKind, dataDir: string) => Promise<Figures>
+  /** Target checks on the medians: [description, ratio, passes]. */
+  targets: (median: (kind: ServerKind, figure: string) => number) => Array<[string, number, boolean]>
 }
 
+interface FigureSet {
+  kind: 'figures'
+  title: string
+  measure: () => Promise<Record<string, number | string>>
+}
+
+/** Starts a fresh server, measures, stops it. */
+const onServer = (measure: (server: Awaited<ReturnType<typeof startServer>>, dataDir: string) => Promise<Figures>) =>
+  async (kind: ServerKind, dataDir: string): Promise<Figures> => {
+    const server = await startServer(kind, dataDir)
+    try {
+      return await measure(server, dataDir)
+    } finally {
+      await server.stop()
+    }
+  }
+
+const ratio = (a: number, b: number): number => a / b
+
+const scenarios: Record<string, Comparison | FigureSet> = {
+  'fan-out': {
+    kind: 'comparison',
+    title: '1. Fan-out: one writer, 50 readers, 10,000 small updates (6. bare ws broadcast = transport ceiling)',
+    servers: ['petaldb', 'reference', 'hocuspocus', 'bare'],
+    warmups: 1,
+    runs: 3,
+    measure: onServer(server => fanOut(server)),
+    targets: m => [
+      ['throughput vs reference ≥ 1.5', ratio(m('petaldb', 'updates/s to all readers'), m('reference', 'updates/s to all readers')), m('petaldb', 'updates/s to all readers') >= 1.5 * m('reference', 'updates/s to all readers')],
+      ['throughput vs Hocuspocus ≥ 1.5', ratio(m('petaldb', 'updates/s to all readers'), m('hocuspocus', 'updates/s to all readers')), m('petaldb', 'updates/s to all readers') >= 1.5 * m('hocuspocus', 'updates/s to all readers')],
+      ['p99 vs reference ≤ 1', ratio(m('petaldb', 'latency p99 (ms)'), m('reference', 'latency p99 (ms)')), m('petaldb', 'latency p99 (ms)') <= m('reference', 'latency p99 (ms)')],
+      ['p99 vs Hocuspocus ≤ 1', ratio(m('petaldb', 'latency p99 (ms)'), m('hocuspocus', 'latency p99 (ms)')), m('petaldb', 'latency p99 (ms)') <= m('hocuspocus', 'latency p99 (ms)')],
+      ['throughput vs bare ws ceiling ≥ 0.5', ratio(m('petaldb', 'updates/s to all readers'), m('bare', 'updates/s to all readers')), m('petaldb', 'updates/s to all readers') >= 0.5 * m('bare', 'updates/s to all readers')]
+    ]
+  },
+  'many-documents': {
+    kind: 'comparison',
+    title: '2. Many documents: 1,000 documents, 2 clients each, one write per document per second',
+    servers: ['petaldb', 'reference', 'hocuspocus'],
+    warmups: 0,
+    runs: 2,
+    measure: onServer(server => manyDocuments(server)),
+    targets: m => [
+      ['memory per open idle document vs reference ≤ 0.5', ratio(m('petaldb', 'RSS per open document (KiB)'), m('reference', 'RSS per open document (KiB)')), m('petaldb', 'RSS per open document (KiB)') <= 0.5 * m('reference', 'RSS per open document (KiB)')]
+    ]
+  },
+  'cold-load': {
+    kind: 'comparison',
+    title: '3. Cold load: the automerge-paper document on disk, not in memory; connect to synced (the reference server persists nothing: not measured)',
+    servers: ['petaldb', 'hocuspocus'],
+    warmups: 1,
+    runs: 3,
+    measure: (kind, dataDir) => coldLoad(kind, dataDir),
+    targets: m => [
+      ['cold load vs Hocuspocus ≤ 0.5', ratio(m('petaldb', 'connect to synced (ms)'), m('hocuspocus', 'connect to synced (ms)')), m('petaldb', 'connect to synced (ms)') <= 0.5 * m('hocuspocus', 'connect to synced (ms)')]
+    ]
+  },
+  'durable-writes': {
+    kind: 'comparison',
+    title: '4. Durable writes (PetalDB): 32 native writers, 32 updates in flight each, group commit',
+    servers: ['petaldb'],
+    warmups: 1,
+    runs: 3,
+    measure: onServer((server, dataDir) => durableWrites(server, dataDir)),
+    targets: m => [
+      ['acked updates/s vs one fdatasync per update ≥ 20', ratio(m('petaldb', 'acked updates/s'), m('petaldb', 'fdatasync/s (same disk)')), m('petaldb', 'acked updates/s') >= 20 * m('petaldb', 'fdatasync/s (same disk)')]
+    ]
+  },
+  'concurrent-trace': {
+    kind: 'comparison',
+    title: '5. Concurrent trace: friendsforever replayed by two clients through the server; an observer checks endContent',
+    servers: ['petaldb', 'reference', 'hocuspocus'],
+    warmups: 1,
+    runs: 3,
+    measure: onServer(server => concurrentTrace(server)),
+    targets: () => []
+  },
+  'trace-replay': { kind: 'figures', title: 'automerge-paper through the relay, one stock client, one update per edit', measure: () => traceReplay('automerge-paper') },
+  'replica-trace': { kind: 'figures', title: 'automerge-paper through a replica with SqliteStore', measure: replicaTrace },
+  'open-1000-sqlite': { kind: 'figures', title: 'Opening 1,000 small documents from SqliteStore', measure: openManySqlite },
+  'open-1000-indexeddb': { kind: 'figures', title: 'Opening 1,000 small documents from IndexedDbStore in headless Chromium', measure: openManyIndexedDb },
+  'cluster-failover': { kind: 'figures', title: 'Cluster failover over 20 kills', measure: () => failover(20) },
+  'cluster-throughput': { kind: 'figures', title: 'Cluster write throughput vs a single relay', measure: writeThroughput },
+  'cluster-rebalance': { kind: 'figures', title: 'Rebalancing 1,000 documents onto a fourth relay', measure: () => rebalance(1000) }
+}
+
+const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
+const fmt = (value: number | string): string => typeof value === 'string' ? value : value >= 100 ? value.toFixed(0) : value.toFixed(2)
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+async function runComparison (name: string, scenario: Comparison): Promise<{ markdown: string, json: unknown }> {
+  const samples = new Map<ServerKind, Figures[]>(scenario.servers.map(kind => [kind, []]))
+  for (let run = 0; run < scenario.warmups + scenario.runs; run++) {
+    // Interleave servers, rotating who goes first.
+    const order = scenario.servers.map((_, i) => scenario.servers[(i + run) % scenario.servers.length]!)
+    for (const kind of order) {
+      const dataDir = tempDataDir()
+      try {
+        const figures = await scenario.measure(kind, dataDir)
+        if (run >= scenario.warmups) samples.get(kind)!.push(figures)
+        process.stderr.write(`${name} ${kind} run ${run + 1}${run < scenario.warmups ? ' (warm-up)' : ''}: ${JSON.stringify(figures)}\n`)
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true })
+      }
+    }
+  }
+  const figureNames = Object.keys(samples.get(scenario.servers[0]!)![0]!)
+  const stats = (kind: ServerKind, figure: string): { median: number, min: number, max: number } => {
+    const values = samples.get(kind)!.map(s => s[figure]!)
+    return { median: median(values), min: Math.min(...values), max: Math.max(...values) }
+  }
+  const rows = figureNames.map(figure => `| ${figure} | ${scenario.servers.map(kind => {
+    const s = stats(kind, figure)
+    return `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`
+  }).join(' | ')} |`)
+  const targets = scenario.targets((kind, figure) => stats(kind, figure).median)
+  const markdown = [
+    `### ${scenario.title}`,
+    '',
+    `Median (min–max) of ${scenario.runs} runs after ${scenario.warmups} warm-up.`,
+    '',
+    `| figure | ${scenario.servers.join(' | ')} |`,
+    `|---|${scenario.servers.map(() => '---').join('|')}|`,
+    ...rows,
+    '',
+    ...(targets.length === 0 ? [] : ['| target | ratio | met |', '|---|---|---|', ...targets.map(([what, value, met]) => `| ${what} | ${value.toFixed(2)} | ${met ? 'yes' : '**no**'} |`), ''])
+  ].join('\n')
+  const json = { servers: scenario.servers, runs: Object.fromEntries(samples), targets: targets.map(([what, value, met]) => ({ what, ratio: value, met })) }
+  return { markdown, json }
+}
+
+async function runFigures (scenario: FigureSet): Promise<{ markdown: string, json: unknown }> {
+  const figures = await scenario.measure()
+  const markdown = [`### ${scenario.title}`, '', '| figure | value |', '|---|---|', ...Object.entries(figures).map(([k, v]) => `| ${k} | ${fmt(v)} |`), ''].join('\n')
+  return { markdown, json: figures }
+}
+
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`
 const wanted = process.argv.slice(2)
 const unknown = wanted.filter(name => !(name in scenarios))
 if (unknown.length > 0) {
   console.error(`unknown scenario(s): ${unknown.join(', ')}; known: ${Object.keys(scenarios).join(', ')}`)
   process.exit(2)
 }
-const machine = `Node ${process.version}, ${process.platform}/${process.arch}`
-console.log(`# PetalDB benchmarks (${new Date().toISOString().slice(0, 10)}, ${machine})\n`)
+const pinning = pinLoadGenerator()
+mkdirSync(RESULTS_DIR, { recursive: true })
 for (const name of wanted.length > 0 ? wanted : Object.keys(scenarios)) {
-  const figures = await scenarios[name]!()
-  console.log(`## ${name}\n\n| figure | value |\n|---|---|`)
-  for (const [key, value] of Object.entries(figures)) console.log(`| ${key} | ${value} |`)
-  console.log()
+  const scenario = scenarios[name]!
+  const { markdown, json } = scenario.kind === 'comparison' ? await runComparison(name, scenario) : await runFigures(scenario)
+  console.log(markdown)
+  writeFileSync(join(RESULTS_DIR, `${name}.json`), JSON.stringify({ scenario: name, date: new Date().toISOString(), machine, pinning, markdown, results: json }, null, 2) + '\n')
 }
+
+// Rebuild RESULTS.md from every result file, in scenario order.
+const sections = Object.keys(scenarios).flatMap(name => {
+  try {
+    const result = JSON.parse(readFileSync(join(RESULTS_DIR, `${name}.json`), 'utf8')) as { date: string, machine: string, pinning: string, markdown: string }
+    return [`${result.markdown}\n_${result.date.slice(0, 10)}, ${result.machine}; ${result.pinning}._\n`]
+  } catch {
+    return []
+  }
+})
+writeFileSync(fileURLToPath(new URL('./RESULTS.md', import.meta.url)), [
+  '# PetalDB benchmark results',
+  '',
+  'Written by `npm run bench` (`npm run bench -- <scenario>` for one). Servers: PetalDB\'s relay with',
+  'durable storage (SQLite, WAL, synchronous=FULL, group commit); the reference y-websocket server',
+  '(@y/websocket-server 0.1.1) and Hocuspocus, both keeping documents in memory only (no',
+  'persistence) except Hocuspocus in the cold-load scenario (Database extension, one file per',
+  'document); a bare ws broadcast server as the transport ceiling.',
+  '',
+  ...sections
+].join('\n'))
+console.error(`results in ${RESULTS_DIR} and bench/RESULTS.md; ${machine}; ${pinning}; ${readdirSync(RESULTS_DIR).length} result files`)
 process.exit(0)

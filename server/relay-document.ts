@@ -2,7 +2,9 @@
  * One loaded document on a relay: its Y.Doc, its awareness, its stored log, and the peers
  * connected to it, whatever protocol they speak. Updates are validated before they are
  * applied, stored once, and forwarded to every other peer; awareness changes go to every
- * peer. A broadcast is encoded once per protocol, not once per peer.
+ * peer. Updates that arrive in the same turn of the event loop are merged and broadcast
+ * as one message, encoded once per protocol, not once per peer: fewer, larger frames are
+ * what lets many readers keep up with a fast writer.
  */
 import type { Logger } from 'pino'
 import * as Y from 'yjs'
@@ -47,6 +49,8 @@ export class RelayDocument {
   private readonly peers = new Set<DocPeer>()
   /** Awareness client ids set by an attached peer, which alone may change or remove them. */
   private readonly awarenessOwners = new Map<number, DocPeer>()
+  /** Updates applied this turn, not yet broadcast, with their origins. */
+  private outgoing: Array<{ update: Uint8Array, origin: unknown }> = []
 
   private constructor (
     readonly docId: DocId,
@@ -183,10 +187,10 @@ export class RelayDocument {
     })
   }
 
-  private broadcast (encode: (codec: PeerCodec) => Uint8Array, except: unknown): void {
+  private broadcast (encode: (codec: PeerCodec) => Uint8Array, except: (peer: DocPeer) => boolean): void {
     const encoded = new Map<PeerCodec, Uint8Array>()
     for (const peer of this.peers) {
-      if (peer === except) continue
+      if (except(peer)) continue
       let message = encoded.get(peer.codec)
       if (message === undefined) {
         message = encode(peer.codec)
@@ -200,11 +204,26 @@ export class RelayDocument {
   private readonly onDocUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === STORAGE_ORIGIN) return
     this.write(update)
-    this.broadcast(codec => codec.update(this.docId, update), origin)
+    if (this.outgoing.push({ update, origin }) === 1) setImmediate(this.flushOutgoing)
+  }
+
+  /** Broadcasts this turn's updates merged: peers that sent some of them get only the others. */
+  private readonly flushOutgoing = (): void => {
+    const batch = this.outgoing
+    this.outgoing = []
+    if (this.peers.size === 0 || this.ydoc.isDestroyed) return
+    const merge = (updates: Uint8Array[]): Uint8Array => updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates)
+    const senders = new Set(batch.map(entry => entry.origin).filter(origin => this.peers.has(origin as DocPeer))) as Set<DocPeer>
+    const all = merge(batch.map(entry => entry.update))
+    this.broadcast(codec => codec.update(this.docId, all), peer => senders.has(peer))
+    for (const sender of senders) {
+      const others = batch.filter(entry => entry.origin !== sender).map(entry => entry.update)
+      if (others.length > 0) sender.send(sender.codec.update(this.docId, merge(others)))
+    }
   }
 
   private readonly onAwarenessUpdate = ({ added, updated, removed }: { added: number[], updated: number[], removed: number[] }): void => {
     const update = encodeAwarenessUpdate(this.awareness, [...added, ...updated, ...removed])
-    this.broadcast(codec => codec.awareness(this.docId, update), null)
+    this.broadcast(codec => codec.awareness(this.docId, update), () => false)
   }
 }

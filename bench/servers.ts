@@ -1,0 +1,76 @@
+/**
+ * Servers under benchmark, each in its own process, pinned to the last core when `taskset`
+ * is available (the load generator is pinned to the first): PetalDB's relay with durable
+ * storage, the reference y-websocket server, Hocuspocus and a bare ws broadcast server.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { cpus } from 'node:os'
+import { readFileSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { CLI_PATH, freePort } from '../test/helpers/relay-process.js'
+
+export type ServerKind = 'petaldb' | 'reference' | 'hocuspocus' | 'bare'
+
+/** Which wire protocol a server's clients speak. */
+export const protocolOf = (kind: ServerKind): 'yws' | 'hocuspocus' | 'bare' => kind === 'hocuspocus' ? 'hocuspocus' : kind === 'bare' ? 'bare' : 'yws'
+
+export interface BenchServer {
+  kind: ServerKind
+  url: string
+  pid: number
+  /** Resident memory of the server process, in bytes. */
+  rssBytes(): number
+  /** CPU time used by the server process so far, in seconds. */
+  cpuSeconds(): number
+  stop(): Promise<void>
+}
+
+const MAIN = fileURLToPath(new URL('./servers/main.ts', import.meta.url))
+const TASKSET = spawnSync('taskset', ['--version']).status === 0
+const SERVER_CORE = String(cpus().length - 1)
+
+/** Pins this (load generator) process to the first core, when possible. */
+export function pinLoadGenerator (): string {
+  if (!TASKSET || cpus().length < 2) return 'not pinned (taskset unavailable or one core)'
+  spawnSync('taskset', ['-cp', '0', String(process.pid)])
+  return `load generator on core 0, server on core ${SERVER_CORE}`
+}
+
+function command (kind: ServerKind, port: number, dataDir: string, persist: boolean): string[] {
+  if (kind === 'petaldb') {
+    // Limits are lifted: the peers have none, and the benchmark measures throughput.
+    return [CLI_PATH, 'relay', '--port', String(port), '--data', dataDir, '--log-level', 'warn',
+      '--max-messages-per-second', '100000000', '--max-bytes-per-second', '100000000000', '--max-connections-per-ip', '100000']
+  }
+  return ['--import', 'tsx', MAIN, kind, String(port), dataDir, ...(persist ? ['--persist'] : [])]
+}
+
+/** Starts a server of `kind` with its data under `dataDir` (Hocuspocus persists only with `persist`). */
+export async function startServer (kind: ServerKind, dataDir: string, persist = false): Promise<BenchServer> {
+  const port = await freePort()
+  const args = command(kind, port, dataDir, persist)
+  const child: ChildProcess = TASKSET
+    ? spawn('taskset', ['-c', SERVER_CORE, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+    : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', line => { if (/listening/.test(line)) resolve() })
+    child.once('exit', code => reject(new Error(`${kind} server exited with ${code} before listening`)))
+  })
+  const pid = child.pid!
+  const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
+  return {
+    kind,
+    url: `ws://127.0.0.1:${port}`,
+    pid,
+    rssBytes: () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024,
+    cpuSeconds: () => {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+      return (Number(fields[11]) + Number(fields[12])) / 100
+    },
+    stop: async () => {
+      child.kill('SIGTERM')
+      await exited
+    }
+  }
+}
