@@ -115,7 +115,7 @@ export class LocalDoc implements DocSessionHost {
   onAck (seq: number): void {
     if (seq <= this.counters.ackedSeq) return
     this.counters.ackedSeq = Math.min(seq, this.counters.localSeq)
-    this.saveCounters()
+    this.saveCounters().catch(error => this.fail(error as Error))
     this.durableWaiters = this.durableWaiters.filter(waiter => {
       if (waiter.seq > this.counters.ackedSeq) return true
       waiter.resolve()

@@ -158,7 +158,7 @@ export class RelayConnection {
         this.sessions.clear()
         resolve(welcomed)
       }
-      Promise.resolve(this.options.token?.() ?? '').then(
+      Promise.resolve().then(() => this.options.token?.() ?? '').then(
         token => link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, token, from: '' })),
         () => link.close(CloseCode.normal, 'could not get a token')
       )

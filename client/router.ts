@@ -38,6 +38,7 @@ export class Router {
 
   /** Syncs `doc` from now on. */
   attach (doc: LocalDoc): void {
+    if (this.closed) return
     this.docs.set(doc.docId, doc)
     this.assign(doc, this.choose(doc.docId))
   }
@@ -70,7 +71,7 @@ export class Router {
       onCluster: map => this.learn(map),
       onRedirect: (docId, url) => {
         const doc = this.docs.get(docId)
-        if (doc !== undefined) this.assign(doc, this.member(url))
+        if (doc !== undefined && !this.closed) this.assign(doc, this.member(url))
       },
       ...(this.options.token === undefined ? {} : { token: this.options.token }),
       ...(this.options.minDelayMs === undefined ? {} : { minDelayMs: this.options.minDelayMs }),

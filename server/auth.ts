@@ -61,7 +61,8 @@ export class Authenticator {
     try {
       ({ payload } = await jwtVerify(token, header => {
         const key = this.keys.get(header.kid ?? '')
-        if (key === undefined) throw new AuthError(CloseCode.unauthorized, `unknown key id ${JSON.stringify(header.kid ?? '')}`)
+        // The kid is attacker-controlled and unverified: do not echo it back.
+        if (key === undefined) throw new AuthError(CloseCode.unauthorized, 'unknown key id')
         return key
       }, { algorithms: ['HS256'] }))
     } catch (error) {

@@ -13,6 +13,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 export class ConnectionAuth {
   private current: Grant = OPEN_GRANT
   private timer: ReturnType<typeof setTimeout> | null = null
+  private disposed = false
 
   /** `onExpired` runs when the token's `exp` passes before a refresh. */
   constructor (private readonly authenticator: Authenticator | null, public onExpired: (error: AuthError) => void) {}
@@ -48,14 +49,21 @@ export class ConnectionAuth {
     return canWrite(this.current, docId)
   }
 
+  /** Stops the expiry timer for good (the connection is gone). */
   dispose (): void {
+    this.disposed = true
+    this.clearTimer()
+  }
+
+  private clearTimer (): void {
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
   }
 
   private arm (expiresAt: number | null): void {
-    this.dispose()
-    if (expiresAt === null) return
+    this.clearTimer()
+    // A verification that finishes after the connection closed must not start a timer.
+    if (expiresAt === null || this.disposed) return
     const fire = (): void => {
       const left = expiresAt - Date.now()
       if (left > 0) {

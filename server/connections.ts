@@ -6,6 +6,9 @@ import { CloseCode } from '../shared/close-codes.js'
 import { AuthError } from './auth.js'
 import { LimitError } from './limits.js'
 
+/** How long a native client or an inbound relay link may take to say hello. */
+export const HELLO_DEADLINE_MS = 10_000
+
 /** Frames accepted for a document that is still loading; more is a misbehaving client. */
 export const MAX_FRAMES_BEFORE_LOAD = 1024
 
@@ -16,7 +19,11 @@ interface Closable {
 
 /** Closes `connection` with `code` and a reason trimmed to the 123 bytes a close frame allows. */
 export function closeWith (connection: Closable, code: number, reason: string): void {
-  connection.close(code, truncateReason(reason))
+  try {
+    connection.close(code, truncateReason(reason))
+  } catch {
+    // A socket that cannot send a close frame any more is being torn down anyway.
+  }
 }
 
 /** A received WebSocket message as bytes that own their buffer (see `ownBytes`). */
@@ -39,7 +46,16 @@ export function closeForError (connection: Closable, error: unknown, log: Logger
   }
 }
 
+/** `reason` cut on a character boundary so that it fits the 123 bytes a close frame allows. */
 function truncateReason (reason: string): string {
-  const bytes = new TextEncoder().encode(reason)
-  return bytes.length <= 123 ? reason : new TextDecoder().decode(bytes.slice(0, 119)) + '...'
+  const encoder = new TextEncoder()
+  if (encoder.encode(reason).length <= 123) return reason
+  let kept = ''
+  let bytes = 3 // the '...'
+  for (const char of reason) {
+    bytes += encoder.encode(char).length
+    if (bytes > 123) break
+    kept += char
+  }
+  return kept + '...'
 }

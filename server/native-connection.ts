@@ -12,9 +12,9 @@ import type { DocId } from '../shared/doc-id.js'
 import type { Link } from '../shared/link.js'
 import type { ClusterMap, ClusterMember } from '../shared/placement.js'
 import { NATIVE_PROTOCOL_VERSION, decodeNativeMessage, encodeNativeMessage, type NativeMessage } from '../shared/native-messages.js'
-import type { Authenticator } from './auth.js'
+import { AuthError, type Authenticator } from './auth.js'
 import { ConnectionAuth } from './connection-auth.js'
-import { MAX_FRAMES_BEFORE_LOAD, closeForError } from './connections.js'
+import { HELLO_DEADLINE_MS, MAX_FRAMES_BEFORE_LOAD, closeForError } from './connections.js'
 import { LimitError } from './limits.js'
 import type { DocumentRegistry } from './registry.js'
 import type { DocPeer, PeerCodec, RelayDocument } from './relay-document.js'
@@ -196,6 +196,11 @@ export function serveNativeLink (link: Link, options: NativeConnectionOptions): 
     for (const docId of [...docs.keys()]) release(docId)
   }
 
+  // A connection that never says hello would otherwise be held open by keep-alive pings.
+  const helloDeadline = setTimeout(() => { if (state === 'hello') fail(new AuthError(CloseCode.unauthorized, 'no hello in time')) }, HELLO_DEADLINE_MS)
   link.onMessage = handle
-  link.onClose = shutdown
+  link.onClose = () => {
+    clearTimeout(helloDeadline)
+    shutdown()
+  }
 }

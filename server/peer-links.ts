@@ -12,7 +12,7 @@ import type { Link } from '../shared/link.js'
 import { NATIVE_PROTOCOL_VERSION, RELAY_SUBPROTOCOL, decodeNativeMessage, encodeNativeMessage, type NativeMessage } from '../shared/native-messages.js'
 import { connectWebSocket, type WebSocketConstructor } from '../client/websocket-link.js'
 import type { Cluster } from './cluster.js'
-import { closeWith } from './connections.js'
+import { HELLO_DEADLINE_MS, closeWith } from './connections.js'
 
 /** What the owner of the links hears. */
 export interface PeerLinkEvents {
@@ -61,6 +61,7 @@ export class PeerLinks {
   /** Serves an inbound link (relay subprotocol): expects HELLO from a peer that dials us. */
   accept (link: Link): void {
     let peerId: string | null = null
+    const deadline = setTimeout(() => { if (peerId === null) closeWith(link, CloseCode.unauthorized, 'no hello in time') }, HELLO_DEADLINE_MS)
     link.onMessage = frame => {
       try {
         const message = decodeNativeMessage(frame)
@@ -73,6 +74,7 @@ export class PeerLinks {
         const from = this.cluster.peers.find(peer => peer.id === message.from)
         if (from === undefined || !(message.from < this.cluster.selfId)) throw new ProtocolError(`relay ${JSON.stringify(message.from)} is not a peer that dials this relay`)
         peerId = from.id
+        clearTimeout(deadline)
         link.send(encodeNativeMessage({ type: 'welcome', version: NATIVE_PROTOCOL_VERSION, relayId: this.cluster.selfId }))
         this.up(peerId, link)
       } catch (error) {
@@ -80,7 +82,10 @@ export class PeerLinks {
         closeWith(link, CloseCode.badRequest, error instanceof ProtocolError ? error.message : 'message could not be processed')
       }
     }
-    link.onClose = () => { if (peerId !== null) this.down(peerId, link) }
+    link.onClose = () => {
+      clearTimeout(deadline)
+      if (peerId !== null) this.down(peerId, link)
+    }
   }
 
   /** Closes every link and stops dialing. */
@@ -91,7 +96,13 @@ export class PeerLinks {
   }
 
   private up (peerId: string, link: Link): void {
-    this.links.get(peerId)?.close(CloseCode.goingAway, 'replaced by a newer link')
+    const previous = this.links.get(peerId)
+    if (previous !== undefined) {
+      // What was in flight on the old link is lost with it.
+      this.links.delete(peerId)
+      this.events.onDown(peerId)
+      previous.close(CloseCode.goingAway, 'replaced by a newer link')
+    }
     this.links.set(peerId, link)
     this.log.info({ peer: peerId }, 'relay link up')
     this.events.onUp(peerId)

@@ -51,6 +51,10 @@ export class RelayDocument {
   private readonly awarenessOwners = new Map<number, DocPeer>()
   /** Updates applied this turn, not yet broadcast, with their origins. */
   private outgoing: Array<{ update: Uint8Array, origin: unknown }> = []
+  /** True while applying an update that may integrate structs other peers sent earlier. */
+  unblocking = false
+  /** Called with an update that (partly) waits for missing dependencies, so replication can forward it. */
+  onPending: ((update: Uint8Array, origin: unknown) => void) | null = null
 
   private constructor (
     readonly docId: DocId,
@@ -94,6 +98,7 @@ export class RelayDocument {
     const clients = [...this.awarenessOwners].filter(([, owner]) => owner === peer).map(([client]) => client)
     for (const client of clients) this.awarenessOwners.delete(client)
     if (clients.length > 0) removeAwarenessStates(this.awareness, clients, peer)
+    this.forgetRemoved(clients)
   }
 
   /** The document's state vector. */
@@ -119,20 +124,24 @@ export class RelayDocument {
       throw new LimitError(CloseCode.messageTooBig, `document ${this.docId} would exceed ${this.limits.maxDocumentBytes} bytes`)
     }
     const store = this.ydoc.store
+    const pendingBytes = (): number => (store.pendingStructs?.update.length ?? 0) + (store.pendingDs?.length ?? 0)
+    const tooMuchPending = (): LimitError => new LimitError(CloseCode.policyViolation, `more than ${this.limits.maxPendingBytes} bytes of updates wait for missing dependencies`)
+    if (pendingBytes() > this.limits.maxPendingBytes) throw tooMuchPending()
     const pendingBefore = [store.pendingStructs, store.pendingDs]
-    Y.applyUpdate(this.ydoc, update, origin)
+    // Applying may integrate structs that waited for this update: they then belong in the
+    // broadcast to everyone, the sender included.
+    this.unblocking = pendingBefore[0] !== null || pendingBefore[1] !== null
+    try {
+      Y.applyUpdate(this.ydoc, update, origin)
+    } finally {
+      this.unblocking = false
+    }
     if ((store.pendingStructs !== null && store.pendingStructs !== pendingBefore[0]) || (store.pendingDs !== null && store.pendingDs !== pendingBefore[1])) {
-      const pendingBytes = (store.pendingStructs?.update.length ?? 0) + (store.pendingDs?.length ?? 0)
-      if (pendingBytes > this.limits.maxPendingBytes) {
-        // Drop what waits for dependencies rather than hold it without bound; senders
-        // re-send it with the dependencies on their next handshake.
-        store.pendingStructs = null
-        store.pendingDs = null
-        throw new LimitError(CloseCode.policyViolation, `more than ${this.limits.maxPendingBytes} bytes of updates wait for missing dependencies`)
-      }
       // Parts still waiting for their dependencies emit no update event; store the update
-      // as received so that what is acknowledged is on disk.
+      // as received so that what is acknowledged is on disk, and let replication see it.
       this.write(update)
+      this.onPending?.(update, origin)
+      if (pendingBytes() > this.limits.maxPendingBytes) throw tooMuchPending()
     }
     return this.persisted.settled()
   }
@@ -146,6 +155,8 @@ export class RelayDocument {
   applyAwareness (peer: object, update: Uint8Array): void {
     const client = this.peers.has(peer as DocPeer) ? peer as DocPeer : null
     const allowed = decodeAwarenessUpdate(update).filter(entry => {
+      // Removing an entry nobody has is a no-op that y-protocols would still remember.
+      if (entry.state === null && !this.awareness.states.has(entry.clientId)) return false
       const owner = this.awarenessOwners.get(entry.clientId)
       return owner === undefined || owner === client || (client === null && !this.peers.has(owner))
     })
@@ -164,7 +175,16 @@ export class RelayDocument {
       }
       if (client !== null) this.awarenessOwners.set(entry.clientId, client)
     }
-    if (allowed.length > 0) applyAwarenessUpdate(this.awareness, encodeAwarenessEntries(allowed), peer)
+    if (allowed.length === 0) return
+    applyAwarenessUpdate(this.awareness, encodeAwarenessEntries(allowed), peer)
+    this.forgetRemoved(allowed.filter(entry => entry.state === null).map(entry => entry.clientId))
+  }
+
+  /** Drops the bookkeeping y-protocols keeps for removed clients, so it cannot grow without bound. */
+  private forgetRemoved (clients: number[]): void {
+    for (const id of clients) {
+      if (!this.awareness.states.has(id)) this.awareness.meta.delete(id)
+    }
   }
 
   /** Every known awareness state as one awareness update, or `null` if there is none. */
@@ -204,7 +224,7 @@ export class RelayDocument {
   private readonly onDocUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === STORAGE_ORIGIN) return
     this.write(update)
-    if (this.outgoing.push({ update, origin }) === 1) setImmediate(this.flushOutgoing)
+    if (this.outgoing.push({ update, origin: this.unblocking ? null : origin }) === 1) setImmediate(this.flushOutgoing)
   }
 
   /** Broadcasts this turn's updates merged: peers that sent some of them get only the others. */

@@ -103,6 +103,9 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits }
   const authenticator = options.authKeys === undefined || options.authKeys.size === 0 ? null : new Authenticator(options.authKeys)
   if (authenticator === null) log.warn('no auth secret configured: this relay is open to anyone who can reach it')
+  if (authenticator !== null && options.cluster !== undefined && (options.cluster.secret ?? '') === '') {
+    throw new Error('a relay with client authentication in a cluster needs a cluster secret: without one, anyone could join as a relay')
+  }
   const store = options.store ?? new SqliteStore(relayDatabasePath(options.dataDir ?? DEFAULTS.dataDir), {
     onCommit: info => log.debug(info, 'commit')
   })
@@ -136,7 +139,7 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
     }
     const stock = !req.headers['sec-websocket-protocol']?.split(',').some(p => [NATIVE_SUBPROTOCOL, RELAY_SUBPROTOCOL].includes(p.trim()))
     const admission = stock ? admitStockClient(req.url ?? '/', authenticator) : Promise.resolve(null)
-    admission.then(verdict => wss.handleUpgrade(req, socket, head, ws => onConnection(ws, req, verdict)), error => {
+    admission.then(verdict => wss.handleUpgrade(req, socket, head, ws => onConnection(ws, req, verdict))).catch((error: unknown) => {
       log.error({ err: error }, 'upgrade failed')
       socket.destroy()
     })
@@ -158,7 +161,7 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
       if (left === 0) perIp.delete(ip)
       else perIp.set(ip, left)
     })
-    if (count > limits.maxConnectionsPerIp && ws.protocol !== RELAY_SUBPROTOCOL) {
+    if (count > limits.maxConnectionsPerIp) {
       return closeWith(link, CloseCode.tryAgainLater, `more than ${limits.maxConnectionsPerIp} connections from one address`)
     }
     if (ws.protocol === NATIVE_SUBPROTOCOL) {

@@ -14,12 +14,22 @@
 import type { Logger } from 'pino'
 import * as Y from 'yjs'
 import { encodeAwarenessUpdate } from 'y-protocols/awareness'
+import { CloseCode } from '../shared/close-codes.js'
 import type { DocId } from '../shared/doc-id.js'
 import type { NativeMessage } from '../shared/native-messages.js'
 import type { Cluster } from './cluster.js'
 import type { PeerLinks } from './peer-links.js'
 import type { DocumentRegistry } from './registry.js'
 import type { RelayDocument } from './relay-document.js'
+
+/** How long a peer may take to answer a handshake step before it is retried later. */
+const HANDSHAKE_DEADLINE_MS = 10_000
+
+function withDeadline<T> (promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const deadline = new Promise<T>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), HANDSHAKE_DEADLINE_MS) })
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer))
+}
 
 /** Transaction origin of updates applied from a peer relay. */
 export class PeerOrigin {
@@ -55,7 +65,7 @@ export class Replicator {
   private readonly waiters = new Map<DocId, QuorumWaiter[]>()
   private readonly pendingSyncs = new Map<string, PendingSync>()
   /** Handshakes waiting for their acknowledgement, by peer and sequence number. */
-  private readonly acks = new Map<string, { resolve: () => void, reject: (error: Error) => void }>()
+  private readonly acks = new Map<string, { docId: DocId, resolve: () => void, reject: (error: Error) => void }>()
   private readonly origins = new Map<string, PeerOrigin>()
   private readonly detachers = new Map<RelayDocument, () => void>()
   private nextSeq = 1
@@ -70,18 +80,21 @@ export class Replicator {
 
   /** Starts replicating a document that just loaded: forward its updates, and sync it with its other replicas. */
   attach (doc: RelayDocument): void {
-    const onUpdate = (update: Uint8Array, origin: unknown): void => this.forward(doc.docId, update, origin)
     const onAwareness = ({ added, updated, removed }: { added: number[], updated: number[], removed: number[] }, origin: unknown): void => {
       const update = encodeAwarenessUpdate(doc.awareness, [...added, ...updated, ...removed])
       for (const peer of this.cluster.otherReplicas(doc.docId)) {
         if (!(origin instanceof PeerOrigin && origin.relayId === peer.id)) this.links.send(peer.id, { type: 'awareness', docId: doc.docId, update })
       }
     }
+    // Structs unblocked by an update include others' work: forward them to every replica.
+    const onUpdate = (update: Uint8Array, origin: unknown): void => this.forward(doc.docId, update, doc.unblocking ? null : origin)
     doc.ydoc.on('update', onUpdate)
     doc.awareness.on('update', onAwareness)
+    doc.onPending = (update, origin) => this.forward(doc.docId, update, origin)
     this.detachers.set(doc, () => {
       doc.ydoc.off('update', onUpdate)
       doc.awareness.off('update', onAwareness)
+      doc.onPending = null
     })
     for (const peer of this.cluster.otherReplicas(doc.docId)) {
       this.state(peer.id, doc.docId).dirty = true
@@ -124,7 +137,7 @@ export class Replicator {
       const sync = await this.requestSync(peerId, docId, Y.encodeStateVector(doc.ydoc))
       doc.applyUpdate(sync.update, this.origin(peerId))
       const seq = this.nextSeq++
-      const acked = new Promise<void>((resolve, reject) => this.acks.set(`${peerId}\u0000${seq}`, { resolve, reject }))
+      const acked = withDeadline(new Promise<void>((resolve, reject) => this.acks.set(`${peerId}\u0000${seq}`, { docId, resolve, reject })), `${peerId} to acknowledge ${docId}`)
       if (!this.links.send(peerId, { type: 'update', docId, seq, update: Y.encodeStateAsUpdate(doc.ydoc, sync.stateVector) })) throw new Error('link down')
       state.sent = seq
       state.dirty = false
@@ -168,7 +181,7 @@ export class Replicator {
           this.links.send(peerId, { type: 'sync', docId: message.docId, stateVector: doc.stateVector(), update: doc.missingFor(message.stateVector) })
           const awareness = doc.awarenessStates()
           if (awareness !== null) this.links.send(peerId, { type: 'awareness', docId: message.docId, update: awareness })
-        }).catch(error => this.log.warn({ err: error, doc: message.docId, peer: peerId }, 'could not answer a peer\'s open'))
+        }).catch(error => this.refuse(peerId, message.docId, error, 'could not answer a peer\'s open'))
         break
       case 'sync': {
         const key = `${peerId}\u0000${message.docId}`
@@ -179,7 +192,7 @@ export class Replicator {
       case 'update':
         void this.registry.with(message.docId, doc => doc.applyUpdate(message.update, this.origin(peerId)))
           .then(() => { if (message.seq > 0) this.links.send(peerId, { type: 'ack', docId: message.docId, seq: message.seq }) })
-          .catch(error => this.log.warn({ err: error, doc: message.docId, peer: peerId }, 'could not apply a peer\'s update'))
+          .catch(error => this.refuse(peerId, message.docId, error, 'could not apply a peer\'s update'))
         break
       case 'ack': {
         const state = this.state(peerId, message.docId)
@@ -191,10 +204,35 @@ export class Replicator {
         break
       }
       case 'awareness':
-        this.registry.peek(message.docId)?.applyAwareness(this.origin(peerId), message.update)
+        try {
+          this.registry.peek(message.docId)?.applyAwareness(this.origin(peerId), message.update)
+        } catch (error) {
+          // Presence over a limit is dropped; it must not cost the link.
+          this.log.warn({ err: error, doc: message.docId, peer: peerId }, 'dropped a peer\'s awareness update')
+        }
+        break
+      case 'doc-error':
+        this.failHandshakes(peerId, message.docId, new Error(`${peerId} refused ${message.docId}: ${message.reason}`))
         break
       default:
         this.log.warn({ peer: peerId, type: message.type }, 'unexpected message on a relay link')
+    }
+  }
+
+  /** Tells `peerId` that this relay could not handle its message for `docId`, so its handshake fails fast. */
+  private refuse (peerId: string, docId: DocId, error: unknown, what: string): void {
+    this.log.warn({ err: error, doc: docId, peer: peerId }, what)
+    this.links.send(peerId, { type: 'doc-error', docId, code: CloseCode.documentUnavailable, reason: (error as Error).message })
+  }
+
+  private failHandshakes (peerId: string, docId: DocId, error: Error): void {
+    const pending = this.pendingSyncs.get(`${peerId}\u0000${docId}`)
+    this.pendingSyncs.delete(`${peerId}\u0000${docId}`)
+    pending?.reject(error)
+    for (const [key, ack] of this.acks) {
+      if (!key.startsWith(`${peerId}\u0000`) || ack.docId !== docId) continue
+      this.acks.delete(key)
+      ack.reject(error)
     }
   }
 
@@ -211,7 +249,7 @@ export class Replicator {
   }
 
   private requestSync (peerId: string, docId: DocId, stateVector: Uint8Array): Promise<Extract<NativeMessage, { type: 'sync' }>> {
-    return new Promise((resolve, reject) => {
+    return withDeadline(new Promise((resolve, reject) => {
       const key = `${peerId}\u0000${docId}`
       this.pendingSyncs.get(key)?.reject(new Error('superseded'))
       this.pendingSyncs.set(key, { resolve, reject })
@@ -219,7 +257,7 @@ export class Replicator {
         this.pendingSyncs.delete(key)
         reject(new Error(`link to ${peerId} is down`))
       }
-    })
+    }), `${peerId} to answer open ${docId}`)
   }
 
   private settle (docId: DocId, waiter: QuorumWaiter): boolean {

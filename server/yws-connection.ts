@@ -115,5 +115,6 @@ export function serveYwsConnection (link: Link, docId: DocId, registry: Document
     if (open) closeWith(link, CloseCode.documentUnavailable, `document failed to load: ${(error as Error).message}`)
     open = false // the failed load took its holders with it: nothing to release
     waiting = null
+    auth.dispose()
   })
 }

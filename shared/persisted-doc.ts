@@ -78,13 +78,16 @@ export class PersistedDoc {
       // so it may replace the whole log up to this point.
       written = Promise.all([written, this.compact()]).then(() => {})
     }
-    this.lastWrite = written
+    // Chained, so that one failed write fails every later settled(): an acknowledgement
+    // must never cover an update that did not reach the disk.
+    this.lastWrite = Promise.all([this.lastWrite, written]).then(() => {})
+    this.lastWrite.catch(() => {}) // observed by callers of settled(); not an unhandled rejection
     return written
   }
 
   /**
-   * Resolves once every write made so far is durable (stores commit in order), and
-   * rejects if the last one failed.
+   * Resolves once every write made so far is durable (stores commit in order); rejects,
+   * from then on, once any write has failed.
    */
   settled (): Promise<void> {
     return this.lastWrite

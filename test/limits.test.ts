@@ -128,7 +128,13 @@ describe('relay limits', () => {
     await once(ws, 'open')
     ws.send(encodeSyncUpdate(orphan))
     expect(await closeOf(ws)).toMatchObject({ code: 1008, reason: expect.stringMatching(/missing dependencies/) })
-    expect(relay!.registry.peek(parseDocId('pending'))?.ydoc.store.pendingStructs ?? null).toBeNull()
+    // What was taken stays (and is stored); further updates are refused before they are applied.
+    const again = raw('/pending')
+    await once(again, 'open')
+    source.getText('t').insert(0, 'z')
+    again.send(encodeSyncUpdate(Y.encodeStateAsUpdate(source, sv)))
+    expect(await closeOf(again)).toMatchObject({ code: 1008 })
+    expect((await store.load(parseDocId('pending')))!.updates).toHaveLength(1)
     await stillServing()
   })
 
