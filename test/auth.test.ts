@@ -253,3 +253,15 @@ describe('relay links', () => {
     }
   })
 })
+
+describe('hostile tokens', () => {
+  it('survives a token whose unverified header would make a long multi-byte close reason', async () => {
+    const header = Buffer.from(JSON.stringify({ alg: 'HS256', kid: 'a'.repeat(102) + 'é'.repeat(30) })).toString('base64url')
+    const payload = Buffer.from(JSON.stringify({ sub: 'x' })).toString('base64url')
+    const closed = await stockClose('notes/1', `${header}.${payload}.c2ln`)
+    expect(closed.code).toBe(4401)
+    const client = stockClient(relay.url, 'notes/1', { params: { token: await signToken(SECRET, { read: ['notes/1'] }) } })
+    await client.textIs('seeded')
+    client.destroy()
+  })
+})
