@@ -122,9 +122,12 @@ export async function coldLoad (kind: ServerKind, dataDir: string): Promise<Figu
   const writer = connectWire(protocolOf(kind), server.url, docId)
   await writer.ready
   writer.send(paper())
-  // A second client that receives the update proves the server applied it; closing both
-  // lets the server store and unload the document; a graceful stop flushes the rest.
-  const seen = new Promise<void>(resolve => { const c = connectWire(protocolOf(kind), server.url, docId, () => { c.close(); resolve() }); void c.ready.then(() => writer.send(paper())) })
+  // A second client whose initial state holds the paper proves the server applied it;
+  // closing both lets the server store and unload the document; a graceful stop flushes the rest.
+  const size = paper().length
+  const seen = new Promise<void>(resolve => {
+    const check = connectWire(protocolOf(kind), server.url, docId, update => { if (update.length >= size / 2) { check.close(); resolve() } })
+  })
   await withTimeout(seen, 60_000, 'the paper to reach the server')
   writer.close()
   await new Promise(resolve => setTimeout(resolve, kind === 'hocuspocus' ? 3000 : 200))
@@ -249,7 +252,7 @@ export async function concurrentTrace (server: BenchServer): Promise<Figures> {
     self.client.send(updatesOf[txn.agent]![ordinal[index]!]!)
     if (index % 100 === 0) await nextTurn()
   }
-  await withTimeout(done, 120_000, `convergence on ${server.kind}`)
+  await withTimeout(done, 120_000, `convergence on ${server.kind} (observer has ${observer.getText('t').length} of ${trace.endContent.length} characters)`)
   const ms = performance.now() - start
   for (const c of [watch, ...agents.map(a => a.client)]) c.close()
   return { 'time to convergence (ms)': ms, 'final text matches endContent': 1 }

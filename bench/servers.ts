@@ -40,7 +40,7 @@ export function pinLoadGenerator (): string {
 function command (kind: ServerKind, port: number, dataDir: string, persist: boolean): string[] {
   if (kind === 'petaldb') {
     // Limits are lifted: the peers have none, and the benchmark measures throughput.
-    return [CLI_PATH, 'relay', '--port', String(port), '--data', dataDir, '--log-level', 'warn',
+    return [CLI_PATH, 'relay', '--port', String(port), '--data', dataDir, '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn',
       '--max-messages-per-second', '100000000', '--max-bytes-per-second', '100000000000', '--max-connections-per-ip', '100000']
   }
   return ['--import', 'tsx', MAIN, kind, String(port), dataDir, ...(persist ? ['--persist'] : [])]

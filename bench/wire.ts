@@ -1,7 +1,7 @@
 /**
  * Minimal wire-level clients for benchmarks: they speak just enough of each protocol to
- * sync and then count the updates they receive, without applying them, so that the load
- * generator is not the bottleneck. `yws` is the y-websocket protocol (PetalDB, reference
+ * sync and then hand over the updates they receive (the initial state included) without
+ * applying them, so that the load generator is not the bottleneck. `yws` is the y-websocket protocol (PetalDB, reference
  * server), `hocuspocus` prefixes every message with the document name and authenticates
  * first, `bare` sends raw frames with no handshake.
  */
@@ -64,9 +64,10 @@ export function connectWire (protocol: Protocol, baseUrl: string, docId: string,
     if (type !== 0) return
     const subtype = decoding.readVarUint(decoder)
     const payload = decoding.readVarUint8Array(decoder)
-    if (subtype === 0) ws.send(sync(1, EMPTY_UPDATE))
-    else if (subtype === 1) markReady()
-    else onUpdate(payload)
+    if (subtype === 0) return ws.send(sync(1, EMPTY_UPDATE))
+    // A step 2 carries the server's state: an update like any other, and the end of the sync.
+    onUpdate(payload)
+    if (subtype === 1) markReady()
   })
   return {
     ready,

@@ -3,8 +3,8 @@
  * connected to it, whatever protocol they speak. Updates are validated before they are
  * applied, stored once, and forwarded to every other peer; awareness changes go to every
  * peer. Updates that arrive in the same turn of the event loop are merged and broadcast
- * as one message, encoded once per protocol, not once per peer: fewer, larger frames are
- * what lets many readers keep up with a fast writer.
+ * as one message to every peer, encoded once per protocol, not once per peer: fewer,
+ * larger frames are what lets many readers keep up with a fast writer.
  */
 import type { Logger } from 'pino'
 import * as Y from 'yjs'
@@ -49,9 +49,9 @@ export class RelayDocument {
   private readonly peers = new Set<DocPeer>()
   /** Awareness client ids set by an attached peer, which alone may change or remove them. */
   private readonly awarenessOwners = new Map<number, DocPeer>()
-  /** Updates applied this turn, not yet broadcast, with their origins. */
-  private outgoing: Array<{ update: Uint8Array, origin: unknown }> = []
-  /** True while applying an update that may integrate structs other peers sent earlier. */
+  /** Updates applied this turn, not yet broadcast. */
+  private outgoing: Array<{ update: Uint8Array }> = []
+  /** True while applying an update that may integrate structs other peers sent earlier (see the replicator). */
   unblocking = false
   /** Called with an update that (partly) waits for missing dependencies, so replication can forward it. */
   onPending: ((update: Uint8Array, origin: unknown) => void) | null = null
@@ -128,8 +128,8 @@ export class RelayDocument {
     const tooMuchPending = (): LimitError => new LimitError(CloseCode.policyViolation, `more than ${this.limits.maxPendingBytes} bytes of updates wait for missing dependencies`)
     if (pendingBytes() > this.limits.maxPendingBytes) throw tooMuchPending()
     const pendingBefore = [store.pendingStructs, store.pendingDs]
-    // Applying may integrate structs that waited for this update: they then belong in the
-    // broadcast to everyone, the sender included.
+    // Applying may integrate structs other peers sent earlier: replication must then
+    // forward the result to every replica, the sending relay included.
     this.unblocking = pendingBefore[0] !== null || pendingBefore[1] !== null
     try {
       Y.applyUpdate(this.ydoc, update, origin)
@@ -207,10 +207,9 @@ export class RelayDocument {
     })
   }
 
-  private broadcast (encode: (codec: PeerCodec) => Uint8Array, except: (peer: DocPeer) => boolean): void {
+  private broadcast (encode: (codec: PeerCodec) => Uint8Array): void {
     const encoded = new Map<PeerCodec, Uint8Array>()
     for (const peer of this.peers) {
-      if (except(peer)) continue
       let message = encoded.get(peer.codec)
       if (message === undefined) {
         message = encode(peer.codec)
@@ -224,26 +223,24 @@ export class RelayDocument {
   private readonly onDocUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === STORAGE_ORIGIN) return
     this.write(update)
-    if (this.outgoing.push({ update, origin: this.unblocking ? null : origin }) === 1) setImmediate(this.flushOutgoing)
+    if (this.outgoing.push({ update }) === 1) setImmediate(this.flushOutgoing)
   }
 
-  /** Broadcasts this turn's updates merged: peers that sent some of them get only the others. */
+  /**
+   * Broadcasts this turn's updates, merged, to every peer, senders included: y-websocket
+   * and native clients apply an echo as a no-op, and one message for all is both cheaper
+   * and simpler than a tailored one per sender.
+   */
   private readonly flushOutgoing = (): void => {
     const batch = this.outgoing
     this.outgoing = []
     if (this.peers.size === 0 || this.ydoc.isDestroyed) return
-    const merge = (updates: Uint8Array[]): Uint8Array => updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates)
-    const senders = new Set(batch.map(entry => entry.origin).filter(origin => this.peers.has(origin as DocPeer))) as Set<DocPeer>
-    const all = merge(batch.map(entry => entry.update))
-    this.broadcast(codec => codec.update(this.docId, all), peer => senders.has(peer))
-    for (const sender of senders) {
-      const others = batch.filter(entry => entry.origin !== sender).map(entry => entry.update)
-      if (others.length > 0) sender.send(sender.codec.update(this.docId, merge(others)))
-    }
+    const merged = batch.length === 1 ? batch[0]!.update : Y.mergeUpdates(batch.map(entry => entry.update))
+    this.broadcast(codec => codec.update(this.docId, merged))
   }
 
   private readonly onAwarenessUpdate = ({ added, updated, removed }: { added: number[], updated: number[], removed: number[] }): void => {
     const update = encodeAwarenessUpdate(this.awareness, [...added, ...updated, ...removed])
-    this.broadcast(codec => codec.awareness(this.docId, update), () => false)
+    this.broadcast(codec => codec.awareness(this.docId, update))
   }
 }
