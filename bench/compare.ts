@@ -252,7 +252,7 @@ export async function concurrentTrace (server: BenchServer): Promise<Figures> {
     self.client.send(updatesOf[txn.agent]![ordinal[index]!]!)
     if (index % 100 === 0) await nextTurn()
   }
-  await withTimeout(done, 120_000, `convergence on ${server.kind} (observer has ${observer.getText('t').length} of ${trace.endContent.length} characters)`)
+  await withTimeout(done, Number(process.env.BENCH_TIMEOUT_MS ?? 120_000), `convergence on ${server.kind} (observer has ${observer.getText('t').length} of ${trace.endContent.length} characters)`)
   const ms = performance.now() - start
   for (const c of [watch, ...agents.map(a => a.client)]) c.close()
   return { 'time to convergence (ms)': ms, 'final text matches endContent': 1 }

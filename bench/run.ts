@@ -125,6 +125,7 @@ const median = (values: number[]): number => {
 
 async function runComparison (name: string, scenario: Comparison): Promise<{ markdown: string, json: unknown }> {
   const samples = new Map<ServerKind, Figures[]>(scenario.servers.map(kind => [kind, []]))
+  const failures = new Map<ServerKind, string[]>()
   for (let run = 0; run < scenario.warmups + scenario.runs; run++) {
     // Interleave servers, rotating who goes first.
     const order = scenario.servers.map((_, i) => scenario.servers[(i + run) % scenario.servers.length]!)
@@ -134,20 +135,25 @@ async function runComparison (name: string, scenario: Comparison): Promise<{ mar
         const figures = await scenario.measure(kind, dataDir)
         if (run >= scenario.warmups) samples.get(kind)!.push(figures)
         process.stderr.write(`${name} ${kind} run ${run + 1}${run < scenario.warmups ? ' (warm-up)' : ''}: ${JSON.stringify(figures)}\n`)
+      } catch (error) {
+        // A failed run is reported, not hidden: it shows as a failure count in the table.
+        failures.set(kind, [...(failures.get(kind) ?? []), (error as Error).message])
+        process.stderr.write(`${name} ${kind} run ${run + 1} FAILED: ${(error as Error).message}\n`)
       } finally {
         rmSync(dataDir, { recursive: true, force: true })
       }
     }
   }
-  const figureNames = Object.keys(samples.get(scenario.servers[0]!)![0]!)
+  const figureNames = [...new Set([...samples.values()].flatMap(runs => runs.flatMap(run => Object.keys(run))))]
   const stats = (kind: ServerKind, figure: string): { median: number, min: number, max: number } => {
     const values = samples.get(kind)!.map(s => s[figure]!)
-    return { median: median(values), min: Math.min(...values), max: Math.max(...values) }
+    return values.length === 0 ? { median: NaN, min: NaN, max: NaN } : { median: median(values), min: Math.min(...values), max: Math.max(...values) }
   }
   const rows = figureNames.map(figure => `| ${figure} | ${scenario.servers.map(kind => {
     const s = stats(kind, figure)
-    return `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`
+    return Number.isNaN(s.median) ? 'n/a' : `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`
   }).join(' | ')} |`)
+  if (failures.size > 0) rows.push(`| failed runs | ${scenario.servers.map(kind => String(failures.get(kind)?.length ?? 0)).join(' | ')} |`)
   const targets = scenario.targets((kind, figure) => stats(kind, figure).median)
   const markdown = [
     `### ${scenario.title}`,
@@ -158,9 +164,10 @@ async function runComparison (name: string, scenario: Comparison): Promise<{ mar
     `|---|${scenario.servers.map(() => '---').join('|')}|`,
     ...rows,
     '',
-    ...(targets.length === 0 ? [] : ['| target | ratio | met |', '|---|---|---|', ...targets.map(([what, value, met]) => `| ${what} | ${value.toFixed(2)} | ${met ? 'yes' : '**no**'} |`), ''])
+    ...(targets.length === 0 ? [] : ['| target | ratio | met |', '|---|---|---|', ...targets.map(([what, value, met]) => `| ${what} | ${value.toFixed(2)} | ${met ? 'yes' : '**no**'} |`), '']),
+    ...[...failures].map(([kind, errors]) => `Failed ${kind} runs: ${errors.join('; ')}\n`)
   ].join('\n')
-  const json = { servers: scenario.servers, runs: Object.fromEntries(samples), targets: targets.map(([what, value, met]) => ({ what, ratio: value, met })) }
+  const json = { servers: scenario.servers, runs: Object.fromEntries(samples), failures: Object.fromEntries(failures), targets: targets.map(([what, value, met]) => ({ what, ratio: value, met })) }
   return { markdown, json }
 }
 

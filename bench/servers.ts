@@ -41,7 +41,7 @@ function command (kind: ServerKind, port: number, dataDir: string, persist: bool
   if (kind === 'petaldb') {
     // Limits are lifted: the peers have none, and the benchmark measures throughput.
     return [CLI_PATH, 'relay', '--port', String(port), '--data', dataDir, '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn',
-      '--max-messages-per-second', '100000000', '--max-bytes-per-second', '100000000000', '--max-connections-per-ip', '100000']
+      '--max-messages-per-second', '100000000', '--max-bytes-per-second', '100000000000', '--max-connections-per-ip', '100000', '--max-pending-bytes', '1000000000']
   }
   return ['--import', 'tsx', MAIN, kind, String(port), dataDir, ...(persist ? ['--persist'] : [])]
 }

@@ -222,7 +222,11 @@ export class RelayDocument {
   // A Yjs listener that throws stops the Y.Doc from emitting further updates: never throw.
   private readonly onDocUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === STORAGE_ORIGIN) return
-    this.write(update)
+    try {
+      this.write(update)
+    } catch (error) {
+      this.log.error({ err: error, doc: this.docId }, 'failed to store an update')
+    }
     if (this.outgoing.push({ update }) === 1) setImmediate(this.flushOutgoing)
   }
 

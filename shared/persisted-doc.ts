@@ -103,7 +103,13 @@ export class PersistedDoc {
   }
 
   private compact (): Promise<void> {
-    const snapshot = Y.encodeStateAsUpdate(this.ydoc)
+    let snapshot: Uint8Array
+    try {
+      snapshot = Y.encodeStateAsUpdate(this.ydoc)
+    } catch (error) {
+      // Never fail a write over compaction: the log keeps everything; retry on the next write.
+      return Promise.resolve()
+    }
     this.snapshotBytes = snapshot.length
     this.logBytes = 0
     return this.store.compact(this.docId, snapshot)
