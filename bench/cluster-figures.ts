@@ -10,6 +10,7 @@ import { SqliteStore } from '../client/node.js'
 import { replicasOf } from '../shared/placement.js'
 import { startCluster } from '../test/helpers/cluster-process.js'
 import { startRelayProcess } from '../test/helpers/relay-process.js'
+import { UNLIMITED } from './servers.js'
 
 async function withTempDir<T> (fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'petaldb-bench-'))
@@ -28,7 +29,7 @@ const round = (value: number, digits = 1): number => +value.toFixed(digits)
 
 export function failover (kills = 20): Promise<Record<string, number | string>> {
   return withTempDir(async dir => {
-    const cluster = await startCluster(join(dir, 'cluster'), 3, { replicas: 3, writeQuorum: 2 })
+    const cluster = await startCluster(join(dir, 'cluster'), 3, { replicas: 3, writeQuorum: 2, extraArgs: UNLIMITED })
     const replica = new Replica({ store: new SqliteStore(join(dir, 'client.db')), relays: [cluster.relays[0]!.url], minReconnectDelayMs: 20, maxReconnectDelayMs: 200 })
     try {
       // One document per relay, each placed first on that relay.
@@ -86,12 +87,12 @@ async function throughput (url: string, dir: string, updates = 6000): Promise<nu
 
 export function writeThroughput (): Promise<Record<string, number | string>> {
   return withTempDir(async dir => {
-    const single = await startRelayProcess(join(dir, 'single'))
+    const single = await startRelayProcess(join(dir, 'single'), UNLIMITED)
     const singleRate = await throughput(single.url, dir)
     await single.stop()
     const rates: Record<string, number> = {}
     for (const w of [1, 2]) {
-      const cluster = await startCluster(join(dir, `w${w}`), 3, { replicas: 3, writeQuorum: w })
+      const cluster = await startCluster(join(dir, `w${w}`), 3, { replicas: 3, writeQuorum: w, extraArgs: UNLIMITED })
       rates[w] = await throughput(cluster.relays[0]!.url, dir)
       await cluster.stopAll()
     }
@@ -107,7 +108,7 @@ export function writeThroughput (): Promise<Record<string, number | string>> {
 
 export function rebalance (documents = 1000): Promise<Record<string, number | string>> {
   return withTempDir(async dir => {
-    const cluster = await startCluster(join(dir, 'cluster'), 3, { replicas: 2, writeQuorum: 2 })
+    const cluster = await startCluster(join(dir, 'cluster'), 3, { replicas: 2, writeQuorum: 2, extraArgs: UNLIMITED })
     const replica = new Replica({ store: new SqliteStore(join(dir, 'client.db')), relays: [cluster.relays[0]!.url] })
     const ids = Array.from({ length: documents }, (_, i) => `rebalance/${i}`)
     for (const id of ids) (await replica.open(id)).getText('t').insert(0, `document ${id}`)

@@ -12,6 +12,7 @@ import { Replica } from '../client/replica.js'
 import { SqliteStore } from '../client/node.js'
 import { bundlePage, launchChromium, servePage } from '../test/helpers/browser.js'
 import { startRelayProcess } from '../test/helpers/relay-process.js'
+import { UNLIMITED } from './servers.js'
 import { loadTrace, patchesOf, type Patch } from './traces.js'
 
 const DOCS = 1000
@@ -115,7 +116,7 @@ export async function replicaTrace (): Promise<Record<string, number | string>> 
   })
 
   const withRelay = await withTempDir(async dir => {
-    const relay = await startRelayProcess(join(dir, 'relay'))
+    const relay = await startRelayProcess(join(dir, 'relay'), UNLIMITED)
     const replica = new Replica({ store: new SqliteStore(join(dir, 'local.db')), relays: [relay.url] })
     const doc = await replica.open('paper')
     await replica.synced('paper')

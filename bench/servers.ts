@@ -30,18 +30,22 @@ const MAIN = fileURLToPath(new URL('./servers/main.ts', import.meta.url))
 const TASKSET = spawnSync('taskset', ['--version']).status === 0
 const SERVER_CORE = String(cpus().length - 1)
 
-/** Pins this (load generator) process to the first core, when possible. */
-export function pinLoadGenerator (): string {
+/**
+ * Pins this (load generator) process to the first core, when possible, or (with `pin`
+ * false) lets it and the processes it starts use every core again.
+ */
+export function pinLoadGenerator (pin = true): string {
   if (!TASKSET || cpus().length < 2) return 'not pinned (taskset unavailable or one core)'
-  spawnSync('taskset', ['-cp', '0', String(process.pid)])
-  return `load generator on core 0, server on core ${SERVER_CORE}`
+  spawnSync('taskset', ['-cp', pin ? '0' : `0-${cpus().length - 1}`, String(process.pid)])
+  return pin ? `load generator on core 0, server on core ${SERVER_CORE}` : 'not pinned'
 }
+
+/** Relay flags that lift the per-connection limits: the peers have none, and benchmarks measure throughput. */
+export const UNLIMITED = ['--max-messages-per-second', '100000000', '--max-bytes-per-second', '100000000000', '--max-connections-per-ip', '100000', '--max-pending-bytes', '1000000000']
 
 function command (kind: ServerKind, port: number, dataDir: string, persist: boolean): string[] {
   if (kind === 'petaldb') {
-    // Limits are lifted: the peers have none, and the benchmark measures throughput.
-    return [CLI_PATH, 'relay', '--port', String(port), '--data', dataDir, '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn',
-      '--max-messages-per-second', '100000000', '--max-bytes-per-second', '100000000000', '--max-connections-per-ip', '100000', '--max-pending-bytes', '1000000000']
+    return [CLI_PATH, 'relay', '--port', String(port), '--data', dataDir, '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn', ...UNLIMITED]
   }
   return ['--import', 'tsx', MAIN, kind, String(port), dataDir, ...(persist ? ['--persist'] : [])]
 }

@@ -11,6 +11,7 @@ import { parseDocId } from '../shared/doc-id.js'
 import { SqliteStore } from '../client/sqlite-store.js'
 import { relayDatabasePath } from '../server/relay.js'
 import { startRelayProcess } from '../test/helpers/relay-process.js'
+import { UNLIMITED } from './servers.js'
 import { stockClient } from '../test/helpers/stock-client.js'
 import { loadTrace, patchesOf, type Patch } from './traces.js'
 
@@ -38,7 +39,7 @@ export async function traceReplay (traceName = 'automerge-paper'): Promise<Recor
 
   const dataDir = mkdtempSync(join(tmpdir(), 'petaldb-bench-'))
   try {
-    const relay = await startRelayProcess(dataDir)
+    const relay = await startRelayProcess(dataDir, UNLIMITED)
     const client = stockClient(relay.url, 'paper')
     await client.synced()
     let updates = 0

@@ -31,6 +31,9 @@ export interface DocPeer {
   readonly user?: string
 }
 
+/** Updates merged into one broadcast message at most. */
+const MAX_MERGED_UPDATES = 32
+
 /** Transaction origin of the stored state applied while loading. */
 const STORAGE_ORIGIN = Symbol('storage')
 
@@ -49,8 +52,8 @@ export class RelayDocument {
   private readonly peers = new Set<DocPeer>()
   /** Awareness client ids set by an attached peer, which alone may change or remove them. */
   private readonly awarenessOwners = new Map<number, DocPeer>()
-  /** Updates applied this turn, not yet broadcast. */
-  private outgoing: Array<{ update: Uint8Array }> = []
+  /** Updates applied this turn, not yet broadcast, with the peer that sent each (null if unknown or mixed). */
+  private outgoing: Array<{ update: Uint8Array, sender: unknown }> = []
   /** True while applying an update that may integrate structs other peers sent earlier (see the replicator). */
   unblocking = false
   /** Called with an update that (partly) waits for missing dependencies, so replication can forward it. */
@@ -207,9 +210,10 @@ export class RelayDocument {
     })
   }
 
-  private broadcast (encode: (codec: PeerCodec) => Uint8Array): void {
+  private broadcast (encode: (codec: PeerCodec) => Uint8Array, except: unknown = null): void {
     const encoded = new Map<PeerCodec, Uint8Array>()
     for (const peer of this.peers) {
+      if (peer === except) continue
       let message = encoded.get(peer.codec)
       if (message === undefined) {
         message = encode(peer.codec)
@@ -227,20 +231,26 @@ export class RelayDocument {
     } catch (error) {
       this.log.error({ err: error, doc: this.docId }, 'failed to store an update')
     }
-    if (this.outgoing.push({ update }) === 1) setImmediate(this.flushOutgoing)
+    // An update that integrated earlier pending structs carries others' work: it has no single sender.
+    if (this.outgoing.push({ update, sender: this.unblocking ? null : origin }) === 1) setImmediate(this.flushOutgoing)
   }
 
   /**
-   * Broadcasts this turn's updates, merged, to every peer, senders included: y-websocket
-   * and native clients apply an echo as a no-op, and one message for all is both cheaper
-   * and simpler than a tailored one per sender.
+   * Broadcasts this turn's updates, merged, to every peer. When one peer sent them all it
+   * is skipped; otherwise senders get the echo too (clients apply it as a no-op), which is
+   * cheaper and simpler than a tailored message per sender.
    */
   private readonly flushOutgoing = (): void => {
     const batch = this.outgoing
     this.outgoing = []
     if (this.peers.size === 0 || this.ydoc.isDestroyed) return
-    const merged = batch.length === 1 ? batch[0]!.update : Y.mergeUpdates(batch.map(entry => entry.update))
-    this.broadcast(codec => codec.update(this.docId, merged))
+    const sender = batch.every(entry => entry.sender === batch[0]!.sender) ? batch[0]!.sender : null
+    // Yjs merges many updates in superlinear time: merge them in small groups.
+    for (let i = 0; i < batch.length; i += MAX_MERGED_UPDATES) {
+      const group = batch.slice(i, i + MAX_MERGED_UPDATES)
+      const merged = group.length === 1 ? group[0]!.update : Y.mergeUpdates(group.map(entry => entry.update))
+      this.broadcast(codec => codec.update(this.docId, merged), sender)
+    }
   }
 
   private readonly onAwarenessUpdate = ({ added, updated, removed }: { added: number[], updated: number[], removed: number[] }): void => {
