@@ -130,7 +130,8 @@ export class RelayDocument {
     const pendingBytes = (): number => (store.pendingStructs?.update.length ?? 0) + (store.pendingDs?.length ?? 0)
     const tooMuchPending = (): LimitError => new LimitError(CloseCode.policyViolation, `more than ${this.limits.maxPendingBytes} bytes of updates wait for missing dependencies`)
     if (pendingBytes() > this.limits.maxPendingBytes) throw tooMuchPending()
-    const pendingBefore = [store.pendingStructs, store.pendingDs]
+    // Yjs merges new pending structs into the existing record in place: compare its bytes, not the record.
+    const pendingBefore = [store.pendingStructs?.update ?? null, store.pendingDs]
     // Applying may integrate structs other peers sent earlier: replication must then
     // forward the result to every replica, the sending relay included.
     this.unblocking = pendingBefore[0] !== null || pendingBefore[1] !== null
@@ -139,7 +140,7 @@ export class RelayDocument {
     } finally {
       this.unblocking = false
     }
-    if ((store.pendingStructs !== null && store.pendingStructs !== pendingBefore[0]) || (store.pendingDs !== null && store.pendingDs !== pendingBefore[1])) {
+    if ((store.pendingStructs !== null && store.pendingStructs.update !== pendingBefore[0]) || (store.pendingDs !== null && store.pendingDs !== pendingBefore[1])) {
       // Parts still waiting for their dependencies emit no update event; store the update
       // as received so that what is acknowledged is on disk, and let replication see it.
       this.write(update)
