@@ -7,6 +7,9 @@
  * Comparisons run each server in its own process (pinned to another core than this load
  * generator when taskset allows), with a warm-up, several runs, servers interleaved, and
  * report median and spread; ratios are computed from medians of the same run.
+ *
+ * Knobs: BENCH_LOG_LEVEL (the PetalDB relay's log level, default warn) and BENCH_TIMEOUT_MS
+ * (how long the concurrent-trace scenario waits for convergence, default 120 000).
  */
 import { cpus, totalmem } from 'node:os'
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
