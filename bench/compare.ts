@@ -209,7 +209,13 @@ function fdatasyncRate (dir: string): number {
   return count / ((performance.now() - start) / 1000)
 }
 
-/** Scenario 5: the friendsforever trace replayed by two clients through the server. */
+/**
+ * Scenario 5: the friendsforever trace replayed by two clients through the server. Each
+ * agent applies a transaction on top of exactly its parents (taken from the other agent's
+ * local copy, so positions match the trace), and sends it only once the server has
+ * delivered those parents back to it: updates reach the server in causal order, as they do
+ * from real clients. An observer checks the final text against endContent.
+ */
 export async function concurrentTrace (server: BenchServer): Promise<Figures> {
   const trace = loadTrace('friendsforever') as unknown as { endContent: string, txns: Array<{ parents: number[], agent: number, patches: Array<[number, number, string]> }> }
   const protocol = protocolOf(server.kind)
@@ -221,18 +227,31 @@ export async function concurrentTrace (server: BenchServer): Promise<Figures> {
     Y.applyUpdate(observer, update)
     if (observer.getText('t').length === trace.endContent.length && observer.getText('t').toString() === trace.endContent) converged()
   })
-  const agents = [0, 1].map(() => ({ doc: new Y.Doc(), client: connectWire(protocol, server.url, docId), applied: [0, 0] }))
+  // Per agent: its replay doc, its wire client, and an inbox doc holding what the server sent it.
+  const agents = [0, 1].map(() => {
+    const inbox = new Y.Doc()
+    return { doc: new Y.Doc(), inbox, client: connectWire(protocol, server.url, docId, update => Y.applyUpdate(inbox, update)), applied: [0, 0] }
+  })
   await Promise.all([watch.ready, ...agents.map(a => a.client.ready)])
-  // Per agent, the updates of its transactions in order; and each transaction's place in that order.
   const updatesOf: Uint8Array[][] = [[], []]
   const ordinal = trace.txns.map(() => 0)
+  /** The other agent's clock after each transaction: every transaction also sets a marker, so it advances. */
+  const clockAfter = trace.txns.map(() => 0)
+  const arrived = (inbox: Y.Doc, client: number, clock: number): boolean => (Y.decodeStateVector(Y.encodeStateVector(inbox)).get(client) ?? 0) >= clock
   const start = performance.now()
   for (const [index, txn] of trace.txns.entries()) {
     const self = agents[txn.agent]!
     const other = 1 - txn.agent
-    // Bring in the other agent's transactions this one depends on (they also arrive via the server).
     for (const parent of txn.parents) {
       if (trace.txns[parent]!.agent !== other) continue
+      // Wait until the server has delivered the parent, then apply it (and its predecessors) locally.
+      const otherClient = agents[other]!.doc.clientID
+      if (!arrived(self.inbox, otherClient, clockAfter[parent]!)) {
+        await withTimeout(new Promise<void>(resolve => {
+          const check = (): void => { if (arrived(self.inbox, otherClient, clockAfter[parent]!)) { self.inbox.off('update', check); resolve() } }
+          self.inbox.on('update', check)
+        }), 60_000, `${server.kind} to deliver a parent`)
+      }
       while (self.applied[other]! <= ordinal[parent]!) Y.applyUpdate(self.doc, updatesOf[other]![self.applied[other]!++]!, 'merge')
     }
     let update: Uint8Array | null = null
@@ -244,12 +263,15 @@ export async function concurrentTrace (server: BenchServer): Promise<Figures> {
         if (del > 0) text.delete(pos, del)
         if (ins !== '') text.insert(pos, ins)
       }
+      self.doc.getMap('marker').set(String(txn.agent), index)
     })
     self.doc.off('update', capture)
+    clockAfter[index] = Y.decodeStateVector(Y.encodeStateVector(self.doc)).get(self.doc.clientID) ?? 0
     ordinal[index] = updatesOf[txn.agent]!.length
-    updatesOf[txn.agent]!.push(update ?? Y.encodeStateAsUpdate(new Y.Doc()))
-    self.applied[txn.agent]!++
-    self.client.send(updatesOf[txn.agent]![ordinal[index]!]!)
+    updatesOf[txn.agent]!.push(update!)
+    self.client.send(update!)
+    // The inbox stands for the agent's own replica: it has the agent's own updates too.
+    Y.applyUpdate(self.inbox, update!, 'own')
     if (index % 100 === 0) await nextTurn()
   }
   await withTimeout(done, Number(process.env.BENCH_TIMEOUT_MS ?? 120_000), `convergence on ${server.kind} (observer has ${observer.getText('t').length} of ${trace.endContent.length} characters)`)
