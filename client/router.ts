@@ -6,20 +6,14 @@
  * re-sends whatever was not acknowledged. A redirect from a relay moves a document too.
  */
 import type { DocId } from '../shared/doc-id.js'
-import type { Link } from '../shared/link.js'
 import { replicasOf, type ClusterMap } from '../shared/placement.js'
 import type { LocalDoc } from './local-doc.js'
-import { RelayConnection, type RelayStatus } from './relay-connection.js'
+import { RelayConnection, type RelayConnectionOptions } from './relay-connection.js'
 
 /** Options of {@link Router}. */
-export interface RouterOptions {
+export type RouterOptions = Pick<RelayConnectionOptions, 'connect' | 'onStatus' | 'token' | 'minDelayMs' | 'maxDelayMs'> & {
   /** Relay URLs to start from, tried in turn. */
   relays: string[]
-  connect: (url: string) => Promise<Link>
-  onStatus: (url: string, status: RelayStatus) => void
-  token?: () => string | Promise<string>
-  minDelayMs?: number
-  maxDelayMs?: number
 }
 
 /** See the module comment. */
@@ -61,9 +55,10 @@ export class Router {
   }
 
   private connection (urls: string[]): RelayConnection {
+    const { relays: _relays, ...shared } = this.options
     const connection: RelayConnection = new RelayConnection({
+      ...shared,
       urls,
-      connect: this.options.connect,
       onStatus: (url, status) => {
         this.options.onStatus(url, status)
         if (status === 'offline') this.failover(connection)
@@ -72,10 +67,7 @@ export class Router {
       onRedirect: (docId, url) => {
         const doc = this.docs.get(docId)
         if (doc !== undefined && !this.closed) this.assign(doc, this.member(url))
-      },
-      ...(this.options.token === undefined ? {} : { token: this.options.token }),
-      ...(this.options.minDelayMs === undefined ? {} : { minDelayMs: this.options.minDelayMs }),
-      ...(this.options.maxDelayMs === undefined ? {} : { maxDelayMs: this.options.maxDelayMs })
+      }
     })
     return connection
   }

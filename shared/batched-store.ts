@@ -57,11 +57,6 @@ export abstract class BatchedStore implements DocStore {
     return this.enqueue({ kind: 'delete', docId })
   }
 
-  /** Writes queued and not yet handed to a commit. */
-  get pendingWrites (): number {
-    return this.queue.length
-  }
-
   /** Starts committing everything queued now (synchronously, for a synchronous store). */
   flush (): void {
     this.scheduled = false

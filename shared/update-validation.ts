@@ -6,7 +6,7 @@
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
-import { ProtocolError, expectEnd, readString, readVarUint } from './bytes.js'
+import { ProtocolError, decodeExactly, readString, readVarUint } from './bytes.js'
 
 /**
  * Throws {@link ProtocolError} unless `update` is a well-formed Yjs (v1) update.
@@ -30,16 +30,16 @@ export function validateUpdate (update: Uint8Array): void {
 
 /** Decodes a state vector, throwing {@link ProtocolError} if it is malformed. */
 export function decodeStateVector (stateVector: Uint8Array): Map<number, number> {
-  const decoder = decoding.createDecoder(stateVector)
-  const count = readVarUint(decoder)
-  if (count > stateVector.length) throw new ProtocolError('state vector claims more entries than it has bytes')
-  const result = new Map<number, number>()
-  for (let i = 0; i < count; i++) {
-    const client = readVarUint(decoder)
-    result.set(client, readVarUint(decoder))
-  }
-  expectEnd(decoder)
-  return result
+  return decodeExactly(stateVector, decoder => {
+    const count = readVarUint(decoder)
+    if (count > stateVector.length) throw new ProtocolError('state vector claims more entries than it has bytes')
+    const result = new Map<number, number>()
+    for (let i = 0; i < count; i++) {
+      const client = readVarUint(decoder)
+      result.set(client, readVarUint(decoder))
+    }
+    return result
+  })
 }
 
 /** One entry of an awareness update: a client's state (`null` = removed) at a clock. */
@@ -51,9 +51,12 @@ export interface AwarenessEntry {
 
 /** Decodes a y-protocols awareness update, throwing {@link ProtocolError} if it is malformed. */
 export function decodeAwarenessUpdate (update: Uint8Array): AwarenessEntry[] {
-  const decoder = decoding.createDecoder(update)
+  return decodeExactly(update, decoder => readAwarenessEntries(decoder, update.length))
+}
+
+function readAwarenessEntries (decoder: decoding.Decoder, length: number): AwarenessEntry[] {
   const count = readVarUint(decoder)
-  if (count > update.length) throw new ProtocolError('awareness update claims more entries than it has bytes')
+  if (count > length) throw new ProtocolError('awareness update claims more entries than it has bytes')
   const entries: AwarenessEntry[] = []
   for (let i = 0; i < count; i++) {
     const clientId = readVarUint(decoder)
@@ -67,7 +70,6 @@ export function decodeAwarenessUpdate (update: Uint8Array): AwarenessEntry[] {
     }
     entries.push({ clientId, clock, state })
   }
-  expectEnd(decoder)
   return entries
 }
 
