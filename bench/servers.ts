@@ -53,7 +53,8 @@ function command (kind: ServerKind, port: number, dataDir: string, persist: bool
 /** Starts a server of `kind` with its data under `dataDir` (Hocuspocus persists only with `persist`). */
 export async function startServer (kind: ServerKind, dataDir: string, persist = false): Promise<BenchServer> {
   const port = await freePort()
-  const args = command(kind, port, dataDir, persist)
+  // BENCH_NODE_FLAGS: extra flags for the server's node, e.g. `--cpu-prof` to profile it.
+  const args = [...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), ...command(kind, port, dataDir, persist)]
   const child: ChildProcess = TASKSET
     ? spawn('taskset', ['-c', SERVER_CORE, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
     : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })

@@ -1,20 +1,22 @@
 /**
- * One loaded document on a relay: its Y.Doc, its awareness, its stored log, and the peers
- * connected to it, whatever protocol they speak. Updates are validated before they are
- * applied, stored once, and forwarded to every other peer; awareness changes go to every
- * peer. Updates that arrive in the same turn of the event loop are merged and broadcast
- * as one message to every peer, encoded once per protocol, not once per peer: fewer,
- * larger frames are what lets many readers keep up with a fast writer.
+ * One loaded document on a relay: its stored updates, its presence, and the peers
+ * connected to it, whatever protocol they speak. Updates are validated, dropped if the
+ * document already has them, stored once and forwarded to every other peer; the relay
+ * never integrates them into a Y.Doc (see {@link StoredDocument}). Updates that arrive in
+ * the same turn of the event loop are merged and broadcast as one message to every peer,
+ * encoded once per protocol, not once per peer: fewer, larger frames are what lets many
+ * readers keep up with a fast writer.
  */
 import type { Logger } from 'pino'
 import * as Y from 'yjs'
-import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate, removeAwarenessStates } from 'y-protocols/awareness'
 import type { DocId } from '../shared/doc-id.js'
-import { PersistedDoc } from '../shared/persisted-doc.js'
+import type { DocLogOptions } from '../shared/doc-log.js'
 import type { DocStore } from '../shared/store.js'
-import { decodeAwarenessUpdate, decodeStateVector, encodeAwarenessEntries, validateUpdate } from '../shared/update-validation.js'
+import { decodeAwarenessUpdate, decodeValidUpdate, encodeAwarenessEntries } from '../shared/update-validation.js'
 import { CloseCode } from '../shared/close-codes.js'
 import { DEFAULT_LIMITS, LimitError, type Limits } from './limits.js'
+import { RelayAwareness } from './relay-awareness.js'
+import { StoredDocument } from './stored-document.js'
 
 /** How a protocol frames what a document broadcasts. Shared by every peer of that protocol. */
 export interface PeerCodec {
@@ -31,63 +33,43 @@ export interface DocPeer {
   readonly user?: string
 }
 
+/** Told of every new update and awareness change of a document, with where it came from. */
+export interface DocObserver {
+  update(update: Uint8Array, origin: object): void
+  awareness(update: Uint8Array, origin: object | null): void
+}
+
 /** Updates merged into one broadcast message at most. */
 const MAX_MERGED_UPDATES = 32
 
-/** Transaction origin of the stored state applied while loading. */
-const STORAGE_ORIGIN = Symbol('storage')
-
 /** Options for loading a {@link RelayDocument}. */
-export interface RelayDocumentOptions {
+export interface RelayDocumentOptions extends DocLogOptions {
   store: DocStore
   log: Logger
-  compactMinBytes?: number
   /** Document size, pending-update and awareness limits. Default {@link DEFAULT_LIMITS}. */
   limits?: Pick<Limits, 'maxDocumentBytes' | 'maxPendingBytes' | 'maxAwarenessEntries' | 'maxAwarenessStateBytes'>
 }
 
 /** A document held in memory by a relay; see the module comment. */
 export class RelayDocument {
-  readonly awareness: Awareness
   private readonly peers = new Set<DocPeer>()
-  /** Awareness client ids set by an attached peer, which alone may change or remove them. */
-  private readonly awarenessOwners = new Map<number, DocPeer>()
-  /** Updates applied this turn, not yet broadcast, with the peer that sent each (null if unknown or mixed). */
-  private outgoing: Array<{ update: Uint8Array, sender: unknown }> = []
-  /** True while applying an update that may integrate structs other peers sent earlier (see the replicator). */
-  unblocking = false
-  /** Called with an update that (partly) waits for missing dependencies, so replication can forward it. */
-  onPending: ((update: Uint8Array, origin: unknown) => void) | null = null
+  private readonly awareness = new RelayAwareness(update => this.awarenessChanged(update, null))
+  private readonly observers = new Set<DocObserver>()
+  /** Updates stored this turn, not yet broadcast, with the origin of each. */
+  private outgoing: Array<{ update: Uint8Array, origin: object }> = []
+  private destroyed = false
 
   private constructor (
     readonly docId: DocId,
-    private readonly persisted: PersistedDoc,
+    private readonly stored: StoredDocument,
     private readonly log: Logger,
     private readonly limits: NonNullable<RelayDocumentOptions['limits']>
-  ) {
-    this.awareness = new Awareness(this.ydoc)
-    // The relay itself has no presence.
-    this.awareness.setLocalState(null)
-    this.ydoc.on('update', this.onDocUpdate)
-    this.awareness.on('update', this.onAwarenessUpdate)
-  }
+  ) {}
 
   /** Loads `docId` from the store. Rejects (storing nothing) if the stored data is unreadable. */
   static async load (docId: DocId, options: RelayDocumentOptions): Promise<RelayDocument> {
-    const ydoc = new Y.Doc({ gc: true })
-    const persistedOptions = { origin: STORAGE_ORIGIN, ...(options.compactMinBytes === undefined ? {} : { compactMinBytes: options.compactMinBytes }) }
-    try {
-      const persisted = await PersistedDoc.load(options.store, docId, ydoc, persistedOptions)
-      return new RelayDocument(docId, persisted, options.log, options.limits ?? DEFAULT_LIMITS)
-    } catch (error) {
-      ydoc.destroy()
-      throw error
-    }
-  }
-
-  /** The document's Y.Doc. */
-  get ydoc (): Y.Doc {
-    return this.persisted.ydoc
+    const stored = await StoredDocument.load(options.store, docId, options)
+    return new RelayDocument(docId, stored, options.log, options.limits ?? DEFAULT_LIMITS)
   }
 
   /** Attaches `peer`: it receives every later update and awareness change. */
@@ -98,56 +80,49 @@ export class RelayDocument {
   /** Detaches `peer` and removes the awareness entries it introduced. */
   removePeer (peer: DocPeer): void {
     this.peers.delete(peer)
-    const clients = [...this.awarenessOwners].filter(([, owner]) => owner === peer).map(([client]) => client)
-    for (const client of clients) this.awarenessOwners.delete(client)
-    if (clients.length > 0) removeAwarenessStates(this.awareness, clients, peer)
-    this.forgetRemoved(clients)
+    const removed = this.awareness.removeOwnedBy(peer)
+    if (removed.length > 0) this.awarenessChanged(encodeAwarenessEntries(removed), peer)
+  }
+
+  /** Tells `observer` of every later update and awareness change; returns the way to stop. */
+  observe (observer: DocObserver): () => void {
+    this.observers.add(observer)
+    return () => this.observers.delete(observer)
   }
 
   /** The document's state vector. */
   stateVector (): Uint8Array {
-    return Y.encodeStateVector(this.ydoc)
+    return this.stored.stateVector()
   }
 
   /** What a peer with `stateVector` lacks. Throws a ProtocolError if the state vector is malformed. */
   missingFor (stateVector: Uint8Array): Uint8Array {
-    decodeStateVector(stateVector)
-    return Y.encodeStateAsUpdate(this.ydoc, stateVector)
+    return this.stored.missingFor(stateVector)
   }
 
   /**
-   * Validates and applies an update from `origin`. Throws a ProtocolError, having applied
-   * nothing, if it is malformed; otherwise returns a promise that resolves once the update
-   * is durable (committed to the store, whether by this write or an earlier one).
+   * Validates and stores an update from `origin`. Throws a ProtocolError, having stored
+   * nothing, if it is malformed, or a LimitError if it breaks a limit; otherwise returns a
+   * promise that resolves once the update is durable (committed to the store, whether by
+   * this write or an earlier one).
    */
   applyUpdate (update: Uint8Array, origin: object): Promise<void> {
-    validateUpdate(update)
-    const { logBytes, snapshotBytes } = this.persisted.sizes
+    const decoded = decodeValidUpdate(update)
+    if (!this.stored.isNew(decoded)) return this.stored.settled()
+    const { logBytes, snapshotBytes } = this.stored.sizes
     if (logBytes + snapshotBytes + update.length > this.limits.maxDocumentBytes) {
       throw new LimitError(CloseCode.messageTooBig, `document ${this.docId} would exceed ${this.limits.maxDocumentBytes} bytes`)
     }
-    const store = this.ydoc.store
-    const pendingBytes = (): number => (store.pendingStructs?.update.length ?? 0) + (store.pendingDs?.length ?? 0)
     const tooMuchPending = (): LimitError => new LimitError(CloseCode.policyViolation, `more than ${this.limits.maxPendingBytes} bytes of updates wait for missing dependencies`)
-    if (pendingBytes() > this.limits.maxPendingBytes) throw tooMuchPending()
-    // Yjs merges new pending structs into the existing record in place: compare its bytes, not the record.
-    const pendingBefore = [store.pendingStructs?.update ?? null, store.pendingDs]
-    // Applying may integrate structs other peers sent earlier: replication must then
-    // forward the result to every replica, the sending relay included.
-    this.unblocking = pendingBefore[0] !== null || pendingBefore[1] !== null
-    try {
-      Y.applyUpdate(this.ydoc, update, origin)
-    } finally {
-      this.unblocking = false
-    }
-    if ((store.pendingStructs !== null && store.pendingStructs.update !== pendingBefore[0]) || (store.pendingDs !== null && store.pendingDs !== pendingBefore[1])) {
-      // Parts still waiting for their dependencies emit no update event; store the update
-      // as received so that what is acknowledged is on disk, and let replication see it.
-      this.write(update)
-      this.onPending?.(update, origin)
-      if (pendingBytes() > this.limits.maxPendingBytes) throw tooMuchPending()
-    }
-    return this.persisted.settled()
+    if (this.stored.pendingBytes > this.limits.maxPendingBytes) throw tooMuchPending()
+    this.stored.append(update, decoded).catch((error: unknown) => {
+      this.log.error({ err: error, doc: this.docId }, 'failed to store an update')
+    })
+    for (const observer of this.observers) observer.update(update, origin)
+    if (this.outgoing.push({ update, origin }) === 1) setImmediate(this.flushOutgoing)
+    // What was taken is stored; the sender is cut off from adding more that cannot integrate.
+    if (this.stored.pendingBytes > this.limits.maxPendingBytes) throw tooMuchPending()
+    return this.stored.settled()
   }
 
   /**
@@ -159,56 +134,41 @@ export class RelayDocument {
   applyAwareness (peer: object, update: Uint8Array): void {
     const client = this.peers.has(peer as DocPeer) ? peer as DocPeer : null
     const allowed = decodeAwarenessUpdate(update).filter(entry => {
-      // Removing an entry nobody has is a no-op that y-protocols would still remember.
-      if (entry.state === null && !this.awareness.states.has(entry.clientId)) return false
-      const owner = this.awarenessOwners.get(entry.clientId)
-      return owner === undefined || owner === client || (client === null && !this.peers.has(owner))
+      // Removing an entry nobody has is a no-op.
+      if (entry.state === null && !this.awareness.has(entry.clientId)) return false
+      const owner = this.awareness.ownerOf(entry.clientId)
+      return owner === undefined || owner === null || owner === client || (client === null && !this.peers.has(owner as DocPeer))
     })
-    let entries = this.awareness.states.size
+    let entries = this.awareness.size
     for (const entry of allowed) {
-      if (entry.state === null) {
-        if (this.awarenessOwners.get(entry.clientId) === client) this.awarenessOwners.delete(entry.clientId)
-        continue
-      }
+      if (entry.state === null) continue
       if (client?.user !== undefined && typeof entry.state === 'object') entry.state = { ...entry.state, sub: client.user }
       if (JSON.stringify(entry.state).length > this.limits.maxAwarenessStateBytes) {
         throw new LimitError(CloseCode.policyViolation, `awareness state larger than ${this.limits.maxAwarenessStateBytes} bytes`)
       }
-      if (!this.awareness.states.has(entry.clientId) && ++entries > this.limits.maxAwarenessEntries) {
+      if (!this.awareness.has(entry.clientId) && ++entries > this.limits.maxAwarenessEntries) {
         throw new LimitError(CloseCode.policyViolation, `document ${this.docId} would have more than ${this.limits.maxAwarenessEntries} awareness entries`)
       }
-      if (client !== null) this.awarenessOwners.set(entry.clientId, client)
     }
-    if (allowed.length === 0) return
-    applyAwarenessUpdate(this.awareness, encodeAwarenessEntries(allowed), peer)
-    this.forgetRemoved(allowed.filter(entry => entry.state === null).map(entry => entry.clientId))
-  }
-
-  /** Drops the bookkeeping y-protocols keeps for removed clients, so it cannot grow without bound. */
-  private forgetRemoved (clients: number[]): void {
-    for (const id of clients) {
-      if (!this.awareness.states.has(id)) this.awareness.meta.delete(id)
-    }
+    const applied = this.awareness.apply(allowed, client)
+    if (applied.length > 0) this.awarenessChanged(encodeAwarenessEntries(applied), peer)
   }
 
   /** Every known awareness state as one awareness update, or `null` if there is none. */
   awarenessStates (): Uint8Array | null {
-    const clients = [...this.awareness.getStates().keys()]
-    return clients.length === 0 ? null : encodeAwarenessUpdate(this.awareness, clients)
+    return this.awareness.encodeAll()
   }
 
-  /** Releases the Y.Doc and the awareness; the stored state is untouched. */
+  /** Releases the document's memory; the stored state is untouched. */
   destroy (): void {
-    this.ydoc.off('update', this.onDocUpdate)
-    this.awareness.off('update', this.onAwarenessUpdate)
+    this.destroyed = true
     this.awareness.destroy()
-    this.ydoc.destroy()
+    this.observers.clear()
   }
 
-  private write (update: Uint8Array): void {
-    this.persisted.write(update).catch((error: unknown) => {
-      this.log.error({ err: error, doc: this.docId }, 'failed to store an update')
-    })
+  private awarenessChanged (update: Uint8Array, origin: object | null): void {
+    for (const observer of this.observers) observer.awareness(update, origin)
+    this.broadcast(codec => codec.awareness(this.docId, update))
   }
 
   private broadcast (encode: (codec: PeerCodec) => Uint8Array, except: unknown = null): void {
@@ -224,18 +184,6 @@ export class RelayDocument {
     }
   }
 
-  // A Yjs listener that throws stops the Y.Doc from emitting further updates: never throw.
-  private readonly onDocUpdate = (update: Uint8Array, origin: unknown): void => {
-    if (origin === STORAGE_ORIGIN) return
-    try {
-      this.write(update)
-    } catch (error) {
-      this.log.error({ err: error, doc: this.docId }, 'failed to store an update')
-    }
-    // An update that integrated earlier pending structs carries others' work: it has no single sender.
-    if (this.outgoing.push({ update, sender: this.unblocking ? null : origin }) === 1) setImmediate(this.flushOutgoing)
-  }
-
   /**
    * Broadcasts this turn's updates, merged, to every peer. When one peer sent them all it
    * is skipped; otherwise senders get the echo too (clients apply it as a no-op), which is
@@ -244,18 +192,13 @@ export class RelayDocument {
   private readonly flushOutgoing = (): void => {
     const batch = this.outgoing
     this.outgoing = []
-    if (this.peers.size === 0 || this.ydoc.isDestroyed) return
-    const sender = batch.every(entry => entry.sender === batch[0]!.sender) ? batch[0]!.sender : null
+    if (this.peers.size === 0 || this.destroyed) return
+    const sender = batch.every(entry => entry.origin === batch[0]!.origin) ? batch[0]!.origin : null
     // Yjs merges many updates in superlinear time: merge them in small groups.
     for (let i = 0; i < batch.length; i += MAX_MERGED_UPDATES) {
       const group = batch.slice(i, i + MAX_MERGED_UPDATES)
       const merged = group.length === 1 ? group[0]!.update : Y.mergeUpdates(group.map(entry => entry.update))
       this.broadcast(codec => codec.update(this.docId, merged), sender)
     }
-  }
-
-  private readonly onAwarenessUpdate = ({ added, updated, removed }: { added: number[], updated: number[], removed: number[] }): void => {
-    const update = encodeAwarenessUpdate(this.awareness, [...added, ...updated, ...removed])
-    this.broadcast(codec => codec.awareness(this.docId, update))
   }
 }

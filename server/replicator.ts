@@ -1,8 +1,9 @@
 /**
  * Replication of documents between the relays that replicate them.
  *
- * - Every update applied to a loaded document is forwarded, with a sequence number, to the
- *   document's other replicas (never back to the relay it came from); the receiver
+ * - Every new update stored for a loaded document is forwarded as received, with a
+ *   sequence number, to the document's other replicas (never back to the relay it came
+ *   from; a replica that already has it drops it, so forwarding stops there); the receiver
  *   acknowledges the number once the update is committed.
  * - Anti-entropy: when a document loads, and when a link to a peer comes back, the relay
  *   exchanges state vectors with the peer in both directions for every document the peer
@@ -12,8 +13,6 @@
  *   update is on W disks before a client hears of it.
  */
 import type { Logger } from 'pino'
-import * as Y from 'yjs'
-import { encodeAwarenessUpdate } from 'y-protocols/awareness'
 import { CloseCode } from '../shared/close-codes.js'
 import type { DocId } from '../shared/doc-id.js'
 import type { NativeMessage } from '../shared/native-messages.js'
@@ -80,22 +79,15 @@ export class Replicator {
 
   /** Starts replicating a document that just loaded: forward its updates, and sync it with its other replicas. */
   attach (doc: RelayDocument): void {
-    const onAwareness = ({ added, updated, removed }: { added: number[], updated: number[], removed: number[] }, origin: unknown): void => {
-      const update = encodeAwarenessUpdate(doc.awareness, [...added, ...updated, ...removed])
-      for (const peer of this.cluster.otherReplicas(doc.docId)) {
-        if (!(origin instanceof PeerOrigin && origin.relayId === peer.id)) this.links.send(peer.id, { type: 'awareness', docId: doc.docId, update })
+    const stop = doc.observe({
+      update: (update, origin) => this.forward(doc.docId, update, origin),
+      awareness: (update, origin) => {
+        for (const peer of this.cluster.otherReplicas(doc.docId)) {
+          if (!(origin instanceof PeerOrigin && origin.relayId === peer.id)) this.links.send(peer.id, { type: 'awareness', docId: doc.docId, update })
+        }
       }
-    }
-    // Structs unblocked by an update include others' work: forward them to every replica.
-    const onUpdate = (update: Uint8Array, origin: unknown): void => this.forward(doc.docId, update, doc.unblocking ? null : origin)
-    doc.ydoc.on('update', onUpdate)
-    doc.awareness.on('update', onAwareness)
-    doc.onPending = (update, origin) => this.forward(doc.docId, update, origin)
-    this.detachers.set(doc, () => {
-      doc.ydoc.off('update', onUpdate)
-      doc.awareness.off('update', onAwareness)
-      doc.onPending = null
     })
+    this.detachers.set(doc, stop)
     for (const peer of this.cluster.otherReplicas(doc.docId)) {
       this.state(peer.id, doc.docId).dirty = true
       void this.handshake(peer.id, doc.docId).catch(() => {})
@@ -134,11 +126,11 @@ export class Replicator {
   handshake (peerId: string, docId: DocId): Promise<void> {
     const state = this.state(peerId, docId)
     state.handshake ??= this.registry.with(docId, async doc => {
-      const sync = await this.requestSync(peerId, docId, Y.encodeStateVector(doc.ydoc))
+      const sync = await this.requestSync(peerId, docId, doc.stateVector())
       doc.applyUpdate(sync.update, this.origin(peerId))
       const seq = this.nextSeq++
       const acked = withDeadline(new Promise<void>((resolve, reject) => this.acks.set(`${peerId}\u0000${seq}`, { docId, resolve, reject })), `${peerId} to acknowledge ${docId}`)
-      if (!this.links.send(peerId, { type: 'update', docId, seq, update: Y.encodeStateAsUpdate(doc.ydoc, sync.stateVector) })) throw new Error('link down')
+      if (!this.links.send(peerId, { type: 'update', docId, seq, update: doc.missingFor(sync.stateVector) })) throw new Error('link down')
       state.sent = seq
       state.dirty = false
       for (const waiter of this.waiters.get(docId) ?? []) {

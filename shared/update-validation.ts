@@ -8,13 +8,16 @@ import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 import { ProtocolError, decodeExactly, readString, readVarUint } from './bytes.js'
 
+/** A Yjs update decoded into its structs and delete set. */
+export type DecodedUpdate = ReturnType<typeof Y.decodeUpdate>
+
 /**
- * Throws {@link ProtocolError} unless `update` is a well-formed Yjs (v1) update.
- * Decoding is lazy and linear in the update's size: a struct count claimed by a short
- * update runs out of bytes and fails instead of allocating.
+ * Decodes `update`, throwing {@link ProtocolError} unless it is a well-formed Yjs (v1)
+ * update. Decoding is lazy and linear in the update's size: a struct count claimed by a
+ * short update runs out of bytes and fails instead of allocating.
  */
-export function validateUpdate (update: Uint8Array): void {
-  let decoded: ReturnType<typeof Y.decodeUpdate>
+export function decodeValidUpdate (update: Uint8Array): DecodedUpdate {
+  let decoded: DecodedUpdate
   try {
     decoded = Y.decodeUpdate(update)
   } catch (error) {
@@ -26,6 +29,12 @@ export function validateUpdate (update: Uint8Array): void {
       throw new ProtocolError('malformed Yjs update: invalid struct')
     }
   }
+  return decoded
+}
+
+/** Throws {@link ProtocolError} unless `update` is a well-formed Yjs (v1) update; see {@link decodeValidUpdate}. */
+export function validateUpdate (update: Uint8Array): void {
+  decodeValidUpdate(update)
 }
 
 /** Decodes a state vector, throwing {@link ProtocolError} if it is malformed. */

@@ -1,0 +1,105 @@
+/**
+ * Presence on a relay document, with the semantics of y-protocols' Awareness (a state per
+ * client id and a clock; a higher clock wins; a null state at the same clock removes) but
+ * without a Y.Doc or a timer per document: states not renewed for 30 seconds expire,
+ * swept by one timer shared by every document that has any.
+ */
+import { encodeAwarenessEntries, type AwarenessEntry } from '../shared/update-validation.js'
+
+/** Same as y-protocols: clients renew their state every 15 seconds. */
+export const AWARENESS_TIMEOUT_MS = 30_000
+const SWEEP_INTERVAL_MS = AWARENESS_TIMEOUT_MS / 10
+
+interface Presence {
+  clock: number
+  state: unknown
+  /** Who set it: only they may change or remove it (see RelayDocument). */
+  owner: object | null
+  renewedAt: number
+}
+
+const live = new Set<RelayAwareness>()
+let sweeper: ReturnType<typeof setInterval> | null = null
+
+function sweep (): void {
+  const now = Date.now()
+  for (const awareness of live) awareness.expire(now)
+  if (live.size === 0 && sweeper !== null) {
+    clearInterval(sweeper)
+    sweeper = null
+  }
+}
+
+/** See the module comment. */
+export class RelayAwareness {
+  private readonly states = new Map<number, Presence>()
+
+  /** `onExpired` receives the removals caused by expiry, as one awareness update. */
+  constructor (private readonly onExpired: (update: Uint8Array) => void) {}
+
+  get size (): number {
+    return this.states.size
+  }
+
+  has (clientId: number): boolean {
+    return this.states.has(clientId)
+  }
+
+  /** Who set `clientId`'s state, or undefined if it has none. */
+  ownerOf (clientId: number): object | null | undefined {
+    return this.states.get(clientId)?.owner
+  }
+
+  /** Applies `entries` set by `owner` (null: keep the current owner); returns those that changed something, to broadcast. */
+  apply (entries: AwarenessEntry[], owner: object | null): AwarenessEntry[] {
+    const now = Date.now()
+    const applied = entries.filter(entry => {
+      const current = this.states.get(entry.clientId)
+      const clock = current?.clock ?? 0
+      if (!(clock < entry.clock || (clock === entry.clock && entry.state === null && current !== undefined))) return false
+      if (entry.state === null) this.states.delete(entry.clientId)
+      else this.states.set(entry.clientId, { clock: entry.clock, state: entry.state, owner: owner ?? current?.owner ?? null, renewedAt: now })
+      return true
+    })
+    if (this.states.size > 0 && !live.has(this)) {
+      live.add(this)
+      sweeper ??= setInterval(sweep, SWEEP_INTERVAL_MS)
+      sweeper.unref?.()
+    }
+    return applied
+  }
+
+  /** Removes the states set by `owner`; returns the removals, to broadcast. */
+  removeOwnedBy (owner: object): AwarenessEntry[] {
+    return this.remove(([, presence]) => presence.owner === owner)
+  }
+
+  /** Removes the states not renewed since `now` minus the timeout, and reports them. */
+  expire (now: number): void {
+    const expired = this.remove(([, presence]) => now - presence.renewedAt >= AWARENESS_TIMEOUT_MS)
+    if (expired.length > 0) this.onExpired(encodeAwarenessEntries(expired))
+  }
+
+  /** Every state as one awareness update, or null if there is none. */
+  encodeAll (): Uint8Array | null {
+    if (this.states.size === 0) return null
+    return encodeAwarenessEntries([...this.states].map(([clientId, { clock, state }]) => ({ clientId, clock, state })))
+  }
+
+  /** Forgets every state and leaves the sweep. */
+  destroy (): void {
+    this.states.clear()
+    live.delete(this)
+  }
+
+  private remove (which: (entry: [number, Presence]) => boolean): AwarenessEntry[] {
+    const removed: AwarenessEntry[] = []
+    for (const entry of this.states) {
+      if (!which(entry)) continue
+      this.states.delete(entry[0])
+      removed.push({ clientId: entry[0], clock: entry[1].clock, state: null })
+    }
+    if (this.states.size === 0) live.delete(this)
+    return removed
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * The relay's log-structured documents: id ranges, duplicate detection, sync from stored
+ * bytes, compaction, and presence expiry, over a real store.
+ */
+import { describe, expect, it } from 'vitest'
+import * as Y from 'yjs'
+import { parseDocId } from '../shared/doc-id.js'
+import { MemoryStore } from '../shared/memory-store.js'
+import { decodeValidUpdate } from '../shared/update-validation.js'
+import { IdRanges } from '../server/id-ranges.js'
+import { AWARENESS_TIMEOUT_MS, RelayAwareness } from '../server/relay-awareness.js'
+import { StoredDocument } from '../server/stored-document.js'
+import { decodeAwarenessUpdate } from '../shared/update-validation.js'
+import { prng, testSeed } from './helpers/prng.js'
+
+const id = parseDocId('doc')
+
+/** The updates a Y.Doc emits while `edit` runs. */
+function updatesOf (doc: Y.Doc, edit: () => void): Uint8Array[] {
+  const updates: Uint8Array[] = []
+  const collect = (u: Uint8Array): void => { updates.push(u) }
+  doc.on('update', collect)
+  edit()
+  doc.off('update', collect)
+  return updates
+}
+
+async function store (doc: StoredDocument, update: Uint8Array): Promise<boolean> {
+  const decoded = decodeValidUpdate(update)
+  if (!doc.isNew(decoded)) return false
+  await doc.append(update, decoded)
+  return true
+}
+
+const textOf = (update: Uint8Array): string => {
+  const doc = new Y.Doc()
+  Y.applyUpdate(doc, update)
+  return doc.getText('t').toString()
+}
+
+describe('IdRanges', () => {
+  it('agrees with a plain set of ids under random additions', () => {
+    const seed = testSeed()
+    const random = prng(seed)
+    const ranges = new IdRanges()
+    const naive = new Map<number, Set<number>>()
+    for (let step = 0; step < 2000; step++) {
+      const client = random.int(3)
+      const clock = random.int(200)
+      const length = 1 + random.int(8)
+      if (random.next() < 0.5) {
+        ranges.add(client, clock, length)
+        const ids = naive.get(client) ?? new Set()
+        for (let c = clock; c < clock + length; c++) ids.add(c)
+        naive.set(client, ids)
+      } else {
+        const ids = naive.get(client) ?? new Set()
+        const expected = Array.from({ length }, (_, i) => ids.has(clock + i)).every(Boolean)
+        expect(ranges.covers(client, clock, length), `seed ${seed}, step ${step}`).toBe(expected)
+      }
+    }
+    for (const [client, ids] of naive) {
+      let end = 0
+      while (ids.has(end)) end++
+      expect(ranges.contiguousEnd(client), `seed ${seed}`).toBe(end)
+    }
+  })
+
+  it('knows when a client has a gap', () => {
+    const ranges = new IdRanges()
+    ranges.add(1, 0, 5)
+    expect(ranges.hasGaps()).toBe(false)
+    ranges.add(1, 7, 2)
+    expect(ranges.hasGaps()).toBe(true)
+    ranges.add(1, 5, 2)
+    expect(ranges.hasGaps()).toBe(false)
+    expect(ranges.stateVector()).toEqual(new Map([[1, 9]]))
+  })
+})
+
+describe('StoredDocument', () => {
+  it('stores a new update once and drops it when it comes again, structs or deletions', async () => {
+    const memory = new MemoryStore()
+    const doc = await StoredDocument.load(memory, id)
+    const source = new Y.Doc()
+    const [insert] = updatesOf(source, () => source.getText('t').insert(0, 'hello'))
+    const [deletion] = updatesOf(source, () => source.getText('t').delete(0, 1))
+    expect(await store(doc, insert!)).toBe(true)
+    expect(await store(doc, insert!)).toBe(false)
+    expect(await store(doc, deletion!)).toBe(true)
+    expect(await store(doc, deletion!)).toBe(false)
+    expect((await memory.load(id))!.updates).toHaveLength(2)
+  })
+
+  it('serves a fresh peer the stored bytes, and others only what they lack', async () => {
+    const memory = new MemoryStore()
+    const source = new Y.Doc()
+    source.getText('t').insert(0, 'stored')
+    await memory.compact(id, Y.encodeStateAsUpdate(source))
+    const doc = await StoredDocument.load(memory, id)
+    expect(doc.missingFor(new Uint8Array([0]))).toBe((await memory.load(id))!.snapshot)
+    const peer = new Y.Doc()
+    Y.applyUpdate(peer, doc.missingFor(Y.encodeStateVector(peer)))
+    const [more] = updatesOf(source, () => source.getText('t').insert(6, '!'))
+    await store(doc, more!)
+    const missing = doc.missingFor(Y.encodeStateVector(peer))
+    expect(missing.length).toBeLessThan(more!.length + 8)
+    Y.applyUpdate(peer, missing)
+    expect(peer.getText('t').toString()).toBe('stored!')
+    expect(Y.encodeStateVector(peer)).toEqual(doc.stateVector())
+  })
+
+  it('learns the deletions of a loaded snapshot when a peer sends them again', async () => {
+    const memory = new MemoryStore()
+    const source = new Y.Doc()
+    source.getText('t').insert(0, 'abc')
+    source.getText('t').delete(0, 1)
+    await memory.compact(id, Y.encodeStateAsUpdate(source))
+    const doc = await StoredDocument.load(memory, id)
+    // A client's sync step 2 carries its whole delete set: nothing new here.
+    expect(await store(doc, Y.encodeStateAsUpdate(source, Y.encodeStateVector(source)))).toBe(false)
+    expect((await memory.load(id))!.updates).toHaveLength(0)
+  })
+
+  it('counts updates that wait for a missing dependency until the gap closes', async () => {
+    const doc = await StoredDocument.load(new MemoryStore(), id)
+    const source = new Y.Doc()
+    const [a, b] = updatesOf(source, () => { source.getText('t').insert(0, 'a'); source.getText('t').insert(1, 'b') })
+    await store(doc, b!)
+    expect(doc.pendingBytes).toBe(b!.length)
+    await store(doc, a!)
+    expect(doc.pendingBytes).toBe(0)
+    expect(textOf(doc.missingFor(new Uint8Array([0])))).toBe('ab')
+  })
+
+  it('compacts into a garbage-collected snapshot holding everything, updates still waiting included', async () => {
+    const memory = new MemoryStore()
+    const doc = await StoredDocument.load(memory, id, { compactMinBytes: 512 })
+    const source = new Y.Doc()
+    const text = source.getText('t')
+    const updates = updatesOf(source, () => {
+      for (let i = 0; i < 400; i++) text.insert(text.length, 'x'.repeat(10))
+      text.delete(0, 3000)
+    })
+    const [waiting] = updatesOf(source, () => text.insert(0, 'late'))
+    await store(doc, waiting!)
+    expect(doc.pendingBytes).toBeGreaterThan(0)
+    for (const update of updates) await store(doc, update)
+    // Write on until a compaction follows the deletion.
+    const before = (await memory.load(id))!.snapshot
+    while ((await memory.load(id))!.snapshot === before) {
+      for (const update of updatesOf(source, () => text.insert(text.length, 'y'.repeat(20)))) await store(doc, update)
+    }
+    // The deleted text is gone from the snapshot.
+    expect((await memory.load(id))!.snapshot!.length).toBeLessThan(3000)
+    const reloaded = await StoredDocument.load(memory, id)
+    expect(textOf(reloaded.missingFor(new Uint8Array([0])))).toBe(text.toString())
+  })
+})
+
+describe('RelayAwareness', () => {
+  const entry = (clientId: number, clock: number, state: unknown): { clientId: number, clock: number, state: unknown } => ({ clientId, clock, state })
+
+  it('keeps the state with the highest clock, removes with null, and tracks owners', () => {
+    const awareness = new RelayAwareness(() => {})
+    const owner = {}
+    expect(awareness.apply([entry(1, 1, { a: 1 })], owner)).toHaveLength(1)
+    expect(awareness.apply([entry(1, 1, { a: 2 })], null)).toHaveLength(0)
+    expect(awareness.apply([entry(1, 2, { a: 3 })], null)).toHaveLength(1)
+    expect(awareness.ownerOf(1)).toBe(owner)
+    expect(awareness.removeOwnedBy(owner)).toEqual([entry(1, 2, null)])
+    expect(awareness.encodeAll()).toBeNull()
+    awareness.destroy()
+  })
+
+  it('expires states that were not renewed in time', () => {
+    const expired: Uint8Array[] = []
+    const awareness = new RelayAwareness(update => expired.push(update))
+    awareness.apply([entry(7, 1, { cursor: 3 })], null)
+    awareness.expire(Date.now())
+    expect(expired).toHaveLength(0)
+    awareness.expire(Date.now() + AWARENESS_TIMEOUT_MS)
+    expect(expired.map(decodeAwarenessUpdate)).toEqual([[entry(7, 1, null)]])
+    expect(awareness.size).toBe(0)
+    awareness.destroy()
+  })
+})
