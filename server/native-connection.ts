@@ -32,6 +32,8 @@ interface OpenDoc {
   doc: RelayDocument | null
   /** Messages that arrived while the document was loading. */
   waiting: DocMessage[]
+  /** Highest sequence number found durable and not yet acknowledged; 0 if none. */
+  ackDue: number
 }
 
 /** Options of {@link serveNativeLink}. */
@@ -85,17 +87,30 @@ export function serveNativeLink (link: Link, options: NativeConnectionOptions): 
     send({ type: 'doc-error', docId, code, reason })
   }
 
-  const applyToDoc = (doc: RelayDocument, peer: DocPeer, message: DocMessage): void => {
-    if (message.type === 'awareness') return doc.applyAwareness(peer, message.update)
+  /**
+   * Acknowledges `seq` for `open` with the next turn, together with every later number
+   * found durable meanwhile: acknowledgements are cumulative, and one per commit is enough.
+   */
+  const acknowledge = (open: OpenDoc, docId: DocId, seq: number): void => {
+    if (open.ackDue === 0) {
+      setImmediate(() => {
+        // Only if the document is still open on this connection: an ack after a close would confuse the client.
+        if (docs.get(docId) === open) send({ type: 'ack', docId, seq: open.ackDue })
+        open.ackDue = 0
+      })
+    }
+    open.ackDue = Math.max(open.ackDue, seq)
+  }
+
+  const applyToDoc = (open: OpenDoc, doc: RelayDocument, message: DocMessage): void => {
+    if (message.type === 'awareness') return doc.applyAwareness(open.peer, message.update)
     const { docId, seq } = message
     if (!auth.canWrite(docId)) return refuse(docId, CloseCode.forbidden, `read-only access to ${docId}: updates are refused`)
-    const committed = doc.applyUpdate(message.update, peer)
+    const committed = doc.applyUpdate(message.update, open.peer)
     if (seq === 0) return
     const durable = routing === undefined ? committed : Promise.all([committed, routing.confirm(docId)])
-    durable.then(() => {
-      // Only if the document is still open on this connection: an ack after a close would confuse the client.
-      if (docs.get(docId)?.doc === doc) send({ type: 'ack', docId, seq })
-    }, () => {}) // storage failures are logged by the document; the client keeps the update pending
+    // Storage failures are logged by the document; the client keeps the update pending.
+    durable.then(() => acknowledge(open, docId, seq), () => {})
   }
 
   const openDoc = (docId: DocId, stateVector: Uint8Array): void => {
@@ -104,7 +119,7 @@ export function serveNativeLink (link: Link, options: NativeConnectionOptions): 
     const replica = routing?.redirectFor(docId) ?? null
     if (replica !== null) return send({ type: 'redirect', docId, relayId: replica.id, url: replica.url })
     if (docs.size >= options.maxDocs) throw new LimitError(CloseCode.policyViolation, `more than ${options.maxDocs} documents open on one connection`)
-    const open: OpenDoc = { peer: { codec: nativeCodec, send: message => { if (state !== 'closed') link.send(message) }, user: auth.user }, doc: null, waiting: [] }
+    const open: OpenDoc = { peer: { codec: nativeCodec, send: message => { if (state !== 'closed') link.send(message) }, user: auth.user }, doc: null, waiting: [], ackDue: 0 }
     docs.set(docId, open)
     registry.acquire(docId).then(doc => {
       if (docs.get(docId) !== open) return
@@ -115,7 +130,7 @@ export function serveNativeLink (link: Link, options: NativeConnectionOptions): 
         send({ type: 'sync', docId, stateVector: doc.stateVector(), update: missing })
         const awareness = doc.awarenessStates()
         if (awareness !== null) send({ type: 'awareness', docId, update: awareness })
-        for (const message of open.waiting.splice(0)) applyToDoc(doc, open.peer, message)
+        for (const message of open.waiting.splice(0)) applyToDoc(open, doc, message)
       } catch (error) {
         fail(error)
       }
@@ -148,7 +163,7 @@ export function serveNativeLink (link: Link, options: NativeConnectionOptions): 
         const open = docs.get(message.docId)
         // After a redirect or a refusal the client may still send a message or two for the document.
         if (open === undefined) return
-        if (open.doc !== null) return applyToDoc(open.doc, open.peer, message)
+        if (open.doc !== null) return applyToDoc(open, open.doc, message)
         if (open.waiting.length >= MAX_FRAMES_BEFORE_LOAD) throw new ProtocolError('too many messages before the document loaded')
         open.waiting.push(message)
         return

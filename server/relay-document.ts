@@ -171,10 +171,9 @@ export class RelayDocument {
     this.broadcast(codec => codec.awareness(this.docId, update))
   }
 
-  private broadcast (encode: (codec: PeerCodec) => Uint8Array, except: unknown = null): void {
+  private broadcast (encode: (codec: PeerCodec) => Uint8Array, peers: Iterable<DocPeer> = this.peers): void {
     const encoded = new Map<PeerCodec, Uint8Array>()
-    for (const peer of this.peers) {
-      if (peer === except) continue
+    for (const peer of peers) {
       let message = encoded.get(peer.codec)
       if (message === undefined) {
         message = encode(peer.codec)
@@ -192,13 +191,15 @@ export class RelayDocument {
   private readonly flushOutgoing = (): void => {
     const batch = this.outgoing
     this.outgoing = []
-    if (this.peers.size === 0 || this.destroyed) return
+    if (this.destroyed) return
     const sender = batch.every(entry => entry.origin === batch[0]!.origin) ? batch[0]!.origin : null
+    const recipients = [...this.peers].filter(peer => peer !== sender)
+    if (recipients.length === 0) return
     // Yjs merges many updates in superlinear time: merge them in small groups.
     for (let i = 0; i < batch.length; i += MAX_MERGED_UPDATES) {
       const group = batch.slice(i, i + MAX_MERGED_UPDATES)
       const merged = group.length === 1 ? group[0]!.update : Y.mergeUpdates(group.map(entry => entry.update))
-      this.broadcast(codec => codec.update(this.docId, merged), sender)
+      this.broadcast(codec => codec.update(this.docId, merged), recipients)
     }
   }
 }

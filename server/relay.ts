@@ -131,7 +131,7 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   const answer = (req: IncomingMessage, res: ServerResponse): void => answerHttp(req, res, health)
   const http = options.tls === undefined ? createServer(answer) : createHttpsServer(options.tls, answer)
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', () => socket.destroy())
+    socket.on('error', destroySocket)
     if (!originAllowed(req, options.allowedOrigins)) {
       log.info({ origin: req.headers.origin }, 'rejected connection: origin not allowed')
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n')
@@ -239,6 +239,11 @@ async function closeClients (wss: WebSocketServer, graceMs: number): Promise<voi
   const timer = new Promise(resolve => setTimeout(resolve, graceMs).unref())
   await Promise.race([Promise.all(closed), timer])
   for (const ws of wss.clients) ws.terminate()
+}
+
+/** A socket error before or during the upgrade just drops the socket (a module-level function, so the listener holds no request). */
+function destroySocket (this: Duplex): void {
+  this.destroy()
 }
 
 function answerHttp (req: IncomingMessage, res: ServerResponse, health: () => RelayHealth): void {

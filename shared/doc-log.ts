@@ -47,7 +47,7 @@ export class DocLog {
     if (this.compactionDue()) written = Promise.all([written, this.compact()]).then(() => {})
     // Chained, so that one failed write fails every later settled(): an acknowledgement
     // must never cover an update that did not reach the disk.
-    this.lastWrite = Promise.all([this.lastWrite, written]).then(() => {})
+    this.lastWrite = this.lastWrite.then(() => written)
     this.lastWrite.catch(() => {}) // observed by callers of settled(); not an unhandled rejection
     return written
   }
