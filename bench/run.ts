@@ -69,13 +69,13 @@ const scenarios: Record<string, Comparison | FigureSet> = {
   },
   'many-documents': {
     kind: 'comparison',
-    title: '2. Many documents: 2 clients per document, one write per document per second; memory per open idle document (bare ws = transport floor: two idle sockets)',
+    title: '2. Many documents: 1,000 documents, 2 clients each, one write per document per second, then idle (bare ws = the floor two idle sockets set)',
     servers: ['petaldb', 'reference', 'hocuspocus', 'bare'],
     warmups: 0,
     runs: 3,
     measure: onServer(server => manyDocuments(server)),
     targets: m => {
-      const memory = (kind: ServerKind): number => m(kind, 'RSS per open idle document, marginal (KiB)')
+      const memory = (kind: ServerKind): number => m(kind, 'live memory per open idle document (KiB)')
       return [
         ['memory per open idle document vs reference ≤ 0.5', ratio(memory('petaldb'), memory('reference')), memory('petaldb') <= 0.5 * memory('reference')],
         ['(information) bare ws floor vs reference', ratio(memory('bare'), memory('reference')), null],

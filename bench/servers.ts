@@ -23,10 +23,13 @@ export interface BenchServer {
   rssBytes(): number
   /** CPU time used by the server process so far, in seconds. */
   cpuSeconds(): number
+  /** Live memory after a full garbage collection: V8 heap in use plus memory held outside it (buffers), in bytes. */
+  liveBytes(): Promise<number>
   stop(): Promise<void>
 }
 
 const MAIN = fileURLToPath(new URL('./servers/main.ts', import.meta.url))
+const MEMORY_PROBE = fileURLToPath(new URL('./servers/memory-probe.mjs', import.meta.url))
 const TASKSET = spawnSync('taskset', ['--version']).status === 0
 const SERVER_CORE = String(cpus().length - 1)
 
@@ -54,12 +57,20 @@ function command (kind: ServerKind, port: number, dataDir: string, persist: bool
 export async function startServer (kind: ServerKind, dataDir: string, persist = false): Promise<BenchServer> {
   const port = await freePort()
   // BENCH_NODE_FLAGS: extra flags for the server's node, e.g. `--cpu-prof` to profile it.
-  const args = [...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), ...command(kind, port, dataDir, persist)]
+  const args = ['--expose-gc', '--import', MEMORY_PROBE, ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), ...command(kind, port, dataDir, persist)]
   const child: ChildProcess = TASKSET
     ? spawn('taskset', ['-c', SERVER_CORE, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
     : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+  const probes: Array<(bytes: number) => void> = []
   await new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', line => { if (/listening/.test(line)) resolve() })
+    createInterface({ input: child.stdout! }).on('line', line => {
+      if (line.startsWith('{"probe":"memory"')) {
+        const { heapUsed, external } = JSON.parse(line) as { heapUsed: number, external: number }
+        probes.shift()?.(heapUsed + external)
+      } else if (/listening/.test(line)) {
+        resolve()
+      }
+    })
     child.once('exit', code => reject(new Error(`${kind} server exited with ${code} before listening`)))
   })
   const pid = child.pid!
@@ -73,6 +84,10 @@ export async function startServer (kind: ServerKind, dataDir: string, persist = 
       const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
       return (Number(fields[11]) + Number(fields[12])) / 100
     },
+    liveBytes: () => new Promise(resolve => {
+      probes.push(resolve)
+      child.kill('SIGUSR2')
+    }),
     stop: async () => {
       child.kill('SIGTERM')
       await exited

@@ -2,10 +2,11 @@
  * One loaded document on a relay: its stored updates, its presence, and the peers
  * connected to it, whatever protocol they speak. Updates are validated, dropped if the
  * document already has them, stored once and forwarded to every other peer; the relay
- * never integrates them into a Y.Doc (see {@link StoredDocument}). Updates that arrive in
- * the same turn of the event loop are merged and broadcast as one message to every peer,
- * encoded once per protocol, not once per peer: fewer, larger frames are what lets many
- * readers keep up with a fast writer.
+ * never integrates them into a Y.Doc (see {@link StoredDocument}). Updates that arrive
+ * together (the frames of one socket read) are merged and broadcast as one message to
+ * every peer, encoded once per protocol, not once per peer: fewer, larger frames are what
+ * lets many readers keep up with a fast writer. The broadcast goes out before the next
+ * commit, which would otherwise add an fsync to every round trip between peers.
  */
 import type { Logger } from 'pino'
 import * as Y from 'yjs'
@@ -55,7 +56,7 @@ export class RelayDocument {
   private readonly peers = new Set<DocPeer>()
   private readonly awareness = new RelayAwareness(update => this.awarenessChanged(update, null))
   private readonly observers = new Set<DocObserver>()
-  /** Updates stored this turn, not yet broadcast, with the origin of each. */
+  /** Updates stored and not yet broadcast, with the origin of each. */
   private outgoing: Array<{ update: Uint8Array, origin: object }> = []
   private destroyed = false
 
@@ -119,7 +120,7 @@ export class RelayDocument {
       this.log.error({ err: error, doc: this.docId }, 'failed to store an update')
     })
     for (const observer of this.observers) observer.update(update, origin)
-    if (this.outgoing.push({ update, origin }) === 1) setImmediate(this.flushOutgoing)
+    if (this.outgoing.push({ update, origin }) === 1) queueMicrotask(this.flushOutgoing)
     // What was taken is stored; the sender is cut off from adding more that cannot integrate.
     if (this.stored.pendingBytes > this.limits.maxPendingBytes) throw tooMuchPending()
     return this.stored.settled()
@@ -184,7 +185,7 @@ export class RelayDocument {
   }
 
   /**
-   * Broadcasts this turn's updates, merged, to every peer. When one peer sent them all it
+   * Broadcasts the updates stored since the last broadcast, merged, to every peer. When one peer sent them all it
    * is skipped; otherwise senders get the echo too (clients apply it as a no-op), which is
    * cheaper and simpler than a tailored message per sender.
    */
