@@ -19,7 +19,7 @@ export interface Limits {
   maxBytesPerSecond: number
   /** Stored size of one document (snapshot + log), in bytes (1009). */
   maxDocumentBytes: number
-  /** Bytes of updates of one document waiting for missing dependencies (1008). */
+  /** Bytes of updates of one document stored while some client's clocks have a gap, i.e. waiting for missing dependencies (1008). */
   maxPendingBytes: number
   /** Awareness entries per document (1008). */
   maxAwarenessEntries: number

@@ -1,8 +1,9 @@
 /**
  * The storage interface shared by relays and replicas. A store keeps, per document, a
  * compacted snapshot and an append-only log of the updates that came after it. It knows
- * nothing about Yjs: deciding when to compact and what the snapshot holds is the job of
- * `PersistedDoc`. Every store passes the conformance suite in `test/store-conformance.ts`.
+ * nothing about Yjs: deciding when to compact is the job of `DocLog`, and what a snapshot
+ * holds is its owner's (`PersistedDoc` on a replica, `StoredDocument` on a relay). Every
+ * store passes the conformance suite in `test/store-conformance.ts`.
  */
 import type { DocId } from './doc-id.js'
 
