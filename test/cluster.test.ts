@@ -73,6 +73,26 @@ describe('relay cluster', () => {
     }
   })
 
+  it('stores a forwarded update once on every replica: a replica that has it does not forward it again', async () => {
+    const c = await cluster(3, { replicas: 3, writeQuorum: 3 })
+    const r = replica(c.relays[0]!.url)
+    const doc = await r.open('forwarded/once')
+    const first = doc.clientID
+    doc.getText('t').insert(0, 'first')
+    await r.durable('forwarded/once')
+    // The second write is acknowledged once all three committed it, after every copy of the first.
+    doc.getText('t').insert(5, ' second')
+    await r.durable('forwarded/once')
+    await c.stopAll('SIGTERM')
+    for (const relay of c.relays) {
+      const store = new SqliteStore(relayDatabasePath(relay.dataDir))
+      const stored = (await store.load(parseDocId('forwarded/once')))!
+      await store.close()
+      const copies = [stored.snapshot, ...stored.updates].filter(part => part !== null && Y.decodeUpdate(part).structs.some(struct => struct.id.client === first && struct.id.clock === 0))
+      expect(copies, relay.id).toHaveLength(1)
+    }
+  })
+
   it('redirects native clients and passes stock clients through from a relay that is not a replica', async () => {
     const c = await cluster(3, { replicas: 1, writeQuorum: 1 })
     const docId = 'routed/doc'
