@@ -8,8 +8,9 @@
  * generator when taskset allows), with a warm-up, several runs, servers interleaved, and
  * report median and spread; ratios are computed from medians of the same run.
  *
- * Knobs: BENCH_LOG_LEVEL (the PetalDB relay's log level, default warn) and BENCH_TIMEOUT_MS
- * (how long the concurrent-trace scenario waits for convergence, default 120 000).
+ * Knobs: BENCH_LOG_LEVEL (the PetalDB relay's log level, default warn), BENCH_TIMEOUT_MS
+ * (how long the concurrent-trace scenario waits for convergence, default 120 000) and
+ * BENCH_NODE_FLAGS (extra node flags for every server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  */
 import { cpus, totalmem } from 'node:os'
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
