@@ -18,6 +18,9 @@ interface Presence {
   renewedAt: number
 }
 
+/** The presence of every document that has none: shared, and never written to (see apply). */
+const NO_STATES = new Map<number, Presence>()
+
 const live = new Set<RelayAwareness>()
 let sweeper: ReturnType<typeof setInterval> | null = null
 
@@ -32,7 +35,7 @@ function sweep (): void {
 
 /** See the module comment. */
 export class RelayAwareness {
-  private readonly states = new Map<number, Presence>()
+  private states = NO_STATES
 
   /** `onExpired` receives the removals caused by expiry, as one awareness update. */
   constructor (private readonly onExpired: (update: Uint8Array) => void) {}
@@ -53,6 +56,7 @@ export class RelayAwareness {
   /** Applies `entries` set by `owner` (null: keep the current owner); returns those that changed something, to broadcast. */
   apply (entries: AwarenessEntry[], owner: object | null): AwarenessEntry[] {
     const now = Date.now()
+    if (this.states === NO_STATES) this.states = new Map()
     const applied = entries.filter(entry => {
       const current = this.states.get(entry.clientId)
       const clock = current?.clock ?? 0

@@ -55,7 +55,7 @@ export interface RelayDocumentOptions extends DocLogOptions {
 export class RelayDocument {
   private readonly peers = new Set<DocPeer>()
   private readonly awareness = new RelayAwareness(update => this.awarenessChanged(update, null))
-  private readonly observers = new Set<DocObserver>()
+  private observers: DocObserver[] = []
   /** Updates stored and not yet broadcast, with the origin of each. */
   private outgoing: Array<{ update: Uint8Array, origin: object }> = []
   private destroyed = false
@@ -87,8 +87,8 @@ export class RelayDocument {
 
   /** Tells `observer` of every later update and awareness change; returns the way to stop. */
   observe (observer: DocObserver): () => void {
-    this.observers.add(observer)
-    return () => this.observers.delete(observer)
+    this.observers = [...this.observers, observer]
+    return () => { this.observers = this.observers.filter(other => other !== observer) }
   }
 
   /** The document's state vector. */
@@ -164,7 +164,7 @@ export class RelayDocument {
   destroy (): void {
     this.destroyed = true
     this.awareness.destroy()
-    this.observers.clear()
+    this.observers = []
   }
 
   private awarenessChanged (update: Uint8Array, origin: object | null): void {

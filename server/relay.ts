@@ -139,7 +139,10 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
     }
     const stock = !req.headers['sec-websocket-protocol']?.split(',').some(p => [NATIVE_SUBPROTOCOL, RELAY_SUBPROTOCOL].includes(p.trim()))
     const admission = stock ? admitStockClient(req.url ?? '/', authenticator) : Promise.resolve(null)
-    admission.then(verdict => wss.handleUpgrade(req, socket, head, ws => onConnection(ws, req, verdict))).catch((error: unknown) => {
+    admission.then(verdict => wss.handleUpgrade(req, socket, head, ws => {
+      socket.off('error', destroySocket) // ws handles socket errors from here on
+      onConnection(ws, req, verdict)
+    })).catch((error: unknown) => {
       log.error({ err: error }, 'upgrade failed')
       socket.destroy()
     })
@@ -148,10 +151,15 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   const alive = new WeakSet<WebSocket>()
   const perIp = new Map<string, number>()
   let relayId = options.relayId ?? options.cluster?.selfId ?? ''
+  // Listeners shared by every socket (a closure per socket would cost memory per connection).
+  function markAlive (this: WebSocket): void {
+    alive.add(this)
+  }
+  const logSocketError = (error: Error): void => log.debug({ err: error }, 'socket error')
   const onConnection = (ws: WebSocket, req: IncomingMessage, verdict: StockAdmission | null): void => {
     alive.add(ws)
-    ws.on('pong', () => alive.add(ws))
-    ws.on('error', error => log.debug({ err: error }, 'socket error'))
+    ws.on('pong', markAlive)
+    ws.on('error', logSocketError)
     const link = wsLink(ws, limits, log)
     const ip = req.socket.remoteAddress ?? ''
     const count = (perIp.get(ip) ?? 0) + 1

@@ -31,6 +31,8 @@ export class StoredDocument {
   private unscanned: Uint8Array | null = null
   /** Bytes of stored updates that left a gap in some client's clocks since the document last had none. */
   private waitingBytes = 0
+  /** Whether an update stored since the last compaction deleted something: only then is there garbage to collect. */
+  private deletedSinceCompaction = false
 
   private constructor (store: DocStore, docId: DocId, stored: Awaited<ReturnType<DocStore['load']>>, options: DocLogOptions) {
     this.parts = stored === null ? [] : stored.snapshot === null ? [...stored.updates] : [stored.snapshot, ...stored.updates]
@@ -136,23 +138,34 @@ export class StoredDocument {
     return this.parts[0]!
   }
 
-  /** A garbage-collected snapshot of everything stored (updates still waiting for dependencies included). */
+  /**
+   * A snapshot of everything stored (updates still waiting for dependencies included). If
+   * something was deleted since the last compaction, it is encoded from a Y.Doc, which
+   * garbage-collects deleted content; otherwise merging the parts gives the same result
+   * several times faster (append-only documents: logs, chats, counters).
+   */
   private compacted (): Uint8Array {
+    const snapshot = this.deletedSinceCompaction ? this.collected() : this.merged()
+    this.parts = [snapshot]
+    this.deletedSinceCompaction = false
+    return snapshot
+  }
+
+  private collected (): Uint8Array {
     const doc = new Y.Doc({ gc: true })
     try {
       // Applying the parts in one transaction is several times faster than merging them first.
       Y.transact(doc, () => {
         for (const part of this.parts) Y.applyUpdate(doc, part)
       })
-      const snapshot = Y.encodeStateAsUpdate(doc)
-      this.parts = [snapshot]
-      return snapshot
+      return Y.encodeStateAsUpdate(doc)
     } finally {
       doc.destroy()
     }
   }
 
   private record ({ structs, ds }: DecodedUpdate): void {
+    if (ds.clients.size > 0) this.deletedSinceCompaction = true
     for (const struct of structs) {
       if (!(struct instanceof Y.Skip)) this.structs.add(struct.id.client, struct.id.clock, struct.length)
     }

@@ -6,6 +6,8 @@ import type { Link } from '../shared/link.js'
 import { closeForError, closeWith, toFrame } from './connections.js'
 import { connectionRateGuard, type Limits } from './limits.js'
 
+const ignore = (): void => {}
+
 /**
  * A Link over `socket`. A text frame closes it with 1003, a frame over the rate limits
  * with 1008; a reader whose send buffer outgrows `maxBufferedBytes` is cut off.
@@ -29,8 +31,8 @@ export function wsLink (socket: WebSocket, limits: Limits, log: Logger): Link {
       closing = true
       closeWith(socket, code, reason)
     },
-    onMessage: () => {},
-    onClose: () => {}
+    onMessage: ignore,
+    onClose: ignore
   }
   socket.on('message', (data, isBinary) => {
     // Nothing is handled once the socket is closing, from either side.

@@ -158,6 +158,20 @@ describe('StoredDocument', () => {
   })
 })
 
+describe('StoredDocument compaction without deletions', () => {
+  it('compacts an append-only document by merging, and reloads the same state', async () => {
+    const memory = new MemoryStore()
+    const doc = await StoredDocument.load(memory, id, { compactMinBytes: 512 })
+    const source = new Y.Doc()
+    for (const update of updatesOf(source, () => { for (let i = 0; i < 300; i++) source.getArray('a').push([i]) })) await store(doc, update)
+    const stored = (await memory.load(id))!
+    expect(stored.snapshot).not.toBeNull()
+    const reloaded = new Y.Doc()
+    Y.applyUpdate(reloaded, (await StoredDocument.load(memory, id)).missingFor(new Uint8Array([0])))
+    expect(reloaded.getArray('a').toArray()).toEqual(source.getArray('a').toArray())
+  })
+})
+
 describe('RelayAwareness', () => {
   const entry = (clientId: number, clock: number, state: unknown): { clientId: number, clock: number, state: unknown } => ({ clientId, clock, state })
 
