@@ -12,6 +12,7 @@ export class IdRanges {
 
   /** Whether every clock in [clock, clock + length) of `client` is in the set. */
   covers (client: number, clock: number, length: number): boolean {
+    if (length <= 0) return true
     const ranges = this.clients.get(client)
     if (ranges === undefined) return false
     const i = this.lastStartingAtOrBefore(ranges, clock)

@@ -115,14 +115,16 @@ export class RelayDocument {
       throw new LimitError(CloseCode.messageTooBig, `document ${this.docId} would exceed ${this.limits.maxDocumentBytes} bytes`)
     }
     const tooMuchPending = (): LimitError => new LimitError(CloseCode.policyViolation, `more than ${this.limits.maxPendingBytes} bytes of updates wait for missing dependencies`)
-    if (this.stored.pendingBytes > this.limits.maxPendingBytes) throw tooMuchPending()
+    // Over the limit, only updates that would wait too are refused: the one that fills the gap, and others' work, still get in.
+    const waits = this.stored.waits(decoded)
+    if (waits && this.stored.pendingBytes > this.limits.maxPendingBytes) throw tooMuchPending()
     this.stored.append(update, decoded).catch((error: unknown) => {
       this.log.error({ err: error, doc: this.docId }, 'failed to store an update')
     })
     for (const observer of this.observers) observer.update(update, origin)
     if (this.outgoing.push({ update, origin }) === 1) queueMicrotask(this.flushOutgoing)
     // What was taken is stored; the sender is cut off from adding more that cannot integrate.
-    if (this.stored.pendingBytes > this.limits.maxPendingBytes) throw tooMuchPending()
+    if (waits && this.stored.pendingBytes > this.limits.maxPendingBytes) throw tooMuchPending()
     return this.stored.settled()
   }
 
@@ -143,7 +145,7 @@ export class RelayDocument {
     let entries = this.awareness.size
     for (const entry of allowed) {
       if (entry.state === null) continue
-      if (client?.user !== undefined && typeof entry.state === 'object') entry.state = { ...entry.state, sub: client.user }
+      if (client?.user !== undefined && typeof entry.state === 'object' && !Array.isArray(entry.state)) entry.state = { ...entry.state, sub: client.user }
       if (JSON.stringify(entry.state).length > this.limits.maxAwarenessStateBytes) {
         throw new LimitError(CloseCode.policyViolation, `awareness state larger than ${this.limits.maxAwarenessStateBytes} bytes`)
       }

@@ -204,6 +204,12 @@ export class Replicator {
         }
         break
       case 'doc-error':
+        // The peer did not store something sent to it: a later ack must not count for it. It
+        // is caught up by a handshake when its link or the document comes back.
+        this.state(peerId, message.docId).dirty = true
+        for (const waiter of this.waiters.get(message.docId) ?? []) {
+          if (waiter.targets.has(peerId)) waiter.targets.set(peerId, null)
+        }
         this.failHandshakes(peerId, message.docId, new Error(`${peerId} refused ${message.docId}: ${message.reason}`))
         break
       default:

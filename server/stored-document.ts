@@ -92,11 +92,29 @@ export class StoredDocument {
     return true
   }
 
+  /**
+   * Whether storing `update` would leave some of its structs after a gap in their client's
+   * clocks, i.e. waiting for structs neither it nor this document has.
+   */
+  waits ({ structs }: DecodedUpdate): boolean {
+    const ends = new Map<number, number>()
+    for (const struct of structs) {
+      const { client, clock } = struct.id
+      const end = ends.get(client) ?? this.structs.contiguousEnd(client)
+      // After a skip, the client's later structs wait whatever the document holds.
+      if (struct instanceof Y.Skip) ends.set(client, -1)
+      else if (end < 0 || clock > end) return true
+      else ends.set(client, Math.max(end, clock + struct.length))
+    }
+    return false
+  }
+
   /** Stores `update` (`decoded` is its decoding). Resolves once it is durable. */
   append (update: Uint8Array, decoded: DecodedUpdate): Promise<void> {
+    const waits = this.waits(decoded)
     this.record(decoded)
     if (!this.structs.hasGaps()) this.waitingBytes = 0
-    else if (decoded.structs.some(struct => struct.id.clock > this.structs.contiguousEnd(struct.id.client))) this.waitingBytes += update.length
+    else if (waits) this.waitingBytes += update.length
     this.parts.push(update)
     return this.log.write(update)
   }

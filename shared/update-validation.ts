@@ -24,9 +24,15 @@ export function decodeValidUpdate (update: Uint8Array): DecodedUpdate {
     throw new ProtocolError(`malformed Yjs update: ${(error as Error).message}`)
   }
   for (const struct of decoded.structs) {
-    // A struct read past the end of the data comes back with undefined fields.
-    if (!Number.isSafeInteger(struct.id.client) || !Number.isSafeInteger(struct.id.clock) || !Number.isSafeInteger(struct.length)) {
+    // A struct read past the end of the data comes back with undefined fields. Yjs never
+    // makes an empty struct or deletion; a relay that stored one would find it new forever.
+    if (!Number.isSafeInteger(struct.id.client) || !Number.isSafeInteger(struct.id.clock) || !Number.isSafeInteger(struct.length) || struct.length < 1) {
       throw new ProtocolError('malformed Yjs update: invalid struct')
+    }
+  }
+  for (const deleted of decoded.ds.clients.values()) {
+    if (deleted.some(({ clock, len }) => !Number.isSafeInteger(clock) || !Number.isSafeInteger(len) || len < 1)) {
+      throw new ProtocolError('malformed Yjs update: invalid deletion')
     }
   }
   return decoded

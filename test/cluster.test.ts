@@ -93,6 +93,27 @@ describe('relay cluster', () => {
     }
   })
 
+  it('does not count a replica that refused an update towards the write quorum, even once it could acknowledge a later one', async () => {
+    const settings: Parameters<typeof startCluster>[2] = { replicas: 2, writeQuorum: 2 }
+    const c = await cluster(2, settings)
+    // r2 takes only small documents: it refuses the big update r1 forwards to it.
+    settings.extraArgs = ['--max-document-bytes', '2000']
+    await c.start('r2')
+    const r = replica(c.relays[0]!.url)
+    const doc = await r.open('quorum/refused')
+    doc.getText('t').insert(0, 'small')
+    await r.durable('quorum/refused')
+    doc.getText('t').insert(0, 'x'.repeat(5000))
+    await c.relays[1]!.process!.waitForLog('could not apply a peer\'s update')
+    doc.getText('t').insert(0, 'y')
+    // Acknowledgements travel in order: once another document's write is acknowledged, any
+    // (wrong) acknowledgement of the refused one would have arrived before it.
+    const other = await r.open('quorum/other')
+    other.getText('t').insert(0, 'other')
+    await r.durable('quorum/other')
+    expect(r.pending('quorum/refused')).toBe(2)
+  })
+
   it('redirects native clients and passes stock clients through from a relay that is not a replica', async () => {
     const c = await cluster(3, { replicas: 1, writeQuorum: 1 })
     const docId = 'routed/doc'

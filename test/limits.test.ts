@@ -135,6 +135,14 @@ describe('relay limits', () => {
     again.send(encodeSyncUpdate(Y.encodeStateAsUpdate(source, sv)))
     expect(await closeOf(again)).toMatchObject({ code: 1008 })
     expect((await store.load(parseDocId('pending')))!.updates).toHaveLength(1)
+    // An update that fills the gap is still taken, and the waiting text integrates.
+    const filler = raw('/pending')
+    await once(filler, 'open')
+    filler.send(encodeSyncUpdate(Y.encodeStateAsUpdate(source)))
+    const reader = stockClient(relay!.url, 'pending')
+    await reader.textIs(source.getText('t').toString())
+    reader.destroy()
+    filler.close()
     await stillServing()
   })
 

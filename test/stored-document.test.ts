@@ -133,6 +133,19 @@ describe('StoredDocument', () => {
     expect(textOf(doc.missingFor(new Uint8Array([0])))).toBe('ab')
   })
 
+  it('takes an update that fills a gap even when updates waiting for it are over the limit', async () => {
+    const doc = await StoredDocument.load(new MemoryStore(), id)
+    const source = new Y.Doc()
+    const [a, b, c] = updatesOf(source, () => { for (const char of 'abc') source.getText('t').insert(source.getText('t').length, char) })
+    await store(doc, c!)
+    expect(doc.waits(decodeValidUpdate(b!))).toBe(true)
+    await store(doc, b!)
+    expect(doc.waits(decodeValidUpdate(a!))).toBe(false)
+    await store(doc, a!)
+    expect(doc.pendingBytes).toBe(0)
+    expect(textOf(doc.missingFor(new Uint8Array([0])))).toBe('abc')
+  })
+
   it('compacts into a garbage-collected snapshot holding everything, updates still waiting included', async () => {
     const memory = new MemoryStore()
     const doc = await StoredDocument.load(memory, id, { compactMinBytes: 512 })

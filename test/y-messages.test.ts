@@ -56,6 +56,13 @@ describe('payload validation', () => {
     }
   })
 
+  it('rejects empty structs and empty deletions, which Yjs never makes (a relay would find them new forever)', () => {
+    // One GC struct of length 0 (client 9, clock 0), empty delete set.
+    expect(() => validateUpdate(new Uint8Array([1, 1, 9, 0, 0, 0, 0]))).toThrow(/invalid struct/)
+    // No structs; a deletion of length 0 (client 7, clock 0).
+    expect(() => validateUpdate(new Uint8Array([0, 1, 7, 1, 0, 0]))).toThrow(/invalid deletion/)
+  })
+
   it('rejects an update claiming a huge number of structs in a few bytes, quickly', () => {
     const bomb = new Uint8Array([1, 0xff, 0xff, 0xff, 0x7f, 1, 0])
     const start = performance.now()
