@@ -13,7 +13,7 @@ import * as Y from 'yjs'
 import type { DocId } from '../shared/doc-id.js'
 import type { DocLogOptions } from '../shared/doc-log.js'
 import type { DocStore } from '../shared/store.js'
-import { decodeAwarenessUpdate, decodeValidUpdate, encodeAwarenessEntries } from '../shared/update-validation.js'
+import { decodeAwarenessUpdate, decodeValidUpdate, encodeAwarenessEntries, type DecodedUpdate } from '../shared/update-validation.js'
 import { CloseCode } from '../shared/close-codes.js'
 import { DEFAULT_LIMITS, LimitError, type Limits } from './limits.js'
 import { RelayAwareness } from './relay-awareness.js'
@@ -114,18 +114,25 @@ export class RelayDocument {
     if (logBytes + snapshotBytes + update.length > this.limits.maxDocumentBytes) {
       throw new LimitError(CloseCode.messageTooBig, `document ${this.docId} would exceed ${this.limits.maxDocumentBytes} bytes`)
     }
-    const tooMuchPending = (): LimitError => new LimitError(CloseCode.policyViolation, `more than ${this.limits.maxPendingBytes} bytes of updates wait for missing dependencies`)
-    // Over the limit, only updates that would wait too are refused: the one that fills the gap, and others' work, still get in.
-    const waits = this.stored.waits(decoded)
-    if (waits && this.stored.pendingBytes > this.limits.maxPendingBytes) throw tooMuchPending()
+    this.checkPending(decoded)
     this.stored.append(update, decoded).catch((error: unknown) => {
       this.log.error({ err: error, doc: this.docId }, 'failed to store an update')
     })
     for (const observer of this.observers) observer.update(update, origin)
     if (this.outgoing.push({ update, origin }) === 1) queueMicrotask(this.flushOutgoing)
     // What was taken is stored; the sender is cut off from adding more that cannot integrate.
-    if (waits && this.stored.pendingBytes > this.limits.maxPendingBytes) throw tooMuchPending()
+    this.checkPending(decoded)
     return this.stored.settled()
+  }
+
+  /**
+   * Throws a LimitError if too many stored bytes wait for missing dependencies and `decoded`
+   * would wait too: the update that fills the gap, and others' work, still get in.
+   */
+  private checkPending (decoded: DecodedUpdate): void {
+    if (this.stored.pendingBytes > this.limits.maxPendingBytes && this.stored.waits(decoded)) {
+      throw new LimitError(CloseCode.policyViolation, `more than ${this.limits.maxPendingBytes} bytes of updates wait for missing dependencies`)
+    }
   }
 
   /**

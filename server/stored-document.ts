@@ -97,14 +97,18 @@ export class StoredDocument {
    * clocks, i.e. waiting for structs neither it nor this document has.
    */
   waits ({ structs }: DecodedUpdate): boolean {
-    const ends = new Map<number, number>()
+    // Yjs writes each client's structs together, in clock order.
+    let client = -1
+    let end = 0
     for (const struct of structs) {
-      const { client, clock } = struct.id
-      const end = ends.get(client) ?? this.structs.contiguousEnd(client)
+      if (struct.id.client !== client) {
+        client = struct.id.client
+        end = this.structs.contiguousEnd(client)
+      }
       // After a skip, the client's later structs wait whatever the document holds.
-      if (struct instanceof Y.Skip) ends.set(client, -1)
-      else if (end < 0 || clock > end) return true
-      else ends.set(client, Math.max(end, clock + struct.length))
+      if (struct instanceof Y.Skip) end = -1
+      else if (end < 0 || struct.id.clock > end) return true
+      else end = Math.max(end, struct.id.clock + struct.length)
     }
     return false
   }
