@@ -10,7 +10,7 @@
  *
  * Knobs: BENCH_LOG_LEVEL (the PetalDB relay's log level, default warn), BENCH_TIMEOUT_MS
  * (how long the concurrent-trace scenario waits for convergence, default 120 000) and
- * BENCH_NODE_FLAGS (extra node flags for every server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ * BENCH_NODE_FLAGS (extra node flags for every server, e.g. `--cpu-prof --cpu-prof-dir=profiles`).
  */
 import { cpus, totalmem } from 'node:os'
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
