@@ -31,6 +31,8 @@ export class StoredDocument {
   private unscanned: Uint8Array | null = null
   /** Bytes of stored updates that left a gap in some client's clocks since the document last had none. */
   private waitingBytes = 0
+  /** What a peer holding every struct up to the state vector lacks (the delete set, and structs stored after a gap), until the next write. */
+  private upToDateAnswer: Uint8Array | null = null
   /** Whether an update stored since the last compaction deleted something: only then is there garbage to collect. */
   private deletedSinceCompaction = false
 
@@ -120,6 +122,7 @@ export class StoredDocument {
     if (!this.structs.hasGaps()) this.waitingBytes = 0
     else if (waits) this.waitingBytes += update.length
     this.parts.push(update)
+    this.upToDateAnswer = null
     return this.log.write(update)
   }
 
@@ -142,8 +145,16 @@ export class StoredDocument {
 
   /** What a peer with `stateVector` lacks. Throws a ProtocolError if the state vector is malformed. */
   missingFor (stateVector: Uint8Array): Uint8Array {
-    const merged = this.merged()
-    return decodeStateVector(stateVector).size === 0 ? merged : Y.diffUpdate(merged, stateVector)
+    const peer = decodeStateVector(stateVector)
+    if (peer.size === 0) return this.merged()
+    // A peer with every struct up to our state vector (most reconnecting clients) lacks at
+    // most deletions and waiting structs: one answer serves them all until the next write,
+    // instead of a diff of the whole document for each.
+    for (const [client, clock] of this.structs.stateVector()) {
+      if ((peer.get(client) ?? 0) < clock) return Y.diffUpdate(this.merged(), stateVector)
+    }
+    this.upToDateAnswer ??= Y.diffUpdate(this.merged(), this.stateVector())
+    return this.upToDateAnswer
   }
 
   /** Everything stored, as one update (merged once, then kept). */

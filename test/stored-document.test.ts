@@ -110,6 +110,23 @@ describe('StoredDocument', () => {
     expect(Y.encodeStateVector(peer)).toEqual(doc.stateVector())
   })
 
+  it('answers peers that are up to date with one shared answer until the next write, waiting structs included', async () => {
+    const doc = await StoredDocument.load(new MemoryStore(), id)
+    const source = new Y.Doc()
+    const [a, b, c] = updatesOf(source, () => { for (const char of 'abc') source.getText('t').insert(source.getText('t').length, char) })
+    const [deletion] = updatesOf(source, () => source.getText('t').delete(0, 1))
+    for (const update of [a!, c!, deletion!]) await store(doc, update)
+    const peer = new Y.Doc()
+    Y.applyUpdate(peer, a!)
+    const answer = doc.missingFor(Y.encodeStateVector(peer))
+    expect(doc.missingFor(Y.encodeStateVector(peer))).toBe(answer)
+    Y.applyUpdate(peer, answer)
+    Y.applyUpdate(peer, b!)
+    expect(peer.getText('t').toString()).toBe('bc')
+    await store(doc, b!)
+    expect(doc.missingFor(Y.encodeStateVector(peer))).not.toBe(answer)
+  })
+
   it('learns the deletions of a loaded snapshot when a peer sends them again', async () => {
     const memory = new MemoryStore()
     const source = new Y.Doc()
