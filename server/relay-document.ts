@@ -9,7 +9,6 @@
  * commit, which would otherwise add an fsync to every round trip between peers.
  */
 import type { Logger } from 'pino'
-import * as Y from 'yjs'
 import type { DocId } from '../shared/doc-id.js'
 import type { DocLogOptions } from '../shared/doc-log.js'
 import type { DocStore } from '../shared/store.js'
@@ -17,7 +16,7 @@ import { decodeAwarenessUpdate, decodeValidUpdate, encodeAwarenessEntries, type 
 import { CloseCode } from '../shared/close-codes.js'
 import { DEFAULT_LIMITS, LimitError, type Limits } from './limits.js'
 import { RelayAwareness } from './relay-awareness.js'
-import { StoredDocument } from './stored-document.js'
+import { StoredDocument, mergeInGroups } from './stored-document.js'
 
 /** How a protocol frames what a document broadcasts. Shared by every peer of that protocol. */
 export interface PeerCodec {
@@ -39,9 +38,6 @@ export interface DocObserver {
   update(update: Uint8Array, origin: object): void
   awareness(update: Uint8Array, origin: object | null): void
 }
-
-/** Updates merged into one broadcast message at most. */
-const MAX_MERGED_UPDATES = 32
 
 /** Options for loading a {@link RelayDocument}. */
 export interface RelayDocumentOptions extends DocLogOptions {
@@ -194,9 +190,10 @@ export class RelayDocument {
   }
 
   /**
-   * Broadcasts the updates stored since the last broadcast, merged, to every peer. When one peer sent them all it
-   * is skipped; otherwise senders get the echo too (clients apply it as a no-op), which is
-   * cheaper and simpler than a tailored message per sender.
+   * Broadcasts the updates stored since the last broadcast, merged (in groups, see
+   * {@link mergeInGroups}), to every peer. When one peer sent them all it is skipped;
+   * otherwise senders get the echo too (clients apply it as a no-op), which is cheaper and
+   * simpler than a tailored message per sender.
    */
   private readonly flushOutgoing = (): void => {
     const batch = this.outgoing
@@ -205,10 +202,7 @@ export class RelayDocument {
     const sender = batch.every(entry => entry.origin === batch[0]!.origin) ? batch[0]!.origin : null
     const recipients = [...this.peers].filter(peer => peer !== sender)
     if (recipients.length === 0) return
-    // Yjs merges many updates in superlinear time: merge them in small groups.
-    for (let i = 0; i < batch.length; i += MAX_MERGED_UPDATES) {
-      const group = batch.slice(i, i + MAX_MERGED_UPDATES)
-      const merged = group.length === 1 ? group[0]!.update : Y.mergeUpdates(group.map(entry => entry.update))
+    for (const merged of mergeInGroups(batch.map(entry => entry.update))) {
       this.broadcast(codec => codec.update(this.docId, merged), recipients)
     }
   }

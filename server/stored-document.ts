@@ -8,7 +8,6 @@
  * than a read, and takes integration off the write path.
  */
 import * as Y from 'yjs'
-import * as encoding from 'lib0/encoding'
 import type { DocId } from '../shared/doc-id.js'
 import { DocLog, type DocLogOptions } from '../shared/doc-log.js'
 import { DocLoadError } from '../shared/persisted-doc.js'
@@ -18,6 +17,16 @@ import { IdRanges } from './id-ranges.js'
 
 /** Updates merged in one call at most: Yjs merges many small updates in superlinear time (32 at a time is 3x faster than 256). */
 const MERGE_GROUP = 32
+
+/** Merges `updates` in groups of at most {@link MERGE_GROUP}, one merged update per group. */
+export function mergeInGroups (updates: Uint8Array[]): Uint8Array[] {
+  const groups: Uint8Array[] = []
+  for (let i = 0; i < updates.length; i += MERGE_GROUP) {
+    const group = updates.slice(i, i + MERGE_GROUP)
+    groups.push(group.length === 1 ? group[0]! : Y.mergeUpdates(group))
+  }
+  return groups
+}
 const EMPTY_UPDATE = new Uint8Array([0, 0])
 
 /** See the module comment; create one with {@link StoredDocument.load}. */
@@ -133,14 +142,7 @@ export class StoredDocument {
 
   /** The document's state vector: per client, the clock below which it holds every struct. */
   stateVector (): Uint8Array {
-    const vector = this.structs.stateVector()
-    return encoding.encode(encoder => {
-      encoding.writeVarUint(encoder, vector.size)
-      for (const [client, clock] of vector) {
-        encoding.writeVarUint(encoder, client)
-        encoding.writeVarUint(encoder, clock)
-      }
-    })
+    return Y.encodeStateVector(this.structs.stateVector())
   }
 
   /** What a peer with `stateVector` lacks. Throws a ProtocolError if the state vector is malformed. */
@@ -160,14 +162,7 @@ export class StoredDocument {
   /** Everything stored, as one update (merged once, then kept). */
   private merged (): Uint8Array {
     if (this.parts.length === 0) return EMPTY_UPDATE
-    while (this.parts.length > 1) {
-      const groups: Uint8Array[] = []
-      for (let i = 0; i < this.parts.length; i += MERGE_GROUP) {
-        const group = this.parts.slice(i, i + MERGE_GROUP)
-        groups.push(group.length === 1 ? group[0]! : Y.mergeUpdates(group))
-      }
-      this.parts = groups
-    }
+    while (this.parts.length > 1) this.parts = mergeInGroups(this.parts)
     return this.parts[0]!
   }
 
