@@ -1,4 +1,4 @@
 /**
  * Browser entry point: `import { IndexedDbStore } from 'petaldb/browser'`.
  */
-export { IndexedDbStore, type IndexedDbStoreOptions } from './indexeddb-store.js'
+export { IndexedDbStore, type IndexedDbStoreOptions } from '../shared/storage/indexeddb-store.js'

@@ -9,10 +9,10 @@ import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 import { Awareness, encodeAwarenessUpdate } from 'y-protocols/awareness'
-import type { DocId } from '../shared/doc-id.js'
+import type { DocId } from '../shared/wire/doc-id.js'
 import { DocSession, type DocSessionHost, type SendNative } from '../shared/doc-session.js'
 import { PersistedDoc } from '../shared/persisted-doc.js'
-import type { DocStore } from '../shared/store.js'
+import type { DocStore } from '../shared/storage/store.js'
 
 /** Transaction origin of the stored state applied at load. */
 const STORAGE_ORIGIN = Symbol('storage')

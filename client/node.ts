@@ -3,8 +3,8 @@
  * the `ws` package the replicas' default WebSocket (Node 20 has no global one).
  */
 import WebSocket from 'ws'
-import { setDefaultWebSocket, type WebSocketConstructor } from './websocket-link.js'
+import { setDefaultWebSocket, type WebSocketConstructor } from '../shared/transport/websocket.js'
 
 setDefaultWebSocket(WebSocket as unknown as WebSocketConstructor)
 
-export { SqliteStore, type SqliteStoreOptions, type CommitInfo } from './sqlite-store.js'
+export { SqliteStore, type SqliteStoreOptions, type CommitInfo } from '../shared/storage/sqlite-store.js'

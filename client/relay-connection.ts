@@ -5,12 +5,12 @@
  * what either side did while apart), and the relay's messages are routed to the
  * documents' sessions.
  */
-import { ProtocolError } from '../shared/bytes.js'
-import { CloseCode } from '../shared/close-codes.js'
-import type { DocId } from '../shared/doc-id.js'
-import type { Link } from '../shared/link.js'
+import { ProtocolError } from '../shared/wire/bytes.js'
+import { CloseCode } from '../shared/wire/close-codes.js'
+import type { DocId } from '../shared/wire/doc-id.js'
+import type { Link } from '../shared/transport/link.js'
 import type { ClusterMap } from '../shared/placement.js'
-import { NATIVE_PROTOCOL_VERSION, decodeNativeMessage, encodeNativeMessage, type NativeMessage } from '../shared/native-messages.js'
+import { NATIVE_PROTOCOL_VERSION, decodeNativeMessage, encodeNativeMessage, type NativeMessage } from '../shared/wire/native-messages.js'
 import type { DocSession } from '../shared/doc-session.js'
 import type { LocalDoc } from './local-doc.js'
 

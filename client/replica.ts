@@ -5,13 +5,13 @@
 import { ObservableV2 } from 'lib0/observable'
 import type { Awareness } from 'y-protocols/awareness'
 import type * as Y from 'yjs'
-import { parseDocId, type DocId } from '../shared/doc-id.js'
-import type { Link } from '../shared/link.js'
-import type { DocStore } from '../shared/store.js'
+import { parseDocId, type DocId } from '../shared/wire/doc-id.js'
+import type { Link } from '../shared/transport/link.js'
+import type { DocStore } from '../shared/storage/store.js'
 import { LocalDoc } from './local-doc.js'
 import type { RelayStatus } from './relay-connection.js'
 import { Router } from './router.js'
-import { connectWebSocket, type WebSocketConstructor } from './websocket-link.js'
+import { connectWebSocket, type WebSocketConstructor } from '../shared/transport/websocket.js'
 
 /** Options of {@link Replica}. */
 export interface ReplicaOptions {

@@ -5,7 +5,7 @@
  * connection fails the document moves to the next replica at once, and the handshake there
  * re-sends whatever was not acknowledged. A redirect from a relay moves a document too.
  */
-import type { DocId } from '../shared/doc-id.js'
+import type { DocId } from '../shared/wire/doc-id.js'
 import { replicasOf, type ClusterMap } from '../shared/placement.js'
 import type { LocalDoc } from './local-doc.js'
 import { RelayConnection, type RelayConnectionOptions } from './relay-connection.js'

@@ -6,11 +6,11 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { pino, type Logger } from 'pino'
-import { Cluster, parseMembers, type ClusterOptions } from './cluster.js'
-import { clusterCommand } from './dev-cluster.js'
+import { Cluster, parseMembers, type ClusterOptions } from './cluster/cluster.js'
+import { clusterCommand } from './cluster/dev-cluster.js'
 import { startRelay } from './relay.js'
-import { parseAuthKeys } from './auth.js'
-import { DEFAULT_LIMITS, type Limits } from './limits.js'
+import { parseAuthKeys } from './connections/auth.js'
+import { DEFAULT_LIMITS, type Limits } from './connections/limits.js'
 
 const CLI_PATH = fileURLToPath(import.meta.url)
 

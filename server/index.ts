@@ -2,5 +2,5 @@
  * The relay as a library: `import { startRelay } from 'petaldb/server'`.
  */
 export { startRelay, relayDatabasePath, type Relay, type RelayOptions, type RelayHealth } from './relay.js'
-export { serveNativeLink, type NativeConnectionOptions } from './native-connection.js'
-export { DocumentRegistry, type RegistryOptions } from './registry.js'
+export { serveNativeLink, type NativeConnectionOptions } from './connections/native-connection.js'
+export { DocumentRegistry, type RegistryOptions } from './documents/registry.js'

@@ -10,9 +10,9 @@
  */
 import * as Y from 'yjs'
 import { applyAwarenessUpdate, encodeAwarenessUpdate, removeAwarenessStates, type Awareness } from 'y-protocols/awareness'
-import type { DocId } from './doc-id.js'
-import type { NativeMessage } from './native-messages.js'
-import { decodeStateVector, validateUpdate } from './update-validation.js'
+import type { DocId } from './wire/doc-id.js'
+import type { NativeMessage } from './wire/native-messages.js'
+import { decodeStateVector, validateUpdate } from './validation/update-validation.js'
 
 /** What a session needs from the document it syncs. */
 export interface DocSessionHost {

@@ -4,9 +4,9 @@
  * snapshots encode the Y.Doc.
  */
 import * as Y from 'yjs'
-import type { DocId } from './doc-id.js'
-import { DocLog, type DocLogOptions } from './doc-log.js'
-import type { DocStore } from './store.js'
+import type { DocId } from './wire/doc-id.js'
+import { DocLog, type DocLogOptions } from './storage/doc-log.js'
+import type { DocStore } from './storage/store.js'
 
 /** Thrown when a stored document cannot be loaded; the stored data is left untouched. */
 export class DocLoadError extends Error {

@@ -17,7 +17,7 @@ import { tempDir } from './helpers/temp.js'
 
 declare const petal: {
   Replica: typeof Replica
-  IndexedDbStore: typeof import('../client/indexeddb-store.js').IndexedDbStore
+  IndexedDbStore: typeof import('../shared/storage/indexeddb-store.js').IndexedDbStore
 }
 declare const window: { replica: Replica, doc: Y.Doc }
 

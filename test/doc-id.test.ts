@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { InvalidDocIdError, MAX_DOC_ID_LENGTH, parseDocId } from '../shared/doc-id.js'
+import { InvalidDocIdError, MAX_DOC_ID_LENGTH, parseDocId } from '../shared/wire/doc-id.js'
 import { docIdFromUrl } from '../server/relay.js'
 
 describe('document ids', () => {

@@ -1,5 +1,5 @@
 import 'fake-indexeddb/auto'
-import { IndexedDbStore } from '../client/indexeddb-store.js'
+import { IndexedDbStore } from '../shared/storage/indexeddb-store.js'
 import { runStoreConformance } from './store-conformance.js'
 
 let counter = 0

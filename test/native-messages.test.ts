@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { ProtocolError } from '../shared/bytes.js'
-import { parseDocId } from '../shared/doc-id.js'
-import { decodeNativeMessage, encodeNativeMessage, type NativeMessage } from '../shared/native-messages.js'
+import { ProtocolError } from '../shared/wire/bytes.js'
+import { parseDocId } from '../shared/wire/doc-id.js'
+import { decodeNativeMessage, encodeNativeMessage, type NativeMessage } from '../shared/wire/native-messages.js'
 
 const docId = parseDocId('notes/1')
 const bytes = new Uint8Array([1, 2, 3])

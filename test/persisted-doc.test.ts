@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { parseDocId } from '../shared/doc-id.js'
-import { MemoryStore } from '../shared/memory-store.js'
+import { parseDocId } from '../shared/wire/doc-id.js'
+import { MemoryStore } from '../shared/storage/memory-store.js'
 import { DocLoadError, PersistedDoc } from '../shared/persisted-doc.js'
 
 const id = parseDocId('doc')

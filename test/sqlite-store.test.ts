@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { parseDocId } from '../shared/doc-id.js'
-import { SqliteStore, type CommitInfo } from '../client/sqlite-store.js'
+import { parseDocId } from '../shared/wire/doc-id.js'
+import { SqliteStore, type CommitInfo } from '../shared/storage/sqlite-store.js'
 import { runStoreConformance } from './store-conformance.js'
 import { tempDir } from './helpers/temp.js'
 

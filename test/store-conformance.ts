@@ -3,8 +3,8 @@
  * factory; `reopen` (for persistent stores) closes the store and opens it again.
  */
 import { describe, expect, it } from 'vitest'
-import { parseDocId } from '../shared/doc-id.js'
-import type { DocStore } from '../shared/store.js'
+import { parseDocId } from '../shared/wire/doc-id.js'
+import type { DocStore } from '../shared/storage/store.js'
 
 export interface StoreFixture {
   store: DocStore

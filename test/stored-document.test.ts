@@ -4,13 +4,13 @@
  */
 import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { parseDocId } from '../shared/doc-id.js'
-import { MemoryStore } from '../shared/memory-store.js'
-import { decodeValidUpdate } from '../shared/update-validation.js'
-import { IdRanges } from '../server/id-ranges.js'
-import { AWARENESS_TIMEOUT_MS, RelayAwareness } from '../server/relay-awareness.js'
-import { StoredDocument } from '../server/stored-document.js'
-import { decodeAwarenessUpdate } from '../shared/update-validation.js'
+import { parseDocId } from '../shared/wire/doc-id.js'
+import { MemoryStore } from '../shared/storage/memory-store.js'
+import { decodeValidUpdate } from '../shared/validation/update-validation.js'
+import { IdRanges } from '../server/documents/id-ranges.js'
+import { AWARENESS_TIMEOUT_MS, RelayAwareness } from '../server/documents/relay-awareness.js'
+import { StoredDocument } from '../server/documents/stored-document.js'
+import { decodeAwarenessUpdate } from '../shared/validation/update-validation.js'
 import { prng, testSeed } from './helpers/prng.js'
 
 const id = parseDocId('doc')

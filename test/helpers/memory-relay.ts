@@ -3,10 +3,10 @@
  * tests: it can be taken down and brought back, and its delivery policy can delay,
  * duplicate or drop messages.
  */
-import { MemoryStore } from '../../shared/memory-store.js'
-import { deliverInOrder, linkPair, type DeliveryPolicy, type Link } from '../../shared/link.js'
-import { DocumentRegistry } from '../../server/registry.js'
-import { serveNativeLink } from '../../server/native-connection.js'
+import { MemoryStore } from '../../shared/storage/memory-store.js'
+import { deliverInOrder, linkPair, type DeliveryPolicy, type Link } from '../../shared/transport/link.js'
+import { DocumentRegistry } from '../../server/documents/registry.js'
+import { serveNativeLink } from '../../server/connections/native-connection.js'
 import { captureLog } from './log-capture.js'
 
 export interface MemoryRelay {

@@ -4,7 +4,7 @@
  * evicted after it has been idle for `idleMs` (its state stays in the store). A failed
  * load is forgotten, so the next opener tries again; nothing is stored for it.
  */
-import type { DocId } from '../shared/doc-id.js'
+import type { DocId } from '../../shared/wire/doc-id.js'
 import { RelayDocument, type RelayDocumentOptions } from './relay-document.js'
 
 interface Entry {

@@ -9,10 +9,10 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import type { DocId } from '../shared/doc-id.js'
-import type { DocStore } from '../shared/store.js'
+import type { DocId } from '../../shared/wire/doc-id.js'
+import type { DocStore } from '../../shared/storage/store.js'
 import type { Cluster } from './cluster.js'
-import type { DocumentRegistry } from './registry.js'
+import type { DocumentRegistry } from '../documents/registry.js'
 import type { Replicator } from './replicator.js'
 
 /** Options of {@link Rebalancer}. */

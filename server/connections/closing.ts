@@ -1,8 +1,8 @@
 /** Helpers shared by the connection handlers: frame intake and closing with a reason. */
 import type { Logger } from 'pino'
 import type { RawData } from 'ws'
-import { ProtocolError, ownBytes } from '../shared/bytes.js'
-import { CloseCode } from '../shared/close-codes.js'
+import { ProtocolError, ownBytes } from '../../shared/wire/bytes.js'
+import { CloseCode } from '../../shared/wire/close-codes.js'
 import { AuthError } from './auth.js'
 import { LimitError } from './limits.js'
 

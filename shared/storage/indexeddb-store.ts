@@ -6,9 +6,9 @@
  * completed. Opening a document writes nothing, so the database does not grow on reloads.
  */
 import { openDB, type DBSchema, type IDBPDatabase, type IDBPTransaction } from 'idb'
-import type { DocId } from '../shared/doc-id.js'
-import type { StoredDoc } from '../shared/store.js'
-import { BatchedStore, type StoreWrite } from '../shared/batched-store.js'
+import type { DocId } from '../wire/doc-id.js'
+import type { StoredDoc } from './store.js'
+import { BatchedStore, type StoreWrite } from './batched-store.js'
 
 interface PetalSchema extends DBSchema {
   docs: { key: string, value: { snapshot: Uint8Array | null, meta: Uint8Array | null } }

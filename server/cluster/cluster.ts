@@ -3,7 +3,7 @@
  * (rendezvous placement, R replicas) and how many replicas must commit a client's update
  * before it is acknowledged (W).
  */
-import { replicasOf, type ClusterMap, type ClusterMember } from '../shared/placement.js'
+import { replicasOf, type ClusterMap, type ClusterMember } from '../../shared/placement.js'
 
 /** Cluster settings of a relay. */
 export interface ClusterOptions {

@@ -5,7 +5,7 @@
  * holds is its owner's (`PersistedDoc` on a replica, `StoredDocument` on a relay). Every
  * store passes the conformance suite in `test/store-conformance.ts`.
  */
-import type { DocId } from './doc-id.js'
+import type { DocId } from '../wire/doc-id.js'
 
 /** What a store holds for one document. */
 export interface StoredDoc {

@@ -6,13 +6,13 @@
 import { timingSafeEqual } from 'node:crypto'
 import type { Logger } from 'pino'
 import WebSocket from 'ws'
-import { ProtocolError } from '../shared/bytes.js'
-import { CloseCode } from '../shared/close-codes.js'
-import type { Link } from '../shared/link.js'
-import { NATIVE_PROTOCOL_VERSION, RELAY_SUBPROTOCOL, decodeNativeMessage, encodeNativeMessage, type NativeMessage } from '../shared/native-messages.js'
-import { connectWebSocket, type WebSocketConstructor } from '../client/websocket-link.js'
+import { ProtocolError } from '../../shared/wire/bytes.js'
+import { CloseCode } from '../../shared/wire/close-codes.js'
+import type { Link } from '../../shared/transport/link.js'
+import { NATIVE_PROTOCOL_VERSION, RELAY_SUBPROTOCOL, decodeNativeMessage, encodeNativeMessage, type NativeMessage } from '../../shared/wire/native-messages.js'
+import { connectWebSocket, type WebSocketConstructor } from '../../shared/transport/websocket.js'
 import type { Cluster } from './cluster.js'
-import { HELLO_DEADLINE_MS, closeWith } from './connections.js'
+import { HELLO_DEADLINE_MS, closeWith } from '../connections/closing.js'
 
 /** What the owner of the links hears. */
 export interface PeerLinkEvents {

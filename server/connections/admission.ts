@@ -4,8 +4,8 @@
  * for and whether its token (URL parameter `token`) allows it.
  */
 import type { IncomingMessage } from 'node:http'
-import { CloseCode } from '../shared/close-codes.js'
-import { docIdProblem, type DocId } from '../shared/doc-id.js'
+import { CloseCode } from '../../shared/wire/close-codes.js'
+import { docIdProblem, type DocId } from '../../shared/wire/doc-id.js'
 import { AuthError, OPEN_GRANT, canRead, type Authenticator, type Grant } from './auth.js'
 
 /** The verdict on a stock client's upgrade: serve `docId` with `grant`, or close with `code`. */

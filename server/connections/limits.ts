@@ -3,7 +3,7 @@
  * closes the offending connection with a specific close code (1008 policy violation, 1009
  * too big, 1013 try again later); other connections and documents are unaffected.
  */
-import { CloseCode } from '../shared/close-codes.js'
+import { CloseCode } from '../../shared/wire/close-codes.js'
 
 /** Relay limits; every field has a default (see {@link DEFAULT_LIMITS}). */
 export interface Limits {

@@ -6,15 +6,15 @@
  * 4403 if it sends any change.
  */
 import type { Logger } from 'pino'
-import { CloseCode } from '../shared/close-codes.js'
-import type { DocId } from '../shared/doc-id.js'
-import type { Link } from '../shared/link.js'
-import { decodeYMessage, encodeAwarenessMessage, encodeSyncStep1, encodeSyncStep2, encodeSyncUpdate, type YMessage } from '../shared/y-messages.js'
+import { CloseCode } from '../../shared/wire/close-codes.js'
+import type { DocId } from '../../shared/wire/doc-id.js'
+import type { Link } from '../../shared/transport/link.js'
+import { decodeYMessage, encodeAwarenessMessage, encodeSyncStep1, encodeSyncStep2, encodeSyncUpdate, type YMessage } from '../../shared/wire/y-messages.js'
 import { AuthError } from './auth.js'
 import type { ConnectionAuth } from './connection-auth.js'
-import { closeForError, closeWith, MAX_FRAMES_BEFORE_LOAD } from './connections.js'
-import type { DocumentRegistry } from './registry.js'
-import type { DocPeer, PeerCodec, RelayDocument } from './relay-document.js'
+import { closeForError, closeWith, MAX_FRAMES_BEFORE_LOAD } from './closing.js'
+import type { DocumentRegistry } from '../documents/registry.js'
+import type { DocPeer, PeerCodec, RelayDocument } from '../documents/relay-document.js'
 
 /** y-websocket framing of broadcasts; one instance shared by every stock connection. */
 const ywsCodec: PeerCodec = {

@@ -8,7 +8,7 @@ import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import { ProtocolError, decodeExactly, readBytes, readString, readVarUint } from './bytes.js'
 import { docIdProblem, type DocId } from './doc-id.js'
-import type { ClusterMap } from './placement.js'
+import type { ClusterMap } from '../placement.js'
 
 /** The WebSocket subprotocol name, which carries the protocol version. */
 export const NATIVE_SUBPROTOCOL = 'petaldb.v1'

@@ -4,16 +4,16 @@
  * after a membership change (Rebalancer). The relay asks it where documents live.
  */
 import type { Logger } from 'pino'
-import type { DocId } from '../shared/doc-id.js'
-import type { Link } from '../shared/link.js'
-import type { ClusterMember } from '../shared/placement.js'
-import type { DocStore } from '../shared/store.js'
+import type { DocId } from '../../shared/wire/doc-id.js'
+import type { Link } from '../../shared/transport/link.js'
+import type { ClusterMember } from '../../shared/placement.js'
+import type { DocStore } from '../../shared/storage/store.js'
 import { Cluster, type ClusterOptions } from './cluster.js'
-import type { NativeConnectionOptions } from './native-connection.js'
+import type { NativeConnectionOptions } from '../connections/native-connection.js'
 import { PeerLinks } from './peer-links.js'
 import { Rebalancer } from './rebalancer.js'
-import type { DocumentRegistry } from './registry.js'
-import type { RelayDocument } from './relay-document.js'
+import type { DocumentRegistry } from '../documents/registry.js'
+import type { RelayDocument } from '../documents/relay-document.js'
 import { Replicator } from './replicator.js'
 
 /** See the module comment. */

@@ -1,4 +1,4 @@
-import type { DocId } from './doc-id.js'
+import type { DocId } from '../wire/doc-id.js'
 import type { DocStore, StoredDoc } from './store.js'
 
 /**

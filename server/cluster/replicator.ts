@@ -13,13 +13,13 @@
  *   update is on W disks before a client hears of it.
  */
 import type { Logger } from 'pino'
-import { CloseCode } from '../shared/close-codes.js'
-import type { DocId } from '../shared/doc-id.js'
-import type { NativeMessage } from '../shared/native-messages.js'
+import { CloseCode } from '../../shared/wire/close-codes.js'
+import type { DocId } from '../../shared/wire/doc-id.js'
+import type { NativeMessage } from '../../shared/wire/native-messages.js'
 import type { Cluster } from './cluster.js'
 import type { PeerLinks } from './peer-links.js'
-import type { DocumentRegistry } from './registry.js'
-import type { RelayDocument } from './relay-document.js'
+import type { DocumentRegistry } from '../documents/registry.js'
+import type { RelayDocument } from '../documents/relay-document.js'
 
 /** How long a peer may take to answer a handshake step before it is retried later. */
 const HANDSHAKE_DEADLINE_MS = 10_000

@@ -4,7 +4,7 @@
  * without a Y.Doc or a timer per document: states not renewed for 30 seconds expire,
  * swept by one timer shared by every document that has any.
  */
-import { encodeAwarenessEntries, type AwarenessEntry } from '../shared/update-validation.js'
+import { encodeAwarenessEntries, type AwarenessEntry } from '../../shared/validation/update-validation.js'
 
 /** Same as y-protocols: clients renew their state every 15 seconds. */
 export const AWARENESS_TIMEOUT_MS = 30_000

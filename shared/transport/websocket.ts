@@ -1,7 +1,7 @@
 /** A {@link Link} over a WHATWG WebSocket (browsers, and `ws` on Node), speaking `petaldb.v1`. */
-import { CloseCode } from '../shared/close-codes.js'
-import type { Link } from '../shared/link.js'
-import { NATIVE_SUBPROTOCOL } from '../shared/native-messages.js'
+import { CloseCode } from '../wire/close-codes.js'
+import type { Link } from './link.js'
+import { NATIVE_SUBPROTOCOL } from '../wire/native-messages.js'
 
 /** A WebSocket constructor with the WHATWG API: `globalThis.WebSocket` or the `ws` package's. */
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocket

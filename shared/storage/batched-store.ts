@@ -4,7 +4,7 @@
  * Each write's promise settles with its batch. Batches commit in order, so a store that
  * commits them in order gives every reader the writes made before its read.
  */
-import type { DocId } from './doc-id.js'
+import type { DocId } from '../wire/doc-id.js'
 import type { DocStore, StoredDoc } from './store.js'
 
 /** One write to a store. */

@@ -5,7 +5,7 @@
  * re-encoded snapshot. What the snapshot holds is the owner's business (a Y.Doc's state
  * on a replica, the merged stored updates on a relay).
  */
-import type { DocId } from './doc-id.js'
+import type { DocId } from '../wire/doc-id.js'
 import type { DocStore, StoredDoc } from './store.js'
 
 export const DEFAULT_COMPACT_MIN_BYTES = 16 * 1024

@@ -3,21 +3,21 @@
  * of documents opened, synced and closed over the same Link, with updates acknowledged by
  * sequence number once they are durable (and, in a cluster, on W replicas). The token can
  * be refreshed with AUTH without dropping the documents; every message is authorized.
- * See shared/PROTOCOL.md.
+ * See shared/wire/PROTOCOL.md.
  */
 import type { Logger } from 'pino'
-import { ProtocolError } from '../shared/bytes.js'
-import { CloseCode } from '../shared/close-codes.js'
-import type { DocId } from '../shared/doc-id.js'
-import type { Link } from '../shared/link.js'
-import type { ClusterMap, ClusterMember } from '../shared/placement.js'
-import { NATIVE_PROTOCOL_VERSION, decodeNativeMessage, encodeNativeMessage, type NativeMessage } from '../shared/native-messages.js'
+import { ProtocolError } from '../../shared/wire/bytes.js'
+import { CloseCode } from '../../shared/wire/close-codes.js'
+import type { DocId } from '../../shared/wire/doc-id.js'
+import type { Link } from '../../shared/transport/link.js'
+import type { ClusterMap, ClusterMember } from '../../shared/placement.js'
+import { NATIVE_PROTOCOL_VERSION, decodeNativeMessage, encodeNativeMessage, type NativeMessage } from '../../shared/wire/native-messages.js'
 import { AuthError, type Authenticator } from './auth.js'
 import { ConnectionAuth } from './connection-auth.js'
-import { HELLO_DEADLINE_MS, MAX_FRAMES_BEFORE_LOAD, closeForError } from './connections.js'
+import { HELLO_DEADLINE_MS, MAX_FRAMES_BEFORE_LOAD, closeForError } from './closing.js'
 import { LimitError } from './limits.js'
-import type { DocumentRegistry } from './registry.js'
-import type { DocPeer, PeerCodec, RelayDocument } from './relay-document.js'
+import type { DocumentRegistry } from '../documents/registry.js'
+import type { DocPeer, PeerCodec, RelayDocument } from '../documents/relay-document.js'
 
 /** Native framing of broadcasts; one instance shared by every native connection. */
 const nativeCodec: PeerCodec = {

@@ -5,7 +5,7 @@
  * not `notesX`), `exp`. Write access implies read access.
  */
 import { errors, jwtVerify, type JWTPayload } from 'jose'
-import { CloseCode } from '../shared/close-codes.js'
+import { CloseCode } from '../../shared/wire/close-codes.js'
 
 /** What a verified token allows. */
 export interface Grant {

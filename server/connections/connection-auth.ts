@@ -3,7 +3,7 @@
  * client refreshes its token, and a timer that ends the session when the token expires.
  * Without an authenticator every connection gets the open grant.
  */
-import { CloseCode } from '../shared/close-codes.js'
+import { CloseCode } from '../../shared/wire/close-codes.js'
 import { AuthError, OPEN_GRANT, canRead, canWrite, type Authenticator, type Grant } from './auth.js'
 
 /** Timers above this are clamped by Node; re-arm instead. */

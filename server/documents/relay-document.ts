@@ -9,12 +9,12 @@
  * commit, which would otherwise add an fsync to every round trip between peers.
  */
 import type { Logger } from 'pino'
-import type { DocId } from '../shared/doc-id.js'
-import type { DocLogOptions } from '../shared/doc-log.js'
-import type { DocStore } from '../shared/store.js'
-import { decodeAwarenessUpdate, decodeValidUpdate, encodeAwarenessEntries, type DecodedUpdate } from '../shared/update-validation.js'
-import { CloseCode } from '../shared/close-codes.js'
-import { DEFAULT_LIMITS, LimitError, type Limits } from './limits.js'
+import type { DocId } from '../../shared/wire/doc-id.js'
+import type { DocLogOptions } from '../../shared/storage/doc-log.js'
+import type { DocStore } from '../../shared/storage/store.js'
+import { decodeAwarenessUpdate, decodeValidUpdate, encodeAwarenessEntries, type DecodedUpdate } from '../../shared/validation/update-validation.js'
+import { CloseCode } from '../../shared/wire/close-codes.js'
+import { DEFAULT_LIMITS, LimitError, type Limits } from '../connections/limits.js'
 import { RelayAwareness } from './relay-awareness.js'
 import { StoredDocument, mergeInGroups } from './stored-document.js'
 

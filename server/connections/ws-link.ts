@@ -1,9 +1,9 @@
 /** Adapts a server-side `ws` socket to a {@link Link}, enforcing the per-connection limits. */
 import type { Logger } from 'pino'
 import type { WebSocket } from 'ws'
-import { CloseCode } from '../shared/close-codes.js'
-import type { Link } from '../shared/link.js'
-import { closeForError, closeWith, toFrame } from './connections.js'
+import { CloseCode } from '../../shared/wire/close-codes.js'
+import type { Link } from '../../shared/transport/link.js'
+import { closeForError, closeWith, toFrame } from './closing.js'
 import { connectionRateGuard, type Limits } from './limits.js'
 
 const ignore = (): void => {}

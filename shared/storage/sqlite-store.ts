@@ -8,9 +8,9 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import type { DocId } from '../shared/doc-id.js'
-import type { StoredDoc } from '../shared/store.js'
-import { BatchedStore, type StoreWrite } from '../shared/batched-store.js'
+import type { DocId } from '../wire/doc-id.js'
+import type { StoredDoc } from './store.js'
+import { BatchedStore, type StoreWrite } from './batched-store.js'
 
 /** What one group commit wrote. */
 export interface CommitInfo {
