@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Replica } from '../client/replica.js'
 import { SqliteStore } from '../client/node.js'
-import { replicasOf } from '../shared/placement.js'
+import { homesOf } from '../shared/placement.js'
 import { startCluster } from '../test/helpers/cluster-process.js'
 import { startRelayProcess } from '../test/helpers/relay-process.js'
 import { UNLIMITED } from './servers.js'
@@ -36,7 +36,7 @@ export function failover (kills = 20): Promise<Record<string, number | string>> 
       const docs = new Map<string, string>()
       for (let i = 0; docs.size < cluster.relays.length; i++) {
         const id = `failover/${i}`
-        const first = replicasOf(id, cluster.relays, 3)[0]!.id
+        const first = homesOf(id, cluster.relays, 3)[0]!.id
         if (!docs.has(first)) docs.set(first, id)
       }
       for (const id of docs.values()) await replica.open(id)

@@ -181,7 +181,7 @@ export async function durableWrites (server: BenchServer, dataDir: string, write
       acked = message.seq
       wake?.()
     }
-    link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, token: '', from: '' }))
+    link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: '', durable: false }, token: '' }))
     link.send(encodeNativeMessage({ type: 'open', docId, stateVector: new Uint8Array([0]) }))
     await ready
     return async (): Promise<void> => {

@@ -2,8 +2,9 @@
  * PetalDB's isomorphic entry point: `import { Replica } from 'petaldb'`.
  * Stores: `MemoryStore` here, `SqliteStore` in `petaldb/node`, `IndexedDbStore` in `petaldb/browser`.
  */
-export { Replica, type ReplicaOptions, type ReplicaEvents, type RelayStatusEvent, type RefusedEvent } from './replica.js'
-export type { RelayStatus } from './relay-connection.js'
+export { Replica, type ReplicaOptions, type ReplicaEvents, type RelayStatusEvent, type RefusedEvent, type PeersEvent } from './replica.js'
+export type { LinkStatus } from './dialer.js'
+export type { SessionStatus } from './local-doc.js'
 export { setDefaultWebSocket, type WebSocketConstructor } from '../shared/transport/websocket.js'
 export { MemoryStore } from '../shared/storage/memory-store.js'
 export type { DocStore, StoredDoc } from '../shared/storage/store.js'

@@ -1,65 +1,108 @@
 /**
- * One document open in a replica: its Y.Doc bound to local storage, its awareness, and its
- * acknowledgement counters. Every local update gets the next sequence number and is
- * written to the store together with the counters; it is handed to the relay session
- * only once it is stored. The counters survive restarts, so unacknowledged updates are
- * known (and re-sent by the next handshake) after one.
+ * One document open in a replica, as a sync host: its Y.Doc bound to local storage, its
+ * presence, the sessions it syncs over (relays and peers) and its durability counters.
+ *
+ * Every update is stored locally before it goes anywhere, then forwarded to every session
+ * but the one it came from. Local changes are counted, and the count is stored with the
+ * update, so after a restart the replica still knows how many of its changes no relay has
+ * acknowledged (and the next handshake re-sends them). Only a durable peer's (a relay's)
+ * acknowledgement makes a change durable; a replica peer's only means it holds the change.
  */
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
-import { Awareness, encodeAwarenessUpdate } from 'y-protocols/awareness'
+import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate, removeAwarenessStates } from 'y-protocols/awareness'
 import type { DocId } from '../shared/wire/doc-id.js'
-import { DocSession, type DocSessionHost, type SendNative } from '../shared/doc-session.js'
-import { PersistedDoc } from '../shared/persisted-doc.js'
 import type { DocStore } from '../shared/storage/store.js'
+import { PersistedDoc } from '../shared/storage/persisted-doc.js'
+import { SessionSet, type DocumentHost, type HandOver } from '../shared/sync/host.js'
+import { SyncSession } from '../shared/sync/session.js'
+import { decodeStateVector, encodeAwarenessEntries, validateUpdate } from '../shared/validation/update-validation.js'
+import { admitAwareness, type AwarenessLimits, type PresenceView } from '../shared/validation/awareness.js'
 
 /** Transaction origin of the stored state applied at load. */
 const STORAGE_ORIGIN = Symbol('storage')
 
-interface Counters { localSeq: number, ackedSeq: number }
+interface Counters {
+  /** Local changes made to the document, ever. */
+  local: number
+  /** How many of them a relay acknowledged as durable. */
+  durable: number
+}
 
-function encodeCounters ({ localSeq, ackedSeq }: Counters): Uint8Array {
+function encodeCounters ({ local, durable }: Counters): Uint8Array {
   return encoding.encode(encoder => {
-    encoding.writeVarUint(encoder, localSeq)
-    encoding.writeVarUint(encoder, ackedSeq)
+    encoding.writeVarUint(encoder, local)
+    encoding.writeVarUint(encoder, durable)
   })
 }
 
 function decodeCounters (meta: Uint8Array | null): Counters {
-  if (meta === null) return { localSeq: 0, ackedSeq: 0 }
+  if (meta === null) return { local: 0, durable: 0 }
   const decoder = decoding.createDecoder(meta)
-  return { localSeq: decoding.readVarUint(decoder), ackedSeq: decoding.readVarUint(decoder) }
+  return { local: decoding.readVarUint(decoder), durable: decoding.readVarUint(decoder) }
+}
+
+function presenceOf (doc: LocalDoc): PresenceView {
+  return {
+    get size () {
+      return doc.awareness.getStates().size
+    },
+    ownerOf: clientId => doc.presenceOwner(clientId)
+  }
 }
 
 interface Waiter { resolve: () => void, reject: (error: Error) => void }
 
+/** How one session of a document stands, as reported by `replica.peers(docId)`. */
+export interface SessionStatus {
+  /** The peer's id (a relay's id, or a replica's). */
+  peerId: string
+  /** Whether the peer is a relay: only its acknowledgements make changes durable. */
+  durable: boolean
+  /** `syncing` until the handshake is done, `synced` once everything sent is acknowledged, `sending` while acknowledgements are due. */
+  state: 'syncing' | 'synced' | 'sending'
+}
+
+/** Options of {@link LocalDoc.open}. */
+export interface LocalDocOptions {
+  /** Limits on presence from peers (a listening replica faces the same input as a relay). */
+  awarenessLimits?: AwarenessLimits
+}
+
 /** A document open in a replica; see the module comment. */
-export class LocalDoc implements DocSessionHost {
+export class LocalDoc implements DocumentHost {
   readonly awareness: Awareness
+  private readonly sessions = new SessionSet()
   private counters: Counters
-  private currentSession: DocSession | null = null
-  private synced = false
+  /** Local changes stored and forwarded so far. */
+  private shared: number
+  /** Which session brought each remote presence state. */
+  private readonly presenceOwners = new Map<number, SyncSession>()
+  private isSynced = false
   private syncWaiters: Waiter[] = []
-  private durableWaiters: Array<Waiter & { seq: number }> = []
+  private durableWaiters: Array<Waiter & { local: number }> = []
   private lastError: Error | null = null
   /** The last refusal by a relay, until the next successful sync. */
   private refusal: Error | null = null
 
-  /** Called when a relay refuses the document (set by the replica). */
-  onRefusedByRelay: (code: number, reason: string) => void = () => {}
+  /** Called when a relay or a peer refuses the document (set by the replica). */
+  onRefused: (code: number, reason: string) => void = () => {}
+  /** Called when the pending count or a session's status changes (set by the replica). */
+  onChange: () => void = () => {}
 
-  private constructor (private readonly store: DocStore, private readonly persisted: PersistedDoc, counters: Counters) {
+  private constructor (private readonly store: DocStore, private readonly persisted: PersistedDoc, counters: Counters, private readonly options: LocalDocOptions) {
     this.counters = counters
+    this.shared = counters.local
     this.awareness = new Awareness(this.ydoc)
     this.ydoc.on('update', this.onUpdate)
     this.awareness.on('update', this.onAwarenessUpdate)
   }
 
   /** Loads `docId` from `store` (no network). */
-  static async open (store: DocStore, docId: DocId): Promise<LocalDoc> {
+  static async open (store: DocStore, docId: DocId, options: LocalDocOptions = {}): Promise<LocalDoc> {
     const persisted = await PersistedDoc.load(store, docId, new Y.Doc(), { origin: STORAGE_ORIGIN })
-    return new LocalDoc(store, persisted, decodeCounters(persisted.loadedMeta))
+    return new LocalDoc(store, persisted, decodeCounters(persisted.loadedMeta), options)
   }
 
   get docId (): DocId {
@@ -70,85 +113,133 @@ export class LocalDoc implements DocSessionHost {
     return this.persisted.ydoc
   }
 
-  /** Local updates not yet acknowledged by a relay. */
+  /** Local changes not yet acknowledged by a relay. */
   get pending (): number {
-    return this.counters.localSeq - this.counters.ackedSeq
+    return this.counters.local - this.counters.durable
   }
 
-  localSeq (): number {
-    return this.counters.localSeq
+  /** How each session of the document stands. */
+  get status (): SessionStatus[] {
+    return [...this.sessions].map(session => ({
+      peerId: session.peer.peerId,
+      durable: session.peer.durable,
+      state: !session.live ? 'syncing' : session.caughtUp ? 'synced' : 'sending'
+    }))
   }
 
-  ackedSeq (): number {
-    return this.counters.ackedSeq
+  // --- DocumentHost ---
+
+  stateVector (): Uint8Array {
+    return Y.encodeStateVector(this.ydoc)
   }
 
-  locallyStored (): Promise<void> {
+  missingFor (stateVector: Uint8Array): Uint8Array {
+    decodeStateVector(stateVector)
+    return Y.encodeStateAsUpdate(this.ydoc, stateVector)
+  }
+
+  readyToShare (): Promise<void> | null {
+    if (this.persisted.idle && this.lastError === null) return null
+    return this.whenStored()
+  }
+
+  handOver (peerStateVector: Uint8Array, session: SyncSession): HandOver | null {
+    // A relay gets the handshake update only if it lacks something of ours: a read-only
+    // replica must not look like a writer, and deletions without a local change came
+    // from elsewhere. A replica peer gets it always: it may lack deletions no relay has.
+    if (session.peer.durable && this.pending === 0 && !this.aheadOf(decodeStateVector(peerStateVector))) return null
+    return { update: Y.encodeStateAsUpdate(this.ydoc, peerStateVector), localChanges: this.counters.local }
+  }
+
+  applyUpdate (update: Uint8Array, from: SyncSession): Promise<void> {
+    validateUpdate(update)
+    Y.applyUpdate(this.ydoc, update, from)
     return this.persisted.settled()
   }
 
-  /** Starts syncing over a connection that `send`s native messages (replacing any other session). */
-  attach (send: SendNative): DocSession {
-    this.currentSession?.stop(false)
-    this.currentSession = new DocSession(this, send)
-    this.currentSession.start()
-    return this.currentSession
+  applyAwareness (update: Uint8Array, from: SyncSession): void {
+    const allowed = admitAwareness(update, this.presence, from, this.options.awarenessLimits)
+    if (allowed.length > 0) applyAwarenessUpdate(this.awareness, encodeAwarenessEntries(allowed), from)
   }
 
-  /**
-   * Ends `session` (if it is still the current one): its connection was lost, or, with
-   * `closeOnRelay`, the document is leaving that connection.
-   */
-  detach (session: DocSession, closeOnRelay: boolean): void {
-    session.stop(closeOnRelay)
-    if (this.currentSession !== session) return
-    this.currentSession = null
-    this.synced = false
+  awarenessStates (): Uint8Array | null {
+    const clients = [...this.awareness.getStates().keys()]
+    return clients.length === 0 ? null : encodeAwarenessUpdate(this.awareness, clients)
   }
 
-  onSynced (): void {
-    this.synced = true
-    this.refusal = null
-    for (const waiter of this.syncWaiters.splice(0)) waiter.resolve()
+  attach (session: SyncSession): void {
+    this.sessions.add(session)
+    this.onChange()
   }
 
-  onAck (seq: number): void {
-    if (seq <= this.counters.ackedSeq) return
-    this.counters.ackedSeq = Math.min(seq, this.counters.localSeq)
-    this.saveCounters().catch(error => this.fail(error as Error))
-    this.durableWaiters = this.durableWaiters.filter(waiter => {
-      if (waiter.seq > this.counters.ackedSeq) return true
-      waiter.resolve()
-      return false
-    })
+  detach (session: SyncSession): void {
+    this.sessions.delete(session)
+    const brought = [...this.presenceOwners].filter(([, owner]) => owner === session).map(([clientId]) => clientId)
+    if (brought.length > 0) removeAwarenessStates(this.awareness, brought, session)
+    if (session.peer.durable && ![...this.sessions].some(other => other.peer.durable && other.synced)) this.isSynced = false
+    this.onChange()
   }
 
-  onRefused (code: number, reason: string): void {
-    this.synced = false
-    const error = new Error(`relay refused document ${this.docId} (${code}): ${reason}`)
-    for (const waiter of this.syncWaiters.splice(0)) waiter.reject(error)
-    this.refusal = error
-    this.onRefusedByRelay(code, reason)
+  synced (session: SyncSession): void {
+    if (session.peer.durable) {
+      this.isSynced = true
+      this.refusal = null
+      for (const waiter of this.syncWaiters.splice(0)) waiter.resolve()
+    }
+    this.onChange()
+  }
+
+  acknowledged (session: SyncSession, localChanges: number): void {
+    if (session.peer.durable && localChanges > this.counters.durable) {
+      this.counters.durable = Math.min(localChanges, this.counters.local)
+      this.saveCounters().catch(error => this.fail(error as Error))
+      this.durableWaiters = this.durableWaiters.filter(waiter => {
+        if (waiter.local > this.counters.durable) return true
+        waiter.resolve()
+        return false
+      })
+    }
+    this.onChange()
+  }
+
+  // --- the replica's view ---
+
+  /** Who brought `clientId`'s presence: a session, `local` (this replica's own), or undefined if there is none. */
+  presenceOwner (clientId: number): SyncSession | 'local' | undefined {
+    const owner = this.presenceOwners.get(clientId)
+    if (owner !== undefined) return owner
+    return this.awareness.getStates().has(clientId) || clientId === this.awareness.clientID ? 'local' : undefined
+  }
+
+  /** A relay (`byRelay`) or a peer refused the document. */
+  refused (code: number, reason: string, byRelay: boolean): void {
+    if (byRelay) {
+      this.isSynced = false
+      const error = new Error(`relay refused document ${this.docId} (${code}): ${reason}`)
+      for (const waiter of this.syncWaiters.splice(0)) waiter.reject(error)
+      this.refusal = error
+    }
+    this.onRefused(code, reason)
   }
 
   /** Resolves once the document has completed a sync with a relay (now, if it is synced). */
   whenSynced (): Promise<void> {
-    if (this.synced) return Promise.resolve()
+    if (this.isSynced) return Promise.resolve()
     if (this.refusal !== null) return Promise.reject(this.refusal)
     return new Promise((resolve, reject) => this.syncWaiters.push({ resolve, reject }))
   }
 
-  /** Resolves once every local update made so far is acknowledged as durable. */
+  /** Resolves once every local change made so far is acknowledged as durable by a relay. */
   whenDurable (): Promise<void> {
     if (this.lastError !== null) return Promise.reject(this.lastError)
-    const seq = this.counters.localSeq
-    if (seq <= this.counters.ackedSeq) return Promise.resolve()
-    return new Promise((resolve, reject) => this.durableWaiters.push({ seq, resolve, reject }))
+    const local = this.counters.local
+    if (local <= this.counters.durable) return Promise.resolve()
+    return new Promise((resolve, reject) => this.durableWaiters.push({ local, resolve, reject }))
   }
 
-  /** Stops syncing, rejects waiters, releases the Y.Doc; resolves once local writes are stored. */
+  /** Ends every session, rejects waiters, releases the Y.Doc; resolves once local writes are stored. */
   async close (): Promise<void> {
-    if (this.currentSession !== null) this.detach(this.currentSession, true)
+    for (const session of [...this.sessions]) session.end(true)
     const closed = new Error(`document ${this.docId} was closed`)
     for (const waiter of [...this.syncWaiters.splice(0), ...this.durableWaiters.splice(0)]) waiter.reject(closed)
     this.ydoc.off('update', this.onUpdate)
@@ -157,6 +248,26 @@ export class LocalDoc implements DocSessionHost {
     await this.persisted.settled().catch(() => {})
     this.ydoc.destroy()
   }
+
+  /** Resolves once everything applied so far is stored, including changes made while waiting. */
+  private async whenStored (): Promise<void> {
+    let local: number
+    do {
+      local = this.counters.local
+      await this.persisted.settled()
+    } while (local !== this.counters.local)
+  }
+
+  /** Whether this document has structs a peer with `peerState` lacks. */
+  private aheadOf (peerState: Map<number, number>): boolean {
+    for (const [client, clock] of Y.decodeStateVector(Y.encodeStateVector(this.ydoc))) {
+      if (clock > (peerState.get(client) ?? 0)) return true
+    }
+    return false
+  }
+
+  /** Presence as admission sees it: states no session brought are this replica's own. */
+  private readonly presence: PresenceView = presenceOf(this)
 
   private saveCounters (): Promise<void> {
     return this.store.setMeta(this.docId, encodeCounters(this.counters))
@@ -170,20 +281,29 @@ export class LocalDoc implements DocSessionHost {
   // A Yjs listener that throws stops the Y.Doc from emitting further updates: never throw.
   private readonly onUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === STORAGE_ORIGIN) return
+    const from = origin instanceof SyncSession ? origin : null
     const stored = this.persisted.write(update)
-    if (origin instanceof DocSession) {
-      stored.catch(error => this.fail(error as Error))
+    if (from !== null) {
+      stored.then(() => this.sessions.forwardUpdate(update, from, this.shared), error => this.fail(error as Error))
       return
     }
-    // A local change: number it and store the counters in the same commit as the update.
-    const seq = ++this.counters.localSeq
+    // A local change: count it, and store the count in the same commit as the update.
+    const local = ++this.counters.local
     const counted = this.saveCounters()
-    Promise.all([stored, counted]).then(() => this.currentSession?.sendLocal(seq, update), error => this.fail(error as Error))
+    this.onChange()
+    Promise.all([stored, counted]).then(() => {
+      this.shared = Math.max(this.shared, local)
+      this.sessions.forwardUpdate(update, null, this.shared)
+    }, error => this.fail(error as Error))
   }
 
   private readonly onAwarenessUpdate = ({ added, updated, removed }: { added: number[], updated: number[], removed: number[] }, origin: unknown): void => {
-    if (origin instanceof DocSession) return
+    const from = origin instanceof SyncSession ? origin : null
+    if (from !== null) {
+      for (const clientId of [...added, ...updated]) this.presenceOwners.set(clientId, from)
+    }
+    for (const clientId of removed) this.presenceOwners.delete(clientId)
     const changed = [...added, ...updated, ...removed]
-    this.currentSession?.sendAwareness(encodeAwarenessUpdate(this.awareness, changed))
+    if (changed.length > 0) this.sessions.forwardAwareness(encodeAwarenessUpdate(this.awareness, changed), from)
   }
 }

@@ -1,15 +1,17 @@
 /**
  * The embeddable replica: local-first Yjs documents kept in a local store and synced with
- * relays over the native protocol.
+ * relays and peers over the native protocol.
  */
 import { ObservableV2 } from 'lib0/observable'
+import { uuidv4 } from 'lib0/random'
 import type { Awareness } from 'y-protocols/awareness'
 import type * as Y from 'yjs'
 import { parseDocId, type DocId } from '../shared/wire/doc-id.js'
 import type { Link } from '../shared/transport/link.js'
 import type { DocStore } from '../shared/storage/store.js'
-import { LocalDoc } from './local-doc.js'
-import type { RelayStatus } from './relay-connection.js'
+import type { PeerInfo } from '../shared/wire/native-messages.js'
+import { LocalDoc, type SessionStatus } from './local-doc.js'
+import { Dialer, type LinkStatus } from './dialer.js'
 import { Router } from './router.js'
 import { connectWebSocket, type WebSocketConstructor } from '../shared/transport/websocket.js'
 
@@ -20,9 +22,17 @@ export interface ReplicaOptions {
   /**
    * Relay URLs (`ws://` or `wss://`), tried in turn. One relay of a cluster is enough: the
    * replica learns the cluster map from it and routes each document to its replicas.
-   * None: the replica stays local.
+   * None: the replica syncs with peers only, or stays local.
    */
   relays?: string[]
+  /**
+   * Peer URLs (`ws://` or `wss://`): other replicas listening with `listenForPeers`
+   * (`petaldb/node`). Each is kept connected, with the same backoff as relays, and every
+   * open document syncs with it. A peer's acknowledgement does not make a change durable.
+   */
+  peers?: string[]
+  /** This replica's stable id, told to relays and peers. Default: a random id per instance. */
+  peerId?: string
   /**
    * The relay token (a JWT; see the README's security section), or a function returning
    * one, called for every new connection so it can fetch a fresh token.
@@ -38,10 +48,12 @@ export interface ReplicaOptions {
   maxReconnectDelayMs?: number
 }
 
-/** A relay status change, as emitted by `replica.on('status', ...)`. */
+/** A link status change, as emitted by `replica.on('status', ...)`: `relay` is the relay's or the peer's URL. */
 export interface RelayStatusEvent {
   relay: string
-  status: RelayStatus
+  status: LinkStatus
+  /** Whether the URL is a relay's (else a peer's). */
+  durable: boolean
 }
 
 /** A relay's refusal of a document (no access, a write with a read-only token, a failed load). */
@@ -52,10 +64,18 @@ export interface RefusedEvent {
   reason: string
 }
 
+/** A change in how an open document stands with its relays and peers (see {@link Replica.peers}). */
+export interface PeersEvent {
+  docId: string
+  peers: SessionStatus[]
+  pending: number
+}
+
 /** Events of a {@link Replica}. */
 export interface ReplicaEvents {
   status: (event: RelayStatusEvent) => void
   refused: (event: RefusedEvent) => void
+  peers: (event: PeersEvent) => void
 }
 
 /**
@@ -76,7 +96,10 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   private readonly docs = new Map<DocId, Promise<LocalDoc>>()
   /** Documents open (loaded), for the synchronous accessors. */
   private readonly loadedDocs = new Map<DocId, LocalDoc>()
-  private readonly connection: Router | null
+  private readonly router: Router | null
+  private readonly peerDialers: Dialer[]
+  /** This replica as told to relays and peers. */
+  readonly self: PeerInfo
   private closed = false
   /** The token given to {@link setToken}, which replaces the configured one. */
   private tokenOverride: string | null = null
@@ -84,21 +107,28 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   constructor (options: ReplicaOptions) {
     super()
     this.store = options.store
-    const relays = options.relays ?? []
+    this.self = { peerId: options.peerId ?? uuidv4(), durable: false }
     const connect = options.connect ?? ((url: string) => connectWebSocket(url, options.WebSocket))
-    this.connection = relays.length === 0
+    const token = (): string | Promise<string> => {
+      if (this.tokenOverride !== null) return this.tokenOverride
+      return typeof options.token === 'function' ? options.token() : options.token ?? ''
+    }
+    const backoff = {
+      ...(options.minReconnectDelayMs === undefined ? {} : { minDelayMs: options.minReconnectDelayMs }),
+      ...(options.maxReconnectDelayMs === undefined ? {} : { maxDelayMs: options.maxReconnectDelayMs })
+    }
+    const relays = options.relays ?? []
+    this.router = relays.length === 0
       ? null
-      : new Router({
-        relays,
-        connect,
-        token: () => {
-          if (this.tokenOverride !== null) return this.tokenOverride
-          return typeof options.token === 'function' ? options.token() : options.token ?? ''
-        },
-        onStatus: (relay, status) => this.emit('status', [{ relay, status }]),
-        ...(options.minReconnectDelayMs === undefined ? {} : { minDelayMs: options.minReconnectDelayMs }),
-        ...(options.maxReconnectDelayMs === undefined ? {} : { maxDelayMs: options.maxReconnectDelayMs })
-      })
+      : new Router({ relays, connect, self: this.self, token, onStatus: (relay, status) => this.emit('status', [{ relay, status, durable: true }]), ...backoff })
+    this.peerDialers = (options.peers ?? []).map(url => new Dialer({
+      urls: [url],
+      connect,
+      self: this.self,
+      token,
+      onStatus: (relay, status) => this.emit('status', [{ relay, status, durable: false }]),
+      ...backoff
+    }))
   }
 
   /**
@@ -113,9 +143,11 @@ export class Replica extends ObservableV2<ReplicaEvents> {
       opening = LocalDoc.open(this.store, id)
       this.docs.set(id, opening)
       opening.then(doc => {
-        doc.onRefusedByRelay = (code, reason) => this.emit('refused', [{ docId: id, code, reason }])
+        doc.onRefused = (code, reason) => this.emit('refused', [{ docId: id, code, reason }])
+        doc.onChange = () => this.emit('peers', [{ docId: id, peers: doc.status, pending: doc.pending }])
         this.loadedDocs.set(id, doc)
-        this.connection?.attach(doc)
+        this.router?.attach(doc)
+        for (const dialer of this.peerDialers) dialer.attach(doc)
       }, () => this.docs.delete(id))
     }
     return opening.then(doc => doc.ydoc)
@@ -123,7 +155,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
 
   /** Resolves once the open document has completed a sync with a relay (at once if it is in sync now). */
   async synced (docId: string): Promise<void> {
-    if (this.connection === null) throw new Error('this replica has no relays to sync with')
+    if (this.router === null) throw new Error('this replica has no relays to sync with')
     return (await this.local(docId)).whenSynced()
   }
 
@@ -137,6 +169,16 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     return this.loaded(docId).pending
   }
 
+  /**
+   * How the open document stands with each relay and peer it syncs with right now: the
+   * peer's id, whether it is a relay, and whether it is still syncing, has acknowledged
+   * everything sent to it (`synced`), or has acknowledgements due (`sending`). Changes are
+   * emitted as `peers` events. Only relays make changes durable (see {@link durable}).
+   */
+  peers (docId: string): SessionStatus[] {
+    return this.loaded(docId).status
+  }
+
   /** The y-protocols Awareness (presence) of the open document. */
   awareness (docId: string): Awareness {
     return this.loaded(docId).awareness
@@ -148,7 +190,8 @@ export class Replica extends ObservableV2<ReplicaEvents> {
    */
   setToken (token: string): void {
     this.tokenOverride = token
-    this.connection?.refreshToken(token)
+    this.router?.refreshToken(token)
+    for (const dialer of this.peerDialers) dialer.refreshToken(token)
   }
 
   /** Ids of the documents held locally, optionally only those starting with `prefix`. */
@@ -167,7 +210,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    await this.connection?.close()
+    await Promise.all([this.router?.close(), ...this.peerDialers.map(dialer => dialer.close())])
     await Promise.all([...this.docs.keys()].map(id => this.closeDoc(id)))
     await this.store.close()
     this.destroy()
@@ -180,7 +223,8 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     const doc = await opening.catch(() => null)
     if (doc === null) return
     this.loadedDocs.delete(id)
-    this.connection?.detach(id)
+    this.router?.detach(id)
+    for (const dialer of this.peerDialers) dialer.detach(id)
     await doc.close()
   }
 

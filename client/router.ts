@@ -6,12 +6,12 @@
  * re-sends whatever was not acknowledged. A redirect from a relay moves a document too.
  */
 import type { DocId } from '../shared/wire/doc-id.js'
-import { replicasOf, type ClusterMap } from '../shared/placement.js'
+import { homesOf, type ClusterMap } from '../shared/placement.js'
 import type { LocalDoc } from './local-doc.js'
-import { RelayConnection, type RelayConnectionOptions } from './relay-connection.js'
+import { Dialer, type DialerOptions } from './dialer.js'
 
 /** Options of {@link Router}. */
-export type RouterOptions = Pick<RelayConnectionOptions, 'connect' | 'onStatus' | 'token' | 'minDelayMs' | 'maxDelayMs'> & {
+export type RouterOptions = Pick<DialerOptions, 'connect' | 'self' | 'onStatus' | 'onSignal' | 'token' | 'minDelayMs' | 'maxDelayMs'> & {
   /** Relay URLs to start from, tried in turn. */
   relays: string[]
 }
@@ -19,10 +19,10 @@ export type RouterOptions = Pick<RelayConnectionOptions, 'connect' | 'onStatus' 
 /** See the module comment. */
 export class Router {
   private readonly docs = new Map<DocId, LocalDoc>()
-  private readonly assignment = new Map<DocId, RelayConnection>()
+  private readonly assignment = new Map<DocId, Dialer>()
   /** Connections to cluster members, by URL. */
-  private readonly members = new Map<string, RelayConnection>()
-  private readonly bootstrap: RelayConnection
+  private readonly members = new Map<string, Dialer>()
+  private readonly bootstrap: Dialer
   private map: ClusterMap | null = null
   private closed = false
 
@@ -54,9 +54,9 @@ export class Router {
     await Promise.all([this.bootstrap, ...this.members.values()].map(connection => connection.close()))
   }
 
-  private connection (urls: string[]): RelayConnection {
+  private connection (urls: string[]): Dialer {
     const { relays: _relays, ...shared } = this.options
-    const connection: RelayConnection = new RelayConnection({
+    const connection: Dialer = new Dialer({
       ...shared,
       urls,
       onStatus: (url, status) => {
@@ -72,7 +72,7 @@ export class Router {
     return connection
   }
 
-  private member (url: string): RelayConnection {
+  private member (url: string): Dialer {
     let connection = this.members.get(url)
     if (connection === undefined) {
       connection = this.connection([url])
@@ -87,19 +87,19 @@ export class Router {
     this.map = map
     for (const doc of this.docs.values()) {
       const current = this.assignment.get(doc.docId)
-      const replicas = replicasOf(doc.docId, map.members, map.replicas).map(member => this.members.get(member.url))
+      const replicas = homesOf(doc.docId, map.members, map.copies).map(member => this.members.get(member.url))
       if (current === undefined || !replicas.includes(current)) this.assign(doc, this.choose(doc.docId))
     }
   }
 
   /** The connection `docId` should use now. */
-  private choose (docId: DocId): RelayConnection {
+  private choose (docId: DocId): Dialer {
     if (this.map === null) return this.bootstrap
-    const candidates = replicasOf(docId, this.map.members, this.map.replicas).map(member => this.member(member.url))
+    const candidates = homesOf(docId, this.map.members, this.map.copies).map(member => this.member(member.url))
     return candidates.find(connection => connection.status !== 'offline') ?? candidates[0]!
   }
 
-  private assign (doc: LocalDoc, connection: RelayConnection): void {
+  private assign (doc: LocalDoc, connection: Dialer): void {
     const current = this.assignment.get(doc.docId)
     if (current === connection || this.closed) return
     current?.detach(doc.docId)
@@ -108,7 +108,7 @@ export class Router {
   }
 
   /** A connection failed: move its documents to their next replica right away. */
-  private failover (connection: RelayConnection): void {
+  private failover (connection: Dialer): void {
     if (this.map === null || this.closed) return
     for (const doc of connection.attached) {
       const next = this.choose(doc.docId)

@@ -64,8 +64,8 @@ ${LIMIT_FLAGS.map(([flag, key, text]) => `  --${flag} N`.padEnd(32) + `${text} (
 Cluster flags (all relays of a cluster get the same member list):
   --id ID                 this relay's id in the member list
   --peers LIST            every member, this relay included: r1=ws://127.0.0.1:4321,r2=ws://127.0.0.1:4322,...
-  --replicas R            relays that keep each document (default 3, at most the cluster size)
-  --write-quorum W        replicas that must commit an update before it is acknowledged (default a majority of R)
+  --replicas R            relays that keep a copy of each document, its homes (default 3, at most the cluster size)
+  --write-quorum W        homes that must commit an update before it is acknowledged (default a majority of R)
   --cluster-secret S      shared secret of relay-to-relay links (default: none, links unauthenticated)
   --cluster-secret-file F read the cluster secret from a file
 `
@@ -198,7 +198,7 @@ function clusterFlags (values: Record<string, unknown>, logger: Logger): Cluster
   const options: ClusterOptions = {
     selfId: id,
     members,
-    ...(replicas === undefined ? {} : { replicas }),
+    ...(replicas === undefined ? {} : { copies: replicas }),
     ...(writeQuorum === undefined ? {} : { writeQuorum }),
     ...(secret === undefined ? {} : { secret })
   }

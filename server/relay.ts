@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { pino, type Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { CloseCode } from '../shared/wire/close-codes.js'
-import { NATIVE_SUBPROTOCOL, RELAY_SUBPROTOCOL } from '../shared/wire/native-messages.js'
+import { NATIVE_SUBPROTOCOL } from '../shared/wire/native-messages.js'
 import type { DocStore } from '../shared/storage/store.js'
 import { DocumentRegistry } from './documents/registry.js'
 import { SqliteStore } from '../shared/storage/sqlite-store.js'
@@ -124,7 +124,7 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
     noServer: true,
     maxPayload: limits.maxFrameBytes,
     // Native clients ask for the PetalDB subprotocol; stock y-websocket clients ask for none.
-    handleProtocols: protocols => [NATIVE_SUBPROTOCOL, RELAY_SUBPROTOCOL].find(p => protocols.has(p)) ?? false
+    handleProtocols: protocols => protocols.has(NATIVE_SUBPROTOCOL) ? NATIVE_SUBPROTOCOL : false
   })
   const health = (): RelayHealth => ({ status: 'ok', documents: registry.size, connections: wss.clients.size })
 
@@ -137,7 +137,7 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n')
       return
     }
-    const stock = !req.headers['sec-websocket-protocol']?.split(',').some(p => [NATIVE_SUBPROTOCOL, RELAY_SUBPROTOCOL].includes(p.trim()))
+    const stock = !req.headers['sec-websocket-protocol']?.split(',').some(p => p.trim() === NATIVE_SUBPROTOCOL)
     const admission = stock ? admitStockClient(req.url ?? '/', authenticator) : Promise.resolve(null)
     admission.then(verdict => wss.handleUpgrade(req, socket, head, ws => {
       socket.off('error', destroySocket) // ws handles socket errors from here on
@@ -173,11 +173,15 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
       return closeWith(link, CloseCode.tryAgainLater, `more than ${limits.maxConnectionsPerIp} connections from one address`)
     }
     if (ws.protocol === NATIVE_SUBPROTOCOL) {
-      return serveNativeLink(link, { registry, log, relayId, authenticator, maxDocs: limits.maxDocsPerConnection, ...(clusterNode === null ? {} : { routing: clusterNode.routing }) })
-    }
-    if (ws.protocol === RELAY_SUBPROTOCOL) {
-      if (clusterNode === null) return closeWith(link, CloseCode.badRequest, 'this relay is not in a cluster')
-      return clusterNode.acceptPeer(link)
+      serveNativeLink(link, {
+        registry,
+        log,
+        self: { peerId: relayId, durable: true },
+        authenticator,
+        maxDocs: limits.maxDocsPerConnection,
+        ...(clusterNode === null ? {} : { routing: clusterNode.routing, relayLinks: clusterNode.relayLinks })
+      })
+      return
     }
     if (verdict === null || !verdict.ok) {
       const { code, reason } = verdict ?? { code: CloseCode.badRequest, reason: 'bad request' }

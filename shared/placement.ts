@@ -1,7 +1,7 @@
 /**
  * Placement of documents on relays by rendezvous (highest-random-weight) hashing: every
  * relay gets a score for a document, and the relays sorted by descending score are the
- * document's preference list; the first R are its replicas. Adding or removing a relay
+ * document's preference list; the first R are its homes, the relays that keep a copy. Adding or removing a relay
  * moves only the documents whose top R change. Isomorphic: clients compute the same lists.
  */
 
@@ -13,8 +13,8 @@ export interface ClusterMember {
 
 /** What a relay tells native clients about its cluster. */
 export interface ClusterMap {
-  /** Replicas per document (R). */
-  replicas: number
+  /** Relays that keep a copy of each document (R). */
+  copies: number
   members: ClusterMember[]
 }
 
@@ -40,7 +40,7 @@ export function preferenceList<M extends { id: string }> (docId: string, members
     .map(entry => entry.member)
 }
 
-/** The replicas of `docId`: the first `replicas` members of its preference list. */
-export function replicasOf<M extends { id: string }> (docId: string, members: readonly M[], replicas: number): M[] {
-  return preferenceList(docId, members).slice(0, Math.min(replicas, members.length))
+/** The homes of `docId`: the first `copies` members of its preference list. */
+export function homesOf<M extends { id: string }> (docId: string, members: readonly M[], copies: number): M[] {
+  return preferenceList(docId, members).slice(0, Math.min(copies, members.length))
 }

@@ -72,7 +72,7 @@ async function native (token: string, messages: NativeMessage[] = []): Promise<N
     events.emit('message')
   }
   const closed = new Promise<{ code: number, reason: string }>(resolve => { link.onClose = (code, reason) => resolve({ code, reason }) })
-  link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, token, from: '' }))
+  link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: '', durable: false }, token }))
   for (const message of messages) link.send(encodeNativeMessage(message))
   return {
     received,
@@ -244,9 +244,9 @@ describe('relay links', () => {
       logger: captureLog('error').logger
     })
     try {
-      const link = await connectWebSocket(clustered.url, WebSocket as unknown as WebSocketConstructor, 'petaldb-relay.v1')
+      const link = await connectWebSocket(clustered.url, WebSocket as unknown as WebSocketConstructor)
       const closed = new Promise<number>(resolve => { link.onClose = code => resolve(code) })
-      link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, token: 'wrong-secret', from: 'r1' }))
+      link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: 'r1', durable: true }, token: 'wrong-secret' }))
       expect(await closed).toBe(4401)
     } finally {
       await clustered.close()

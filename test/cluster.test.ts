@@ -9,8 +9,8 @@ import * as Y from 'yjs'
 import { Replica } from '../client/replica.js'
 import { SqliteStore } from '../client/node.js'
 import { parseDocId } from '../shared/wire/doc-id.js'
-import { PersistedDoc } from '../shared/persisted-doc.js'
-import { replicasOf } from '../shared/placement.js'
+import { PersistedDoc } from '../shared/storage/persisted-doc.js'
+import { homesOf } from '../shared/placement.js'
 import { relayDatabasePath } from '../server/relay.js'
 import { startCluster, type TestCluster } from './helpers/cluster-process.js'
 import { until } from './helpers/events.js'
@@ -62,7 +62,7 @@ describe('relay cluster', () => {
     await Promise.all(ids.map(id => r.durable(id)))
     await c.stopAll()
     for (const id of ids) {
-      const expected = replicasOf(id, c.relays, 2).map(relay => relay.id).sort()
+      const expected = homesOf(id, c.relays, 2).map(relay => relay.id).sort()
       const holders: string[] = []
       for (const relay of c.relays) {
         const doc = await onDisk(relay.dataDir, id)
@@ -104,7 +104,7 @@ describe('relay cluster', () => {
     doc.getText('t').insert(0, 'small')
     await r.durable('quorum/refused')
     doc.getText('t').insert(0, 'x'.repeat(5000))
-    await c.relays[1]!.process!.waitForLog('could not apply a peer\'s update')
+    await c.relays[1]!.process!.waitForLog('refusing a document on a connection')
     doc.getText('t').insert(0, 'y')
     // Acknowledgements travel in order: once another document's write is acknowledged, any
     // (wrong) acknowledgement of the refused one would have arrived before it.
@@ -117,7 +117,7 @@ describe('relay cluster', () => {
   it('redirects native clients and passes stock clients through from a relay that is not a replica', async () => {
     const c = await cluster(3, { replicas: 1, writeQuorum: 1 })
     const docId = 'routed/doc'
-    const [owner] = replicasOf(docId, c.relays, 1)
+    const [owner] = homesOf(docId, c.relays, 1)
     const outsider = c.relays.find(relay => relay.id !== owner!.id)!
     const native = replica(outsider.url)
     const doc = await native.open(docId)
@@ -194,7 +194,7 @@ describe('relay cluster under failure', () => {
       for (const id of docIds) expect(ackedBeforeKill.get(id)!.filter(t => !survivors.get(id)!.has(t)), id).toEqual([])
 
       // Failover: documents whose first replica was the victim are writable (durably) again.
-      const affected = docIds.filter(id => replicasOf(id, c.relays, 3)[0]!.id === victim.id)
+      const affected = docIds.filter(id => homesOf(id, c.relays, 3)[0]!.id === victim.id)
       const failover = await Promise.all(affected.map(async id => {
         await write(0, docIds.indexOf(id))
         return performance.now() - killedAt
@@ -331,7 +331,7 @@ describe('relay cluster membership changes', () => {
 
     for (const id of docIds) {
       const expected = acked.get(id)!
-      for (const owner of replicasOf(id, c.relays, 2)) {
+      for (const owner of homesOf(id, c.relays, 2)) {
         const items = new Set((await onDisk(owner.dataDir, id))?.getArray<string>('items').toArray() ?? [])
         expect(expected.filter(token => !items.has(token)), `${id} on ${owner.id}`).toEqual([])
       }

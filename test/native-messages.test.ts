@@ -1,15 +1,16 @@
 import { describe, expect, it } from 'vitest'
-import { ProtocolError } from '../shared/wire/bytes.js'
 import { parseDocId } from '../shared/wire/doc-id.js'
 import { decodeNativeMessage, encodeNativeMessage, type NativeMessage } from '../shared/wire/native-messages.js'
+import { ProtocolError } from '../shared/errors.js'
 
 const docId = parseDocId('notes/1')
 const bytes = new Uint8Array([1, 2, 3])
 
 describe('native protocol codec', () => {
   it.each<NativeMessage>([
-    { type: 'hello', version: 1, token: 'secret', from: 'r1' },
-    { type: 'welcome', version: 1, relayId: 'r2' },
+    { type: 'hello', version: 2, peer: { peerId: 'r1', durable: true }, token: 'secret' },
+    { type: 'hello', version: 2, peer: { peerId: 'replica-7', durable: false }, token: '' },
+    { type: 'welcome', version: 2, peer: { peerId: 'r2', durable: true } },
     { type: 'open', docId, stateVector: bytes },
     { type: 'sync', docId, stateVector: bytes, update: new Uint8Array([9, 9]) },
     { type: 'update', docId, seq: 2 ** 40, update: bytes },
@@ -17,9 +18,10 @@ describe('native protocol codec', () => {
     { type: 'awareness', docId, update: bytes },
     { type: 'close', docId },
     { type: 'doc-error', docId, code: 4503, reason: 'failed to load' },
-    { type: 'cluster', map: { replicas: 3, members: [{ id: 'r1', url: 'ws://a' }, { id: 'r2', url: 'ws://b' }] } },
+    { type: 'cluster', map: { copies: 3, members: [{ id: 'r1', url: 'ws://a' }, { id: 'r2', url: 'ws://b' }] } },
     { type: 'redirect', docId, relayId: 'r3', url: 'ws://c' },
-    { type: 'auth', token: 'eyJ...' }
+    { type: 'auth', token: 'eyJ...' },
+    { type: 'signal', docId, peerId: 'replica-7', payload: bytes }
   ])('round-trips $type', message => {
     expect(decodeNativeMessage(encodeNativeMessage(message))).toEqual(message)
   })

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { parseDocId } from '../shared/wire/doc-id.js'
 import { MemoryStore } from '../shared/storage/memory-store.js'
-import { DocLoadError, PersistedDoc } from '../shared/persisted-doc.js'
+import { PersistedDoc } from '../shared/storage/persisted-doc.js'
+import { DocLoadError } from '../shared/errors.js'
 
 const id = parseDocId('doc')
 

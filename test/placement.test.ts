@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { hash53, preferenceList, replicasOf } from '../shared/placement.js'
+import { hash53, preferenceList, homesOf } from '../shared/placement.js'
 
 const members = (n: number): Array<{ id: string }> => Array.from({ length: n }, (_, i) => ({ id: `r${i + 1}` }))
 const docs = Array.from({ length: 3000 }, (_, i) => `doc/${i}`)
@@ -14,7 +14,7 @@ describe('rendezvous placement', () => {
 
   it('spreads documents evenly over relays', () => {
     const counts = new Map<string, number>()
-    for (const doc of docs) for (const m of replicasOf(doc, members(5), 3)) counts.set(m.id, (counts.get(m.id) ?? 0) + 1)
+    for (const doc of docs) for (const m of homesOf(doc, members(5), 3)) counts.set(m.id, (counts.get(m.id) ?? 0) + 1)
     const expected = docs.length * 3 / 5
     for (const count of counts.values()) expect(Math.abs(count - expected) / expected).toBeLessThan(0.1)
   })
@@ -22,8 +22,8 @@ describe('rendezvous placement', () => {
   it('moves only the documents whose replicas change when a relay joins', () => {
     let moved = 0
     for (const doc of docs) {
-      const before = replicasOf(doc, members(3), 3).map(m => m.id)
-      const after = replicasOf(doc, members(4), 3).map(m => m.id)
+      const before = homesOf(doc, members(3), 3).map(m => m.id)
+      const after = homesOf(doc, members(4), 3).map(m => m.id)
       const lost = before.filter(id => !after.includes(id))
       // A joining relay can only displace one replica, and only in favour of itself.
       expect(lost.length).toBeLessThanOrEqual(1)
@@ -37,6 +37,6 @@ describe('rendezvous placement', () => {
   })
 
   it('caps the replica count at the cluster size', () => {
-    expect(replicasOf('x', members(2), 3)).toHaveLength(2)
+    expect(homesOf('x', members(2), 3)).toHaveLength(2)
   })
 })

@@ -12,6 +12,7 @@ import { AWARENESS_TIMEOUT_MS, RelayAwareness } from '../server/documents/relay-
 import { StoredDocument } from '../server/documents/stored-document.js'
 import { decodeAwarenessUpdate } from '../shared/validation/update-validation.js'
 import { prng, testSeed } from './helpers/prng.js'
+import type { SyncSession } from '../shared/sync/session.js'
 
 const id = parseDocId('doc')
 
@@ -207,10 +208,10 @@ describe('RelayAwareness', () => {
 
   it('keeps the state with the highest clock, removes with null, and tracks owners', () => {
     const awareness = new RelayAwareness(() => {})
-    const owner = {}
+    const owner = {} as SyncSession
     expect(awareness.apply([entry(1, 1, { a: 1 })], owner)).toHaveLength(1)
-    expect(awareness.apply([entry(1, 1, { a: 2 })], null)).toHaveLength(0)
-    expect(awareness.apply([entry(1, 2, { a: 3 })], null)).toHaveLength(1)
+    expect(awareness.apply([entry(1, 1, { a: 2 })], owner)).toHaveLength(0)
+    expect(awareness.apply([entry(1, 2, { a: 3 })], owner)).toHaveLength(1)
     expect(awareness.ownerOf(1)).toBe(owner)
     expect(awareness.removeOwnedBy(owner)).toEqual([entry(1, 2, null)])
     expect(awareness.encodeAll()).toBeNull()
@@ -220,7 +221,7 @@ describe('RelayAwareness', () => {
   it('expires states that were not renewed in time', () => {
     const expired: Uint8Array[] = []
     const awareness = new RelayAwareness(update => expired.push(update))
-    awareness.apply([entry(7, 1, { cursor: 3 })], null)
+    awareness.apply([entry(7, 1, { cursor: 3 })], {} as SyncSession)
     awareness.expire(Date.now())
     expect(expired).toHaveLength(0)
     awareness.expire(Date.now() + AWARENESS_TIMEOUT_MS)

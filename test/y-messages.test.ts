@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import * as syncProtocol from 'y-protocols/sync'
 import * as encoding from 'lib0/encoding'
-import { ProtocolError } from '../shared/wire/bytes.js'
 import { decodeYMessage, encodeAwarenessMessage, encodeQueryAwareness, encodeSyncStep1, encodeSyncStep2, encodeSyncUpdate } from '../shared/wire/y-messages.js'
 import { decodeAwarenessUpdate, decodeStateVector, validateUpdate } from '../shared/validation/update-validation.js'
+import { ProtocolError } from '../shared/errors.js'
 
 function sampleUpdate (): Uint8Array {
   const doc = new Y.Doc()

@@ -1,16 +1,15 @@
 /**
  * A relay's membership in a cluster, composed of the placement rules (Cluster), the links
- * to the other relays (PeerLinks), replication and write quorum (Replicator) and the moves
+ * to the other relays (RelayLinks), replication and write quorum (Replicator) and the moves
  * after a membership change (Rebalancer). The relay asks it where documents live.
  */
 import type { Logger } from 'pino'
 import type { DocId } from '../../shared/wire/doc-id.js'
-import type { Link } from '../../shared/transport/link.js'
 import type { ClusterMember } from '../../shared/placement.js'
 import type { DocStore } from '../../shared/storage/store.js'
 import { Cluster, type ClusterOptions } from './cluster.js'
-import type { NativeConnectionOptions } from '../connections/native-connection.js'
-import { PeerLinks } from './peer-links.js'
+import type { NativeRouting, RelayLinks as AcceptedLinks } from '../connections/native-connection.js'
+import { RelayLinks } from './relay-links.js'
 import { Rebalancer } from './rebalancer.js'
 import type { DocumentRegistry } from '../documents/registry.js'
 import type { RelayDocument } from '../documents/relay-document.js'
@@ -20,18 +19,16 @@ import { Replicator } from './replicator.js'
 export class ClusterNode {
   readonly cluster: Cluster
   private readonly replicator: Replicator
-  private readonly links: PeerLinks
+  private readonly links: RelayLinks
   private rebalancer: Rebalancer | null = null
 
   constructor (options: ClusterOptions, private readonly registry: DocumentRegistry, private readonly log: Logger) {
     this.cluster = new Cluster(options)
     this.replicator = new Replicator(this.cluster, registry, log)
-    this.links = new PeerLinks(this.cluster, {
-      onUp: peerId => this.replicator.onPeerUp(peerId),
-      onDown: peerId => this.replicator.onPeerDown(peerId),
-      onMessage: (peerId, message) => this.replicator.onMessage(peerId, message)
+    this.links = new RelayLinks(this.cluster, registry, {
+      up: (peerId, connection) => this.replicator.linkUp(peerId, connection),
+      down: (peerId, connection) => this.replicator.linkDown(peerId, connection)
     }, log)
-    this.replicator.links = this.links
   }
 
   /** Registry hook: a document loaded. */
@@ -39,12 +36,12 @@ export class ClusterNode {
     this.replicator.attach(doc)
   }
 
-  /** Registry hook: a document was evicted. */
+  /** Registry hook: a document is being evicted. */
   onEvict (doc: RelayDocument): void {
     this.replicator.detach(doc)
   }
 
-  /** Starts dialing peers and, if the member list changed, moving documents. */
+  /** Starts dialing the other relays and, if the member list changed, moving documents. */
   start (store: DocStore, dataDir: string | undefined): void {
     this.links.start()
     this.rebalancer = new Rebalancer({
@@ -62,23 +59,22 @@ export class ClusterNode {
     return this.rebalancer?.done ?? Promise.resolve()
   }
 
-  /** Routing for native connections: the cluster map, redirects and write quorum. */
-  get routing (): NonNullable<NativeConnectionOptions['routing']> {
+  /** Routing for native clients: the cluster map and redirects. */
+  get routing (): NativeRouting {
     return {
       map: this.cluster.map,
-      redirectFor: docId => this.cluster.isReplica(docId) ? null : this.liveReplicas(docId)[0]!,
-      confirm: docId => this.replicator.confirm(docId)
+      redirectFor: docId => this.cluster.isHome(docId) ? null : this.liveHomes(docId)[0]!
     }
   }
 
-  /** For a stock client: null if this relay replicates `docId`, else the replicas to pass it through to. */
-  proxyTargets (docId: DocId): ClusterMember[] | null {
-    return this.cluster.isReplica(docId) ? null : this.liveReplicas(docId)
+  /** How inbound links from other relays are admitted. */
+  get relayLinks (): AcceptedLinks {
+    return this.links.accepting
   }
 
-  /** Serves an inbound relay link. */
-  acceptPeer (link: Link): void {
-    this.links.accept(link)
+  /** For a stock client: null if this relay is a home of `docId`, else the homes to pass it through to. */
+  proxyTargets (docId: DocId): ClusterMember[] | null {
+    return this.cluster.isHome(docId) ? null : this.liveHomes(docId)
   }
 
   async close (): Promise<void> {
@@ -86,9 +82,9 @@ export class ClusterNode {
     await this.links.close()
   }
 
-  /** The replicas of `docId`, those with a live link first (in preference order within each group). */
-  private liveReplicas (docId: DocId): ClusterMember[] {
-    const replicas = this.cluster.replicasOf(docId)
-    return [...replicas.filter(m => this.links.isUp(m.id)), ...replicas.filter(m => !this.links.isUp(m.id))]
+  /** The homes of `docId`, those with a live link first (in preference order within each group). */
+  private liveHomes (docId: DocId): ClusterMember[] {
+    const homes = this.cluster.homesOf(docId)
+    return [...homes.filter(m => this.links.isUp(m.id)), ...homes.filter(m => !this.links.isUp(m.id))]
   }
 }

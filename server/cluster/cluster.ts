@@ -1,9 +1,9 @@
 /**
  * A relay's view of its cluster: who the members are, where each document lives
- * (rendezvous placement, R replicas) and how many replicas must commit a client's update
+ * (rendezvous placement: R homes, the relays that keep a copy) and how many homes must commit a client's update
  * before it is acknowledged (W).
  */
-import { replicasOf, type ClusterMap, type ClusterMember } from '../../shared/placement.js'
+import { homesOf, type ClusterMap, type ClusterMember } from '../../shared/placement.js'
 
 /** Cluster settings of a relay. */
 export interface ClusterOptions {
@@ -11,9 +11,9 @@ export interface ClusterOptions {
   selfId: string
   /** Every relay of the cluster, this one included. */
   members: ClusterMember[]
-  /** Replicas per document (R). Default 3, capped at the cluster size. */
-  replicas?: number
-  /** Replicas that must commit an update before it is acknowledged (W). Default a majority of R. */
+  /** Relays that keep a copy of each document (R, flag `--replicas`). Default 3, capped at the cluster size. */
+  copies?: number
+  /** Homes that must commit an update before it is acknowledged (W). Default a majority of R. */
   writeQuorum?: number
   /** Shared secret that relay-to-relay links present. Default none (links are not authenticated). */
   secret?: string
@@ -34,7 +34,7 @@ export function parseMembers (spec: string): ClusterMember[] {
 export class Cluster {
   readonly selfId: string
   readonly members: ClusterMember[]
-  readonly replicas: number
+  readonly copies: number
   readonly writeQuorum: number
   readonly secret: string
 
@@ -44,35 +44,35 @@ export class Cluster {
     if (!ids.includes(options.selfId)) throw new Error(`this relay's id ${JSON.stringify(options.selfId)} is not in the member list (${ids.join(', ')})`)
     this.selfId = options.selfId
     this.members = [...options.members].sort((a, b) => a.id < b.id ? -1 : 1)
-    this.replicas = Math.min(options.replicas ?? 3, this.members.length)
-    if (this.replicas < 1) throw new Error('--replicas must be at least 1')
-    this.writeQuorum = options.writeQuorum ?? Math.floor(this.replicas / 2) + 1
-    if (this.writeQuorum < 1 || this.writeQuorum > this.replicas) throw new Error(`--write-quorum must be between 1 and the replica count (${this.replicas})`)
+    this.copies = Math.min(options.copies ?? 3, this.members.length)
+    if (this.copies < 1) throw new Error('--replicas must be at least 1')
+    this.writeQuorum = options.writeQuorum ?? Math.floor(this.copies / 2) + 1
+    if (this.writeQuorum < 1 || this.writeQuorum > this.copies) throw new Error(`--write-quorum must be between 1 and the number of copies (${this.copies})`)
     this.secret = options.secret ?? ''
   }
 
   /** The map native clients route by. */
   get map (): ClusterMap {
-    return { replicas: this.replicas, members: this.members }
+    return { copies: this.copies, members: this.members }
   }
 
-  /** Other members, by id. */
-  get peers (): ClusterMember[] {
+  /** The other members. */
+  get others (): ClusterMember[] {
     return this.members.filter(member => member.id !== this.selfId)
   }
 
-  /** The replicas of `docId`, in preference order. */
-  replicasOf (docId: string): ClusterMember[] {
-    return replicasOf(docId, this.members, this.replicas)
+  /** The homes of `docId`, in preference order. */
+  homesOf (docId: string): ClusterMember[] {
+    return homesOf(docId, this.members, this.copies)
   }
 
-  /** Whether this relay is a replica of `docId`. */
-  isReplica (docId: string): boolean {
-    return this.replicasOf(docId).some(member => member.id === this.selfId)
+  /** Whether this relay is a home of `docId`. */
+  isHome (docId: string): boolean {
+    return this.homesOf(docId).some(member => member.id === this.selfId)
   }
 
-  /** The replicas of `docId` other than this relay. */
-  otherReplicas (docId: string): ClusterMember[] {
-    return this.replicasOf(docId).filter(member => member.id !== this.selfId)
+  /** The homes of `docId` other than this relay. */
+  otherHomes (docId: string): ClusterMember[] {
+    return this.homesOf(docId).filter(member => member.id !== this.selfId)
   }
 }

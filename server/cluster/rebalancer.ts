@@ -50,7 +50,7 @@ export class Rebalancer {
 
   private membership (): string {
     const { cluster } = this.options
-    return JSON.stringify({ replicas: cluster.replicas, members: cluster.members.map(member => member.id) })
+    return JSON.stringify({ replicas: cluster.copies, members: cluster.members.map(member => member.id) })
   }
 
   private async run (): Promise<void> {
@@ -81,8 +81,8 @@ export class Rebalancer {
   /** Pushes `docId` to its replicas; deletes the local copy if this relay is not one. Returns whether it did. */
   private async move (docId: DocId): Promise<boolean> {
     const { cluster, replicator, registry, store } = this.options
-    await Promise.all(cluster.otherReplicas(docId).map(peer => replicator.handshake(peer.id, docId)))
-    if (cluster.isReplica(docId) || !registry.evictIfIdle(docId)) return false
+    await Promise.all(cluster.otherHomes(docId).map(peer => replicator.push(peer.id, docId)))
+    if (cluster.isHome(docId) || !registry.evictIfIdle(docId)) return false
     await store.delete(docId)
     return true
   }

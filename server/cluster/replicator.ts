@@ -1,277 +1,173 @@
 /**
- * Replication of documents between the relays that replicate them.
+ * Replication of documents between their homes, over the relay links.
  *
- * - Every new update stored for a loaded document is forwarded as received, with a
- *   sequence number, to the document's other replicas (never back to the relay it came
- *   from; a replica that already has it drops it, so forwarding stops there); the receiver
- *   acknowledges the number once the update is committed.
- * - Anti-entropy: when a document loads, and when a link to a peer comes back, the relay
- *   exchanges state vectors with the peer in both directions for every document the peer
- *   may lack (OPEN → SYNC → UPDATE, the same handshake native clients use).
- * - Quorum: {@link Replicator.confirm} resolves once W-1 other replicas have acknowledged
- *   everything this relay sent them for the document, so with this relay's own commit an
- *   update is on W disks before a client hears of it.
+ * - A loaded document has a sync session with each of its other homes whose link is up,
+ *   opened from this side (so the handshake hands over, in a numbered update, whatever the
+ *   other home lacks) and answered from the other (so this side gets what it lacks). Once
+ *   live, every stored update is forwarded, numbered, and acknowledged once committed.
+ * - A home that may lack something (its session ended before it acknowledged everything,
+ *   or the link was down) is remembered; when its link comes back, documents not in
+ *   memory are pushed to it (loaded, handed over, acknowledged, released).
+ * - Write quorum: {@link confirm} resolves once W-1 other homes acknowledged everything
+ *   this relay forwarded to them for the document, so with this relay's own commit a
+ *   client's update is on W disks before the client hears of it.
  */
 import type { Logger } from 'pino'
-import { CloseCode } from '../../shared/wire/close-codes.js'
 import type { DocId } from '../../shared/wire/doc-id.js'
-import type { NativeMessage } from '../../shared/wire/native-messages.js'
+import type { PeerConnection } from '../../shared/sync/connection.js'
+import type { SyncSession } from '../../shared/sync/session.js'
 import type { Cluster } from './cluster.js'
-import type { PeerLinks } from './peer-links.js'
 import type { DocumentRegistry } from '../documents/registry.js'
-import type { RelayDocument } from '../documents/relay-document.js'
+import type { DocReplication, RelayDocument } from '../documents/relay-document.js'
 
-/** How long a peer may take to answer a handshake step before it is retried later. */
-const HANDSHAKE_DEADLINE_MS = 10_000
+/** How long a home may take to take a pushed document before the push is retried later. */
+const PUSH_DEADLINE_MS = 10_000
 
-function withDeadline<T> (promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const deadline = new Promise<T>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), HANDSHAKE_DEADLINE_MS) })
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer))
-}
-
-/** Transaction origin of updates applied from a peer relay. */
-export class PeerOrigin {
-  constructor (readonly relayId: string) {}
-}
-
-/** What this relay knows about one peer's copy of one document. */
-interface PeerDocState {
-  /** Highest sequence number sent to the peer for the document. */
-  sent: number
-  /** Highest of those the peer acknowledged. */
-  acked: number
-  /** The peer may lack updates that were never sent (link down): a handshake is due. */
-  dirty: boolean
-  /** A handshake is in progress: resolves once the peer acknowledged it. */
-  handshake: Promise<void> | null
-}
+/** Documents pushed to a home at the same time after its link came back. */
+const PUSH_CONCURRENCY = 16
 
 interface QuorumWaiter {
-  /** Per peer, the sequence number to be acknowledged, or null while a handshake is due. */
-  targets: Map<string, number | null>
+  /** Per other home, the session and sequence number it must acknowledge, or null until it has a synced session. */
+  targets: Map<string, { session: SyncSession, seq: number } | null>
   resolve: () => void
-}
-
-interface PendingSync {
-  resolve: (message: Extract<NativeMessage, { type: 'sync' }>) => void
-  reject: (error: Error) => void
 }
 
 /** See the module comment. */
 export class Replicator {
-  private readonly states = new Map<string, Map<DocId, PeerDocState>>()
+  private readonly links = new Map<string, PeerConnection>()
+  /** Per home, documents it may lack that need a push when its link is up. */
+  private readonly behind = new Map<string, Set<DocId>>()
   private readonly waiters = new Map<DocId, QuorumWaiter[]>()
-  private readonly pendingSyncs = new Map<string, PendingSync>()
-  /** Handshakes waiting for their acknowledgement, by peer and sequence number. */
-  private readonly acks = new Map<string, { docId: DocId, resolve: () => void, reject: (error: Error) => void }>()
-  private readonly origins = new Map<string, PeerOrigin>()
-  private readonly detachers = new Map<RelayDocument, () => void>()
-  private nextSeq = 1
-  links!: PeerLinks
+  private readonly loaded = new Map<DocId, RelayDocument>()
 
-  constructor (private readonly cluster: Cluster, private readonly registry: DocumentRegistry, private readonly log: Logger) {
-    for (const peer of cluster.peers) {
-      this.states.set(peer.id, new Map())
-      this.origins.set(peer.id, new PeerOrigin(peer.id))
-    }
-  }
+  constructor (private readonly cluster: Cluster, private readonly registry: DocumentRegistry, private readonly log: Logger) {}
 
-  /** Starts replicating a document that just loaded: forward its updates, and sync it with its other replicas. */
+  /** A document loaded: replicate it while it is in memory. */
   attach (doc: RelayDocument): void {
-    const stop = doc.observe({
-      update: (update, origin) => this.forward(doc.docId, update, origin),
-      awareness: (update, origin) => {
-        for (const peer of this.cluster.otherReplicas(doc.docId)) {
-          if (!(origin instanceof PeerOrigin && origin.relayId === peer.id)) this.links.send(peer.id, { type: 'awareness', docId: doc.docId, update })
-        }
+    this.loaded.set(doc.docId, doc)
+    const replication: DocReplication = {
+      confirm: () => this.confirm(doc.docId),
+      stored: () => this.openSessions(doc),
+      progressed: session => {
+        if (session.peer.durable && session.synced && session.caughtUp) this.behind.get(session.peer.peerId)?.delete(doc.docId)
+        this.settle(doc.docId)
+      },
+      ended: session => {
+        if (session.peer.durable && !(session.synced && session.caughtUp)) this.markBehind(session.peer.peerId, doc.docId)
+        this.settle(doc.docId)
       }
-    })
-    this.detachers.set(doc, stop)
-    for (const peer of this.cluster.otherReplicas(doc.docId)) {
-      this.state(peer.id, doc.docId).dirty = true
-      void this.handshake(peer.id, doc.docId).catch(() => {})
     }
+    doc.replication = replication
+    this.openSessions(doc)
   }
 
-  /** Stops listening to an evicted document; keeps its replication state only where a peer is behind. */
+  /** A document is being evicted: end its sessions with other relays. */
   detach (doc: RelayDocument): void {
-    this.detachers.get(doc)?.()
-    this.detachers.delete(doc)
-    for (const states of this.states.values()) {
-      const state = states.get(doc.docId)
-      if (state !== undefined && !state.dirty && state.handshake === null && state.acked >= state.sent) states.delete(doc.docId)
-    }
+    this.loaded.delete(doc.docId)
+    for (const connection of this.links.values()) connection.closeDocument(doc.docId)
+    doc.replication = null
   }
 
-  /** Resolves once W-1 other replicas acknowledged everything sent to them so far for `docId`. */
-  confirm (docId: DocId): Promise<void> {
-    const needed = this.cluster.writeQuorum - 1
-    if (needed <= 0) return Promise.resolve()
-    const targets = new Map<string, number | null>()
-    for (const peer of this.cluster.otherReplicas(docId)) {
-      const state = this.state(peer.id, docId)
-      targets.set(peer.id, state.dirty || !this.links.isUp(peer.id) ? null : state.sent)
-    }
-    return new Promise(resolve => {
-      const waiter = { targets, resolve }
-      if (!this.settle(docId, waiter)) this.waitersOf(docId).push(waiter)
-    })
+  /** The link to `peerId` is up: sync every loaded document it is a home of, and push what it may lack. */
+  linkUp (peerId: string, connection: PeerConnection): void {
+    this.links.set(peerId, connection)
+    for (const doc of this.loaded.values()) this.openSessions(doc)
+    const behind = [...this.behind.get(peerId) ?? []].filter(docId => !this.loaded.has(docId))
+    void this.pushAll(peerId, behind)
+  }
+
+  /** The link to `peerId` went down (its sessions have ended). */
+  linkDown (peerId: string, connection: PeerConnection): void {
+    if (this.links.get(peerId) === connection) this.links.delete(peerId)
   }
 
   /**
-   * Makes sure `peerId` holds everything this relay has of `docId`: a state-vector
-   * exchange in both directions. Resolves once the peer acknowledged what it lacked.
+   * Makes sure home `peerId` holds everything this relay has of `docId`: loads it, hands
+   * it over, and resolves once the home acknowledged. Rejects if the link is down or the
+   * home does not answer in time.
    */
-  handshake (peerId: string, docId: DocId): Promise<void> {
-    const state = this.state(peerId, docId)
-    state.handshake ??= this.registry.with(docId, async doc => {
-      const sync = await this.requestSync(peerId, docId, doc.stateVector())
-      doc.applyUpdate(sync.update, this.origin(peerId))
-      const seq = this.nextSeq++
-      const acked = withDeadline(new Promise<void>((resolve, reject) => this.acks.set(`${peerId}\u0000${seq}`, { docId, resolve, reject })), `${peerId} to acknowledge ${docId}`)
-      if (!this.links.send(peerId, { type: 'update', docId, seq, update: doc.missingFor(sync.stateVector) })) throw new Error('link down')
-      state.sent = seq
-      state.dirty = false
-      for (const waiter of this.waiters.get(docId) ?? []) {
-        if (waiter.targets.get(peerId) === null) waiter.targets.set(peerId, seq)
-      }
-      await acked
-    }).finally(() => { state.handshake = null })
-    return state.handshake
-  }
-
-  /** A link to `peerId` came up: catch it up on every document it may lack. */
-  onPeerUp (peerId: string): void {
-    for (const [docId, state] of this.states.get(peerId) ?? []) {
-      if (state.dirty || state.sent > state.acked || this.registry.peek(docId) !== null) {
-        state.dirty = true
-        void this.handshake(peerId, docId).catch(() => {})
-      }
+  async push (peerId: string, docId: DocId): Promise<void> {
+    const connection = this.links.get(peerId)
+    if (connection === undefined) throw new Error(`link to ${peerId} is down`)
+    const doc = await this.registry.acquire(docId)
+    let timer: ReturnType<typeof setTimeout> | undefined
+    try {
+      const session = connection.open(doc)
+      const deadline = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out pushing ${docId} to ${peerId}`)), PUSH_DEADLINE_MS) })
+      await Promise.race([session.whenCaughtUp(), deadline])
+      this.behind.get(peerId)?.delete(docId)
+    } finally {
+      clearTimeout(timer)
+      this.registry.release(docId)
     }
   }
 
-  /** The link to `peerId` went down: what it did not acknowledge needs a handshake later. */
-  onPeerDown (peerId: string): void {
-    for (const state of this.states.get(peerId)?.values() ?? []) {
-      if (state.sent > state.acked) state.dirty = true
+  /** Resolves once W-1 other homes acknowledged everything forwarded to them so far for `docId`. */
+  confirm (docId: DocId): Promise<void> {
+    if (this.cluster.writeQuorum - 1 <= 0) return Promise.resolve()
+    const targets = new Map<string, { session: SyncSession, seq: number } | null>()
+    for (const home of this.cluster.otherHomes(docId)) targets.set(home.id, this.target(home.id, docId))
+    return new Promise(resolve => {
+      const waiter = { targets, resolve }
+      if (!this.met(waiter)) this.waitersOf(docId).push(waiter)
+    })
+  }
+
+  /** Opens a session on every up link to a home of `doc` that has none opened from here. */
+  private openSessions (doc: RelayDocument): void {
+    for (const home of this.cluster.otherHomes(doc.docId)) {
+      const connection = this.links.get(home.id)
+      if (connection !== undefined && connection.session(doc.docId)?.opener !== true) connection.open(doc)
     }
-    for (const pending of [this.pendingSyncs, this.acks]) {
-      for (const [key, { reject }] of pending) {
-        if (!key.startsWith(`${peerId}\u0000`)) continue
-        pending.delete(key)
-        reject(new Error(`link to ${peerId} went down`))
+  }
+
+  private async pushAll (peerId: string, docIds: DocId[]): Promise<void> {
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < docIds.length && this.links.has(peerId)) {
+        const docId = docIds[next++]!
+        await this.push(peerId, docId).catch(error => this.log.warn({ err: error, doc: docId, peer: peerId }, 'could not catch a relay up; retrying when its link is back'))
       }
     }
+    await Promise.all(Array.from({ length: PUSH_CONCURRENCY }, worker))
   }
 
-  /** Handles a message from a peer relay. */
-  onMessage (peerId: string, message: NativeMessage): void {
-    switch (message.type) {
-      case 'open':
-        void this.registry.with(message.docId, doc => {
-          this.links.send(peerId, { type: 'sync', docId: message.docId, stateVector: doc.stateVector(), update: doc.missingFor(message.stateVector) })
-          const awareness = doc.awarenessStates()
-          if (awareness !== null) this.links.send(peerId, { type: 'awareness', docId: message.docId, update: awareness })
-        }).catch(error => this.refuse(peerId, message.docId, error, 'could not answer a peer\'s open'))
-        break
-      case 'sync': {
-        const key = `${peerId}\u0000${message.docId}`
-        this.pendingSyncs.get(key)?.resolve(message)
-        this.pendingSyncs.delete(key)
-        break
-      }
-      case 'update':
-        void this.registry.with(message.docId, doc => doc.applyUpdate(message.update, this.origin(peerId)))
-          .then(() => { if (message.seq > 0) this.links.send(peerId, { type: 'ack', docId: message.docId, seq: message.seq }) })
-          .catch(error => this.refuse(peerId, message.docId, error, 'could not apply a peer\'s update'))
-        break
-      case 'ack': {
-        const state = this.state(peerId, message.docId)
-        state.acked = Math.max(state.acked, message.seq)
-        const key = `${peerId}\u0000${message.seq}`
-        this.acks.get(key)?.resolve()
-        this.acks.delete(key)
-        this.settleAll(message.docId)
-        break
-      }
-      case 'awareness':
-        try {
-          this.registry.peek(message.docId)?.applyAwareness(this.origin(peerId), message.update)
-        } catch (error) {
-          // Presence over a limit is dropped; it must not cost the link.
-          this.log.warn({ err: error, doc: message.docId, peer: peerId }, 'dropped a peer\'s awareness update')
-        }
-        break
-      case 'doc-error':
-        // The peer did not store something sent to it: a later ack must not count for it. It
-        // is caught up by a handshake when its link or the document comes back.
-        this.state(peerId, message.docId).dirty = true
-        for (const waiter of this.waiters.get(message.docId) ?? []) {
-          if (waiter.targets.has(peerId)) waiter.targets.set(peerId, null)
-        }
-        this.failHandshakes(peerId, message.docId, new Error(`${peerId} refused ${message.docId}: ${message.reason}`))
-        break
-      default:
-        this.log.warn({ peer: peerId, type: message.type }, 'unexpected message on a relay link')
+  /** What a quorum waiter needs from `peerId` now: everything sent on a synced session, or null if there is none. */
+  private target (peerId: string, docId: DocId): { session: SyncSession, seq: number } | null {
+    const session = this.links.get(peerId)?.session(docId) ?? null
+    return session !== null && session.synced && !session.ended ? { session, seq: session.sentSeq } : null
+  }
+
+  private markBehind (peerId: string, docId: DocId): void {
+    let docs = this.behind.get(peerId)
+    if (docs === undefined) {
+      docs = new Set()
+      this.behind.set(peerId, docs)
     }
+    docs.add(docId)
   }
 
-  /** Tells `peerId` that this relay could not handle its message for `docId`, so its handshake fails fast. */
-  private refuse (peerId: string, docId: DocId, error: unknown, what: string): void {
-    this.log.warn({ err: error, doc: docId, peer: peerId }, what)
-    this.links.send(peerId, { type: 'doc-error', docId, code: CloseCode.documentUnavailable, reason: (error as Error).message })
-  }
-
-  private failHandshakes (peerId: string, docId: DocId, error: Error): void {
-    const pending = this.pendingSyncs.get(`${peerId}\u0000${docId}`)
-    this.pendingSyncs.delete(`${peerId}\u0000${docId}`)
-    pending?.reject(error)
-    for (const [key, ack] of this.acks) {
-      if (!key.startsWith(`${peerId}\u0000`) || ack.docId !== docId) continue
-      this.acks.delete(key)
-      ack.reject(error)
-    }
-  }
-
-  private forward (docId: DocId, update: Uint8Array, origin: unknown): void {
-    for (const peer of this.cluster.otherReplicas(docId)) {
-      if (origin instanceof PeerOrigin && origin.relayId === peer.id) continue
-      const state = this.state(peer.id, docId)
-      // A due handshake will carry it (it sends what the peer lacks when it runs).
-      if (state.dirty) continue
-      const seq = this.nextSeq++
-      if (this.links.send(peer.id, { type: 'update', docId, seq, update })) state.sent = seq
-      else state.dirty = true
-    }
-  }
-
-  private requestSync (peerId: string, docId: DocId, stateVector: Uint8Array): Promise<Extract<NativeMessage, { type: 'sync' }>> {
-    return withDeadline(new Promise((resolve, reject) => {
-      const key = `${peerId}\u0000${docId}`
-      this.pendingSyncs.get(key)?.reject(new Error('superseded'))
-      this.pendingSyncs.set(key, { resolve, reject })
-      if (!this.links.send(peerId, { type: 'open', docId, stateVector })) {
-        this.pendingSyncs.delete(key)
-        reject(new Error(`link to ${peerId} is down`))
-      }
-    }), `${peerId} to answer open ${docId}`)
-  }
-
-  private settle (docId: DocId, waiter: QuorumWaiter): boolean {
+  private met (waiter: QuorumWaiter): boolean {
     let confirmed = 0
-    for (const [peerId, target] of waiter.targets) {
-      if (target !== null && this.state(peerId, docId).acked >= target) confirmed++
+    for (const target of waiter.targets.values()) {
+      if (target !== null && target.session.ackedSeq >= target.seq) confirmed++
     }
     if (confirmed < this.cluster.writeQuorum - 1) return false
     waiter.resolve()
     return true
   }
 
-  private settleAll (docId: DocId): void {
+  /** Re-checks `docId`'s waiters: a session synced, acknowledged or ended. */
+  private settle (docId: DocId): void {
     const waiters = this.waiters.get(docId)
     if (waiters === undefined) return
-    const remaining = waiters.filter(waiter => !this.settle(docId, waiter))
+    for (const waiter of waiters) {
+      for (const [peerId, target] of waiter.targets) {
+        // A session that ended before acknowledging is replaced by the next one's handshake.
+        if (target === null || (target.session.ended && target.session.ackedSeq < target.seq)) waiter.targets.set(peerId, this.target(peerId, docId))
+      }
+    }
+    const remaining = waiters.filter(waiter => !this.met(waiter))
     if (remaining.length === 0) this.waiters.delete(docId)
     else this.waiters.set(docId, remaining)
   }
@@ -283,19 +179,5 @@ export class Replicator {
       this.waiters.set(docId, waiters)
     }
     return waiters
-  }
-
-  private state (peerId: string, docId: DocId): PeerDocState {
-    const states = this.states.get(peerId)!
-    let state = states.get(docId)
-    if (state === undefined) {
-      state = { sent: 0, acked: 0, dirty: false, handshake: null }
-      states.set(docId, state)
-    }
-    return state
-  }
-
-  private origin (peerId: string): PeerOrigin {
-    return this.origins.get(peerId)!
   }
 }

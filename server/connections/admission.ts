@@ -6,7 +6,8 @@
 import type { IncomingMessage } from 'node:http'
 import { CloseCode } from '../../shared/wire/close-codes.js'
 import { docIdProblem, type DocId } from '../../shared/wire/doc-id.js'
-import { AuthError, OPEN_GRANT, canRead, type Authenticator, type Grant } from './auth.js'
+import { OPEN_GRANT, canRead, type Authenticator, type Grant } from './auth.js'
+import { AuthError } from '../../shared/errors.js'
 
 /** The verdict on a stock client's upgrade: serve `docId` with `grant`, or close with `code`. */
 export type StockAdmission =

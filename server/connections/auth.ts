@@ -4,6 +4,7 @@
  * `write` (document ids; a trailing `*` matches a prefix, `notes/*` matches `notes/1` but
  * not `notesX`), `exp`. Write access implies read access.
  */
+import { AuthError } from '../../shared/errors.js'
 import { errors, jwtVerify, type JWTPayload } from 'jose'
 import { CloseCode } from '../../shared/wire/close-codes.js'
 
@@ -19,14 +20,6 @@ export interface Grant {
 
 /** A grant that allows everything: used when the relay has no auth secret. */
 export const OPEN_GRANT: Grant = { sub: '', read: ['*'], write: ['*'], expiresAt: null }
-
-/** Thrown when a token is missing or invalid; `code` is the close code to use. */
-export class AuthError extends Error {
-  override name = 'AuthError'
-  constructor (readonly code: number, message: string) {
-    super(message)
-  }
-}
 
 function matches (patterns: string[], docId: string): boolean {
   return patterns.some(pattern => pattern.endsWith('*') ? docId.startsWith(pattern.slice(0, -1)) : pattern === docId)

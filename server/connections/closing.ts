@@ -1,10 +1,9 @@
 /** Helpers shared by the connection handlers: frame intake and closing with a reason. */
 import type { Logger } from 'pino'
 import type { RawData } from 'ws'
-import { ProtocolError, ownBytes } from '../../shared/wire/bytes.js'
+import { ownBytes } from '../../shared/wire/bytes.js'
 import { CloseCode } from '../../shared/wire/close-codes.js'
-import { AuthError } from './auth.js'
-import { LimitError } from './limits.js'
+import { AuthError, DocLoadError, LimitError, ProtocolError } from '../../shared/errors.js'
 
 /** How long a native client or an inbound relay link may take to say hello. */
 export const HELLO_DEADLINE_MS = 10_000
@@ -39,7 +38,9 @@ export function toFrame (data: RawData): Uint8Array {
 export function closeForError (connection: Closable, error: unknown, log: Logger, context: object): void {
   if (error instanceof ProtocolError || error instanceof LimitError || error instanceof AuthError) {
     log.info({ ...context, reason: error.message }, 'closing connection')
-    closeWith(connection, error instanceof ProtocolError ? CloseCode.badRequest : error.code, error.message)
+    closeWith(connection, error.code, error.message)
+  } else if (error instanceof DocLoadError) {
+    closeWith(connection, error.code, `document failed to load: ${error.message}`)
   } else {
     log.error({ ...context, err: error }, 'error while handling a message')
     closeWith(connection, CloseCode.badRequest, 'message could not be processed')

@@ -4,7 +4,8 @@
  * Without an authenticator every connection gets the open grant.
  */
 import { CloseCode } from '../../shared/wire/close-codes.js'
-import { AuthError, OPEN_GRANT, canRead, canWrite, type Authenticator, type Grant } from './auth.js'
+import { OPEN_GRANT, canRead, canWrite, type Authenticator, type Grant } from './auth.js'
+import { AuthError } from '../../shared/errors.js'
 
 /** Timers above this are clamped by Node; re-arm instead. */
 const MAX_TIMER_MS = 2 ** 31 - 1

@@ -3,6 +3,7 @@
  * closes the offending connection with a specific close code (1008 policy violation, 1009
  * too big, 1013 try again later); other connections and documents are unaffected.
  */
+import { LimitError } from '../../shared/errors.js'
 import { CloseCode } from '../../shared/wire/close-codes.js'
 
 /** Relay limits; every field has a default (see {@link DEFAULT_LIMITS}). */
@@ -40,14 +41,6 @@ export const DEFAULT_LIMITS: Limits = {
   maxAwarenessEntries: 1000,
   maxAwarenessStateBytes: 64 * 1024,
   maxBufferedBytes: 32 * 1024 * 1024
-}
-
-/** Thrown when a limit is exceeded; `code` is the close code to use. */
-export class LimitError extends Error {
-  override name = 'LimitError'
-  constructor (readonly code: number, message: string) {
-    super(message)
-  }
 }
 
 /** A token bucket allowing `perSecond` on average, with bursts of one second's worth. */

@@ -1,7 +1,7 @@
 /**
  * The relay's set of loaded documents. A document is loaded once however many
  * connections ask for it at the same time, stays in memory while anyone holds it, and is
- * evicted after it has been idle for `idleMs` (its state stays in the store). A failed
+ * evicted once nobody has held it or written to it for `idleMs` (its state stays in the store). A failed
  * load is forgotten, so the next opener tries again; nothing is stored for it.
  */
 import type { DocId } from '../../shared/wire/doc-id.js'
@@ -121,6 +121,13 @@ export class DocumentRegistry {
 
   private evict (docId: DocId, entry: Entry): void {
     if (this.entries.get(docId) !== entry || entry.holders > 0) return
+    // Updates from other relays hold no document, but keep it in memory while they flow.
+    const quietFor = entry.doc?.idleFor ?? this.options.idleMs
+    if (quietFor < this.options.idleMs) {
+      entry.idleTimer = setTimeout(() => this.evict(docId, entry), this.options.idleMs - quietFor)
+      entry.idleTimer.unref?.()
+      return
+    }
     this.entries.delete(docId)
     if (entry.doc !== null) this.unload(entry.doc)
     this.options.log.debug({ doc: docId }, 'evicted idle document')

@@ -5,6 +5,8 @@
  * swept by one timer shared by every document that has any.
  */
 import { encodeAwarenessEntries, type AwarenessEntry } from '../../shared/validation/update-validation.js'
+import type { PresenceView } from '../../shared/validation/awareness.js'
+import type { SyncSession } from '../../shared/sync/session.js'
 
 /** Same as y-protocols: clients renew their state every 15 seconds. */
 export const AWARENESS_TIMEOUT_MS = 30_000
@@ -13,8 +15,8 @@ const SWEEP_INTERVAL_MS = AWARENESS_TIMEOUT_MS / 10
 interface Presence {
   clock: number
   state: unknown
-  /** Who set it: only they may change or remove it (see RelayDocument). */
-  owner: object | null
+  /** The session that brought it: only its peer may change or remove it (unless it is a relay; see `admitAwareness`). */
+  owner: SyncSession
   renewedAt: number
 }
 
@@ -34,7 +36,7 @@ function sweep (): void {
 }
 
 /** See the module comment. */
-export class RelayAwareness {
+export class RelayAwareness implements PresenceView {
   private states = NO_STATES
 
   /** `onExpired` receives the removals caused by expiry, as one awareness update. */
@@ -48,13 +50,13 @@ export class RelayAwareness {
     return this.states.has(clientId)
   }
 
-  /** Who set `clientId`'s state, or undefined if it has none. */
-  ownerOf (clientId: number): object | null | undefined {
+  /** The session that brought `clientId`'s state, or undefined if it has none. */
+  ownerOf (clientId: number): SyncSession | undefined {
     return this.states.get(clientId)?.owner
   }
 
-  /** Applies `entries` set by `owner` (null: keep the current owner); returns those that changed something, to broadcast. */
-  apply (entries: AwarenessEntry[], owner: object | null): AwarenessEntry[] {
+  /** Applies `entries` brought by `owner`; returns those that changed something, to forward. */
+  apply (entries: AwarenessEntry[], owner: SyncSession): AwarenessEntry[] {
     const now = Date.now()
     if (this.states === NO_STATES) this.states = new Map()
     const applied = entries.filter(entry => {
@@ -62,7 +64,7 @@ export class RelayAwareness {
       const clock = current?.clock ?? 0
       if (!(clock < entry.clock || (clock === entry.clock && entry.state === null && current !== undefined))) return false
       if (entry.state === null) this.states.delete(entry.clientId)
-      else this.states.set(entry.clientId, { clock: entry.clock, state: entry.state, owner: owner ?? current?.owner ?? null, renewedAt: now })
+      else this.states.set(entry.clientId, { clock: entry.clock, state: entry.state, owner, renewedAt: now })
       return true
     })
     if (this.states.size > 0 && !live.has(this)) {
@@ -74,7 +76,7 @@ export class RelayAwareness {
   }
 
   /** Removes the states set by `owner`; returns the removals, to broadcast. */
-  removeOwnedBy (owner: object): AwarenessEntry[] {
+  removeOwnedBy (owner: SyncSession): AwarenessEntry[] {
     return this.remove(([, presence]) => presence.owner === owner)
   }
 

@@ -1,42 +1,37 @@
 /**
- * One loaded document on a relay: its stored updates, its presence, and the peers
- * connected to it, whatever protocol they speak. Updates are validated, dropped if the
- * document already has them, stored once and forwarded to every other peer; the relay
- * never integrates them into a Y.Doc (see {@link StoredDocument}). Updates that arrive
- * together (the frames of one socket read) are merged and broadcast as one message to
- * every peer, encoded once per protocol, not once per peer: fewer, larger frames are what
- * lets many readers keep up with a fast writer. The broadcast goes out before the next
- * commit, which would otherwise add an fsync to every round trip between peers.
+ * One loaded document on a relay, as a sync host: its stored updates, its presence, and the
+ * sessions of its peers (clients of either protocol, other relays). Updates are validated,
+ * dropped if the document already has them, stored once and forwarded to every other
+ * session; the relay never integrates them into a Y.Doc (see {@link StoredDocument}).
+ * Updates that arrive together (the frames of one socket read) are merged and forwarded as
+ * one message, encoded once per framing rather than once per session: fewer, larger frames
+ * are what lets many readers keep up with a fast writer. Forwarding goes out before the
+ * next commit, which would otherwise add an fsync to every round trip between peers.
  */
 import type { Logger } from 'pino'
 import type { DocId } from '../../shared/wire/doc-id.js'
 import type { DocLogOptions } from '../../shared/storage/doc-log.js'
 import type { DocStore } from '../../shared/storage/store.js'
-import { decodeAwarenessUpdate, decodeValidUpdate, encodeAwarenessEntries, type DecodedUpdate } from '../../shared/validation/update-validation.js'
+import { decodeValidUpdate, encodeAwarenessEntries, type DecodedUpdate } from '../../shared/validation/update-validation.js'
+import { admitAwareness } from '../../shared/validation/awareness.js'
 import { CloseCode } from '../../shared/wire/close-codes.js'
-import { DEFAULT_LIMITS, LimitError, type Limits } from '../connections/limits.js'
+import { FrameCache, SessionSet, type DocumentHost, type HandOver } from '../../shared/sync/host.js'
+import type { SyncSession } from '../../shared/sync/session.js'
+import { DEFAULT_LIMITS, type Limits } from '../connections/limits.js'
 import { RelayAwareness } from './relay-awareness.js'
 import { StoredDocument, mergeInGroups } from './stored-document.js'
+import { LimitError } from '../../shared/errors.js'
 
-/** How a protocol frames what a document broadcasts. Shared by every peer of that protocol. */
-export interface PeerCodec {
-  update(docId: DocId, update: Uint8Array): Uint8Array
-  awareness(docId: DocId, update: Uint8Array): Uint8Array
-}
-
-/** A connection attached to a document. */
-export interface DocPeer {
-  readonly codec: PeerCodec
-  /** Sends one framed message. Must not throw. */
-  send(message: Uint8Array): void
-  /** The authenticated user, stamped as `sub` onto the awareness states this peer sets. */
-  readonly user?: string
-}
-
-/** Told of every new update and awareness change of a document, with where it came from. */
-export interface DocObserver {
-  update(update: Uint8Array, origin: object): void
-  awareness(update: Uint8Array, origin: object | null): void
+/** What a document's replication (in a cluster) needs to hear, and adds to durability. */
+export interface DocReplication {
+  /** Resolves once enough other relays hold every update forwarded to them so far (write quorum). */
+  confirm(): Promise<void>
+  /** An update was stored: relays that should have it may need a session. */
+  stored(): void
+  /** A session's handshake completed or its peer acknowledged updates. */
+  progressed(session: SyncSession): void
+  /** A session ended. */
+  ended(session: SyncSession): void
 }
 
 /** Options for loading a {@link RelayDocument}. */
@@ -48,13 +43,15 @@ export interface RelayDocumentOptions extends DocLogOptions {
 }
 
 /** A document held in memory by a relay; see the module comment. */
-export class RelayDocument {
-  private readonly peers = new Set<DocPeer>()
-  private readonly awareness = new RelayAwareness(update => this.awarenessChanged(update, null))
-  private observers: DocObserver[] = []
-  /** Updates stored and not yet broadcast, with the origin of each. */
-  private outgoing: Array<{ update: Uint8Array, origin: object }> = []
+export class RelayDocument implements DocumentHost {
+  private readonly sessions = new SessionSet()
+  private readonly awareness = new RelayAwareness(update => this.sessions.forwardAwareness(update, null))
+  /** Updates stored and not yet forwarded, with the session each came from. */
+  private outgoing: Array<{ update: Uint8Array, origin: SyncSession | null }> = []
   private destroyed = false
+  private lastActivity = Date.now()
+  /** Set by the cluster while the document is loaded; null on a relay that stands alone. */
+  replication: DocReplication | null = null
 
   private constructor (
     readonly docId: DocId,
@@ -69,43 +66,63 @@ export class RelayDocument {
     return new RelayDocument(docId, stored, options.log, options.limits ?? DEFAULT_LIMITS)
   }
 
-  /** Attaches `peer`: it receives every later update and awareness change. */
-  addPeer (peer: DocPeer): void {
-    this.peers.add(peer)
+  /** Milliseconds since an update or presence change last arrived. */
+  get idleFor (): number {
+    return Date.now() - this.lastActivity
   }
 
-  /** Detaches `peer` and removes the awareness entries it introduced. */
-  removePeer (peer: DocPeer): void {
-    this.peers.delete(peer)
-    const removed = this.awareness.removeOwnedBy(peer)
-    if (removed.length > 0) this.awarenessChanged(encodeAwarenessEntries(removed), peer)
+  /** The sessions of the document. */
+  get peers (): Iterable<SyncSession> {
+    return this.sessions
   }
 
-  /** Tells `observer` of every later update and awareness change; returns the way to stop. */
-  observe (observer: DocObserver): () => void {
-    this.observers = [...this.observers, observer]
-    return () => { this.observers = this.observers.filter(other => other !== observer) }
-  }
-
-  /** The document's state vector. */
   stateVector (): Uint8Array {
     return this.stored.stateVector()
   }
 
-  /** What a peer with `stateVector` lacks. Throws a ProtocolError if the state vector is malformed. */
   missingFor (stateVector: Uint8Array): Uint8Array {
     return this.stored.missingFor(stateVector)
   }
 
+  readyToShare (): null {
+    return null
+  }
+
+  handOver (peerStateVector: Uint8Array): HandOver {
+    // Always sent, so that the peer's acknowledgement proves it holds everything: that is what replication waits for.
+    return { update: this.stored.missingFor(peerStateVector), localChanges: 0 }
+  }
+
+  attach (session: SyncSession): void {
+    this.sessions.add(session)
+  }
+
+  detach (session: SyncSession): void {
+    this.sessions.delete(session)
+    const removed = this.awareness.removeOwnedBy(session)
+    if (removed.length > 0) this.sessions.forwardAwareness(encodeAwarenessEntries(removed), session)
+    this.replication?.ended(session)
+  }
+
+  synced (session: SyncSession): void {
+    this.replication?.progressed(session)
+  }
+
+  acknowledged (session: SyncSession): void {
+    this.replication?.progressed(session)
+  }
+
   /**
-   * Validates and stores an update from `origin`. Throws a ProtocolError, having stored
-   * nothing, if it is malformed, or a LimitError if it breaks a limit; otherwise returns a
-   * promise that resolves once the update is durable (committed to the store, whether by
-   * this write or an earlier one).
+   * Validates and stores an update from `from` (null: from this relay itself). Throws a
+   * ProtocolError, having stored nothing, if it is malformed, or a LimitError if it breaks
+   * a limit; otherwise returns a promise that resolves once the update is durable: committed
+   * to the store (whether by this write or an earlier one) and, for a client's update in a
+   * cluster, on enough other relays.
    */
-  applyUpdate (update: Uint8Array, origin: object): Promise<void> {
+  applyUpdate (update: Uint8Array, from: SyncSession | null): Promise<void> {
+    this.lastActivity = Date.now()
     const decoded = decodeValidUpdate(update)
-    if (!this.stored.isNew(decoded)) return this.stored.settled()
+    if (!this.stored.isNew(decoded)) return this.durable(from)
     const { logBytes, snapshotBytes } = this.stored.sizes
     if (logBytes + snapshotBytes + update.length > this.limits.maxDocumentBytes) {
       throw new LimitError(CloseCode.messageTooBig, `document ${this.docId} would exceed ${this.limits.maxDocumentBytes} bytes`)
@@ -114,11 +131,23 @@ export class RelayDocument {
     this.stored.append(update, decoded).catch((error: unknown) => {
       this.log.error({ err: error, doc: this.docId }, 'failed to store an update')
     })
-    for (const observer of this.observers) observer.update(update, origin)
-    if (this.outgoing.push({ update, origin }) === 1) queueMicrotask(this.flushOutgoing)
+    if (this.outgoing.push({ update, origin: from }) === 1) queueMicrotask(this.flushOutgoing)
+    this.replication?.stored()
     // What was taken is stored; the sender is cut off from adding more that cannot integrate.
     this.checkPending(decoded)
-    return this.stored.settled()
+    return this.durable(from)
+  }
+
+  /**
+   * Durable for `from`: committed, and, unless it came from another relay, replicated
+   * (asked once what is waiting to be forwarded has gone out, so that the quorum covers it).
+   */
+  private durable (from: SyncSession | null): Promise<void> {
+    const committed = this.stored.settled()
+    const replication = this.replication
+    if (replication === null || from?.peer.durable === true) return committed
+    const forwarded = this.outgoing.length === 0 ? Promise.resolve() : new Promise<void>(resolve => queueMicrotask(resolve))
+    return Promise.all([committed, forwarded.then(() => replication.confirm())]).then(() => {})
   }
 
   /**
@@ -132,32 +161,15 @@ export class RelayDocument {
   }
 
   /**
-   * Validates and applies an awareness update from `peer` (an attached peer, or another
-   * origin such as a relay link). An attached peer may only set or remove the entries it
-   * introduced; its entries get its user stamped as `sub`. Throws a LimitError if the
-   * document would hold too many entries or an entry is too large.
+   * Validates and applies presence from `from`: a session may set or remove only the
+   * entries it introduced (or any a relay forwarded), its user is stamped on them as `sub`.
+   * Throws a LimitError if the document would hold too many entries or an entry is too large.
    */
-  applyAwareness (peer: object, update: Uint8Array): void {
-    const client = this.peers.has(peer as DocPeer) ? peer as DocPeer : null
-    const allowed = decodeAwarenessUpdate(update).filter(entry => {
-      // Removing an entry nobody has is a no-op.
-      if (entry.state === null && !this.awareness.has(entry.clientId)) return false
-      const owner = this.awareness.ownerOf(entry.clientId)
-      return owner === undefined || owner === null || owner === client || (client === null && !this.peers.has(owner as DocPeer))
-    })
-    let entries = this.awareness.size
-    for (const entry of allowed) {
-      if (entry.state === null) continue
-      if (client?.user !== undefined && typeof entry.state === 'object' && !Array.isArray(entry.state)) entry.state = { ...entry.state, sub: client.user }
-      if (JSON.stringify(entry.state).length > this.limits.maxAwarenessStateBytes) {
-        throw new LimitError(CloseCode.policyViolation, `awareness state larger than ${this.limits.maxAwarenessStateBytes} bytes`)
-      }
-      if (!this.awareness.has(entry.clientId) && ++entries > this.limits.maxAwarenessEntries) {
-        throw new LimitError(CloseCode.policyViolation, `document ${this.docId} would have more than ${this.limits.maxAwarenessEntries} awareness entries`)
-      }
-    }
-    const applied = this.awareness.apply(allowed, client)
-    if (applied.length > 0) this.awarenessChanged(encodeAwarenessEntries(applied), peer)
+  applyAwareness (update: Uint8Array, from: SyncSession): void {
+    this.lastActivity = Date.now()
+    const allowed = admitAwareness(update, this.awareness, from, this.limits)
+    const applied = this.awareness.apply(allowed, from)
+    if (applied.length > 0) this.sessions.forwardAwareness(encodeAwarenessEntries(applied), from)
   }
 
   /** Every known awareness state as one awareness update, or `null` if there is none. */
@@ -165,45 +177,39 @@ export class RelayDocument {
     return this.awareness.encodeAll()
   }
 
-  /** Releases the document's memory; the stored state is untouched. */
+  /** Releases the document's memory; the stored state is untouched. Its sessions must have ended. */
   destroy (): void {
     this.destroyed = true
     this.awareness.destroy()
-    this.observers = []
-  }
-
-  private awarenessChanged (update: Uint8Array, origin: object | null): void {
-    for (const observer of this.observers) observer.awareness(update, origin)
-    this.broadcast(codec => codec.awareness(this.docId, update))
-  }
-
-  private broadcast (encode: (codec: PeerCodec) => Uint8Array, peers: Iterable<DocPeer> = this.peers): void {
-    const encoded = new Map<PeerCodec, Uint8Array>()
-    for (const peer of peers) {
-      let message = encoded.get(peer.codec)
-      if (message === undefined) {
-        message = encode(peer.codec)
-        encoded.set(peer.codec, message)
-      }
-      peer.send(message)
-    }
   }
 
   /**
-   * Broadcasts the updates stored since the last broadcast, merged (in groups, see
-   * {@link mergeInGroups}), to every peer. When one peer sent them all it is skipped;
-   * otherwise senders get the echo too (clients apply it as a no-op), which is cheaper and
-   * simpler than a tailored message per sender.
+   * Forwards the updates stored since the last time, merged (in groups, see
+   * {@link mergeInGroups}), to every session except the one each came from: a session
+   * that sent some of them gets the others' merged on their own.
    */
   private readonly flushOutgoing = (): void => {
     const batch = this.outgoing
     this.outgoing = []
-    if (this.destroyed) return
-    const sender = batch.every(entry => entry.origin === batch[0]!.origin) ? batch[0]!.origin : null
-    const recipients = [...this.peers].filter(peer => peer !== sender)
-    if (recipients.length === 0) return
-    for (const merged of mergeInGroups(batch.map(entry => entry.update))) {
-      this.broadcast(codec => codec.update(this.docId, merged), recipients)
+    if (this.destroyed || this.sessions.size === 0) return
+    const senders = new Set(batch.map(entry => entry.origin))
+    if (senders.size === 1) {
+      const [origin] = senders
+      for (const merged of mergeInGroups(batch.map(entry => entry.update))) this.sessions.forwardUpdate(merged, origin ?? null)
+      return
+    }
+    const others = [...this.sessions].filter(session => !senders.has(session))
+    this.forwardTo(others, batch.map(entry => entry.update))
+    for (const sender of senders) {
+      if (sender !== null) this.forwardTo([sender], batch.filter(entry => entry.origin !== sender).map(entry => entry.update))
+    }
+  }
+
+  private forwardTo (sessions: SyncSession[], updates: Uint8Array[]): void {
+    if (sessions.length === 0) return
+    for (const merged of mergeInGroups(updates)) {
+      const frames = new FrameCache()
+      for (const session of sessions) session.forwardUpdate(merged, 0, frames)
     }
   }
 }

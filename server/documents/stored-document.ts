@@ -10,10 +10,10 @@
 import * as Y from 'yjs'
 import type { DocId } from '../../shared/wire/doc-id.js'
 import { DocLog, type DocLogOptions } from '../../shared/storage/doc-log.js'
-import { DocLoadError } from '../../shared/persisted-doc.js'
 import type { DocStore } from '../../shared/storage/store.js'
 import { decodeStateVector, decodeValidUpdate, type DecodedUpdate } from '../../shared/validation/update-validation.js'
 import { IdRanges } from './id-ranges.js'
+import { DocLoadError } from '../../shared/errors.js'
 
 /** Updates merged in one call at most: Yjs merges many small updates in superlinear time (32 at a time is 3x faster than 256). */
 const MERGE_GROUP = 32

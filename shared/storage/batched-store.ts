@@ -6,6 +6,7 @@
  */
 import type { DocId } from '../wire/doc-id.js'
 import type { DocStore, StoredDoc } from './store.js'
+import { nextTurn } from '../turn.js'
 
 /** One write to a store. */
 export type StoreWrite =
@@ -19,8 +20,6 @@ interface QueuedWrite {
   resolve: () => void
   reject: (error: Error) => void
 }
-
-const nextTurn: (task: () => void) => void = typeof setImmediate === 'function' ? task => setImmediate(task) : task => setTimeout(task, 0)
 
 /** Base of the stores that commit writes in batches; see the module comment. */
 export abstract class BatchedStore implements DocStore {

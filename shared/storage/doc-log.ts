@@ -22,6 +22,7 @@ export class DocLog {
   private snapshotBytes: number
   private readonly compactMinBytes: number
   private lastWrite: Promise<void> = Promise.resolve()
+  private inFlight = 0
 
   /**
    * `stored` is what the store held at load; `snapshot` encodes everything written so far
@@ -47,6 +48,9 @@ export class DocLog {
     if (this.compactionDue()) written = Promise.all([written, this.compact()]).then(() => {})
     // Chained, so that one failed write fails every later settled(): an acknowledgement
     // must never cover an update that did not reach the disk.
+    this.inFlight++
+    const done = (): void => { this.inFlight-- }
+    written.then(done, done)
     this.lastWrite = this.lastWrite.then(() => written)
     this.lastWrite.catch(() => {}) // observed by callers of settled(); not an unhandled rejection
     return written
@@ -58,6 +62,11 @@ export class DocLog {
    */
   settled (): Promise<void> {
     return this.lastWrite
+  }
+
+  /** Whether no write is in flight: everything written so far has settled. */
+  get idle (): boolean {
+    return this.inFlight === 0
   }
 
   /** Bytes currently in the log and in the snapshot. */

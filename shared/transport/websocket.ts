@@ -1,4 +1,4 @@
-/** A {@link Link} over a WHATWG WebSocket (browsers, and `ws` on Node), speaking `petaldb.v1`. */
+/** A {@link Link} over a WHATWG WebSocket (browsers, and `ws` on Node), speaking the native protocol. */
 import { CloseCode } from '../wire/close-codes.js'
 import type { Link } from './link.js'
 import { NATIVE_SUBPROTOCOL } from '../wire/native-messages.js'
@@ -20,10 +20,11 @@ function resolveWebSocket (implementation?: WebSocketConstructor): WebSocketCons
 }
 
 /**
- * Opens a WebSocket to `url` speaking `subprotocol` (default the native client protocol);
- * rejects if it fails to open within `timeoutMs` or the server does not accept the subprotocol.
+ * Opens a WebSocket to `url` speaking the native protocol; rejects if it fails to open
+ * within `timeoutMs` or the server does not accept the subprotocol.
  */
-export function connectWebSocket (url: string, implementation?: WebSocketConstructor, subprotocol = NATIVE_SUBPROTOCOL, timeoutMs = 10_000): Promise<Link> {
+export function connectWebSocket (url: string, implementation?: WebSocketConstructor, timeoutMs = 10_000): Promise<Link> {
+  const subprotocol = NATIVE_SUBPROTOCOL
   const WS = resolveWebSocket(implementation)
   return new Promise((resolve, reject) => {
     const socket = new WS(url, subprotocol)

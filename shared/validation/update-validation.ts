@@ -6,7 +6,8 @@
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
-import { ProtocolError, decodeExactly, readString, readVarUint } from '../wire/bytes.js'
+import { decodeExactly, readString, readVarUint } from '../wire/bytes.js'
+import { ProtocolError } from '../errors.js'
 
 /** A Yjs update decoded into its structs and delete set. */
 export type DecodedUpdate = ReturnType<typeof Y.decodeUpdate>

@@ -1,9 +1,5 @@
+import { ProtocolError } from '../errors.js'
 import * as decoding from 'lib0/decoding'
-
-/** Thrown when bytes from a peer do not form a valid message. */
-export class ProtocolError extends Error {
-  override name = 'ProtocolError'
-}
 
 /**
  * Reads a varint-length-prefixed byte string, checking that the claimed length fits in

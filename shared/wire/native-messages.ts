@@ -6,18 +6,29 @@
  */
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
-import { ProtocolError, decodeExactly, readBytes, readString, readVarUint } from './bytes.js'
+import { decodeExactly, readBytes, readString, readVarUint } from './bytes.js'
 import { docIdProblem, type DocId } from './doc-id.js'
 import type { ClusterMap } from '../placement.js'
+import { ProtocolError } from '../errors.js'
 
-/** The WebSocket subprotocol name, which carries the protocol version. */
-export const NATIVE_SUBPROTOCOL = 'petaldb.v1'
-
-/** The subprotocol of relay-to-relay links: the same messages, used symmetrically. */
-export const RELAY_SUBPROTOCOL = 'petaldb-relay.v1'
+/**
+ * The WebSocket subprotocol name, which carries the protocol version. Every native link
+ * speaks it: replica to relay, relay to relay, replica to replica.
+ */
+export const NATIVE_SUBPROTOCOL = 'petaldb.v2'
 
 /** Protocol version sent in HELLO and WELCOME. */
-export const NATIVE_PROTOCOL_VERSION = 1
+export const NATIVE_PROTOCOL_VERSION = 2
+
+/** What a peer says about itself in HELLO and WELCOME. */
+export interface PeerInfo {
+  /** A stable id: a relay's id, or a replica's (random, kept for the replica's lifetime). */
+  peerId: string
+  /** Whether the peer acknowledges updates only once they are durable on a relay (relays do). */
+  durable: boolean
+}
+
+const DURABLE_FLAG = 1
 
 /** Message tags of the native protocol. */
 export const NativeType = {
@@ -32,13 +43,14 @@ export const NativeType = {
   docError: 8,
   cluster: 9,
   redirect: 10,
-  auth: 11
+  auth: 11,
+  signal: 12
 } as const
 
 /** A decoded native protocol message. */
 export type NativeMessage =
-  | { type: 'hello', version: number, token: string, from: string }
-  | { type: 'welcome', version: number, relayId: string }
+  | { type: 'hello', version: number, peer: PeerInfo, token: string }
+  | { type: 'welcome', version: number, peer: PeerInfo }
   | { type: 'open', docId: DocId, stateVector: Uint8Array }
   | { type: 'sync', docId: DocId, stateVector: Uint8Array, update: Uint8Array }
   | { type: 'update', docId: DocId, seq: number, update: Uint8Array }
@@ -49,6 +61,7 @@ export type NativeMessage =
   | { type: 'cluster', map: ClusterMap }
   | { type: 'redirect', docId: DocId, relayId: string, url: string }
   | { type: 'auth', token: string }
+  | { type: 'signal', docId: DocId, peerId: string, payload: Uint8Array }
 
 function readDocId (decoder: decoding.Decoder): DocId {
   const id = readString(decoder)
@@ -66,9 +79,9 @@ function readMessage (decoder: decoding.Decoder): NativeMessage {
   const tag = readVarUint(decoder)
   switch (tag) {
     case NativeType.hello:
-      return { type: 'hello', version: readVarUint(decoder), token: readString(decoder), from: readString(decoder) }
+      return { type: 'hello', version: readVarUint(decoder), peer: readPeer(decoder), token: readString(decoder) }
     case NativeType.welcome:
-      return { type: 'welcome', version: readVarUint(decoder), relayId: readString(decoder) }
+      return { type: 'welcome', version: readVarUint(decoder), peer: readPeer(decoder) }
     case NativeType.open:
       return { type: 'open', docId: readDocId(decoder), stateVector: readBytes(decoder) }
     case NativeType.sync:
@@ -89,18 +102,31 @@ function readMessage (decoder: decoding.Decoder): NativeMessage {
       return { type: 'redirect', docId: readDocId(decoder), relayId: readString(decoder), url: readString(decoder) }
     case NativeType.auth:
       return { type: 'auth', token: readString(decoder) }
+    case NativeType.signal:
+      return { type: 'signal', docId: readDocId(decoder), peerId: readString(decoder), payload: readBytes(decoder) }
     default:
       throw new ProtocolError(`unknown message type ${tag}`)
   }
 }
 
+function readPeer (decoder: decoding.Decoder): PeerInfo {
+  const peerId = readString(decoder)
+  const flags = readVarUint(decoder)
+  return { peerId, durable: (flags & DURABLE_FLAG) !== 0 }
+}
+
+function writePeer (encoder: encoding.Encoder, peer: PeerInfo): void {
+  encoding.writeVarString(encoder, peer.peerId)
+  encoding.writeVarUint(encoder, peer.durable ? DURABLE_FLAG : 0)
+}
+
 function readClusterMap (decoder: decoding.Decoder): ClusterMap {
-  const replicas = readVarUint(decoder)
+  const copies = readVarUint(decoder)
   const count = readVarUint(decoder)
   if (count > decoder.arr.length) throw new ProtocolError('cluster map claims more members than it has bytes')
   const members = []
   for (let i = 0; i < count; i++) members.push({ id: readString(decoder), url: readString(decoder) })
-  return { replicas, members }
+  return { copies, members }
 }
 
 const TAGS: Record<NativeMessage['type'], number> = {
@@ -115,7 +141,8 @@ const TAGS: Record<NativeMessage['type'], number> = {
   'doc-error': NativeType.docError,
   cluster: NativeType.cluster,
   redirect: NativeType.redirect,
-  auth: NativeType.auth
+  auth: NativeType.auth,
+  signal: NativeType.signal
 }
 
 /** Encodes one native message. */
@@ -125,12 +152,12 @@ export function encodeNativeMessage (message: NativeMessage): Uint8Array {
     switch (message.type) {
       case 'hello':
         encoding.writeVarUint(encoder, message.version)
+        writePeer(encoder, message.peer)
         encoding.writeVarString(encoder, message.token)
-        encoding.writeVarString(encoder, message.from)
         break
       case 'welcome':
         encoding.writeVarUint(encoder, message.version)
-        encoding.writeVarString(encoder, message.relayId)
+        writePeer(encoder, message.peer)
         break
       case 'open':
         encoding.writeVarString(encoder, message.docId)
@@ -163,7 +190,7 @@ export function encodeNativeMessage (message: NativeMessage): Uint8Array {
         encoding.writeVarString(encoder, message.reason)
         break
       case 'cluster':
-        encoding.writeVarUint(encoder, message.map.replicas)
+        encoding.writeVarUint(encoder, message.map.copies)
         encoding.writeVarUint(encoder, message.map.members.length)
         for (const member of message.map.members) {
           encoding.writeVarString(encoder, member.id)
@@ -177,6 +204,11 @@ export function encodeNativeMessage (message: NativeMessage): Uint8Array {
         break
       case 'auth':
         encoding.writeVarString(encoder, message.token)
+        break
+      case 'signal':
+        encoding.writeVarString(encoder, message.docId)
+        encoding.writeVarString(encoder, message.peerId)
+        encoding.writeVarUint8Array(encoder, message.payload)
         break
     }
   })

@@ -15,7 +15,8 @@
  */
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
-import { ProtocolError, decodeExactly, readBytes, readString, readVarUint } from './bytes.js'
+import { decodeExactly, readBytes, readString, readVarUint } from './bytes.js'
+import { ProtocolError } from '../errors.js'
 
 /** Top-level y-websocket message types. */
 export const MessageType = { sync: 0, awareness: 1, auth: 2, queryAwareness: 3 } as const

@@ -33,7 +33,7 @@ export function memoryRelay (): MemoryRelay {
       if (!isUp) throw new Error('relay is down')
       const [client, server] = linkPair((message, deliver) => relay.policy(message, deliver))
       links.add(client)
-      serveNativeLink(server, { registry, log, relayId: 'memory', authenticator: null, maxDocs: 1000 })
+      serveNativeLink(server, { registry, log, self: { peerId: 'memory', durable: true }, authenticator: null, maxDocs: 1000 })
       const onClose = server.onClose
       server.onClose = (code, reason) => { links.delete(client); onClose(code, reason) }
       return client

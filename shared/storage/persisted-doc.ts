@@ -3,15 +3,11 @@
  * and writes every later update to the store's log through a {@link DocLog}, whose
  * snapshots encode the Y.Doc.
  */
+import { DocLoadError } from '../errors.js'
 import * as Y from 'yjs'
-import type { DocId } from './wire/doc-id.js'
-import { DocLog, type DocLogOptions } from './storage/doc-log.js'
-import type { DocStore } from './storage/store.js'
-
-/** Thrown when a stored document cannot be loaded; the stored data is left untouched. */
-export class DocLoadError extends Error {
-  override name = 'DocLoadError'
-}
+import type { DocId } from '../wire/doc-id.js'
+import { DocLog, type DocLogOptions } from './doc-log.js'
+import type { DocStore } from './store.js'
 
 /** Options of {@link PersistedDoc.load}. */
 export interface PersistedDocOptions extends DocLogOptions {
@@ -65,6 +61,11 @@ export class PersistedDoc {
    */
   settled (): Promise<void> {
     return this.log.settled()
+  }
+
+  /** Whether no write is in flight. */
+  get idle (): boolean {
+    return this.log.idle
   }
 
   /** Bytes currently in the log and in the snapshot. */

@@ -1,0 +1,171 @@
+/**
+ * A replica's connection to a relay or a peer: one native link at a time, re-established
+ * with exponential backoff and full jitter, cycling through the given URLs. Every document
+ * attached to it is opened on each new link (a fresh handshake in both directions merges
+ * what either side did while apart); documents the other side opens are served too, if
+ * they are attached.
+ */
+import { CloseCode } from '../shared/wire/close-codes.js'
+import type { DocId } from '../shared/wire/doc-id.js'
+import type { Link } from '../shared/transport/link.js'
+import type { ClusterMap } from '../shared/placement.js'
+import type { PeerInfo } from '../shared/wire/native-messages.js'
+import { PeerConnection, type ControlMessage } from '../shared/sync/connection.js'
+import { ProtocolError } from '../shared/errors.js'
+import type { LocalDoc } from './local-doc.js'
+
+/** Connection state of one URL. */
+export type LinkStatus = 'connecting' | 'online' | 'offline'
+
+/** Options of {@link Dialer}. */
+export interface DialerOptions {
+  /** URLs to dial, tried in turn. */
+  urls: string[]
+  /** Opens a link to a URL. */
+  connect: (url: string) => Promise<Link>
+  /** This replica, as told to the other side. */
+  self: PeerInfo
+  /** Reports each status change of a URL. */
+  onStatus: (url: string, status: LinkStatus) => void
+  /** A relay sent its cluster map. */
+  onCluster?: (map: ClusterMap) => void
+  /** A relay sent a document elsewhere. */
+  onRedirect?: (docId: DocId, url: string) => void
+  /** A signaling message arrived (WebRTC offers, answers and candidates, relayed). */
+  onSignal?: (message: Extract<ControlMessage, { type: 'signal' }>, connection: PeerConnection) => void
+  /** The token to present in HELLO ('' for none); called for every new link. */
+  token?: () => string | Promise<string>
+  /** First reconnect delay bound, doubled per failed attempt. Default 100 ms. */
+  minDelayMs?: number
+  /** Largest reconnect delay bound. Default 10 s. */
+  maxDelayMs?: number
+}
+
+/** See the module comment. */
+export class Dialer {
+  private readonly docs = new Map<DocId, LocalDoc>()
+  private current: PeerConnection | null = null
+  private currentStatus: LinkStatus = 'connecting'
+  private closed = false
+  private wake: (() => void) | null = null
+  private readonly running: Promise<void>
+
+  constructor (private readonly options: DialerOptions) {
+    this.running = this.run()
+  }
+
+  /** The status of the latest attempt. */
+  get status (): LinkStatus {
+    return this.currentStatus
+  }
+
+  /** The live connection, if it is ready. */
+  get connection (): PeerConnection | null {
+    return this.current?.ready === true ? this.current : null
+  }
+
+  /** Documents attached to this dialer. */
+  get attached (): LocalDoc[] {
+    return [...this.docs.values()]
+  }
+
+  /** Syncs `doc` over this dialer's links from now on. */
+  attach (doc: LocalDoc): void {
+    this.docs.set(doc.docId, doc)
+    this.connection?.open(doc)
+  }
+
+  /** Stops syncing `docId` (telling the other side). */
+  detach (docId: DocId): void {
+    this.docs.delete(docId)
+    this.current?.closeDocument(docId)
+  }
+
+  /** Sends a fresh token on the current link (the relay keeps the open documents). */
+  refreshToken (token: string): void {
+    this.connection?.send({ type: 'auth', token })
+  }
+
+  /** Closes the link and stops reconnecting. */
+  async close (): Promise<void> {
+    this.closed = true
+    this.wake?.()
+    this.current?.close(CloseCode.normal, 'replica closing')
+    await this.running
+  }
+
+  private async run (): Promise<void> {
+    const { urls } = this.options
+    let failures = 0
+    for (let attempt = 0; !this.closed; attempt++) {
+      const url = urls[attempt % urls.length]!
+      this.setStatus(url, 'connecting')
+      let link: Link
+      try {
+        link = await this.options.connect(url)
+      } catch {
+        this.setStatus(url, 'offline')
+        await this.pause(failures++)
+        continue
+      }
+      if (this.closed) {
+        link.close(CloseCode.normal, 'replica closing')
+        break
+      }
+      const wasOnline = await this.serve(url, link)
+      this.setStatus(url, 'offline')
+      if (wasOnline) failures = 0
+      await this.pause(failures++)
+    }
+  }
+
+  /** Runs the protocol on `link` until it closes; resolves whether it ever got online. */
+  private serve (url: string, link: Link): Promise<boolean> {
+    return new Promise(resolve => {
+      let welcomed = false
+      const connection: PeerConnection = new PeerConnection(link, {
+        self: this.options.self,
+        token: () => this.options.token?.() ?? '',
+        serve: docId => {
+          const doc = this.docs.get(docId)
+          if (doc === undefined) connection.refuse(docId, CloseCode.forbidden, `${docId} is not open here`)
+          return doc === undefined ? null : { host: doc }
+        },
+        onReady: () => {
+          welcomed = true
+          this.setStatus(url, 'online')
+          for (const doc of this.docs.values()) connection.open(doc)
+        },
+        onControl: message => {
+          if (message.type === 'cluster') return this.options.onCluster?.(message.map)
+          if (message.type === 'redirect') return this.options.onRedirect?.(message.docId, message.url)
+          if (message.type === 'signal' && this.options.onSignal !== undefined) return this.options.onSignal(message, connection)
+          throw new ProtocolError(`unexpected ${message.type} message`)
+        },
+        onRefused: (docId, code, reason) => this.docs.get(docId)?.refused(code, reason, connection.peer?.durable === true),
+        onClose: () => {
+          if (this.current === connection) this.current = null
+          resolve(welcomed)
+        }
+      })
+      this.current = connection
+    })
+  }
+
+  private setStatus (url: string, status: LinkStatus): void {
+    this.currentStatus = status
+    this.options.onStatus(url, status)
+  }
+
+  /** Waits a random delay in [0, min(max, min * 2^failures)) (full jitter), or until closed. */
+  private pause (failures: number): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    const min = this.options.minDelayMs ?? 100
+    const max = this.options.maxDelayMs ?? 10_000
+    const bound = Math.min(max, min * 2 ** Math.min(failures, 30))
+    return new Promise(resolve => {
+      const timer = setTimeout(() => { this.wake = null; resolve() }, Math.random() * bound)
+      this.wake = () => { clearTimeout(timer); this.wake = null; resolve() }
+    })
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * The errors that end the handling of a peer's message. Each carries the WebSocket close
+ * code (or document refusal code) that tells the peer why; see `wire/close-codes.ts`.
+ */
+import { CloseCode } from './wire/close-codes.js'
+
+/** Bytes from a peer that do not form a valid message (4400). */
+export class ProtocolError extends Error {
+  override name = 'ProtocolError'
+  readonly code: number = CloseCode.badRequest
+}
+
+/** A limit was exceeded; `code` is 1008, 1009 or 1013. */
+export class LimitError extends Error {
+  override name = 'LimitError'
+  constructor (readonly code: number, message: string) {
+    super(message)
+  }
+}
+
+/** Missing or invalid credentials (4401), or credentials that do not allow this (4403). */
+export class AuthError extends Error {
+  override name = 'AuthError'
+  constructor (readonly code: number, message: string) {
+    super(message)
+  }
+}
+
+/** A stored document cannot be loaded; the stored data is left untouched (4503 to peers). */
+export class DocLoadError extends Error {
+  override name = 'DocLoadError'
+  readonly code: number = CloseCode.documentUnavailable
+}

@@ -1,0 +1,326 @@
+/**
+ * One document synced with one peer, in both roles of the handshake:
+ *
+ *   opener                                  answerer
+ *     open(sv_o)                ───────►     (waits until its document may be shared)
+ *                               ◄───────     sync(sv_a, what sv_o lacks)    answerer is live
+ *     applies it: "synced"
+ *     update(seq, what sv_a lacks) ─────►    applies it, acks seq once durable
+ *     opener is live
+ *
+ * Either side may open, and a side that opened still answers the other's `open`: relays
+ * open documents on each other, a relay asks a stock client for its state while answering
+ * the client's own request, and so on. Once live, a session forwards every update and
+ * presence change of its host to the peer. Updates to a peer that acknowledges carry a
+ * sequence number of this session (1, 2, 3, ...); the peer acknowledges, cumulatively and
+ * once per turn, the highest number it holds durably. The session maps acknowledgements
+ * back to the host's local changes, which is how a replica learns what a relay made durable.
+ * Messages that arrive before the host is bound (it is still loading) wait, in order.
+ */
+import { AuthError, ProtocolError } from '../errors.js'
+import { CloseCode } from '../wire/close-codes.js'
+import type { DocId } from '../wire/doc-id.js'
+import type { PeerInfo } from '../wire/native-messages.js'
+import { nextTurn } from '../turn.js'
+import type { Framing, SessionInput, SessionOutput } from './framing.js'
+import type { DocumentHost, FrameCache } from './host.js'
+
+/** Messages accepted for a document that is still loading; more is a misbehaving peer. */
+export const MAX_INPUTS_BEFORE_LOAD = 1024
+
+/** The smallest Yjs update (no structs, empty delete set): what a read-only peer may still send. */
+const EMPTY_UPDATE_LENGTH = 2
+
+const EMPTY_AWARENESS = new Uint8Array([0])
+
+/** Options of {@link SyncSession}. */
+export interface SessionOptions {
+  docId: DocId
+  /** Who is on the other end. */
+  peer: PeerInfo
+  framing: Framing
+  /** Sends one frame on the link. Must not throw. */
+  send: (frame: Uint8Array) => void
+  /** Whether updates to this peer carry sequence numbers to acknowledge. Default: if the framing has acknowledgements. */
+  numbered?: boolean
+  /** Whether the peer may change the document; its non-empty updates are refused (4403) otherwise. Default: yes. */
+  mayWrite?: () => boolean
+  /** Whether the session is live as soon as the host is bound (y-websocket clients get every update from the start). */
+  liveOnBind?: boolean
+  /** The peer's authenticated user, stamped as `sub` on the presence it sets. */
+  user?: string
+  /** Handling a message failed (a ProtocolError, LimitError or AuthError): the owner decides what to close. */
+  onError: (error: unknown) => void
+}
+
+/** See the module comment. */
+export class SyncSession {
+  readonly docId: DocId
+  readonly peer: PeerInfo
+  readonly user: string | undefined
+  private host: DocumentHost | null = null
+  private waiting: SessionInput[] = []
+  private openWanted = false
+  private awaitingSync = false
+  private isLive = false
+  private isEnded = false
+  private hasSynced = false
+  private readonly numbered: boolean
+  private sent = 0
+  private acked = 0
+  /** Sent numbers not yet acknowledged, with the host's local changes each included. */
+  private coverage: Array<{ seq: number, localChanges: number }> = []
+  private catchUpWaiters: Array<{ seq: number, resolve: () => void, reject: (error: Error) => void }> = []
+  /** Resolves once every numbered update received so far is durable; rejects for good once one is not. */
+  private lastDurable: Promise<void> = Promise.resolve()
+  private ackDue = 0
+
+  constructor (readonly options: SessionOptions) {
+    this.docId = options.docId
+    this.peer = options.peer
+    this.user = options.user
+    this.numbered = options.numbered ?? options.framing.acknowledges
+  }
+
+  /** Whether updates and presence are forwarded to the peer. */
+  get live (): boolean {
+    return this.isLive
+  }
+
+  /** Whether the peer answered this session's `open` and got what it lacked in return. */
+  get synced (): boolean {
+    return this.hasSynced
+  }
+
+  get ended (): boolean {
+    return this.isEnded
+  }
+
+  /** Highest sequence number sent; 0 if none. */
+  get sentSeq (): number {
+    return this.sent
+  }
+
+  /** Highest sequence number the peer acknowledged. */
+  get ackedSeq (): number {
+    return this.acked
+  }
+
+  /** Whether this side asked the peer for what it lacks (the opener role). */
+  get opener (): boolean {
+    return this.openWanted
+  }
+
+  /** Whether the peer acknowledged every numbered update sent to it. */
+  get caughtUp (): boolean {
+    return this.acked >= this.sent
+  }
+
+  /** Binds the loaded host: the session starts working, and messages that waited are handled. */
+  bind (host: DocumentHost): void {
+    if (this.isEnded || this.host !== null) return
+    this.host = host
+    host.attach(this)
+    if (this.openWanted) this.sendOpen()
+    if (this.options.liveOnBind === true) this.goLive(host)
+    const waiting = this.waiting
+    this.waiting = []
+    for (const input of waiting) {
+      if (this.isEnded) break
+      this.handle(input)
+    }
+  }
+
+  /** Asks the peer for what this node lacks (the opener role); once the host is bound. */
+  open (): void {
+    if (this.isEnded) return
+    this.openWanted = true
+    if (this.host !== null) this.sendOpen()
+  }
+
+  /** Handles a message from the peer; errors go to `onError`. */
+  receive (input: SessionInput): void {
+    if (this.isEnded) return
+    if (this.host !== null) return this.handle(input)
+    if (this.waiting.length >= MAX_INPUTS_BEFORE_LOAD) return this.options.onError(new ProtocolError('too many messages before the document loaded'))
+    this.waiting.push(input)
+  }
+
+  /**
+   * Resolves once this side's handshake is done and the peer acknowledged everything sent
+   * to it until then; rejects if the session ends first. Only for numbered sessions.
+   */
+  whenCaughtUp (): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.catchUpWaiters.push({ seq: -1, resolve, reject })
+      this.settleCatchUp()
+    })
+  }
+
+  /** Forwards an update of the host (`localChanges`: the host's local changes shared so far). */
+  forwardUpdate (update: Uint8Array, localChanges: number, frames: FrameCache): void {
+    if (!this.isLive) return
+    if (!this.numbered) {
+      this.options.send(frames.get(this.options.framing, () => this.encode({ type: 'update', seq: 0, update })!))
+      return
+    }
+    this.sendNumbered(update, localChanges)
+  }
+
+  /** Forwards a presence change of the host. */
+  forwardAwareness (update: Uint8Array, frames: FrameCache): void {
+    if (this.isLive) this.options.send(frames.get(this.options.framing, () => this.encode({ type: 'awareness', update })!))
+  }
+
+  /** Ends the session; with `tellPeer`, the peer is told the document is closed on this link. */
+  end (tellPeer = false): void {
+    if (this.isEnded) return
+    if (tellPeer) this.output({ type: 'close' })
+    this.isEnded = true
+    this.isLive = false
+    this.waiting = []
+    const ended = new Error(`session of ${this.docId} with ${this.peer.peerId || 'a client'} ended`)
+    for (const waiter of this.catchUpWaiters.splice(0)) waiter.reject(ended)
+    this.host?.detach(this)
+  }
+
+  private handle (input: SessionInput): void {
+    try {
+      this.dispatch(this.host!, input)
+    } catch (error) {
+      this.options.onError(error)
+    }
+  }
+
+  private dispatch (host: DocumentHost, input: SessionInput): void {
+    switch (input.type) {
+      case 'open':
+        return this.answer(host, input.stateVector)
+      case 'sync':
+        if (!this.awaitingSync) return this.write(host, input.update, 0) // an unsolicited answer is just an update
+        this.awaitingSync = false
+        this.write(host, input.update, 0)
+        return this.afterReady(host, () => {
+          if (input.stateVector === null) this.goLive(host)
+          else this.handOver(host, input.stateVector)
+          this.hasSynced = true
+          host.synced(this)
+          this.settleCatchUp()
+        })
+      case 'update':
+        return this.write(host, input.update, input.seq)
+      case 'ack':
+        return this.onAck(host, input.seq)
+      case 'awareness':
+        return host.applyAwareness(input.update, this)
+      case 'query-awareness':
+        this.output({ type: 'awareness', update: host.awarenessStates() ?? EMPTY_AWARENESS })
+    }
+  }
+
+  private sendOpen (): void {
+    this.awaitingSync = true
+    this.output({ type: 'open', stateVector: this.host!.stateVector() })
+  }
+
+  /** The answerer role: send what the peer lacks once the host may share it, then go live. */
+  private answer (host: DocumentHost, stateVector: Uint8Array): void {
+    this.afterReady(host, () => {
+      this.output({ type: 'sync', stateVector: host.stateVector(), update: host.missingFor(stateVector) })
+      this.goLive(host)
+    })
+  }
+
+  private handOver (host: DocumentHost, peerStateVector: Uint8Array): void {
+    const handOver = host.handOver(peerStateVector, this)
+    if (handOver !== null) {
+      if (this.numbered) this.sendNumbered(handOver.update, handOver.localChanges)
+      else this.output({ type: 'update', seq: 0, update: handOver.update })
+    }
+    this.goLive(host)
+  }
+
+  /** Runs `step` now if the host may share everything it holds, else once it may (if the session is still on). */
+  private afterReady (host: DocumentHost, step: () => void): void {
+    const ready = host.readyToShare()
+    if (ready === null) return step()
+    ready.then(() => {
+      if (this.isEnded) return
+      try {
+        step()
+      } catch (error) {
+        this.options.onError(error)
+      }
+    }, () => {}) // local storage failed: send nothing it does not hold; the host reports the failure
+  }
+
+  private goLive (host: DocumentHost): void {
+    if (!this.isLive) {
+      this.isLive = true
+      const states = host.awarenessStates()
+      if (states !== null) this.output({ type: 'awareness', update: states })
+    }
+  }
+
+  private write (host: DocumentHost, update: Uint8Array, seq: number): void {
+    if (this.options.mayWrite?.() === false) {
+      if (update.length <= EMPTY_UPDATE_LENGTH) return
+      throw new AuthError(CloseCode.forbidden, `read-only access to ${this.docId}: updates are refused`)
+    }
+    const durable = host.applyUpdate(update, this)
+    if (seq === 0) {
+      durable.catch(() => {}) // nothing to acknowledge; the host reports storage failures
+      return
+    }
+    // Acknowledgements are cumulative and in order: never past an update that is not durable.
+    this.lastDurable = this.lastDurable.then(() => durable)
+    this.lastDurable.then(() => this.acknowledge(seq), () => {})
+  }
+
+  private acknowledge (seq: number): void {
+    if (this.isEnded) return
+    if (this.ackDue === 0) {
+      nextTurn(() => {
+        if (!this.isEnded) this.output({ type: 'ack', seq: this.ackDue })
+        this.ackDue = 0
+      })
+    }
+    this.ackDue = Math.max(this.ackDue, seq)
+  }
+
+  private onAck (host: DocumentHost, seq: number): void {
+    if (seq <= this.acked || seq > this.sent) return
+    this.acked = seq
+    let localChanges = -1
+    while (this.coverage.length > 0 && this.coverage[0]!.seq <= seq) localChanges = this.coverage.shift()!.localChanges
+    if (localChanges >= 0) host.acknowledged(this, localChanges)
+    this.settleCatchUp()
+  }
+
+  private sendNumbered (update: Uint8Array, localChanges: number): number {
+    const seq = ++this.sent
+    this.coverage.push({ seq, localChanges })
+    this.output({ type: 'update', seq, update })
+    return seq
+  }
+
+  private settleCatchUp (): void {
+    if (!this.hasSynced) return
+    this.catchUpWaiters = this.catchUpWaiters.filter(waiter => {
+      if (waiter.seq < 0) waiter.seq = this.sent
+      if (this.acked < waiter.seq) return true
+      waiter.resolve()
+      return false
+    })
+  }
+
+  private output (message: SessionOutput): void {
+    if (this.isEnded) return
+    const frame = this.encode(message)
+    if (frame !== null) this.options.send(frame)
+  }
+
+  private encode (message: SessionOutput): Uint8Array | null {
+    return this.options.framing.encode(this.docId, message)
+  }
+}
