@@ -18,6 +18,8 @@ import { PersistedDoc } from '../shared/storage/persisted-doc.js'
 import { SessionSet, type DocumentHost, type HandOver } from '../shared/sync/host.js'
 import { SyncSession } from '../shared/sync/session.js'
 import { decodeStateVector, encodeAwarenessEntries, validateUpdate } from '../shared/validation/update-validation.js'
+import { LimitError } from '../shared/errors.js'
+import { CloseCode } from '../shared/wire/close-codes.js'
 import { admitAwareness, type AwarenessLimits, type PresenceView } from '../shared/validation/awareness.js'
 
 /** Transaction origin of the stored state applied at load. */
@@ -64,10 +66,11 @@ export interface SessionStatus {
   state: 'syncing' | 'synced' | 'sending'
 }
 
-/** Options of {@link LocalDoc.open}. */
+/** Options of {@link LocalDoc.open}: limits on what peers send (a listening replica faces the same input as a relay). */
 export interface LocalDocOptions {
-  /** Limits on presence from peers (a listening replica faces the same input as a relay). */
   awarenessLimits?: AwarenessLimits
+  /** Stored size of the document (snapshot + log) that a peer's update may not make it exceed (1009). */
+  maxDocumentBytes?: number
 }
 
 /** A document open in a replica; see the module comment. */
@@ -153,6 +156,11 @@ export class LocalDoc implements DocumentHost {
 
   applyUpdate (update: Uint8Array, from: SyncSession): Promise<void> {
     validateUpdate(update)
+    const { logBytes, snapshotBytes } = this.persisted.sizes
+    const limit = this.options.maxDocumentBytes
+    if (limit !== undefined && logBytes + snapshotBytes + update.length > limit) {
+      throw new LimitError(CloseCode.messageTooBig, `document ${this.docId} would exceed ${limit} bytes`)
+    }
     Y.applyUpdate(this.ydoc, update, from)
     return this.persisted.settled()
   }

@@ -8,3 +8,4 @@ import { setDefaultWebSocket, type WebSocketConstructor } from '../shared/transp
 setDefaultWebSocket(WebSocket as unknown as WebSocketConstructor)
 
 export { SqliteStore, type SqliteStoreOptions, type CommitInfo } from '../shared/storage/sqlite-store.js'
+export { listenForPeers, type ListenForPeersOptions, type PeerServer } from './listen-for-peers.js'

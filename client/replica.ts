@@ -10,7 +10,8 @@ import { parseDocId, type DocId } from '../shared/wire/doc-id.js'
 import type { Link } from '../shared/transport/link.js'
 import type { DocStore } from '../shared/storage/store.js'
 import type { PeerInfo } from '../shared/wire/native-messages.js'
-import { LocalDoc, type SessionStatus } from './local-doc.js'
+import { LocalDoc, type LocalDocOptions, type SessionStatus } from './local-doc.js'
+import type { Served } from '../shared/sync/connection.js'
 import { Dialer, type LinkStatus } from './dialer.js'
 import { Router } from './router.js'
 import { connectWebSocket, type WebSocketConstructor } from '../shared/transport/websocket.js'
@@ -94,6 +95,10 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   private readonly store: DocStore
   /** Documents opening or open. */
   private readonly docs = new Map<DocId, Promise<LocalDoc>>()
+  /** Documents the app opened (others are open only while peers hold them). */
+  private readonly openedByApp = new Set<DocId>()
+  /** Sessions of peers holding each document. */
+  private readonly peerHolds = new Map<DocId, number>()
   /** Documents open (loaded), for the synchronous accessors. */
   private readonly loadedDocs = new Map<DocId, LocalDoc>()
   private readonly router: Router | null
@@ -138,9 +143,37 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   open (docId: string): Promise<Y.Doc> {
     this.assertOpen()
     const id = parseDocId(docId)
+    this.openedByApp.add(id)
+    return this.load(id).then(doc => doc.ydoc)
+  }
+
+  /**
+   * Serves `docId` to a peer that opened it on this replica (see `listenForPeers`): the
+   * document is loaded from local storage and synced with this replica's relays and peers
+   * too, and closed again once no peer holds it, unless the app opened it.
+   * @internal
+   */
+  serveToPeer (docId: DocId): Served {
+    this.assertOpen()
+    this.peerHolds.set(docId, (this.peerHolds.get(docId) ?? 0) + 1)
+    return {
+      host: this.load(docId),
+      release: () => {
+        const holds = (this.peerHolds.get(docId) ?? 1) - 1
+        if (holds > 0) return this.peerHolds.set(docId, holds)
+        this.peerHolds.delete(docId)
+        if (!this.openedByApp.has(docId) && !this.closed) void this.closeDoc(docId)
+      }
+    }
+  }
+
+  /** @internal Limits on what peers send, set by `listenForPeers`. */
+  readonly peerLimits: LocalDocOptions = {}
+
+  private load (id: DocId): Promise<LocalDoc> {
     let opening = this.docs.get(id)
     if (opening === undefined) {
-      opening = LocalDoc.open(this.store, id)
+      opening = LocalDoc.open(this.store, id, this.peerLimits)
       this.docs.set(id, opening)
       opening.then(doc => {
         doc.onRefused = (code, reason) => this.emit('refused', [{ docId: id, code, reason }])
@@ -150,7 +183,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
         for (const dialer of this.peerDialers) dialer.attach(doc)
       }, () => this.docs.delete(id))
     }
-    return opening.then(doc => doc.ydoc)
+    return opening
   }
 
   /** Resolves once the open document has completed a sync with a relay (at once if it is in sync now). */
@@ -217,6 +250,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   }
 
   private async closeDoc (id: DocId): Promise<void> {
+    this.openedByApp.delete(id)
     const opening = this.docs.get(id)
     if (opening === undefined) return
     this.docs.delete(id)

@@ -9,8 +9,8 @@ import { pino, type Logger } from 'pino'
 import { Cluster, parseMembers, type ClusterOptions } from './cluster/cluster.js'
 import { clusterCommand } from './cluster/dev-cluster.js'
 import { startRelay } from './relay.js'
-import { parseAuthKeys } from './connections/auth.js'
-import { DEFAULT_LIMITS, type Limits } from './connections/limits.js'
+import { parseAuthKeys } from '../shared/listen/auth.js'
+import { DEFAULT_LIMITS, type Limits } from '../shared/listen/limits.js'
 
 const CLI_PATH = fileURLToPath(import.meta.url)
 

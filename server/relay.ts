@@ -1,32 +1,22 @@
 /**
- * The relay: an HTTP server that answers `GET /healthz` and upgrades WebSockets: the
- * `petaldb.v1` subprotocol to a native connection, `petaldb-relay.v1` to a link from
- * another relay of the cluster, and anything else to a y-websocket connection for the
- * document named by the path. Composition only: storage, the document registry, the
- * protocol handlers and the cluster are separate modules.
+ * The relay: a listener (see `shared/listen/`) whose plain HTTP answers `GET /healthz`,
+ * whose native connections (clients and the other relays of a cluster) and stock
+ * y-websocket connections are served from one document registry. Composition only:
+ * storage, the registry, the protocol handlers and the cluster are separate modules.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { createServer as createHttpsServer } from 'node:https'
-import type { Duplex } from 'node:stream'
-import type { AddressInfo } from 'node:net'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { join } from 'node:path'
 import { pino, type Logger } from 'pino'
-import { WebSocketServer, type WebSocket } from 'ws'
-import { CloseCode } from '../shared/wire/close-codes.js'
-import { NATIVE_SUBPROTOCOL } from '../shared/wire/native-messages.js'
 import type { DocStore } from '../shared/storage/store.js'
 import { DocumentRegistry } from './documents/registry.js'
 import { SqliteStore } from '../shared/storage/sqlite-store.js'
-import { closeWith } from './connections/closing.js'
 import { serveNativeLink } from './connections/native-connection.js'
-import { wsLink } from './connections/ws-link.js'
-import { serveYwsConnection } from './connections/yws-connection.js'
 import { proxyYwsConnection } from './cluster/yws-proxy.js'
 import { ClusterNode } from './cluster/cluster-node.js'
-import { admitStockClient, originAllowed, type StockAdmission } from './connections/admission.js'
-import { Authenticator } from './connections/auth.js'
-import { ConnectionAuth } from './connections/connection-auth.js'
-import { DEFAULT_LIMITS, type Limits } from './connections/limits.js'
+import { Authenticator } from '../shared/listen/auth.js'
+import { acceptStock } from '../shared/listen/stock-accept.js'
+import { DEFAULT_LIMITS, type Limits } from '../shared/listen/limits.js'
+import { listen } from '../shared/listen/listener.js'
 import type { ClusterOptions } from './cluster/cluster.js'
 
 /** Options of {@link startRelay}; every field has a default. */
@@ -120,59 +110,17 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
     ...(options.compactMinBytes === undefined ? {} : { compactMinBytes: options.compactMinBytes })
   })
   if (options.cluster !== undefined) clusterNode = new ClusterNode(options.cluster, registry, log)
-  const wss = new WebSocketServer({
-    noServer: true,
-    maxPayload: limits.maxFrameBytes,
-    // Native clients ask for the PetalDB subprotocol; stock y-websocket clients ask for none.
-    handleProtocols: protocols => protocols.has(NATIVE_SUBPROTOCOL) ? NATIVE_SUBPROTOCOL : false
-  })
-  const health = (): RelayHealth => ({ status: 'ok', documents: registry.size, connections: wss.clients.size })
-
-  const answer = (req: IncomingMessage, res: ServerResponse): void => answerHttp(req, res, health)
-  const http = options.tls === undefined ? createServer(answer) : createHttpsServer(options.tls, answer)
-  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', destroySocket)
-    if (!originAllowed(req, options.allowedOrigins)) {
-      log.info({ origin: req.headers.origin }, 'rejected connection: origin not allowed')
-      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n')
-      return
-    }
-    const stock = !req.headers['sec-websocket-protocol']?.split(',').some(p => p.trim() === NATIVE_SUBPROTOCOL)
-    const admission = stock ? admitStockClient(req.url ?? '/', authenticator) : Promise.resolve(null)
-    admission.then(verdict => wss.handleUpgrade(req, socket, head, ws => {
-      socket.off('error', destroySocket) // ws handles socket errors from here on
-      onConnection(ws, req, verdict)
-    })).catch((error: unknown) => {
-      log.error({ err: error }, 'upgrade failed')
-      socket.destroy()
-    })
-  })
-
-  const alive = new WeakSet<WebSocket>()
-  const perIp = new Map<string, number>()
   let relayId = options.relayId ?? options.cluster?.selfId ?? ''
-  // Listeners shared by every socket (a closure per socket would cost memory per connection).
-  function markAlive (this: WebSocket): void {
-    alive.add(this)
-  }
-  const logSocketError = (error: Error): void => log.debug({ err: error }, 'socket error')
-  const onConnection = (ws: WebSocket, req: IncomingMessage, verdict: StockAdmission | null): void => {
-    alive.add(ws)
-    ws.on('pong', markAlive)
-    ws.on('error', logSocketError)
-    const link = wsLink(ws, limits, log)
-    const ip = req.socket.remoteAddress ?? ''
-    const count = (perIp.get(ip) ?? 0) + 1
-    perIp.set(ip, count)
-    ws.once('close', () => {
-      const left = perIp.get(ip)! - 1
-      if (left === 0) perIp.delete(ip)
-      else perIp.set(ip, left)
-    })
-    if (count > limits.maxConnectionsPerIp) {
-      return closeWith(link, CloseCode.tryAgainLater, `more than ${limits.maxConnectionsPerIp} connections from one address`)
-    }
-    if (ws.protocol === NATIVE_SUBPROTOCOL) {
+  const listener = await listen({
+    host: options.host ?? DEFAULTS.host,
+    port: options.port ?? DEFAULTS.port,
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
+    ...(options.allowedOrigins === undefined ? {} : { allowedOrigins: options.allowedOrigins }),
+    limits,
+    authenticator,
+    log,
+    pingIntervalMs: options.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
+    onNative: link => {
       serveNativeLink(link, {
         registry,
         log,
@@ -181,59 +129,34 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
         maxDocs: limits.maxDocsPerConnection,
         ...(clusterNode === null ? {} : { routing: clusterNode.routing, relayLinks: clusterNode.relayLinks })
       })
-      return
-    }
-    if (verdict === null || !verdict.ok) {
-      const { code, reason } = verdict ?? { code: CloseCode.badRequest, reason: 'bad request' }
-      log.info({ url: req.url?.split('?', 1)[0], reason }, 'rejected connection')
-      return closeWith(link, code, reason)
-    }
-    const targets = clusterNode?.proxyTargets(verdict.docId) ?? null
-    if (targets !== null) return proxyYwsConnection(link, verdict.docId, verdict.query, targets, log)
-    const auth = new ConnectionAuth(authenticator, () => {})
-    auth.adopt(verdict.grant)
-    serveYwsConnection(link, verdict.docId, registry, log, auth)
-  }
-
-  const pinger = setInterval(() => {
-    for (const ws of wss.clients) {
-      if (!alive.has(ws)) { ws.terminate(); continue }
-      alive.delete(ws)
-      ws.ping()
-    }
-  }, options.pingIntervalMs ?? DEFAULTS.pingIntervalMs)
-  pinger.unref()
-
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject)
-    http.listen(options.port ?? DEFAULTS.port, options.host ?? DEFAULTS.host, () => {
-      http.off('error', reject)
-      resolve()
-    })
+    },
+    onStock: (link, client) => {
+      const homes = clusterNode?.proxyTargets(client.docId) ?? null
+      if (homes !== null) return proxyYwsConnection(link, client.docId, client.query, homes, log)
+      const host = registry.acquire(client.docId)
+      host.catch((error: unknown) => log.error({ err: error, doc: client.docId }, 'document failed to load; refusing connections to it'))
+      acceptStock(link, client, { host, release: () => registry.release(client.docId) }, authenticator, log)
+    },
+    onHttp: (req, res) => answerHttp(req, res, health)
   })
-  const address = http.address() as AddressInfo
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  const url = `${options.tls === undefined ? 'ws' : 'wss'}://${host}:${address.port}`
+  const health = (): RelayHealth => ({ status: 'ok', documents: registry.size, connections: listener.connections })
+  const url = listener.url
   relayId ||= url
   clusterNode?.start(store, options.store === undefined ? options.dataDir ?? DEFAULTS.dataDir : undefined)
 
   let closing: Promise<void> | null = null
   return {
     url,
-    port: address.port,
+    port: listener.port,
     registry,
     clusterNode,
     health,
     close () {
       closing ??= (async () => {
-        clearInterval(pinger)
-        const stopped = new Promise<void>(resolve => http.close(() => resolve()))
-        http.closeIdleConnections()
         await clusterNode?.close()
-        await closeClients(wss, SHUTDOWN_GRACE_MS)
+        await listener.close(SHUTDOWN_GRACE_MS)
         registry.closeAll()
         await store.close()
-        await stopped
       })()
       return closing
     }
@@ -242,21 +165,6 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
 
 /** How long shutdown waits for clients to answer the close handshake before cutting them off. */
 const SHUTDOWN_GRACE_MS = 2000
-
-async function closeClients (wss: WebSocketServer, graceMs: number): Promise<void> {
-  const closed = [...wss.clients].map(ws => new Promise(resolve => {
-    ws.once('close', resolve)
-    closeWith(ws, CloseCode.goingAway, 'relay shutting down')
-  }))
-  const timer = new Promise(resolve => setTimeout(resolve, graceMs).unref())
-  await Promise.race([Promise.all(closed), timer])
-  for (const ws of wss.clients) ws.terminate()
-}
-
-/** A socket error before or during the upgrade just drops the socket (a module-level function, so the listener holds no request). */
-function destroySocket (this: Duplex): void {
-  this.destroy()
-}
 
 function answerHttp (req: IncomingMessage, res: ServerResponse, health: () => RelayHealth): void {
   if (req.method === 'GET' && req.url === '/healthz') {
@@ -268,4 +176,4 @@ function answerHttp (req: IncomingMessage, res: ServerResponse, health: () => Re
   res.end('PetalDB relay: connect with a WebSocket to /<docId>, or GET /healthz\n')
 }
 
-export { docIdFromUrl } from './connections/admission.js'
+export { docIdFromUrl } from '../shared/listen/admission.js'

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { closeWith } from '../server/connections/closing.js'
+import { closeWith } from '../shared/listen/closing.js'
 
 describe('closing a connection with a reason', () => {
   it.each([0, 1, 2, 3])('keeps the reason within the 123 bytes a close frame allows (multi-byte characters at offset %i)', offset => {

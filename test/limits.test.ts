@@ -14,7 +14,7 @@ import { NATIVE_PROTOCOL_VERSION, encodeNativeMessage } from '../shared/wire/nat
 import { encodeAwarenessEntries } from '../shared/validation/update-validation.js'
 import { encodeAwarenessMessage, encodeQueryAwareness, encodeSyncUpdate } from '../shared/wire/y-messages.js'
 import { SqliteStore } from '../shared/storage/sqlite-store.js'
-import type { Limits } from '../server/connections/limits.js'
+import type { Limits } from '../shared/listen/limits.js'
 import { startRelay, type Relay, type RelayOptions } from '../server/relay.js'
 import { once } from './helpers/events.js'
 import { captureLog, type CapturedLog } from './helpers/log-capture.js'

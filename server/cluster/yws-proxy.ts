@@ -10,7 +10,7 @@ import { CloseCode } from '../../shared/wire/close-codes.js'
 import type { DocId } from '../../shared/wire/doc-id.js'
 import type { Link } from '../../shared/transport/link.js'
 import type { ClusterMember } from '../../shared/placement.js'
-import { closeWith, MAX_FRAMES_BEFORE_LOAD } from '../connections/closing.js'
+import { closeWith, MAX_FRAMES_BEFORE_LOAD } from '../../shared/listen/closing.js'
 
 /** Connects `link` to the first replica in `replicas` that accepts; `query` is passed on (tokens). */
 export function proxyYwsConnection (link: Link, docId: DocId, query: string, replicas: ClusterMember[], log: Logger): void {

@@ -1,22 +1,19 @@
 /**
- * Serves one native (`petaldb.v2`) connection accepted by a relay. A client's HELLO carries
- * its token; another relay's carries the cluster secret and says it is durable. Then any
- * number of documents are opened, synced and closed over the same link (one sync session
- * each, see `shared/sync/`). For a client, every message is authorized against its token,
- * which it can refresh with AUTH without dropping its documents; its updates are
- * acknowledged once durable (in a cluster: on W relays). See shared/wire/PROTOCOL.md.
+ * Serves one native (`petaldb.v2`) connection accepted by a relay (the common part is
+ * `shared/listen/native-accept.ts`): a client's documents come from the registry, in a
+ * cluster after the cluster map and, for documents this relay is no home of, a redirect;
+ * another relay's connection is a relay link. A client's updates are acknowledged once
+ * durable (in a cluster: on W relays); see shared/wire/PROTOCOL.md.
  */
 import type { Logger } from 'pino'
-import { AuthError, LimitError, ProtocolError } from '../../shared/errors.js'
 import { CloseCode } from '../../shared/wire/close-codes.js'
 import type { DocId } from '../../shared/wire/doc-id.js'
 import type { Link } from '../../shared/transport/link.js'
 import type { ClusterMap, ClusterMember } from '../../shared/placement.js'
 import type { NativeMessage, PeerInfo } from '../../shared/wire/native-messages.js'
-import { PeerConnection, type Served } from '../../shared/sync/connection.js'
-import type { Authenticator } from './auth.js'
-import { ConnectionAuth } from './connection-auth.js'
-import { HELLO_DEADLINE_MS, closeForError } from './closing.js'
+import { PeerConnection, type ConnectionOptions, type Served } from '../../shared/sync/connection.js'
+import type { Authenticator } from '../../shared/listen/auth.js'
+import { acceptNative } from '../../shared/listen/native-accept.js'
 import type { DocumentRegistry } from '../documents/registry.js'
 
 /** What the relay tells native clients about its cluster, and how it routes their documents. */
@@ -54,107 +51,52 @@ export interface NativeConnectionOptions {
 
 /** Serves the native protocol on `link`; see the module comment. */
 export function serveNativeLink (link: Link, options: NativeConnectionOptions): PeerConnection {
-  const { registry, log, routing } = options
-  const auth = new ConnectionAuth(options.authenticator, error => fail(error))
-  let fromRelay = false
-
-  const fail = (error: unknown): void => {
-    closeForError(link, error, log, { protocol: 'native' })
-  }
-
-  /** A document a client opened: authorized, routed, limited, then loaded (shared with every other opener). */
-  const serveClient = (docId: DocId): Served | null => {
-    if (!auth.canRead(docId)) {
-      connection.refuse(docId, CloseCode.forbidden, `no access to ${docId}`)
-      return null
-    }
-    const home = routing?.redirectFor(docId) ?? null
-    if (home !== null) {
+  const { registry, log, routing, relayLinks } = options
+  return acceptNative(link, {
+    self: options.self,
+    authenticator: options.authenticator,
+    log,
+    maxDocs: options.maxDocs,
+    // Clients are not asked to acknowledge what a relay sends them.
+    numbered: false,
+    serve: (docId, connection) => {
+      const home = routing?.redirectFor(docId) ?? null
+      if (home === null) return { host: registry.acquire(docId), release: () => registry.release(docId) }
       connection.send({ type: 'redirect', docId, relayId: home.id, url: home.url })
       return null
-    }
-    if (connection.documents.length >= options.maxDocs) throw new LimitError(CloseCode.policyViolation, `more than ${options.maxDocs} documents open on one connection`)
-    return { host: registry.acquire(docId), release: () => registry.release(docId) }
-  }
-
-  const connection: PeerConnection = new PeerConnection(link, {
-    self: options.self,
-    admit: async hello => {
-      clearTimeout(helloDeadline)
-      if (hello.peer.durable) {
-        if (options.relayLinks === undefined) throw new AuthError(CloseCode.unauthorized, 'this relay is not in a cluster')
-        options.relayLinks.admit(hello)
-        fromRelay = true
-        return
-      }
-      await auth.authenticate(hello.token)
     },
-    serve: docId => fromRelay ? serveForRelay(registry, docId) : serveClient(docId),
-    session: docId => fromRelay
-      ? RELAY_SESSION
-      // Clients are not asked to acknowledge what they receive.
-      : { numbered: false, mayWrite: () => auth.canWrite(docId), ...(auth.user === undefined ? {} : { user: auth.user }) },
-    onReady: () => {
-      if (fromRelay) return options.relayLinks!.accepted(connection)
-      if (routing !== undefined) connection.send({ type: 'cluster', map: routing.map })
-    },
-    onControl: message => {
-      if (message.type !== 'auth' || fromRelay) throw new ProtocolError(`unexpected ${message.type} message from a ${fromRelay ? 'relay' : 'client'}`)
-      auth.authenticate(message.token).then(reauthorize, fail)
-    },
-    onError: (error, docId) => {
-      // A refused write closes only that document.
-      if (fromRelay || (docId !== null && error instanceof AuthError && error.code === CloseCode.forbidden)) return refuseForError(connection, error, docId, log)
-      fail(error)
-      return true
-    },
-    onClose: () => {
-      clearTimeout(helloDeadline)
-      auth.dispose()
-      if (fromRelay && connection.peer !== null) options.relayLinks!.closed(connection)
-    }
+    onReady: connection => { if (routing !== undefined) connection.send({ type: 'cluster', map: routing.map }) },
+    ...(relayLinks === undefined
+      ? {}
+      : { durablePeers: { admit: hello => relayLinks.admit(hello), policy: connection => relayPolicy(connection, registry, log), accepted: relayLinks.accepted, closed: relayLinks.closed } })
   })
+}
 
-  /** A refreshed token may cover fewer documents: close those it no longer allows. */
-  const reauthorize = (): void => {
-    for (const docId of connection.documents) {
-      if (!auth.canRead(docId)) connection.refuse(docId, CloseCode.forbidden, `the new token does not allow ${docId}`)
+/**
+ * How a relay link behaves, on either side. A document the other relay opens is loaded
+ * but not held, so that relays opening each other's documents cannot keep them in memory
+ * for ever (their updates keep it warm; its sessions end when it is evicted). Updates are
+ * numbered both ways (replication waits for acknowledgements). What fails for one document
+ * closes only that document there, with a docError telling the other relay why (it is
+ * retried later); a message that names no document fails the link.
+ */
+function relayPolicy (connection: PeerConnection, registry: DocumentRegistry, log: Logger): Required<Pick<ConnectionOptions, 'serve' | 'session' | 'onError'>> {
+  return {
+    serve: (docId): Served => ({
+      host: registry.acquire(docId).then(doc => {
+        registry.release(docId)
+        return doc
+      })
+    }),
+    session: () => ({ numbered: true }),
+    onError: (error, docId) => {
+      if (docId === null) return false
+      log.warn({ err: error, doc: docId, peer: connection.peer?.peerId }, 'refusing a document on a connection')
+      const code = (error as { code?: unknown }).code
+      connection.refuse(docId, typeof code === 'number' ? code : CloseCode.documentUnavailable, error instanceof Error ? error.message : 'could not be handled')
+      return true
     }
   }
-
-  // A connection that never says hello would otherwise be held open by keep-alive pings.
-  const helloDeadline = setTimeout(() => { if (connection.peer === null) fail(new AuthError(CloseCode.unauthorized, 'no hello in time')) }, HELLO_DEADLINE_MS)
-  return connection
-}
-
-/** Sessions with another relay: numbered both ways (replication waits for acknowledgements). */
-const RELAY_SESSION = { numbered: true }
-
-/**
- * A document another relay opened: loaded but not held, so that relays opening each
- * other's documents cannot keep them in memory for ever (their updates keep it warm); its
- * sessions end when it is evicted.
- */
-function serveForRelay (registry: DocumentRegistry, docId: DocId): Served {
-  return {
-    host: registry.acquire(docId).then(doc => {
-      registry.release(docId)
-      return doc
-    })
-  }
-}
-
-/**
- * What fails for one document on a relay link closes only that document there, with a
- * docError telling the other relay why (its handshake is retried later); a message that
- * names no document fails the link.
- */
-function refuseForError (connection: PeerConnection, error: unknown, docId: DocId | null, log: Logger): boolean {
-  if (docId === null) return false
-  log.warn({ err: error, doc: docId, peer: connection.peer?.peerId }, 'refusing a document on a connection')
-  const code = (error as { code?: unknown }).code
-  connection.refuse(docId, typeof code === 'number' ? code : CloseCode.documentUnavailable, error instanceof Error ? error.message : 'could not be handled')
-  return true
 }
 
 /** Options of {@link dialRelayLink}. */
@@ -171,14 +113,16 @@ export interface RelayLinkOptions {
 
 /** Runs the dialing side of a link to another relay of the cluster over `link`. */
 export function dialRelayLink (link: Link, options: RelayLinkOptions): PeerConnection {
+  let policy: ReturnType<typeof relayPolicy> | null = null
   const connection: PeerConnection = new PeerConnection(link, {
     self: options.self,
     token: () => options.secret,
-    serve: docId => serveForRelay(options.registry, docId),
-    session: () => RELAY_SESSION,
+    serve: docId => policy!.serve(docId),
+    session: docId => policy!.session(docId),
     onReady: () => options.onReady(connection),
-    onError: (error, docId) => refuseForError(connection, error, docId, options.log),
+    onError: (error, docId) => policy!.onError(error, docId),
     onClose: options.onClose
   })
+  policy = relayPolicy(connection, options.registry, options.log)
   return connection
 }

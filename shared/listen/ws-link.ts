@@ -1,8 +1,8 @@
 /** Adapts a server-side `ws` socket to a {@link Link}, enforcing the per-connection limits. */
-import type { Logger } from 'pino'
+import type { Log } from './log.js'
 import type { WebSocket } from 'ws'
-import { CloseCode } from '../../shared/wire/close-codes.js'
-import type { Link } from '../../shared/transport/link.js'
+import { CloseCode } from '../wire/close-codes.js'
+import type { Link } from '../transport/link.js'
 import { closeForError, closeWith, toFrame } from './closing.js'
 import { connectionRateGuard, type Limits } from './limits.js'
 
@@ -12,7 +12,7 @@ const ignore = (): void => {}
  * A Link over `socket`. A text frame closes it with 1003, a frame over the rate limits
  * with 1008; a reader whose send buffer outgrows `maxBufferedBytes` is cut off.
  */
-export function wsLink (socket: WebSocket, limits: Limits, log: Logger): Link {
+export function wsLink (socket: WebSocket, limits: Limits, log: Log): Link {
   let closing = false
   const checkRate = connectionRateGuard(limits)
   const link: Link = {

@@ -3,9 +3,9 @@
  * client refreshes its token, and a timer that ends the session when the token expires.
  * Without an authenticator every connection gets the open grant.
  */
-import { CloseCode } from '../../shared/wire/close-codes.js'
+import { CloseCode } from '../wire/close-codes.js'
 import { OPEN_GRANT, canRead, canWrite, type Authenticator, type Grant } from './auth.js'
-import { AuthError } from '../../shared/errors.js'
+import { AuthError } from '../errors.js'
 
 /** Timers above this are clamped by Node; re-arm instead. */
 const MAX_TIMER_MS = 2 ** 31 - 1

@@ -1,9 +1,9 @@
 /** Helpers shared by the connection handlers: frame intake and closing with a reason. */
-import type { Logger } from 'pino'
+import type { Log } from './log.js'
 import type { RawData } from 'ws'
-import { ownBytes } from '../../shared/wire/bytes.js'
-import { CloseCode } from '../../shared/wire/close-codes.js'
-import { AuthError, DocLoadError, LimitError, ProtocolError } from '../../shared/errors.js'
+import { ownBytes } from '../wire/bytes.js'
+import { CloseCode } from '../wire/close-codes.js'
+import { AuthError, DocLoadError, LimitError, ProtocolError } from '../errors.js'
 
 /** How long a native client or an inbound relay link may take to say hello. */
 export const HELLO_DEADLINE_MS = 10_000
@@ -35,7 +35,7 @@ export function toFrame (data: RawData): Uint8Array {
  * Closes `connection` after `error` from handling a frame: a malformed message closes with
  * 4400, an exceeded limit or failed authentication with its own code, each with its reason.
  */
-export function closeForError (connection: Closable, error: unknown, log: Logger, context: object): void {
+export function closeForError (connection: Closable, error: unknown, log: Log, context: object): void {
   if (error instanceof ProtocolError || error instanceof LimitError || error instanceof AuthError) {
     log.info({ ...context, reason: error.message }, 'closing connection')
     closeWith(connection, error.code, error.message)

@@ -3,8 +3,8 @@
  * closes the offending connection with a specific close code (1008 policy violation, 1009
  * too big, 1013 try again later); other connections and documents are unaffected.
  */
-import { LimitError } from '../../shared/errors.js'
-import { CloseCode } from '../../shared/wire/close-codes.js'
+import { LimitError } from '../errors.js'
+import { CloseCode } from '../wire/close-codes.js'
 
 /** Relay limits; every field has a default (see {@link DEFAULT_LIMITS}). */
 export interface Limits {

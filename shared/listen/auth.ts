@@ -4,9 +4,9 @@
  * `write` (document ids; a trailing `*` matches a prefix, `notes/*` matches `notes/1` but
  * not `notesX`), `exp`. Write access implies read access.
  */
-import { AuthError } from '../../shared/errors.js'
+import { AuthError } from '../errors.js'
 import { errors, jwtVerify, type JWTPayload } from 'jose'
-import { CloseCode } from '../../shared/wire/close-codes.js'
+import { CloseCode } from '../wire/close-codes.js'
 
 /** What a verified token allows. */
 export interface Grant {

@@ -4,10 +4,10 @@
  * for and whether its token (URL parameter `token`) allows it.
  */
 import type { IncomingMessage } from 'node:http'
-import { CloseCode } from '../../shared/wire/close-codes.js'
-import { docIdProblem, type DocId } from '../../shared/wire/doc-id.js'
+import { CloseCode } from '../wire/close-codes.js'
+import { docIdProblem, type DocId } from '../wire/doc-id.js'
 import { OPEN_GRANT, canRead, type Authenticator, type Grant } from './auth.js'
-import { AuthError } from '../../shared/errors.js'
+import { AuthError } from '../errors.js'
 
 /** The verdict on a stock client's upgrade: serve `docId` with `grant`, or close with `code`. */
 export type StockAdmission =

@@ -1,0 +1,183 @@
+/**
+ * Accepting WebSocket connections on Node, the same for a relay and for a replica that
+ * listens for peers: an HTTP(S) server whose upgrades are checked (browser origin, and for
+ * stock y-websocket clients the document id and token) and limited (connections per
+ * address, frame size, rates, slow readers), kept alive with pings, and handed over as
+ * Links: native (`petaldb.v2`) ones to `onNative`, stock ones with their admission to `onStock`.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { WebSocketServer, type WebSocket } from 'ws'
+import { CloseCode } from '../wire/close-codes.js'
+import type { DocId } from '../wire/doc-id.js'
+import { NATIVE_SUBPROTOCOL } from '../wire/native-messages.js'
+import type { Link } from '../transport/link.js'
+import { admitStockClient, originAllowed } from './admission.js'
+import type { Authenticator, Grant } from './auth.js'
+import { closeWith } from './closing.js'
+import type { Limits } from './limits.js'
+import type { Log } from './log.js'
+import { wsLink } from './ws-link.js'
+
+/** A stock client admitted to a document, with what its token grants. */
+export interface StockClient {
+  docId: DocId
+  grant: Grant
+  /** The query string of its URL (with its token), to pass on when proxying. */
+  query: string
+}
+
+/** Options of {@link listen}. */
+export interface ListenerOptions {
+  host: string
+  /** 0 picks a free port. */
+  port: number
+  /** PEM certificate and key: serve wss:// instead of ws://. */
+  tls?: { cert: string | Buffer, key: string | Buffer }
+  /** Browser origins allowed to connect; others get HTTP 403. Default: any. */
+  allowedOrigins?: string[]
+  limits: Limits
+  /** Verifies stock clients' tokens (URL parameter `token`); null: every client may read and write. */
+  authenticator: Authenticator | null
+  log: Log
+  /** Milliseconds between keep-alive pings; a connection that misses one is dropped. */
+  pingIntervalMs: number
+  /** A native connection: its first message will be HELLO. */
+  onNative: (link: Link) => void
+  /** A stock y-websocket client, admitted. */
+  onStock: (link: Link, client: StockClient) => void
+  /** A plain HTTP request. Default: 426 with a hint. */
+  onHttp?: (req: IncomingMessage, res: ServerResponse) => void
+}
+
+/** A listening server. */
+export interface Listener {
+  /** Base URL, e.g. `ws://127.0.0.1:4321`. */
+  readonly url: string
+  readonly port: number
+  /** Open WebSocket connections. */
+  readonly connections: number
+  /** Stops accepting, closes every connection (cut off after `graceMs`), and resolves once the server is closed. */
+  close(graceMs?: number): Promise<void>
+}
+
+/** Starts listening; resolves once the server is bound. */
+export async function listen (options: ListenerOptions): Promise<Listener> {
+  const { limits, log } = options
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: limits.maxFrameBytes,
+    // Native peers ask for the PetalDB subprotocol; stock y-websocket clients ask for none.
+    handleProtocols: protocols => protocols.has(NATIVE_SUBPROTOCOL) ? NATIVE_SUBPROTOCOL : false
+  })
+  const onHttp = options.onHttp ?? answerUpgradeRequired
+  const http = options.tls === undefined ? createServer(onHttp) : createHttpsServer(options.tls, onHttp)
+  const alive = new WeakSet<WebSocket>()
+  const perIp = new Map<string, number>()
+  // Listeners shared by every socket (a closure per socket would cost memory per connection).
+  function markAlive (this: WebSocket): void {
+    alive.add(this)
+  }
+  const logSocketError = (error: Error): void => log.debug({ err: error }, 'socket error')
+
+  const onConnection = (ws: WebSocket, req: IncomingMessage, stock: Awaited<ReturnType<typeof admitStockClient>> | null): void => {
+    alive.add(ws)
+    ws.on('pong', markAlive)
+    ws.on('error', logSocketError)
+    const link = wsLink(ws, limits, log)
+    const ip = req.socket.remoteAddress ?? ''
+    const count = (perIp.get(ip) ?? 0) + 1
+    perIp.set(ip, count)
+    ws.once('close', () => {
+      const left = perIp.get(ip)! - 1
+      if (left === 0) perIp.delete(ip)
+      else perIp.set(ip, left)
+    })
+    if (count > limits.maxConnectionsPerIp) {
+      return closeWith(link, CloseCode.tryAgainLater, `more than ${limits.maxConnectionsPerIp} connections from one address`)
+    }
+    if (stock === null) return options.onNative(link)
+    if (!stock.ok) {
+      log.info({ url: req.url?.split('?', 1)[0], reason: stock.reason }, 'rejected connection')
+      return closeWith(link, stock.code, stock.reason)
+    }
+    options.onStock(link, stock)
+  }
+
+  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', destroySocket)
+    if (!originAllowed(req, options.allowedOrigins)) {
+      log.info({ origin: req.headers.origin }, 'rejected connection: origin not allowed')
+      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n')
+      return
+    }
+    const native = req.headers['sec-websocket-protocol']?.split(',').some(p => p.trim() === NATIVE_SUBPROTOCOL) === true
+    const admission = native ? Promise.resolve(null) : admitStockClient(req.url ?? '/', options.authenticator)
+    admission.then(verdict => wss.handleUpgrade(req, socket, head, ws => {
+      socket.off('error', destroySocket) // ws handles socket errors from here on
+      onConnection(ws, req, verdict)
+    })).catch((error: unknown) => {
+      log.error({ err: error }, 'upgrade failed')
+      socket.destroy()
+    })
+  })
+
+  const pinger = setInterval(() => {
+    for (const ws of wss.clients) {
+      if (!alive.has(ws)) { ws.terminate(); continue }
+      alive.delete(ws)
+      ws.ping()
+    }
+  }, options.pingIntervalMs)
+  pinger.unref()
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject)
+    http.listen(options.port, options.host, () => {
+      http.off('error', reject)
+      resolve()
+    })
+  })
+  const address = http.address() as AddressInfo
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  let closing: Promise<void> | null = null
+  return {
+    url: `${options.tls === undefined ? 'ws' : 'wss'}://${host}:${address.port}`,
+    port: address.port,
+    get connections () {
+      return wss.clients.size
+    },
+    close (graceMs = 2000) {
+      closing ??= (async () => {
+        clearInterval(pinger)
+        const stopped = new Promise<void>(resolve => http.close(() => resolve()))
+        http.closeIdleConnections()
+        await closeClients(wss, graceMs)
+        await stopped
+      })()
+      return closing
+    }
+  }
+}
+
+async function closeClients (wss: WebSocketServer, graceMs: number): Promise<void> {
+  const closed = [...wss.clients].map(ws => new Promise(resolve => {
+    ws.once('close', resolve)
+    closeWith(ws, CloseCode.goingAway, 'shutting down')
+  }))
+  const timer = new Promise(resolve => setTimeout(resolve, graceMs).unref())
+  await Promise.race([Promise.all(closed), timer])
+  for (const ws of wss.clients) ws.terminate()
+}
+
+/** A socket error before or during the upgrade just drops the socket (a module-level function, so the listener holds no request). */
+function destroySocket (this: Duplex): void {
+  this.destroy()
+}
+
+function answerUpgradeRequired (_req: IncomingMessage, res: ServerResponse): void {
+  res.writeHead(426, { 'content-type': 'text/plain' })
+  res.end('Connect with a WebSocket to /<docId>\n')
+}

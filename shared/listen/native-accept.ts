@@ -1,0 +1,118 @@
+/**
+ * The accepting side of a native (`petaldb.v2`) connection, the same on a relay and on a
+ * replica that listens for peers. A client's HELLO carries its token; then every message
+ * is authorized against it (open needs read access, an update write access: a refused
+ * write closes only that document), the client can refresh it with AUTH without dropping
+ * its documents, and its expiry ends the connection. A durable peer's HELLO (another relay
+ * of a cluster) is handed to the relay's own policy. Hostile input closes the connection.
+ */
+import { AuthError, LimitError, ProtocolError } from '../errors.js'
+import { CloseCode } from '../wire/close-codes.js'
+import type { DocId } from '../wire/doc-id.js'
+import type { NativeMessage, PeerInfo } from '../wire/native-messages.js'
+import type { Link } from '../transport/link.js'
+import { PeerConnection, type ConnectionOptions, type Served } from '../sync/connection.js'
+import type { Authenticator } from './auth.js'
+import { ConnectionAuth } from './connection-auth.js'
+import { HELLO_DEADLINE_MS, closeForError } from './closing.js'
+import type { Log } from './log.js'
+
+/** How a relay handles a durable peer (another relay of its cluster) on an accepted connection. */
+export interface DurablePeers {
+  /** Verifies the peer's HELLO (cluster secret, membership); throws an AuthError or ProtocolError. */
+  admit(hello: Extract<NativeMessage, { type: 'hello' }>): void
+  /** How `connection` behaves once the peer is admitted. */
+  policy(connection: PeerConnection): Required<Pick<ConnectionOptions, 'serve' | 'session' | 'onError'>>
+  /** The connection is up. */
+  accepted(connection: PeerConnection): void
+  /** The connection, once up, closed. */
+  closed(connection: PeerConnection): void
+}
+
+/** Options of {@link acceptNative}. */
+export interface NativeAcceptOptions {
+  /** This node, as told to peers in WELCOME. */
+  self: PeerInfo
+  /** Verifies client tokens; null: anyone may read and write. */
+  authenticator: Authenticator | null
+  log: Log
+  /** Documents one client connection may have open (1008 beyond). */
+  maxDocs: number
+  /** Whether updates sent to clients are numbered for them to acknowledge (replicas want to know what peers hold; relays do not). */
+  numbered: boolean
+  /**
+   * Serves a document a client may read and opened; return null having answered it some
+   * other way (a redirect). `connection` is the client's.
+   */
+  serve: (docId: DocId, connection: PeerConnection) => Served | null
+  /** The client's connection is up (a relay sends its cluster map). */
+  onReady?: (connection: PeerConnection) => void
+  /** Durable peers' connections; without it, a durable peer's HELLO is refused. */
+  durablePeers?: DurablePeers
+}
+
+/** Serves the accepting side of the native protocol on `link`; see the module comment. */
+export function acceptNative (link: Link, options: NativeAcceptOptions): PeerConnection {
+  const { log, durablePeers } = options
+  const auth = new ConnectionAuth(options.authenticator, error => fail(error))
+  let durable: ReturnType<DurablePeers['policy']> | null = null
+
+  const fail = (error: unknown): void => {
+    closeForError(link, error, log, { protocol: 'native' })
+  }
+
+  const serveClient = (docId: DocId): Served | null => {
+    if (!auth.canRead(docId)) {
+      connection.refuse(docId, CloseCode.forbidden, `no access to ${docId}`)
+      return null
+    }
+    if (connection.documents.length >= options.maxDocs) throw new LimitError(CloseCode.policyViolation, `more than ${options.maxDocs} documents open on one connection`)
+    return options.serve(docId, connection)
+  }
+
+  /** A refreshed token may cover fewer documents: close those it no longer allows. */
+  const reauthorize = (): void => {
+    for (const docId of connection.documents) {
+      if (!auth.canRead(docId)) connection.refuse(docId, CloseCode.forbidden, `the new token does not allow ${docId}`)
+    }
+  }
+
+  const connection: PeerConnection = new PeerConnection(link, {
+    self: options.self,
+    admit: async hello => {
+      clearTimeout(helloDeadline)
+      if (!hello.peer.durable) return await auth.authenticate(hello.token)
+      if (durablePeers === undefined) throw new AuthError(CloseCode.unauthorized, 'durable peers are not accepted here')
+      durablePeers.admit(hello)
+      durable = durablePeers.policy(connection)
+    },
+    serve: docId => durable !== null ? durable.serve(docId) : serveClient(docId),
+    session: docId => durable !== null
+      ? durable.session(docId)
+      : { numbered: options.numbered, mayWrite: () => auth.canWrite(docId), ...(auth.user === undefined ? {} : { user: auth.user }) },
+    onReady: () => durable !== null ? durablePeers!.accepted(connection) : options.onReady?.(connection),
+    onControl: message => {
+      if (message.type !== 'auth' || durable !== null) throw new ProtocolError(`unexpected ${message.type} message`)
+      auth.authenticate(message.token).then(reauthorize, fail)
+    },
+    onError: (error, docId) => {
+      if (durable !== null && durable.onError(error, docId) === true) return true
+      // A refused write closes only that document.
+      if (docId !== null && error instanceof AuthError && error.code === CloseCode.forbidden) {
+        connection.refuse(docId, error.code, error.message)
+        return true
+      }
+      fail(error)
+      return true
+    },
+    onClose: () => {
+      clearTimeout(helloDeadline)
+      auth.dispose()
+      if (durable !== null && connection.peer !== null) durablePeers!.closed(connection)
+    }
+  })
+
+  // A connection that never says hello would otherwise be held open by keep-alive pings.
+  const helloDeadline = setTimeout(() => { if (connection.peer === null) fail(new AuthError(CloseCode.unauthorized, 'no hello in time')) }, HELLO_DEADLINE_MS)
+  return connection
+}
