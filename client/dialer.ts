@@ -3,14 +3,15 @@
  * with exponential backoff and full jitter, cycling through the given URLs. Every document
  * attached to it is opened on each new link (a fresh handshake in both directions merges
  * what either side did while apart); documents the other side opens are served too, if
- * they are attached.
+ * they are attached (see {@link LinkGroup}).
  */
 import { CloseCode } from '../shared/wire/close-codes.js'
 import type { DocId } from '../shared/wire/doc-id.js'
 import type { Link } from '../shared/transport/link.js'
 import type { ClusterMap } from '../shared/placement.js'
 import type { PeerInfo } from '../shared/wire/native-messages.js'
-import { PeerConnection, type ControlMessage } from '../shared/sync/connection.js'
+import type { PeerConnection, ControlMessage } from '../shared/sync/connection.js'
+import { LinkGroup } from './link-group.js'
 import { ProtocolError } from '../shared/errors.js'
 import type { LocalDoc } from './local-doc.js'
 
@@ -43,7 +44,7 @@ export interface DialerOptions {
 
 /** See the module comment. */
 export class Dialer {
-  private readonly docs = new Map<DocId, LocalDoc>()
+  private readonly group: LinkGroup
   private current: PeerConnection | null = null
   private currentStatus: LinkStatus = 'connecting'
   private closed = false
@@ -51,6 +52,16 @@ export class Dialer {
   private readonly running: Promise<void>
 
   constructor (private readonly options: DialerOptions) {
+    this.group = new LinkGroup({
+      self: options.self,
+      ...(options.token === undefined ? {} : { token: options.token }),
+      onControl: (message, connection) => {
+        if (message.type === 'cluster') return options.onCluster?.(message.map)
+        if (message.type === 'redirect') return options.onRedirect?.(message.docId, message.url)
+        if (message.type === 'signal' && options.onSignal !== undefined) return options.onSignal(message, connection)
+        throw new ProtocolError(`unexpected ${message.type} message`)
+      }
+    })
     this.running = this.run()
   }
 
@@ -66,19 +77,17 @@ export class Dialer {
 
   /** Documents attached to this dialer. */
   get attached (): LocalDoc[] {
-    return [...this.docs.values()]
+    return this.group.attached
   }
 
   /** Syncs `doc` over this dialer's links from now on. */
   attach (doc: LocalDoc): void {
-    this.docs.set(doc.docId, doc)
-    this.connection?.open(doc)
+    this.group.attach(doc)
   }
 
   /** Stops syncing `docId` (telling the other side). */
   detach (docId: DocId): void {
-    this.docs.delete(docId)
-    this.current?.closeDocument(docId)
+    this.group.detach(docId)
   }
 
   /** Sends a fresh token on the current link (the relay keeps the open documents). */
@@ -90,7 +99,7 @@ export class Dialer {
   async close (): Promise<void> {
     this.closed = true
     this.wake?.()
-    this.current?.close(CloseCode.normal, 'replica closing')
+    this.group.close(CloseCode.normal, 'replica closing')
     await this.running
   }
 
@@ -123,26 +132,11 @@ export class Dialer {
   private serve (url: string, link: Link): Promise<boolean> {
     return new Promise(resolve => {
       let welcomed = false
-      const connection: PeerConnection = new PeerConnection(link, {
-        self: this.options.self,
-        token: () => this.options.token?.() ?? '',
-        serve: docId => {
-          const doc = this.docs.get(docId)
-          if (doc === undefined) connection.refuse(docId, CloseCode.forbidden, `${docId} is not open here`)
-          return doc === undefined ? null : { host: doc }
-        },
+      const connection = this.group.run(link, 'dial', {
         onReady: () => {
           welcomed = true
           this.setStatus(url, 'online')
-          for (const doc of this.docs.values()) connection.open(doc)
         },
-        onControl: message => {
-          if (message.type === 'cluster') return this.options.onCluster?.(message.map)
-          if (message.type === 'redirect') return this.options.onRedirect?.(message.docId, message.url)
-          if (message.type === 'signal' && this.options.onSignal !== undefined) return this.options.onSignal(message, connection)
-          throw new ProtocolError(`unexpected ${message.type} message`)
-        },
-        onRefused: (docId, code, reason) => this.docs.get(docId)?.refused(code, reason, connection.peer?.durable === true),
         onClose: () => {
           if (this.current === connection) this.current = null
           resolve(welcomed)

@@ -14,6 +14,7 @@ import { LocalDoc, type LocalDocOptions, type SessionStatus } from './local-doc.
 import type { Served } from '../shared/sync/connection.js'
 import { Dialer, type LinkStatus } from './dialer.js'
 import { Router } from './router.js'
+import { Tabs } from './tabs.js'
 import { connectWebSocket, type WebSocketConstructor } from '../shared/transport/websocket.js'
 
 /** Options of {@link Replica}. */
@@ -34,6 +35,12 @@ export interface ReplicaOptions {
   peers?: string[]
   /** This replica's stable id, told to relays and peers. Default: a random id per instance. */
   peerId?: string
+  /**
+   * Sync with other replicas on the same store in tabs of this origin, over a
+   * BroadcastChannel named after the store (or the name given here), with no relay.
+   * Default: on in browsers for stores with a name (`IndexedDbStore`), off elsewhere.
+   */
+  tabs?: boolean | string
   /**
    * The relay token (a JWT; see the README's security section), or a function returning
    * one, called for every new connection so it can fetch a fresh token.
@@ -103,6 +110,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   private readonly loadedDocs = new Map<DocId, LocalDoc>()
   private readonly router: Router | null
   private readonly peerDialers: Dialer[]
+  private readonly tabs: Tabs | null
   /** This replica as told to relays and peers. */
   readonly self: PeerInfo
   private closed = false
@@ -134,6 +142,8 @@ export class Replica extends ObservableV2<ReplicaEvents> {
       onStatus: (relay, status) => this.emit('status', [{ relay, status, durable: false }]),
       ...backoff
     }))
+    const channel = tabsChannel(options)
+    this.tabs = channel === null ? null : new Tabs(channel, this.self)
   }
 
   /**
@@ -179,8 +189,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
         doc.onRefused = (code, reason) => this.emit('refused', [{ docId: id, code, reason }])
         doc.onChange = () => this.emit('peers', [{ docId: id, peers: doc.status, pending: doc.pending }])
         this.loadedDocs.set(id, doc)
-        this.router?.attach(doc)
-        for (const dialer of this.peerDialers) dialer.attach(doc)
+        for (const syncer of this.syncers) syncer.attach(doc)
       }, () => this.docs.delete(id))
     }
     return opening
@@ -243,7 +252,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    await Promise.all([this.router?.close(), ...this.peerDialers.map(dialer => dialer.close())])
+    await Promise.all(this.syncers.map(syncer => syncer.close()))
     await Promise.all([...this.docs.keys()].map(id => this.closeDoc(id)))
     await this.store.close()
     this.destroy()
@@ -257,9 +266,13 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     const doc = await opening.catch(() => null)
     if (doc === null) return
     this.loadedDocs.delete(id)
-    this.router?.detach(id)
-    for (const dialer of this.peerDialers) dialer.detach(id)
+    for (const syncer of this.syncers) syncer.detach(id)
     await doc.close()
+  }
+
+  /** Whatever syncs documents: the relays' router, peer dialers, tabs. */
+  private get syncers (): Array<Pick<Dialer, 'attach' | 'detach'> & { close(): void | Promise<void> }> {
+    return [...(this.router === null ? [] : [this.router]), ...this.peerDialers, ...(this.tabs === null ? [] : [this.tabs])]
   }
 
   private assertOpen (): void {
@@ -278,4 +291,14 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     if (doc === undefined) throw new Error(`document ${docId} is not open (or still opening): await replica.open() first`)
     return doc
   }
+}
+
+/** The BroadcastChannel name tabs sync on, or null if tab sync is off; see {@link ReplicaOptions.tabs}. */
+function tabsChannel ({ tabs, store }: ReplicaOptions): string | null {
+  if (tabs === false) return null
+  if (typeof tabs === 'string') return tabs
+  const inBrowser = typeof (globalThis as { document?: unknown }).document !== 'undefined'
+  if (tabs === undefined && !inBrowser) return null
+  if (typeof globalThis.BroadcastChannel === 'undefined' || store.name === undefined) return null
+  return `petaldb:${store.name}`
 }

@@ -26,7 +26,7 @@ export interface IndexedDbStoreOptions {
 /** Durable document storage in IndexedDB; see the module comment. */
 export class IndexedDbStore extends BatchedStore {
   private readonly db: Promise<IDBPDatabase<PetalSchema>>
-  private readonly name: string
+  readonly name: string
 
   constructor (options: IndexedDbStoreOptions = {}) {
     super()

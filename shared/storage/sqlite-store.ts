@@ -55,6 +55,11 @@ export class SqliteStore extends BatchedStore {
   /** Documents known to have a row in `docs`, so appends skip the insert-if-missing. */
   private readonly knownDocs = new Set<DocId>()
 
+  /** The database file, which names the storage (see `DocStore.name`). */
+  get name (): string {
+    return this.path
+  }
+
   /** Opens (creating if needed, with its directory) the database file at `path`. */
   constructor (readonly path: string, private readonly options: SqliteStoreOptions = {}) {
     super()

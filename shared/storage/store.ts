@@ -19,6 +19,8 @@ export interface StoredDoc {
 
 /** Durable per-document storage of a snapshot and an update log. */
 export interface DocStore {
+  /** Names the storage itself (a database), where other processes or tabs may open it too. */
+  readonly name?: string
   /** Everything stored for `docId`, or `null` if nothing is. Sees every write made before the call. */
   load(docId: DocId): Promise<StoredDoc | null>
   /**

@@ -22,7 +22,9 @@ export const CloseCode = {
   unauthorized: 4401,
   /** The credentials do not allow this (a document the token does not cover, a write on a read-only token). */
   forbidden: 4403,
-  /** The relay could not reach a replica of the document; retry later. */
+  /** A peer declines a document it does not have open (a document refusal, not a connection close). */
+  notOpenHere: 4404,
+  /** The relay could not reach a home of the document; retry later. */
   upstreamUnavailable: 4502,
   /** The document could not be loaded from storage; retry later. */
   documentUnavailable: 4503
