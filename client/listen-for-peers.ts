@@ -56,7 +56,7 @@ export async function listenForPeers (replica: Replica, options: ListenForPeersO
   const keys = parseAuthKeys(options.auth ?? [])
   const authenticator = keys.size === 0 ? null : new Authenticator(keys)
   const log = options.log ?? silentLog
-  Object.assign(replica.peerLimits, { awarenessLimits: limits, maxDocumentBytes: limits.maxDocumentBytes })
+  Object.assign(replica.docOptions, { awarenessLimits: limits, maxDocumentBytes: limits.maxDocumentBytes })
   const listener = await listen({
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 0,

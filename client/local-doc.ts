@@ -8,13 +8,12 @@
  * acknowledged (and the next handshake re-sends them). Only a durable peer's (a relay's)
  * acknowledgement makes a change durable; a replica peer's only means it holds the change.
  */
-import * as decoding from 'lib0/decoding'
-import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate, removeAwarenessStates } from 'y-protocols/awareness'
 import type { DocId } from '../shared/wire/doc-id.js'
 import type { DocStore } from '../shared/storage/store.js'
 import { PersistedDoc } from '../shared/storage/persisted-doc.js'
+import { decodeCounters, pendingOf, updateCounters, type Counters, type WriterCounts } from './counters.js'
 import { SessionSet, type DocumentHost, type HandOver } from '../shared/sync/host.js'
 import { SyncSession } from '../shared/sync/session.js'
 import { decodeStateVector, encodeAwarenessEntries, validateUpdate } from '../shared/validation/update-validation.js'
@@ -24,26 +23,6 @@ import { admitAwareness, type AwarenessLimits, type PresenceView } from '../shar
 
 /** Transaction origin of the stored state applied at load. */
 const STORAGE_ORIGIN = Symbol('storage')
-
-interface Counters {
-  /** Local changes made to the document, ever. */
-  local: number
-  /** How many of them a relay acknowledged as durable. */
-  durable: number
-}
-
-function encodeCounters ({ local, durable }: Counters): Uint8Array {
-  return encoding.encode(encoder => {
-    encoding.writeVarUint(encoder, local)
-    encoding.writeVarUint(encoder, durable)
-  })
-}
-
-function decodeCounters (meta: Uint8Array | null): Counters {
-  if (meta === null) return { local: 0, durable: 0 }
-  const decoder = decoding.createDecoder(meta)
-  return { local: decoding.readVarUint(decoder), durable: decoding.readVarUint(decoder) }
-}
 
 function presenceOf (doc: LocalDoc): PresenceView {
   return {
@@ -68,6 +47,8 @@ export interface SessionStatus {
 
 /** Options of {@link LocalDoc.open}: limits on what peers send (a listening replica faces the same input as a relay). */
 export interface LocalDocOptions {
+  /** This replica's id, under which it counts its local changes in the store (see `counters.ts`). Default ''. */
+  writer?: string
   awarenessLimits?: AwarenessLimits
   /** Stored size of the document (snapshot + log) that a peer's update may not make it exceed (1009). */
   maxDocumentBytes?: number
@@ -77,7 +58,10 @@ export interface LocalDocOptions {
 export class LocalDoc implements DocumentHost {
   readonly awareness: Awareness
   private readonly sessions = new SessionSet()
-  private counters: Counters
+  /** This replica's own counts for the document. */
+  private readonly counters: WriterCounts
+  /** Other writers' counts as loaded, until everything loaded is durable. */
+  private loaded: Counters
   /** Local changes stored and forwarded so far. */
   private shared: number
   /** Which session brought each remote presence state. */
@@ -94,9 +78,14 @@ export class LocalDoc implements DocumentHost {
   /** Called when the pending count or a session's status changes (set by the replica). */
   onChange: () => void = () => {}
 
-  private constructor (private readonly store: DocStore, private readonly persisted: PersistedDoc, counters: Counters, private readonly options: LocalDocOptions) {
-    this.counters = counters
-    this.shared = counters.local
+  private constructor (private readonly store: DocStore, private readonly persisted: PersistedDoc, private readonly options: LocalDocOptions) {
+    const stored = decodeCounters(persisted.loadedMeta)
+    const writer = options.writer ?? ''
+    // Counting starts from this writer's stored entry (a replica that reopens with its own id), if any.
+    this.counters = stored.get(writer) ?? { local: 0, durable: 0 }
+    stored.delete(writer)
+    this.loaded = stored
+    this.shared = this.counters.local
     this.awareness = new Awareness(this.ydoc)
     this.ydoc.on('update', this.onUpdate)
     this.awareness.on('update', this.onAwarenessUpdate)
@@ -105,7 +94,7 @@ export class LocalDoc implements DocumentHost {
   /** Loads `docId` from `store` (no network). */
   static async open (store: DocStore, docId: DocId, options: LocalDocOptions = {}): Promise<LocalDoc> {
     const persisted = await PersistedDoc.load(store, docId, new Y.Doc(), { origin: STORAGE_ORIGIN })
-    return new LocalDoc(store, persisted, decodeCounters(persisted.loadedMeta), options)
+    return new LocalDoc(store, persisted, options)
   }
 
   get docId (): DocId {
@@ -116,9 +105,11 @@ export class LocalDoc implements DocumentHost {
     return this.persisted.ydoc
   }
 
-  /** Local changes not yet acknowledged by a relay. */
+  /** Local changes not yet acknowledged by a relay: this replica's, and those it loaded from the store. */
   get pending (): number {
-    return this.counters.local - this.counters.durable
+    let pending = pendingOf(this.counters)
+    for (const counts of this.loaded.values()) pending += pendingOf(counts)
+    return pending
   }
 
   /** How each session of the document stands. */
@@ -198,11 +189,14 @@ export class LocalDoc implements DocumentHost {
   }
 
   acknowledged (session: SyncSession, localChanges: number): void {
-    if (session.peer.durable && localChanges > this.counters.durable) {
-      this.counters.durable = Math.min(localChanges, this.counters.local)
-      this.saveCounters().catch(error => this.fail(error as Error))
+    // Any acknowledgement from a relay covers its session's handshake update, which held everything loaded.
+    const loadedNowDurable = session.peer.durable && this.pending > pendingOf(this.counters)
+    if (session.peer.durable && (localChanges > this.counters.durable || loadedNowDurable)) {
+      this.counters.durable = Math.max(this.counters.durable, Math.min(localChanges, this.counters.local))
+      this.saveCounters(loadedNowDurable).catch(error => this.fail(error as Error))
+      if (loadedNowDurable) this.loaded = new Map()
       this.durableWaiters = this.durableWaiters.filter(waiter => {
-        if (waiter.local > this.counters.durable) return true
+        if (waiter.local > this.counters.durable || this.loaded.size > 0) return true
         waiter.resolve()
         return false
       })
@@ -241,7 +235,7 @@ export class LocalDoc implements DocumentHost {
   whenDurable (): Promise<void> {
     if (this.lastError !== null) return Promise.reject(this.lastError)
     const local = this.counters.local
-    if (local <= this.counters.durable) return Promise.resolve()
+    if (this.pending === 0) return Promise.resolve()
     return new Promise((resolve, reject) => this.durableWaiters.push({ local, resolve, reject }))
   }
 
@@ -277,8 +271,8 @@ export class LocalDoc implements DocumentHost {
   /** Presence as admission sees it: states no session brought are this replica's own. */
   private readonly presence: PresenceView = presenceOf(this)
 
-  private saveCounters (): Promise<void> {
-    return this.store.setMeta(this.docId, encodeCounters(this.counters))
+  private saveCounters (loadedDurable = false): Promise<void> {
+    return this.store.updateMeta(this.docId, updateCounters(this.options.writer ?? '', { ...this.counters }, this.loaded, loadedDurable))
   }
 
   private fail (error: Error): void {

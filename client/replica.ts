@@ -121,6 +121,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     super()
     this.store = options.store
     this.self = { peerId: options.peerId ?? uuidv4(), durable: false }
+    this.docOptions = { writer: this.self.peerId }
     const connect = options.connect ?? ((url: string) => connectWebSocket(url, options.WebSocket))
     const token = (): string | Promise<string> => {
       if (this.tokenOverride !== null) return this.tokenOverride
@@ -177,13 +178,13 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     }
   }
 
-  /** @internal Limits on what peers send, set by `listenForPeers`. */
-  readonly peerLimits: LocalDocOptions = {}
+  /** @internal How documents are opened: under this replica's id, with limits on what peers send (set by `listenForPeers`). */
+  readonly docOptions: LocalDocOptions
 
   private load (id: DocId): Promise<LocalDoc> {
     let opening = this.docs.get(id)
     if (opening === undefined) {
-      opening = LocalDoc.open(this.store, id, this.peerLimits)
+      opening = LocalDoc.open(this.store, id, this.docOptions)
       this.docs.set(id, opening)
       opening.then(doc => {
         doc.onRefused = (code, reason) => this.emit('refused', [{ docId: id, code, reason }])

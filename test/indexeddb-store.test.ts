@@ -12,6 +12,7 @@ runStoreConformance('IndexedDbStore (fake-indexeddb)', async () => {
     reopen: async () => {
       await store.close()
       return new IndexedDbStore({ name })
-    }
+    },
+    another: () => new IndexedDbStore({ name })
   }
 }, { persistent: true })

@@ -17,7 +17,8 @@ runStoreConformance('SqliteStore', async () => {
     reopen: async () => {
       await store.close()
       return new SqliteStore(path)
-    }
+    },
+    another: () => new SqliteStore(path)
   }
 }, { persistent: true })
 

@@ -10,6 +10,8 @@ export interface StoreFixture {
   store: DocStore
   /** Closes `store` and returns a new instance over the same data; absent for stores that do not persist. */
   reopen?: () => Promise<DocStore>
+  /** Another writer of the same storage, open at the same time (another tab, another process); absent for stores that cannot be shared. */
+  another?: () => DocStore
 }
 
 const bytes = (...values: number[]): Uint8Array => new Uint8Array(values)
@@ -53,12 +55,12 @@ export function runStoreConformance (name: string, setup: () => Promise<StoreFix
       await store.close()
     })
 
-    it('keeps metadata beside the log, replaced by each write and untouched by compaction', async () => {
+    it('keeps metadata beside the log, updated in order by each write and untouched by compaction', async () => {
       const { store } = await setup()
-      await store.setMeta(a, bytes(1, 1))
+      await store.updateMeta(a, () => bytes(1, 1))
       expect(await store.list()).toEqual([a])
       void store.append(a, bytes(1))
-      void store.setMeta(a, bytes(2, 2))
+      void store.updateMeta(a, current => bytes(current![0]! + 1, 2))
       void store.compact(a, bytes(8))
       const stored = await store.load(a)
       expect([...stored!.meta!]).toEqual([2, 2])
@@ -87,13 +89,42 @@ export function runStoreConformance (name: string, setup: () => Promise<StoreFix
       void fixture.store.append(a, bytes(1))
       void fixture.store.compact(a, bytes(5))
       void fixture.store.append(a, bytes(2))
-      void fixture.store.setMeta(a, bytes(3))
+      void fixture.store.updateMeta(a, () => bytes(3))
       const reopened = await fixture.reopen!()
       const stored = await reopened.load(a)
       expect([...stored!.snapshot!]).toEqual([5])
       expect(stored!.updates.map(u => [...u])).toEqual([[2]])
       expect([...stored!.meta!]).toEqual([3])
       await reopened.close()
+    })
+
+    it('removes metadata when an update returns null', async () => {
+      const { store } = await setup()
+      await store.append(a, bytes(1))
+      await store.updateMeta(a, () => bytes(4))
+      await store.updateMeta(a, () => null)
+      expect((await store.load(a))!.meta).toBeNull()
+      await store.close()
+    })
+
+    if (persistent) it('shares the storage with another writer: no compaction drops the other\'s updates or snapshot', async () => {
+      const fixture = await setup()
+      const first = fixture.store
+      const second = fixture.another!()
+      await first.append(a, bytes(1))
+      expect((await second.load(a))!.updates.map(u => [...u])).toEqual([[1]])
+      await second.append(a, bytes(2))
+      // The first writer never saw update 2: its snapshot replaces only update 1.
+      await first.compact(a, bytes(9))
+      // The second never saw snapshot 9: it is kept, as an update, beside the second's snapshot.
+      await second.compact(a, bytes(8))
+      await Promise.all([first.updateMeta(a, current => bytes(...current ?? [], 1)), second.updateMeta(a, current => bytes(...current ?? [], 2))])
+      const reader = await fixture.reopen!()
+      const stored = await reader.load(a)
+      expect([...stored!.snapshot!]).toEqual([8])
+      expect(stored!.updates.map(u => [...u])).toEqual([[9]])
+      expect([...stored!.meta!].sort()).toEqual([1, 2])
+      await Promise.all([second.close(), reader.close()])
     })
   })
 }

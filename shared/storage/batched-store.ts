@@ -12,7 +12,7 @@ import { nextTurn } from '../turn.js'
 export type StoreWrite =
   | { kind: 'append', docId: DocId, data: Uint8Array }
   | { kind: 'compact', docId: DocId, data: Uint8Array }
-  | { kind: 'meta', docId: DocId, data: Uint8Array }
+  | { kind: 'meta', docId: DocId, update: (current: Uint8Array | null) => Uint8Array | null }
   | { kind: 'delete', docId: DocId }
 
 interface QueuedWrite {
@@ -48,8 +48,8 @@ export abstract class BatchedStore implements DocStore {
     return this.enqueue({ kind: 'compact', docId, data })
   }
 
-  setMeta (docId: DocId, data: Uint8Array): Promise<void> {
-    return this.enqueue({ kind: 'meta', docId, data })
+  updateMeta (docId: DocId, update: (current: Uint8Array | null) => Uint8Array | null): Promise<void> {
+    return this.enqueue({ kind: 'meta', docId, update })
   }
 
   delete (docId: DocId): Promise<void> {

@@ -3,7 +3,7 @@ import type { DocStore, StoredDoc } from './store.js'
 
 /**
  * A {@link DocStore} in memory: for tests, and for replicas that need no persistence.
- * Everything is lost when the process ends.
+ * Everything is lost when the process ends. One instance is one writer: give each replica its own.
  */
 export class MemoryStore implements DocStore {
   private readonly docs = new Map<DocId, StoredDoc>()
@@ -23,8 +23,9 @@ export class MemoryStore implements DocStore {
     doc.updates = []
   }
 
-  async setMeta (docId: DocId, meta: Uint8Array): Promise<void> {
-    this.entry(docId).meta = meta
+  async updateMeta (docId: DocId, update: (current: Uint8Array | null) => Uint8Array | null): Promise<void> {
+    const doc = this.entry(docId)
+    doc.meta = update(doc.meta)
   }
 
   async list (prefix = ''): Promise<DocId[]> {

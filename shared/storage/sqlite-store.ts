@@ -4,6 +4,11 @@
  * Group commit: writes are queued and committed together in one transaction on the next
  * turn of the event loop, so a burst of updates costs one fsync; each write's promise
  * resolves only after that commit.
+ *
+ * Several stores may share one file (two replicas in one process, or in two): each tracks
+ * the log rows it loaded or appended and the snapshot version it last saw, and a
+ * compaction removes only those rows and keeps a snapshot it never saw as a log row, so
+ * no writer's compaction drops another's updates.
  */
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
@@ -47,18 +52,20 @@ const SCHEMA = `
   CREATE INDEX IF NOT EXISTS updates_by_doc ON updates (doc, seq);
 `
 
+/** What this store knows of a document's rows: those it may compact away, and the snapshot it saw. */
+interface Seen {
+  /** Log rows loaded or appended by this store, ascending. */
+  rows: number[]
+  /** The snapshot version last loaded or written (0: none). */
+  version: number
+}
+
 /** Durable document storage in a SQLite file; see the module comment. */
 export class SqliteStore extends BatchedStore {
   private readonly db: Database.Database
-  private readonly commitWrites: (writes: StoreWrite[]) => CommitInfo
+  private readonly commitWrites: (writes: StoreWrite[]) => { info: CommitInfo, seen: Map<DocId, Seen | null> }
   private readonly statements
-  /** Documents known to have a row in `docs`, so appends skip the insert-if-missing. */
-  private readonly knownDocs = new Set<DocId>()
-
-  /** The database file, which names the storage (see `DocStore.name`). */
-  get name (): string {
-    return this.path
-  }
+  private seen = new Map<DocId, Seen>()
 
   /** Opens (creating if needed, with its directory) the database file at `path`. */
   constructor (readonly path: string, private readonly options: SqliteStoreOptions = {}) {
@@ -68,39 +75,71 @@ export class SqliteStore extends BatchedStore {
     this.db.pragma('journal_mode = WAL')
     this.db.pragma('synchronous = FULL')
     this.db.exec(SCHEMA)
+    const columns = this.db.prepare('SELECT name FROM pragma_table_info(\'docs\')').pluck().all() as string[]
+    if (!columns.includes('version')) this.db.exec('ALTER TABLE docs ADD COLUMN version INTEGER NOT NULL DEFAULT 0')
     this.statements = {
       ensureDoc: this.db.prepare('INSERT OR IGNORE INTO docs (id) VALUES (?)'),
       append: this.db.prepare('INSERT INTO updates (doc, data) VALUES (?, ?)'),
-      setSnapshot: this.db.prepare('INSERT INTO docs (id, snapshot) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot'),
+      setSnapshot: this.db.prepare('INSERT INTO docs (id, snapshot, version) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot, version = excluded.version'),
       setMeta: this.db.prepare('INSERT INTO docs (id, meta) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET meta = excluded.meta'),
+      rowsUpTo: this.db.prepare('SELECT count(*) FROM updates WHERE doc = ? AND seq <= ?').pluck(),
+      deleteUpTo: this.db.prepare('DELETE FROM updates WHERE doc = ? AND seq <= ?'),
+      deleteRow: this.db.prepare('DELETE FROM updates WHERE seq = ?'),
       deleteLog: this.db.prepare('DELETE FROM updates WHERE doc = ?'),
       deleteDoc: this.db.prepare('DELETE FROM docs WHERE id = ?'),
-      doc: this.db.prepare('SELECT snapshot, meta FROM docs WHERE id = ?'),
-      log: this.db.prepare('SELECT data FROM updates WHERE doc = ? ORDER BY seq').pluck(),
+      doc: this.db.prepare('SELECT snapshot, meta, version FROM docs WHERE id = ?'),
+      meta: this.db.prepare('SELECT meta FROM docs WHERE id = ?').pluck(),
+      log: this.db.prepare('SELECT seq, data FROM updates WHERE doc = ? ORDER BY seq'),
       list: this.db.prepare('SELECT id FROM docs WHERE substr(id, 1, ?) = ? ORDER BY id').pluck()
     }
     this.commitWrites = this.db.transaction((writes: StoreWrite[]) => {
       const info: CommitInfo = { updates: 0, compactions: 0, bytes: 0 }
-      // Only the last metadata of a document in a batch matters: write it once, at the end.
-      const metas = new Map<DocId, Uint8Array>()
+      // What the batch teaches about rows, applied only once it has committed (null: forget the document).
+      const seen = new Map<DocId, Seen | null>()
+      const seenOf = (docId: DocId): Seen => {
+        let entry = seen.get(docId)
+        if (entry === undefined || entry === null) {
+          // After a delete in this batch, the document starts afresh.
+          const current = entry === null ? undefined : this.seen.get(docId)
+          entry = { rows: [...current?.rows ?? []], version: current?.version ?? 0 }
+          seen.set(docId, entry)
+        }
+        return entry
+      }
+      // Metadata updates of a document are applied in order, and written once, at the end.
+      const metas = new Map<DocId, Array<(current: Uint8Array | null) => Uint8Array | null>>()
       for (const write of writes) {
-        if (write.kind === 'meta') metas.set(write.docId, write.data)
-        else if (write.kind === 'delete') metas.delete(write.docId)
-        this.apply(write, info)
+        if (write.kind === 'meta') {
+          metas.set(write.docId, [...metas.get(write.docId) ?? [], write.update])
+          continue
+        }
+        if (write.kind === 'delete') {
+          metas.delete(write.docId)
+          seen.set(write.docId, null)
+        }
+        this.apply(write, info, seenOf)
       }
-      for (const [docId, meta] of metas) {
+      for (const [docId, updates] of metas) {
+        let meta = (this.statements.meta.get(docId) as Uint8Array | null | undefined) ?? null
+        for (const update of updates) meta = update(meta)
         this.statements.setMeta.run(docId, meta)
-        this.knownDocs.add(docId)
       }
-      return info
+      return { info, seen }
     })
+  }
+
+  /** The database file, which names the storage (see `DocStore.name`). */
+  get name (): string {
+    return this.path
   }
 
   async load (docId: DocId): Promise<StoredDoc | null> {
     this.flush()
-    const row = this.statements.doc.get(docId) as { snapshot: Uint8Array | null, meta: Uint8Array | null } | undefined
-    if (row === undefined) return null
-    return { snapshot: row.snapshot, meta: row.meta, updates: this.statements.log.all(docId) as Uint8Array[] }
+    const row = this.statements.doc.get(docId) as { snapshot: Uint8Array | null, meta: Uint8Array | null, version: number } | undefined
+    const log = this.statements.log.all(docId) as Array<{ seq: number, data: Uint8Array }>
+    if (row === undefined && log.length === 0) return null
+    this.seen.set(docId, { rows: log.map(entry => entry.seq), version: row?.version ?? 0 })
+    return { snapshot: row?.snapshot ?? null, meta: row?.meta ?? null, updates: log.map(entry => entry.data) }
   }
 
   async list (prefix = ''): Promise<DocId[]> {
@@ -113,13 +152,11 @@ export class SqliteStore extends BatchedStore {
   }
 
   protected commitBatch (writes: StoreWrite[]): void {
-    let info: CommitInfo
-    try {
-      info = this.commitWrites(writes)
-    } catch (error) {
-      // The transaction rolled back: forget what it taught us about existing rows.
-      this.knownDocs.clear()
-      throw error
+    // A failed transaction rolled back: what it would have taught about rows is dropped with it.
+    const { info, seen } = this.commitWrites(writes)
+    for (const [docId, entry] of seen) {
+      if (entry === null) this.seen.delete(docId)
+      else this.seen.set(docId, entry)
     }
     this.options.onCommit?.(info)
   }
@@ -128,34 +165,47 @@ export class SqliteStore extends BatchedStore {
     this.db.close()
   }
 
-  private apply (write: StoreWrite, info: CommitInfo): void {
+  private apply (write: Exclude<StoreWrite, { kind: 'meta' }>, info: CommitInfo, seenOf: (docId: DocId) => Seen): void {
     switch (write.kind) {
-      case 'append':
-        if (!this.knownDocs.has(write.docId)) {
-          this.statements.ensureDoc.run(write.docId)
-          this.knownDocs.add(write.docId)
-        }
-        this.statements.append.run(write.docId, write.data)
+      case 'append': {
+        const seen = seenOf(write.docId)
+        if (seen.rows.length === 0 && seen.version === 0) this.statements.ensureDoc.run(write.docId)
+        seen.rows.push(Number(this.statements.append.run(write.docId, write.data).lastInsertRowid))
         info.updates++
         info.bytes += write.data.length
         break
-      case 'compact':
+      }
+      case 'compact': {
+        const seen = seenOf(write.docId)
+        const current = this.statements.doc.get(write.docId) as { snapshot: Uint8Array | null, version: number } | undefined
+        // A snapshot another store wrote since this one last saw the document is kept, as a log row.
+        if (current?.snapshot != null && current.version !== seen.version) this.statements.append.run(write.docId, current.snapshot)
+        seen.version = (current?.version ?? 0) + 1
         // Snapshot first, log second: even outside a transaction a crash in between
         // could only leave updates that the snapshot already contains.
-        this.statements.setSnapshot.run(write.docId, write.data)
-        this.knownDocs.add(write.docId)
+        this.statements.setSnapshot.run(write.docId, write.data, seen.version)
         this.options.betweenCompactionSteps?.()
-        this.statements.deleteLog.run(write.docId)
+        this.deleteRows(write.docId, seen.rows)
+        seen.rows = []
         info.compactions++
         info.bytes += write.data.length
         break
-      case 'meta':
-        break // written once per batch by the transaction
+      }
       case 'delete':
         this.statements.deleteLog.run(write.docId)
         this.statements.deleteDoc.run(write.docId)
-        this.knownDocs.delete(write.docId)
         break
     }
+  }
+
+  /** Deletes `rows` of `docId`'s log: in one statement when no other store's row lies among them. */
+  private deleteRows (docId: DocId, rows: number[]): void {
+    const last = rows[rows.length - 1]
+    if (last === undefined) return
+    if (this.statements.rowsUpTo.get(docId, last) === rows.length) {
+      this.statements.deleteUpTo.run(docId, last)
+      return
+    }
+    for (const row of rows) this.statements.deleteRow.run(row)
   }
 }

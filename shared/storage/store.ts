@@ -13,7 +13,7 @@ export interface StoredDoc {
   snapshot: Uint8Array | null
   /** Updates appended after the snapshot, oldest first. */
   updates: Uint8Array[]
-  /** The last value given to {@link DocStore.setMeta}, or `null`. */
+  /** The document's metadata (see {@link DocStore.updateMeta}), or `null`. */
   meta: Uint8Array | null
 }
 
@@ -29,16 +29,21 @@ export interface DocStore {
    */
   append(docId: DocId, update: Uint8Array): Promise<void>
   /**
-   * Replaces the snapshot and every update appended before this call by `snapshot`, in
-   * one atomic step. Updates appended after the call stay in the log.
+   * Replaces the snapshot, and every update this store loaded or appended before this call,
+   * by `snapshot`, in one atomic step. Updates appended after the call stay in the log, and
+   * so do updates other writers of the same storage appended (two tabs on one IndexedDB
+   * database, two processes on one SQLite file); a snapshot another writer wrote since this
+   * store last read or wrote one is kept as an update, never overwritten.
    */
   compact(docId: DocId, snapshot: Uint8Array): Promise<void>
   /**
-   * Replaces the document's metadata: a small opaque value kept beside the log (a
-   * replica keeps its acknowledgement counters there). Ordered and committed like the
-   * other writes, so a metadata write made with an append lands in the same commit.
+   * Replaces the document's metadata (a small opaque value kept beside the log: a
+   * replica keeps its acknowledgement counters there) by `update(current)`, atomically
+   * with respect to every other writer of the storage. Ordered and committed like the
+   * other writes, so a metadata update made with an append lands in the same commit.
+   * `update` must be a pure, synchronous function; null removes the metadata.
    */
-  setMeta(docId: DocId, meta: Uint8Array): Promise<void>
+  updateMeta(docId: DocId, update: (current: Uint8Array | null) => Uint8Array | null): Promise<void>
   /** Ids of the stored documents that start with `prefix` (all if omitted), sorted. */
   list(prefix?: string): Promise<DocId[]>
   /** Removes everything stored for `docId`. */
