@@ -62,7 +62,8 @@ export class Dialer {
         throw new ProtocolError(`unexpected ${message.type} message`)
       }
     })
-    this.running = this.run()
+    // Not from inside the constructor: status callbacks may reach code still constructing this dialer's owner.
+    this.running = Promise.resolve().then(() => this.run())
   }
 
   /** The status of the latest attempt. */

@@ -15,7 +15,7 @@ import type { Served } from '../shared/sync/connection.js'
 import { Dialer, type LinkStatus } from './dialer.js'
 import { Router } from './router.js'
 import { Tabs } from './tabs.js'
-import { connectWebSocket, type WebSocketConstructor } from '../shared/transport/websocket.js'
+import { connectWebSocket, resolveWebSocket, type WebSocketConstructor } from '../shared/transport/websocket.js'
 
 /** Options of {@link Replica}. */
 export interface ReplicaOptions {
@@ -122,6 +122,8 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     this.store = options.store
     this.self = { peerId: options.peerId ?? uuidv4(), durable: false }
     this.docOptions = { writer: this.self.peerId }
+    // Fail now, not on every reconnect, if there is nothing to connect with.
+    if (options.connect === undefined && (options.relays?.length ?? 0) + (options.peers?.length ?? 0) > 0) resolveWebSocket(options.WebSocket)
     const connect = options.connect ?? ((url: string) => connectWebSocket(url, options.WebSocket))
     const token = (): string | Promise<string> => {
       if (this.tokenOverride !== null) return this.tokenOverride

@@ -13,7 +13,8 @@ export function setDefaultWebSocket (implementation: WebSocketConstructor): void
   defaultWebSocket = implementation
 }
 
-function resolveWebSocket (implementation?: WebSocketConstructor): WebSocketConstructor {
+/** The WebSocket implementation to use: `implementation`, the global one, or the default set; throws if there is none. */
+export function resolveWebSocket (implementation?: WebSocketConstructor): WebSocketConstructor {
   const resolved = implementation ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? defaultWebSocket
   if (resolved === undefined) throw new Error('no WebSocket implementation: pass one (e.g. from "ws") or import "petaldb/node"')
   return resolved
