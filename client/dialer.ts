@@ -32,6 +32,8 @@ export interface DialerOptions {
   onCluster?: (map: ClusterMap) => void
   /** A relay sent a document elsewhere. */
   onRedirect?: (docId: DocId, url: string) => void
+  /** A document was opened on a link. */
+  onOpen?: (docId: DocId, connection: PeerConnection) => void
   /** A signaling message arrived (WebRTC offers, answers and candidates, relayed). */
   onSignal?: (message: Extract<ControlMessage, { type: 'signal' }>, connection: PeerConnection) => void
   /** The token to present in HELLO ('' for none); called for every new link. */
@@ -55,6 +57,7 @@ export class Dialer {
     this.group = new LinkGroup({
       self: options.self,
       ...(options.token === undefined ? {} : { token: options.token }),
+      ...(options.onOpen === undefined ? {} : { onOpen: options.onOpen }),
       onControl: (message, connection) => {
         if (message.type === 'cluster') return options.onCluster?.(message.map)
         if (message.type === 'redirect') return options.onRedirect?.(message.docId, message.url)

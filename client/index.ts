@@ -5,6 +5,7 @@
 export { Replica, type ReplicaOptions, type ReplicaEvents, type RelayStatusEvent, type RefusedEvent, type PeersEvent } from './replica.js'
 export type { LinkStatus } from './dialer.js'
 export type { SessionStatus } from './local-doc.js'
+export type { WebRtcOptions, RtcPeerConnection } from './webrtc.js'
 export { setDefaultWebSocket, type WebSocketConstructor } from '../shared/transport/websocket.js'
 export { MemoryStore } from '../shared/storage/memory-store.js'
 export type { DocStore, StoredDoc } from '../shared/storage/store.js'

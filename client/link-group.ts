@@ -20,10 +20,17 @@ export interface LinkGroupOptions {
   token?: () => string | Promise<string>
   /** A control message (cluster map, redirect, signal). Default: a protocol error. */
   onControl?: (message: ControlMessage, connection: PeerConnection) => void
+  /** A document was opened on a connection of the group. */
+  onOpen?: (docId: DocId, connection: PeerConnection) => void
 }
+
+/** What the other side of a connection may do with a document: read it, also write it, or neither. */
+export type Access = 'read' | 'write' | null
 
 /** Handlers of one connection of a {@link LinkGroup}. */
 export interface ConnectionHandlers {
+  /** What the other side may do with each document; default: anything with attached ones. */
+  access?: (docId: DocId) => Access
   onReady?: (connection: PeerConnection) => void
   onClose?: (code: number, reason: string) => void
 }
@@ -32,6 +39,7 @@ export interface ConnectionHandlers {
 export class LinkGroup {
   private readonly docs = new Map<DocId, LocalDoc>()
   private readonly connections = new Set<PeerConnection>()
+  private readonly access = new WeakMap<PeerConnection, (docId: DocId) => Access>()
 
   constructor (private readonly options: LinkGroupOptions) {}
 
@@ -48,7 +56,19 @@ export class LinkGroup {
   /** Syncs `doc` over every connection from now on. */
   attach (doc: LocalDoc): void {
     this.docs.set(doc.docId, doc)
-    for (const connection of this.ready) connection.open(doc)
+    for (const connection of this.ready) this.open(connection, doc)
+  }
+
+  /** Opens `doc` on `connection` if its other side may have it. */
+  open (connection: PeerConnection, doc: LocalDoc): void {
+    if (this.access.get(connection)?.(doc.docId) === null || connection.session(doc.docId)?.opener === true) return
+    connection.open(doc)
+    this.options.onOpen?.(doc.docId, connection)
+  }
+
+  /** The attached document `docId`, if any. */
+  doc (docId: DocId): LocalDoc | undefined {
+    return this.docs.get(docId)
   }
 
   /** Stops syncing `docId` (telling the other sides). */
@@ -63,13 +83,14 @@ export class LinkGroup {
       self: this.options.self,
       ...(role === 'dial' ? { token: () => this.options.token?.() ?? '' } : {}),
       serve: docId => {
-        const doc = this.docs.get(docId)
+        const doc = handlers.access?.(docId) === null ? undefined : this.docs.get(docId)
         if (doc !== undefined) return { host: doc }
         connection.refuse(docId, CloseCode.notOpenHere, `${docId} is not open here`)
         return null
       },
+      ...(handlers.access === undefined ? {} : { session: docId => ({ mayWrite: () => handlers.access!(docId) === 'write' }) }),
       onReady: () => {
-        for (const doc of this.docs.values()) connection.open(doc)
+        for (const doc of this.docs.values()) this.open(connection, doc)
         handlers.onReady?.(connection)
       },
       onControl: message => {
@@ -84,6 +105,7 @@ export class LinkGroup {
       }
     })
     this.connections.add(connection)
+    if (handlers.access !== undefined) this.access.set(connection, handlers.access)
     return connection
   }
 

@@ -24,6 +24,20 @@ import { admitAwareness, type AwarenessLimits, type PresenceView } from '../shar
 /** Transaction origin of the stored state applied at load. */
 const STORAGE_ORIGIN = Symbol('storage')
 
+/** Whether sorted, merged deletion ranges cover [clock, clock + len). */
+function coveredBy (ranges: Array<{ clock: number, len: number }>, clock: number, len: number): boolean {
+  let low = 0
+  let high = ranges.length - 1
+  while (low <= high) {
+    const mid = (low + high) >> 1
+    const range = ranges[mid]!
+    if (range.clock + range.len <= clock) low = mid + 1
+    else if (range.clock > clock) high = mid - 1
+    else return range.clock + range.len >= clock + len
+  }
+  return false
+}
+
 function presenceOf (doc: LocalDoc): PresenceView {
   return {
     get size () {
@@ -130,6 +144,20 @@ export class LocalDoc implements DocumentHost {
   missingFor (stateVector: Uint8Array): Uint8Array {
     decodeStateVector(stateVector)
     return Y.encodeStateAsUpdate(this.ydoc, stateVector)
+  }
+
+  changes (update: Uint8Array): boolean {
+    const { structs, ds } = Y.decodeUpdate(update)
+    const state = Y.decodeStateVector(Y.encodeStateVector(this.ydoc))
+    if (structs.some(struct => !(struct instanceof Y.Skip) && struct.id.clock + struct.length > (state.get(struct.id.client) ?? 0))) return true
+    if (ds.clients.size === 0) return false
+    const deleted = Y.createDeleteSetFromStructStore(this.ydoc.store)
+    for (const [client, ranges] of ds.clients) {
+      for (const { clock, len } of ranges) {
+        if (!coveredBy(deleted.clients.get(client) ?? [], clock, len)) return true
+      }
+    }
+    return false
   }
 
   readyToShare (): Promise<void> | null {

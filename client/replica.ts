@@ -15,6 +15,7 @@ import type { Served } from '../shared/sync/connection.js'
 import { Dialer, type LinkStatus } from './dialer.js'
 import { Router } from './router.js'
 import { Tabs } from './tabs.js'
+import { WebRtcPeers, type WebRtcOptions } from './webrtc.js'
 import { connectWebSocket, resolveWebSocket, type WebSocketConstructor } from '../shared/transport/websocket.js'
 
 /** Options of {@link Replica}. */
@@ -41,6 +42,13 @@ export interface ReplicaOptions {
    * Default: on in browsers for stores with a name (`IndexedDbStore`), off elsewhere.
    */
   tabs?: boolean | string
+  /**
+   * Connect directly, over WebRTC data channels, to other replicas that have a document
+   * open through the same relay (the relay passes the signaling on); edits then flow peer
+   * to peer, also while the relay is away. On Node, pass an implementation:
+   * `webrtc: { RTCPeerConnection }` (for example from `node-datachannel/polyfill`). Default off.
+   */
+  webrtc?: boolean | WebRtcOptions
   /**
    * The relay token (a JWT; see the README's security section), or a function returning
    * one, called for every new connection so it can fetch a fresh token.
@@ -111,6 +119,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   private readonly router: Router | null
   private readonly peerDialers: Dialer[]
   private readonly tabs: Tabs | null
+  private readonly webrtc: WebRtcPeers | null
   /** This replica as told to relays and peers. */
   readonly self: PeerInfo
   private closed = false
@@ -134,9 +143,13 @@ export class Replica extends ObservableV2<ReplicaEvents> {
       ...(options.maxReconnectDelayMs === undefined ? {} : { maxDelayMs: options.maxReconnectDelayMs })
     }
     const relays = options.relays ?? []
+    this.webrtc = options.webrtc === undefined || options.webrtc === false ? null : new WebRtcPeers(this.self, options.webrtc === true ? {} : options.webrtc)
+    const webrtc = this.webrtc === null
+      ? {}
+      : { onOpen: this.webrtc.announce.bind(this.webrtc), onSignal: this.webrtc.receive.bind(this.webrtc) }
     this.router = relays.length === 0
       ? null
-      : new Router({ relays, connect, self: this.self, token, onStatus: (relay, status) => this.emit('status', [{ relay, status, durable: true }]), ...backoff })
+      : new Router({ relays, connect, self: this.self, token, onStatus: (relay, status) => this.emit('status', [{ relay, status, durable: true }]), ...webrtc, ...backoff })
     this.peerDialers = (options.peers ?? []).map(url => new Dialer({
       urls: [url],
       connect,
@@ -275,7 +288,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
 
   /** Whatever syncs documents: the relays' router, peer dialers, tabs. */
   private get syncers (): Array<Pick<Dialer, 'attach' | 'detach'> & { close(): void | Promise<void> }> {
-    return [...(this.router === null ? [] : [this.router]), ...this.peerDialers, ...(this.tabs === null ? [] : [this.tabs])]
+    return [...(this.router === null ? [] : [this.router]), ...this.peerDialers, ...(this.tabs === null ? [] : [this.tabs]), ...(this.webrtc === null ? [] : [this.webrtc])]
   }
 
   private assertOpen (): void {

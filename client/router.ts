@@ -11,7 +11,7 @@ import type { LocalDoc } from './local-doc.js'
 import { Dialer, type DialerOptions } from './dialer.js'
 
 /** Options of {@link Router}. */
-export type RouterOptions = Pick<DialerOptions, 'connect' | 'self' | 'onStatus' | 'onSignal' | 'token' | 'minDelayMs' | 'maxDelayMs'> & {
+export type RouterOptions = Pick<DialerOptions, 'connect' | 'self' | 'onStatus' | 'onOpen' | 'onSignal' | 'token' | 'minDelayMs' | 'maxDelayMs'> & {
   /** Relay URLs to start from, tried in turn. */
   relays: string[]
 }

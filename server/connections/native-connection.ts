@@ -10,7 +10,8 @@ import { CloseCode } from '../../shared/wire/close-codes.js'
 import type { DocId } from '../../shared/wire/doc-id.js'
 import type { Link } from '../../shared/transport/link.js'
 import type { ClusterMap, ClusterMember } from '../../shared/placement.js'
-import type { NativeMessage, PeerInfo } from '../../shared/wire/native-messages.js'
+import { encodeNativeMessage, type NativeMessage, type PeerInfo } from '../../shared/wire/native-messages.js'
+import { nativeFraming } from '../../shared/sync/framing.js'
 import { PeerConnection, type ConnectionOptions, type Served } from '../../shared/sync/connection.js'
 import type { Authenticator } from '../../shared/listen/auth.js'
 import { acceptNative } from '../../shared/listen/native-accept.js'
@@ -66,10 +67,28 @@ export function serveNativeLink (link: Link, options: NativeConnectionOptions): 
       return null
     },
     onReady: connection => { if (routing !== undefined) connection.send({ type: 'cluster', map: routing.map }) },
+    onSignal: (message, connection, writable) => relaySignal(registry, message, connection, writable),
     ...(relayLinks === undefined
       ? {}
       : { durablePeers: { admit: hello => relayLinks.admit(hello), policy: connection => relayPolicy(connection, registry, log), accepted: relayLinks.accepted, closed: relayLinks.closed } })
   })
+}
+
+/**
+ * Passes a client's WebRTC signal on to the other clients of the document on this relay
+ * (or the one it names), stamped with the sender's id and write access. Only a client
+ * that has the document open here may signal about it, and only to clients that have it
+ * open too: that is what makes a direct link between them as authorized as their relay links.
+ */
+function relaySignal (registry: DocumentRegistry, message: Extract<NativeMessage, { type: 'signal' }>, from: PeerConnection, writable: boolean): void {
+  const own = from.session(message.docId)
+  const doc = registry.peek(message.docId)
+  if (own === null || doc === null) return
+  const frame = encodeNativeMessage({ type: 'signal', docId: message.docId, peerId: from.peer!.peerId, writable, payload: message.payload })
+  for (const session of doc.peers) {
+    if (session === own || session.peer.durable || session.options.framing !== nativeFraming) continue
+    if (message.peerId === '' || session.peer.peerId === message.peerId) session.options.send(frame)
+  }
 }
 
 /**

@@ -84,6 +84,10 @@ export class RelayDocument implements DocumentHost {
     return this.stored.missingFor(stateVector)
   }
 
+  changes (update: Uint8Array): boolean {
+    return this.stored.isNew(decodeValidUpdate(update))
+  }
+
   readyToShare (): null {
     return null
   }

@@ -47,6 +47,11 @@ export interface NativeAcceptOptions {
   serve: (docId: DocId, connection: PeerConnection) => Served | null
   /** The client's connection is up (a relay sends its cluster map). */
   onReady?: (connection: PeerConnection) => void
+  /**
+   * WebRTC signaling from a client (`writable`: whether its token lets it write the
+   * document); without it, a signal is a protocol error.
+   */
+  onSignal?: (message: Extract<NativeMessage, { type: 'signal' }>, connection: PeerConnection, writable: boolean) => void
   /** Durable peers' connections; without it, a durable peer's HELLO is refused. */
   durablePeers?: DurablePeers
 }
@@ -92,6 +97,7 @@ export function acceptNative (link: Link, options: NativeAcceptOptions): PeerCon
       : { numbered: options.numbered, mayWrite: () => auth.canWrite(docId), ...(auth.user === undefined ? {} : { user: auth.user }) },
     onReady: () => durable !== null ? durablePeers!.accepted(connection) : options.onReady?.(connection),
     onControl: message => {
+      if (durable === null && message.type === 'signal' && options.onSignal !== undefined) return options.onSignal(message, connection, auth.canWrite(message.docId))
       if (message.type !== 'auth' || durable !== null) throw new ProtocolError(`unexpected ${message.type} message`)
       auth.authenticate(message.token).then(reauthorize, fail)
     },

@@ -40,6 +40,12 @@ export interface DocumentHost {
    * replica; committed, and in a cluster replicated, on a relay) and rejects if it never will be.
    */
   applyUpdate(update: Uint8Array, from: SyncSession): Promise<void>
+  /**
+   * Whether `update` (already known to be well-formed) holds anything this host lacks. A
+   * peer that may only read may still pass on what the host has (peers forward what they
+   * receive); only a change is refused.
+   */
+  changes(update: Uint8Array): boolean
   /** Validates and applies presence from the peer of `from`; throws if it is refused. */
   applyAwareness(update: Uint8Array, from: SyncSession): void
   /** Every presence state the host knows, as one awareness update, or null if there is none. */

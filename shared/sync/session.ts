@@ -22,13 +22,14 @@ import { CloseCode } from '../wire/close-codes.js'
 import type { DocId } from '../wire/doc-id.js'
 import type { PeerInfo } from '../wire/native-messages.js'
 import { nextTurn } from '../turn.js'
+import { validateUpdate } from '../validation/update-validation.js'
 import type { Framing, SessionInput, SessionOutput } from './framing.js'
 import type { DocumentHost, FrameCache } from './host.js'
 
 /** Messages accepted for a document that is still loading; more is a misbehaving peer. */
 export const MAX_INPUTS_BEFORE_LOAD = 1024
 
-/** The smallest Yjs update (no structs, empty delete set): what a read-only peer may still send. */
+/** The smallest Yjs update (no structs, empty delete set): what a read-only peer may always send. */
 const EMPTY_UPDATE_LENGTH = 2
 
 const EMPTY_AWARENESS = new Uint8Array([0])
@@ -263,11 +264,10 @@ export class SyncSession {
   }
 
   private write (host: DocumentHost, update: Uint8Array, seq: number): void {
-    if (this.options.mayWrite?.() === false) {
-      if (update.length <= EMPTY_UPDATE_LENGTH) return
-      throw new AuthError(CloseCode.forbidden, `read-only access to ${this.docId}: updates are refused`)
-    }
-    const durable = host.applyUpdate(update, this)
+    const writable = this.options.mayWrite?.() !== false
+    if (!writable && this.changes(host, update)) throw new AuthError(CloseCode.forbidden, `read-only access to ${this.docId}: updates are refused`)
+    // From a peer that may only read, what the host has already is acknowledged without being applied.
+    const durable = writable ? host.applyUpdate(update, this) : Promise.resolve()
     if (seq === 0) {
       durable.catch(() => {}) // nothing to acknowledge; the host reports storage failures
       return
@@ -275,6 +275,12 @@ export class SyncSession {
     // Acknowledgements are cumulative and in order: never past an update that is not durable.
     this.lastDurable = this.lastDurable.then(() => durable)
     this.lastDurable.then(() => this.acknowledge(seq), () => {})
+  }
+
+  private changes (host: DocumentHost, update: Uint8Array): boolean {
+    if (update.length <= EMPTY_UPDATE_LENGTH) return false
+    validateUpdate(update)
+    return host.changes(update)
   }
 
   private acknowledge (seq: number): void {

@@ -40,7 +40,11 @@ export function rtcLink (channel: DataChannel): Link {
     const frame = new Uint8Array(body.length + 1)
     frame[0] = kind
     frame.set(body, 1)
-    channel.send(frame)
+    try {
+      channel.send(frame)
+    } catch {
+      end(1006, 'data channel failed') // closed under us: the close event may not have come yet
+    }
   }
   const link: Link = {
     send (message) {

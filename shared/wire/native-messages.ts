@@ -29,6 +29,7 @@ export interface PeerInfo {
 }
 
 const DURABLE_FLAG = 1
+const WRITABLE_FLAG = 1
 
 /** Message tags of the native protocol. */
 export const NativeType = {
@@ -61,7 +62,12 @@ export type NativeMessage =
   | { type: 'cluster', map: ClusterMap }
   | { type: 'redirect', docId: DocId, relayId: string, url: string }
   | { type: 'auth', token: string }
-  | { type: 'signal', docId: DocId, peerId: string, payload: Uint8Array }
+  /**
+   * WebRTC signaling, relayed: from a client, `peerId` is the receiver ('' for every other
+   * client of the document); from a relay, it is the sender, and `writable` says whether
+   * the sender may write the document.
+   */
+  | { type: 'signal', docId: DocId, peerId: string, writable: boolean, payload: Uint8Array }
 
 function readDocId (decoder: decoding.Decoder): DocId {
   const id = readString(decoder)
@@ -103,7 +109,7 @@ function readMessage (decoder: decoding.Decoder): NativeMessage {
     case NativeType.auth:
       return { type: 'auth', token: readString(decoder) }
     case NativeType.signal:
-      return { type: 'signal', docId: readDocId(decoder), peerId: readString(decoder), payload: readBytes(decoder) }
+      return { type: 'signal', docId: readDocId(decoder), peerId: readString(decoder), writable: (readVarUint(decoder) & WRITABLE_FLAG) !== 0, payload: readBytes(decoder) }
     default:
       throw new ProtocolError(`unknown message type ${tag}`)
   }
@@ -208,6 +214,7 @@ export function encodeNativeMessage (message: NativeMessage): Uint8Array {
       case 'signal':
         encoding.writeVarString(encoder, message.docId)
         encoding.writeVarString(encoder, message.peerId)
+        encoding.writeVarUint(encoder, message.writable ? WRITABLE_FLAG : 0)
         encoding.writeVarUint8Array(encoder, message.payload)
         break
     }
