@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
-import { chromium, type BrowserContext } from 'playwright-core'
+import { chromium, type Browser, type BrowserContext } from 'playwright-core'
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 export const chromiumAvailable = existsSync(CHROMIUM_PATH)
@@ -73,4 +73,17 @@ export async function launchChromium (): Promise<{ context: BrowserContext, clos
       rmSync(profile, { recursive: true, force: true })
     }
   }
+}
+
+/**
+ * Starts Chromium for tests that need several independent contexts (separate storage:
+ * separate devices). WebRTC may use local addresses as they are (not mDNS names), which
+ * loopback needs.
+ */
+export async function launchBrowser (): Promise<Browser> {
+  return await chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    headless: true,
+    args: [...CHROMIUM_FLAGS, '--disable-features=WebRtcHideLocalIpsWithMdns']
+  })
 }
