@@ -165,11 +165,10 @@ export class LocalDoc implements DocumentHost {
     return this.whenStored()
   }
 
-  handOver (peerStateVector: Uint8Array, session: SyncSession): HandOver | null {
-    // A relay gets the handshake update only if it lacks something of ours: a read-only
-    // replica must not look like a writer, and deletions without a local change came
-    // from elsewhere. A replica peer gets it always: it may lack deletions no relay has.
-    if (session.peer.durable && this.pending === 0 && !this.aheadOf(decodeStateVector(peerStateVector))) return null
+  handOver (peerStateVector: Uint8Array): HandOver {
+    // Always, deletions included: the peer may lack some that reached this replica from
+    // elsewhere (a neighbour without a relay). A relay acknowledges what it already has
+    // even from a replica that may only read.
     return { update: Y.encodeStateAsUpdate(this.ydoc, peerStateVector), localChanges: this.counters.local }
   }
 
@@ -286,14 +285,6 @@ export class LocalDoc implements DocumentHost {
       local = this.counters.local
       await this.persisted.settled()
     } while (local !== this.counters.local)
-  }
-
-  /** Whether this document has structs a peer with `peerState` lacks. */
-  private aheadOf (peerState: Map<number, number>): boolean {
-    for (const [client, clock] of Y.decodeStateVector(Y.encodeStateVector(this.ydoc))) {
-      if (clock > (peerState.get(client) ?? 0)) return true
-    }
-    return false
   }
 
   /** Presence as admission sees it: states no session brought are this replica's own. */
