@@ -21,6 +21,7 @@ import { failover, rebalance, writeThroughput } from './cluster-figures.js'
 import { openManyIndexedDb, openManySqlite, replicaTrace } from './replica-figures.js'
 import { pinLoadGenerator, startServer, type ServerKind } from './servers.js'
 import { traceReplay } from './trace-replay.js'
+import { chainConvergence, nodePeerLatency, tabLatency, webrtcLatency } from './peer-figures.js'
 
 interface Comparison {
   kind: 'comparison'
@@ -127,7 +128,11 @@ const scenarios: Record<string, Comparison | FigureSet> = {
   'open-1000-indexeddb': { kind: 'figures', title: 'Opening 1,000 small documents from IndexedDbStore in headless Chromium', measure: openManyIndexedDb },
   'cluster-failover': { kind: 'figures', title: 'Cluster failover over 20 kills', measure: () => failover(20) },
   'cluster-throughput': { kind: 'figures', title: 'Cluster write throughput vs a single relay', measure: writeThroughput },
-  'cluster-rebalance': { kind: 'figures', title: 'Rebalancing 1,000 documents onto a fourth relay', measure: () => rebalance(1000) }
+  'cluster-rebalance': { kind: 'figures', title: 'Rebalancing 1,000 documents onto a fourth relay', measure: () => rebalance(1000) },
+  'p2p-latency': { kind: 'figures', title: 'Edit-to-remote-update latency, two Node replicas: peer to peer vs through a relay (half round trips)', measure: nodePeerLatency },
+  'tab-latency': { kind: 'figures', title: 'Edit-to-remote-update latency, two Chromium tabs: BroadcastChannel vs through a relay (half round trips)', measure: tabLatency },
+  'webrtc-latency': { kind: 'figures', title: 'Edit-to-remote-update latency, two Chromium contexts: WebRTC (relay stopped) vs through a relay (half round trips)', measure: webrtcLatency },
+  'chain-convergence': { kind: 'figures', title: 'friendsforever through a chain of five Node peers, one agent at each end', measure: chainConvergence }
 }
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))

@@ -2,5 +2,6 @@
 import * as Y from 'yjs'
 import { Replica } from '../../client/index.js'
 import { IndexedDbStore } from '../../client/browser.js'
+import { answerPings, ping } from './ping-pong.js'
 
-Object.assign(globalThis, { petal: { Replica, IndexedDbStore, Y } })
+Object.assign(globalThis, { petal: { Replica, IndexedDbStore, Y, answerPings, ping } })
