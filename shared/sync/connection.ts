@@ -13,8 +13,7 @@ import type { DocId } from '../wire/doc-id.js'
 import { NATIVE_PROTOCOL_VERSION, decodeNativeMessage, encodeNativeMessage, type NativeMessage, type PeerInfo } from '../wire/native-messages.js'
 import type { Link } from '../transport/link.js'
 import { nativeFraming, type SessionInput } from './framing.js'
-import type { DocumentHost } from './host.js'
-import { SyncSession, type SessionOptions } from './session.js'
+import { SyncSession, type DocumentHost, type SessionOptions } from './session.js'
 
 /** Frames accepted while the peer's HELLO is being verified; more is a misbehaving peer. */
 export const MAX_FRAMES_BEFORE_WELCOME = 1024

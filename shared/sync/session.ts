@@ -24,7 +24,63 @@ import type { PeerInfo } from '../wire/native-messages.js'
 import { nextTurn } from '../turn.js'
 import { validateUpdate } from '../validation/update-validation.js'
 import type { Framing, SessionInput, SessionOutput } from './framing.js'
-import type { DocumentHost, FrameCache } from './host.js'
+import type { FrameCache } from './frames.js'
+
+/** What a session sends the peer after the peer answered its `open`: what the peer lacks. */
+export interface HandOver {
+  update: Uint8Array
+  /** The host's local changes this update includes (see {@link DocumentHost.handOver}). */
+  localChanges: number
+}
+
+/**
+ * The document side of a session: one document as a node holds it, a replica's Y.Doc bound
+ * to its local store or a relay's stored updates, with any number of sessions.
+ */
+export interface DocumentHost {
+  readonly docId: DocId
+  /** The document's state vector (Yjs encoding). */
+  stateVector(): Uint8Array
+  /** Everything a peer with `stateVector` lacks, as one update. Throws a ProtocolError if the state vector is malformed. */
+  missingFor(stateVector: Uint8Array): Uint8Array
+  /**
+   * Null if everything applied so far may leave this node now, else a promise that resolves
+   * once it may: a replica sends nothing that is not in its local store yet. A relay
+   * forwards before it commits, so it is always ready.
+   */
+  readyToShare(): Promise<void> | null
+  /**
+   * What to send a peer whose state vector is `peerStateVector`, right after it answered
+   * this node's `open`, or null if nothing needs sending. Called once {@link readyToShare}
+   * resolved, in the same turn as the send.
+   */
+  handOver(peerStateVector: Uint8Array, session: SyncSession): HandOver | null
+  /**
+   * Validates and applies an update from the peer of `from`. Throws (a ProtocolError,
+   * LimitError or AuthError), having applied nothing, if it is refused; otherwise returns a
+   * promise that resolves once the update is durable on this node (stored locally on a
+   * replica; committed, and in a cluster replicated, on a relay) and rejects if it never will be.
+   */
+  applyUpdate(update: Uint8Array, from: SyncSession): Promise<void>
+  /**
+   * Whether `update` (already known to be well-formed) holds anything this host lacks. A
+   * peer that may only read may still pass on what the host has (peers forward what they
+   * receive); only a change is refused.
+   */
+  changes(update: Uint8Array): boolean
+  /** Validates and applies presence from the peer of `from`; throws if it is refused. */
+  applyAwareness(update: Uint8Array, from: SyncSession): void
+  /** Every presence state the host knows, as one awareness update, or null if there is none. */
+  awarenessStates(): Uint8Array | null
+  /** `session` is bound to this host: forward to it once it is live. */
+  attach(session: SyncSession): void
+  /** `session` ended: stop forwarding to it and drop the presence its peer brought. */
+  detach(session: SyncSession): void
+  /** The peer of `session` answered this node's `open`, and got what it lacked in return: the document completed a sync with it. */
+  synced(session: SyncSession): void
+  /** The peer of `session` acknowledged every update sent to it up to one that included `localChanges` local changes. */
+  acknowledged(session: SyncSession, localChanges: number): void
+}
 
 /** Messages accepted for a document that is still loading; more is a misbehaving peer. */
 export const MAX_INPUTS_BEFORE_LOAD = 1024

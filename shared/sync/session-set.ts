@@ -1,0 +1,47 @@
+/**
+ * The sessions of one document, as its host holds them: a document has any number of
+ * sessions at once, one per peer, and forwards every new update and presence change to all
+ * of them except the one it came from, encoding each message once per framing.
+ */
+import { FrameCache } from './frames.js'
+import type { SyncSession } from './session.js'
+
+/** The sessions of one document: where its updates and presence changes go. */
+export class SessionSet implements Iterable<SyncSession> {
+  private readonly sessions = new Set<SyncSession>()
+
+  add (session: SyncSession): void {
+    this.sessions.add(session)
+  }
+
+  delete (session: SyncSession): void {
+    this.sessions.delete(session)
+  }
+
+  get size (): number {
+    return this.sessions.size
+  }
+
+  [Symbol.iterator] (): Iterator<SyncSession> {
+    return this.sessions[Symbol.iterator]()
+  }
+
+  /**
+   * Sends `update` to every live session except `origin`'s (a session, or null for a local
+   * change). `localChanges` is the host's count of local changes shared so far.
+   */
+  forwardUpdate (update: Uint8Array, origin: SyncSession | null, localChanges = 0): void {
+    const frames = new FrameCache()
+    for (const session of this.sessions) {
+      if (session !== origin) session.forwardUpdate(update, localChanges, frames)
+    }
+  }
+
+  /** Sends a presence change to every live session except `origin`'s. */
+  forwardAwareness (update: Uint8Array, origin: SyncSession | null): void {
+    const frames = new FrameCache()
+    for (const session of this.sessions) {
+      if (session !== origin) session.forwardAwareness(update, frames)
+    }
+  }
+}
