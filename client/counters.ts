@@ -25,7 +25,7 @@ export type Counters = Map<string, WriterCounts>
 const FORMAT = [0, 1]
 const LEGACY_WRITER = ''
 
-export function encodeCounters (counters: Counters): Uint8Array {
+function encodeCounters (counters: Counters): Uint8Array {
   return encoding.encode(encoder => {
     for (const byte of FORMAT) encoding.writeUint8(encoder, byte)
     encoding.writeVarUint(encoder, counters.size)

@@ -1,8 +1,8 @@
 /**
  * Decides which relay each document syncs with. Against a single relay every document
  * goes over one connection. Once a relay sends its cluster map, each document goes to the
- * first of its replicas (rendezvous placement) whose connection is not offline; when that
- * connection fails the document moves to the next replica at once, and the handshake there
+ * first of its homes (rendezvous placement) whose connection is not offline; when that
+ * connection fails the document moves to the next home at once, and the handshake there
  * re-sends whatever was not acknowledged. A redirect from a relay moves a document too.
  */
 import type { DocId } from '../shared/wire/doc-id.js'
@@ -81,14 +81,14 @@ export class Router {
     return connection
   }
 
-  /** A relay sent the cluster map: route by placement, moving documents whose relay no longer replicates them. */
+  /** A relay sent the cluster map: route by placement, moving documents whose relay is no longer one of their homes. */
   private learn (map: ClusterMap): void {
     if (this.closed || map.members.length === 0) return
     this.map = map
     for (const doc of this.docs.values()) {
       const current = this.assignment.get(doc.docId)
-      const replicas = homesOf(doc.docId, map.members, map.copies).map(member => this.members.get(member.url))
-      if (current === undefined || !replicas.includes(current)) this.assign(doc, this.choose(doc.docId))
+      const homes = homesOf(doc.docId, map.members, map.copies).map(member => this.members.get(member.url))
+      if (current === undefined || !homes.includes(current)) this.assign(doc, this.choose(doc.docId))
     }
   }
 
@@ -107,7 +107,7 @@ export class Router {
     connection.attach(doc)
   }
 
-  /** A connection failed: move its documents to their next replica right away. */
+  /** A connection failed: move its documents to their next home right away. */
   private failover (connection: Dialer): void {
     if (this.map === null || this.closed) return
     for (const doc of connection.attached) {

@@ -15,7 +15,7 @@ Flags:
   --relays N          number of relays (default 3)
   --base-port PORT    port of the first relay; the others follow (default 4321)
   --data DIR          parent of the relays' data directories (default ./petal-cluster)
-  --replicas R        replicas per document (default 3, at most N)
+  --replicas R        relays that keep a copy of each document (default 3, at most N)
   --write-quorum W    write quorum (default a majority of R)
   -h, --help          show this help
 `

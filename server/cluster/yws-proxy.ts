@@ -1,7 +1,7 @@
 /**
- * Serves a stock y-websocket client whose document this relay does not replicate, by
- * passing its frames through to a replica (`ws://replica/<docId>`) and back. The replica
- * validates and stores; this relay only relays. If no replica can be reached the client is
+ * Serves a stock y-websocket client whose document this relay is no home of, by passing
+ * its frames through to a home (`ws://home/<docId>`) and back. The home validates and
+ * stores; this relay only relays. If no home can be reached the client is
  * closed with 4502, which stock clients treat as "retry".
  */
 import type { Logger } from 'pino'
@@ -10,17 +10,18 @@ import { CloseCode } from '../../shared/wire/close-codes.js'
 import type { DocId } from '../../shared/wire/doc-id.js'
 import type { Link } from '../../shared/transport/link.js'
 import type { ClusterMember } from '../../shared/placement.js'
-import { closeWith, MAX_FRAMES_BEFORE_LOAD } from '../../shared/listen/closing.js'
+import { closeWith } from '../../shared/listen/closing.js'
+import { MAX_EARLY_MESSAGES } from '../../shared/sync/session.js'
 
-/** Connects `link` to the first replica in `replicas` that accepts; `query` is passed on (tokens). */
-export function proxyYwsConnection (link: Link, docId: DocId, query: string, replicas: ClusterMember[], log: Logger): void {
+/** Connects `link` to the first of `homes` that accepts; `query` is passed on (tokens). */
+export function proxyYwsConnection (link: Link, docId: DocId, query: string, homes: ClusterMember[], log: Logger): void {
   let upstream: WebSocket | null = null
   let waiting: Uint8Array[] = []
   let open = true
 
   link.onMessage = frame => {
     if (upstream?.readyState === WebSocket.OPEN) return upstream.send(frame)
-    if (waiting.length >= MAX_FRAMES_BEFORE_LOAD) return closeWith(link, CloseCode.badRequest, 'too many messages before the replica answered')
+    if (waiting.length >= MAX_EARLY_MESSAGES) return closeWith(link, CloseCode.badRequest, 'too many messages before the home answered')
     waiting.push(frame)
   }
   link.onClose = () => {
@@ -28,14 +29,14 @@ export function proxyYwsConnection (link: Link, docId: DocId, query: string, rep
     upstream?.close()
   }
 
-  const tryReplica = (index: number): void => {
+  const tryHome = (index: number): void => {
     if (!open) return
-    const replica = replicas[index]
-    if (replica === undefined) {
-      closeWith(link, CloseCode.upstreamUnavailable, 'no replica of the document is reachable')
+    const home = homes[index]
+    if (home === undefined) {
+      closeWith(link, CloseCode.upstreamUnavailable, 'no home of the document is reachable')
       return
     }
-    const socket = new WebSocket(`${replica.url}/${encodeURIComponent(docId).replace(/%2F/g, '/')}${query}`)
+    const socket = new WebSocket(`${home.url}/${encodeURIComponent(docId).replace(/%2F/g, '/')}${query}`)
     socket.binaryType = 'nodebuffer'
     let connected = false
     socket.on('open', () => {
@@ -46,12 +47,12 @@ export function proxyYwsConnection (link: Link, docId: DocId, query: string, rep
       waiting = []
     })
     socket.on('message', (data: Buffer) => link.send(new Uint8Array(data)))
-    socket.on('error', error => log.debug({ err: error, doc: docId, replica: replica.id }, 'proxy upstream error'))
+    socket.on('error', error => log.debug({ err: error, doc: docId, home: home.id }, 'proxy upstream error'))
     socket.on('close', (code, reason) => {
-      if (!connected) return tryReplica(index + 1)
-      // Pass the replica's verdict on; a dropped replica becomes "retry".
-      if (open) closeWith(link, code >= 4000 ? code : CloseCode.upstreamUnavailable, reason.toString() || 'the replica closed the connection')
+      if (!connected) return tryHome(index + 1)
+      // Pass the home's verdict on; a dropped home becomes "retry".
+      if (open) closeWith(link, code >= 4000 ? code : CloseCode.upstreamUnavailable, reason.toString() || 'the home closed the connection')
     })
   }
-  tryReplica(0)
+  tryHome(0)
 }

@@ -8,8 +8,6 @@ import { AuthError, DocLoadError, LimitError, ProtocolError } from '../errors.js
 /** How long a native client or an inbound relay link may take to say hello. */
 export const HELLO_DEADLINE_MS = 10_000
 
-/** Frames accepted for a document that is still loading; more is a misbehaving client. */
-export const MAX_FRAMES_BEFORE_LOAD = 1024
 
 /** Something that can be closed with a code and a reason: a ws socket or a Link. */
 interface Closable {

@@ -13,10 +13,7 @@ import type { DocId } from '../wire/doc-id.js'
 import { NATIVE_PROTOCOL_VERSION, decodeNativeMessage, encodeNativeMessage, type NativeMessage, type PeerInfo } from '../wire/native-messages.js'
 import type { Link } from '../transport/link.js'
 import { nativeFraming, type SessionInput } from './framing.js'
-import { SyncSession, type DocumentHost, type SessionOptions } from './session.js'
-
-/** Frames accepted while the peer's HELLO is being verified; more is a misbehaving peer. */
-export const MAX_FRAMES_BEFORE_WELCOME = 1024
+import { MAX_EARLY_MESSAGES, SyncSession, type DocumentHost, type SessionOptions } from './session.js'
 
 /** How a node serves a document the peer opened: its host (or a load in progress) and what to do when the session ends. */
 export interface Served {
@@ -180,7 +177,7 @@ export class PeerConnection {
   private onFrame (frame: Uint8Array): void {
     if (this.state === 'closed') return
     if (this.state === 'admitting') {
-      if (this.early.length >= MAX_FRAMES_BEFORE_WELCOME) return this.fail(new ProtocolError('too many messages before the welcome'), null)
+      if (this.early.length >= MAX_EARLY_MESSAGES) return this.fail(new ProtocolError('too many messages before the welcome'), null)
       this.early.push(frame)
       return
     }

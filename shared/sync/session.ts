@@ -82,8 +82,11 @@ export interface DocumentHost {
   acknowledged(session: SyncSession, localChanges: number): void
 }
 
-/** Messages accepted for a document that is still loading; more is a misbehaving peer. */
-export const MAX_INPUTS_BEFORE_LOAD = 1024
+/**
+ * Messages a peer may send that have to wait (for a document to load, for a welcome, for
+ * an upstream connection); more is a misbehaving peer.
+ */
+export const MAX_EARLY_MESSAGES = 1024
 
 /** The smallest Yjs update (no structs, empty delete set): what a read-only peer may always send. */
 const EMPTY_UPDATE_LENGTH = 2
@@ -199,7 +202,7 @@ export class SyncSession {
   receive (input: SessionInput): void {
     if (this.isEnded) return
     if (this.host !== null) return this.handle(input)
-    if (this.waiting.length >= MAX_INPUTS_BEFORE_LOAD) return this.options.onError(new ProtocolError('too many messages before the document loaded'))
+    if (this.waiting.length >= MAX_EARLY_MESSAGES) return this.options.onError(new ProtocolError('too many messages before the document loaded'))
     this.waiting.push(input)
   }
 
