@@ -16,7 +16,7 @@ import { encodeAwarenessMessage, encodeQueryAwareness, encodeSyncUpdate } from '
 import { SqliteStore } from '../shared/storage/sqlite-store.js'
 import type { Limits } from '../shared/listen/limits.js'
 import { startRelay, type Relay, type RelayOptions } from '../server/relay.js'
-import { once } from './helpers/events.js'
+import { once, until } from './helpers/events.js'
 import { captureLog, type CapturedLog } from './helpers/log-capture.js'
 import { stockClient } from './helpers/stock-client.js'
 import { tempDir } from './helpers/temp.js'
@@ -48,6 +48,9 @@ function textUpdate (text: string, doc = new Y.Doc()): Uint8Array {
   doc.getText('t').insert(0, text)
   return Y.encodeStateAsUpdate(doc)
 }
+/** A client's binary WebSocket frame (masked, with a zero mask) of a payload under 126 bytes. */
+const maskedBinaryFrame = (payload: Uint8Array): Buffer => Buffer.concat([Buffer.from([0x82, 0x80 | payload.length, 0, 0, 0, 0]), Buffer.from(payload)])
+
 /** Proves the relay still serves: a fresh client syncs. */
 async function stillServing (): Promise<void> {
   const client = stockClient(relay!.url, `alive/${n++}`)
@@ -78,21 +81,58 @@ describe('relay limits', () => {
     second.close()
   })
 
-  it('messages per second per connection (1008)', async () => {
+  it('messages per second per connection: a burst is slowed down, a flood far above is closed (1008)', async () => {
     await relayWith({ maxMessagesPerSecond: 20 })
     const ws = raw('/rate')
     await once(ws, 'open')
-    for (let i = 0; i < 100; i++) ws.send(encodeQueryAwareness())
+    // Twelve seconds' worth in one write, read at once: far above the limit.
+    const frames = Array.from({ length: 20 * 12 }, () => maskedBinaryFrame(encodeQueryAwareness()))
+    ;(ws as unknown as { _socket: { write(data: Buffer): void } })._socket.write(Buffer.concat(frames))
     expect(await closeOf(ws)).toMatchObject({ code: 1008, reason: expect.stringMatching(/messages per second/) })
     await stillServing()
   })
 
-  it('bytes per second per connection (1008)', async () => {
+  it('slows a sender over its message rate down instead of closing it', async () => {
+    await relayWith({ maxMessagesPerSecond: 200 })
+    const ws = raw('/burst')
+    let answers = 0
+    let closed = false
+    ws.on('message', () => { answers++ })
+    ws.on('close', () => { closed = true })
+    await once(ws, 'open')
+    const started = Date.now()
+    // 1,000 messages in about half a second: four seconds of budget.
+    for (let batch = 0; batch < 10; batch++) {
+      for (let i = 0; i < 100; i++) ws.send(encodeQueryAwareness())
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+    await until('every query to be answered', cb => { ws.on('message', cb); return () => ws.off('message', cb) }, () => answers >= 1000 + 1, 20_000)
+    expect(closed).toBe(false)
+    // The budget allows 200 a second after a burst of 200: the last answers wait for it.
+    expect(Date.now() - started).toBeGreaterThan(2500)
+    ws.close()
+  })
+
+  it('lets a stock client send 5,000 transactions in a burst, and its reader gets them all', async () => {
+    await relayWith({})
+    const writer = stockClient(relay!.url, 'burst')
+    const reader = stockClient(relay!.url, 'burst')
+    await Promise.all([writer.synced(), reader.synced()])
+    let closes = 0
+    writer.provider.on('connection-close', () => { closes++ })
+    for (let i = 0; i < 5000; i++) writer.text.insert(writer.text.length, String(i % 10))
+    await reader.textIs(writer.text.toString(), 20_000)
+    expect(closes).toBe(0)
+    writer.destroy()
+    reader.destroy()
+  })
+
+  it('bytes per second per connection: far above is closed (1008)', async () => {
     await relayWith({ maxBytesPerSecond: 4096 })
     const ws = raw('/bytes')
     await once(ws, 'open')
-    const awareness = encodeAwarenessMessage(encodeAwarenessEntries([{ clientId: 1, clock: 1, state: { pad: 'x'.repeat(1000) } }]))
-    for (let i = 0; i < 10; i++) ws.send(awareness)
+    // One message worth twelve seconds of the budget.
+    ws.send(encodeAwarenessMessage(encodeAwarenessEntries([{ clientId: 1, clock: 1, state: { pad: 'x'.repeat(12 * 4096) } }])))
     expect(await closeOf(ws)).toMatchObject({ code: 1008, reason: expect.stringMatching(/bytes per second/) })
     await stillServing()
   })

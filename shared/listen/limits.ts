@@ -14,9 +14,9 @@ export interface Limits {
   maxDocsPerConnection: number
   /** Simultaneous connections from one IP address (1013). */
   maxConnectionsPerIp: number
-  /** Messages per second per connection, averaged over a one-second burst (1008). */
+  /** Messages per second per connection, with bursts of one second's worth; a faster sender is slowed down, and cut off (1008) only when it gets 10 s ahead. */
   maxMessagesPerSecond: number
-  /** Bytes per second per connection, averaged over a one-second burst (1008). */
+  /** Bytes per second per connection, as for messages (1008 when 10 s ahead). */
   maxBytesPerSecond: number
   /** Stored size of one document (snapshot + log), in bytes (1009). */
   maxDocumentBytes: number
@@ -43,7 +43,14 @@ export const DEFAULT_LIMITS: Limits = {
   maxBufferedBytes: 32 * 1024 * 1024
 }
 
-/** A token bucket allowing `perSecond` on average, with bursts of one second's worth. */
+/**
+ * Seconds of a connection's rate budget it may run ahead before it is cut off (1008). Up to
+ * there it is slowed down instead: the relay stops reading its socket until the budget has
+ * caught up, so a burst (a client replaying 5,000 transactions) only waits.
+ */
+export const RATE_DEBT_SECONDS = 10
+
+/** A token bucket refilling at `perSecond`, holding at most one second's worth, that may go into debt. */
 export class RateLimiter {
   private tokens: number
   private last = Date.now()
@@ -52,23 +59,29 @@ export class RateLimiter {
     this.tokens = perSecond
   }
 
-  /** Takes `amount` tokens; returns false if there are not enough. */
-  take (amount = 1): boolean {
+  /** Takes `amount` tokens; returns the seconds of debt this leaves (0 if there were enough). */
+  take (amount = 1): number {
     const now = Date.now()
     this.tokens = Math.min(this.perSecond, this.tokens + (now - this.last) / 1000 * this.perSecond)
     this.last = now
-    if (this.tokens < amount) return false
     this.tokens -= amount
-    return true
+    return this.tokens < 0 ? -this.tokens / this.perSecond : 0
   }
 }
 
-/** Checks one received frame against a connection's rate limits; throws {@link LimitError}. */
-export function connectionRateGuard (limits: Limits): (frame: Uint8Array) => void {
+/**
+ * Charges one received frame to a connection's rate budgets. Returns how many seconds
+ * the connection is ahead of its budget (0: within it), for the caller to stop reading that
+ * long; throws a {@link LimitError} once it is more than {@link RATE_DEBT_SECONDS} ahead.
+ */
+export function connectionRateGuard (limits: Limits): (frame: Uint8Array) => number {
   const messages = new RateLimiter(limits.maxMessagesPerSecond)
   const bytes = new RateLimiter(limits.maxBytesPerSecond)
   return frame => {
-    if (!messages.take()) throw new LimitError(CloseCode.policyViolation, `more than ${limits.maxMessagesPerSecond} messages per second`)
-    if (!bytes.take(frame.length)) throw new LimitError(CloseCode.policyViolation, `more than ${limits.maxBytesPerSecond} bytes per second`)
+    const messageDebt = messages.take()
+    if (messageDebt > RATE_DEBT_SECONDS) throw new LimitError(CloseCode.policyViolation, `far more than ${limits.maxMessagesPerSecond} messages per second`)
+    const byteDebt = bytes.take(frame.length)
+    if (byteDebt > RATE_DEBT_SECONDS) throw new LimitError(CloseCode.policyViolation, `far more than ${limits.maxBytesPerSecond} bytes per second`)
+    return Math.max(messageDebt, byteDebt)
   }
 }

@@ -9,8 +9,10 @@ import { connectionRateGuard, type Limits } from './limits.js'
 const ignore = (): void => {}
 
 /**
- * A Link over `socket`. A text frame closes it with 1003, a frame over the rate limits
- * with 1008; a reader whose send buffer outgrows `maxBufferedBytes` is cut off.
+ * A Link over `socket`. A text frame closes it with 1003. A sender over its rate limits is
+ * slowed down: the socket is not read until its budget catches up (TCP then holds the
+ * sender back); one far over them is closed with 1008. A reader whose send buffer outgrows
+ * `maxBufferedBytes` is cut off.
  */
 export function wsLink (socket: WebSocket, limits: Limits, log: Log): Link {
   let closing = false
@@ -30,6 +32,8 @@ export function wsLink (socket: WebSocket, limits: Limits, log: Log): Link {
     close (code, reason) {
       closing = true
       closeWith(socket, code, reason)
+      // A paused socket would never read the peer's answer to the close.
+      socket.resume()
     },
     onMessage: ignore,
     onClose: ignore
@@ -39,10 +43,15 @@ export function wsLink (socket: WebSocket, limits: Limits, log: Log): Link {
     if (closing) return
     if (!isBinary) return link.close(CloseCode.unsupportedData, 'text frames are not part of the protocol')
     const frame = toFrame(data)
+    let debt: number
     try {
-      checkRate(frame)
+      debt = checkRate(frame)
     } catch (error) {
       return closeForError(link, error, log, {})
+    }
+    if (debt > 0 && !socket.isPaused) {
+      socket.pause()
+      setTimeout(() => { if (!closing) socket.resume() }, Math.ceil(debt * 1000)).unref()
     }
     link.onMessage(frame)
   })
