@@ -43,6 +43,8 @@ export interface RelayOptions {
   compactMinBytes?: number
   /** Milliseconds between keep-alive pings; a connection that misses one is dropped. Default 30 000. */
   pingIntervalMs?: number
+  /** Milliseconds a connection may take to send its whole upgrade request. Default 10 000. */
+  requestTimeoutMs?: number
   /** This relay's id, sent to native clients. Default: its cluster id, else its URL. */
   relayId?: string
   /** Cluster membership; without it the relay stands alone. */
@@ -120,6 +122,7 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
     authenticator,
     log,
     pingIntervalMs: options.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
+    ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     onNative: link => {
       serveNativeLink(link, {
         registry,

@@ -5,9 +5,9 @@
  * address, frame size, rates, slow readers), kept alive with pings, and handed over as
  * Links: native (`petaldb.v2`) ones to `onNative`, stock ones with their admission to `onStock`.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { CloseCode } from '../wire/close-codes.js'
@@ -44,6 +44,8 @@ export interface ListenerOptions {
   log: Log
   /** Milliseconds between keep-alive pings; a connection that misses one is dropped. */
   pingIntervalMs: number
+  /** Milliseconds a connection may take to send its whole HTTP request (the upgrade). Default 10 000. */
+  requestTimeoutMs?: number
   /** A native connection: its first message will be HELLO. */
   onNative: (link: Link) => void
   /** A stock y-websocket client, admitted. */
@@ -74,6 +76,7 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
   })
   const onHttp = options.onHttp ?? answerUpgradeRequired
   const http = options.tls === undefined ? createServer(onHttp) : createHttpsServer(options.tls, onHttp)
+  guardSockets(http, limits, options.requestTimeoutMs ?? 10_000, log)
   const alive = new WeakSet<WebSocket>()
   const perIp = new Map<string, number>()
   // Listeners shared by every socket (a closure per socket would cost memory per connection).
@@ -160,6 +163,45 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
       return closing
     }
   }
+}
+
+/**
+ * Counts every TCP connection by address from its first byte, before any upgrade, so that
+ * half-sent requests count too: an address with twice its WebSocket allowance of sockets
+ * open has further ones dropped at once (within the allowance, WebSockets over it are
+ * closed with 1013, which tells honest clients to retry). A socket that has not finished
+ * its request within `requestTimeoutMs` is dropped: seconds, not the minutes of Node's
+ * defaults.
+ */
+function guardSockets (http: Server, limits: Limits, requestTimeoutMs: number, log: Log): void {
+  const perIp = new Map<string, number>()
+  // By remote address and port, which a TLS socket shares with the TCP socket under it.
+  const deadlines = new Map<string, ReturnType<typeof setTimeout>>()
+  const key = (socket: { remoteAddress?: string | undefined, remotePort?: number | undefined }): string => `${socket.remoteAddress}:${socket.remotePort}`
+  const requestArrived = (req: IncomingMessage): void => clearTimeout(deadlines.get(key(req.socket)))
+  http.on('request', requestArrived)
+  http.on('upgrade', requestArrived)
+  http.on('connection', (socket: Socket) => {
+    const ip = socket.remoteAddress ?? ''
+    const count = (perIp.get(ip) ?? 0) + 1
+    if (count > 2 * limits.maxConnectionsPerIp) {
+      log.info({ ip }, 'dropping a connection: too many sockets from one address')
+      socket.destroy()
+      return
+    }
+    perIp.set(ip, count)
+    const deadline = setTimeout(() => socket.destroy(), requestTimeoutMs)
+    deadline.unref()
+    const socketKey = key(socket)
+    deadlines.set(socketKey, deadline)
+    socket.once('close', () => {
+      clearTimeout(deadline)
+      deadlines.delete(socketKey)
+      const left = perIp.get(ip)! - 1
+      if (left === 0) perIp.delete(ip)
+      else perIp.set(ip, left)
+    })
+  })
 }
 
 async function closeClients (wss: WebSocketServer, graceMs: number): Promise<void> {
