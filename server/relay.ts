@@ -15,7 +15,7 @@ import { proxyYwsConnection } from './cluster/yws-proxy.js'
 import { ClusterNode } from './cluster/cluster-node.js'
 import { Authenticator } from '../shared/listen/auth.js'
 import { acceptStock } from '../shared/listen/stock-accept.js'
-import { DEFAULT_LIMITS, type Limits } from '../shared/listen/limits.js'
+import { DEFAULT_LIMITS, WS_CLIENT_MAX_PAYLOAD, type Limits } from '../shared/listen/limits.js'
 import { listen } from '../shared/listen/listener.js'
 import type { ClusterOptions } from './cluster/cluster.js'
 
@@ -95,6 +95,9 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits }
   const authenticator = options.authKeys === undefined || options.authKeys.size === 0 ? null : new Authenticator(options.authKeys)
   if (authenticator === null) log.warn('no auth secret configured: this relay is open to anyone who can reach it')
+  if (limits.maxDocumentBytes > WS_CLIENT_MAX_PAYLOAD) {
+    log.warn({ maxDocumentBytes: limits.maxDocumentBytes }, 'documents this large are sent in frames that Node ws clients refuse by default (100 MiB): they will not sync')
+  }
   if (authenticator !== null && options.cluster !== undefined && (options.cluster.secret ?? '') === '') {
     throw new Error('a relay with client authentication in a cluster needs a cluster secret: without one, anyone could join as a relay')
   }

@@ -14,7 +14,7 @@ import { NATIVE_PROTOCOL_VERSION, encodeNativeMessage } from '../shared/wire/nat
 import { encodeAwarenessEntries } from '../shared/validation/update-validation.js'
 import { encodeAwarenessMessage, encodeQueryAwareness, encodeSyncUpdate } from '../shared/wire/y-messages.js'
 import { SqliteStore } from '../shared/storage/sqlite-store.js'
-import type { Limits } from '../shared/listen/limits.js'
+import { DEFAULT_LIMITS, WS_CLIENT_MAX_PAYLOAD, type Limits } from '../shared/listen/limits.js'
 import { startRelay, type Relay, type RelayOptions } from '../server/relay.js'
 import { once, until } from './helpers/events.js'
 import { captureLog, type CapturedLog } from './helpers/log-capture.js'
@@ -154,6 +154,31 @@ describe('relay limits', () => {
     await reader.textIs('small!')
     writer.destroy()
     reader.destroy()
+  })
+
+  it('sends a document at its size limit in a frame a client with that maxPayload accepts', async () => {
+    const limit = 256 * 1024
+    await relayWith({ maxDocumentBytes: limit, maxBytesPerSecond: 64 * 1024 * 1024 })
+    const writer = stockClient(relay!.url, 'full')
+    await writer.synced()
+    // Many updates up to the limit: the stored parts, then the merged answer to a fresh client.
+    try {
+      for (let i = 0; writer.text.length < limit; i++) writer.text.insert(writer.text.length, `${i}:${'y'.repeat(200)}`)
+    } catch {}
+    const closed = new Promise<number>(resolve => writer.provider.on('connection-close', (event: { code: number } | null) => resolve(event?.code ?? 0)))
+    expect(await closed).toBe(1009)
+    writer.destroy()
+    const ws = raw('/full', { maxPayload: limit + 1024 })
+    const [frame] = await once<[Buffer]>(ws, 'message') // the relay's step 1
+    expect(frame[0]).toBe(0)
+    ws.send(encodeQueryAwareness())
+    ws.send(new Uint8Array([0, 0, 1, 0])) // step 1 with an empty state vector: send me everything
+    const answer = await new Promise<Buffer>(resolve => ws.on('message', (data: Buffer) => { if (data[0] === 0 && data[1] === 1) resolve(data) }))
+    expect(answer.length).toBeLessThanOrEqual(limit + 1024)
+    expect(answer.length).toBeGreaterThan(limit / 2)
+    ws.close()
+    // So with the default limit, a whole document fits in what a Node ws client accepts.
+    expect(DEFAULT_LIMITS.maxDocumentBytes + 1024).toBeLessThan(WS_CLIENT_MAX_PAYLOAD)
   })
 
   it('pending (dependency-waiting) update bytes per document (1008)', async () => {

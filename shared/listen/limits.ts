@@ -18,7 +18,11 @@ export interface Limits {
   maxMessagesPerSecond: number
   /** Bytes per second per connection, as for messages (1008 when 10 s ahead). */
   maxBytesPerSecond: number
-  /** Stored size of one document (snapshot + log), in bytes (1009). */
+  /**
+   * Stored size of one document (snapshot + log), in bytes (1009). A client gets the whole
+   * document as one frame when it first syncs, so keep this under what clients accept: Node
+   * `ws` clients refuse frames over 100 MiB by default.
+   */
   maxDocumentBytes: number
   /** Bytes of updates of one document stored while some client's clocks have a gap, i.e. waiting for missing dependencies (1008). */
   maxPendingBytes: number
@@ -30,13 +34,16 @@ export interface Limits {
   maxBufferedBytes: number
 }
 
+/** The largest frame a Node `ws` client accepts by default (its `maxPayload`). */
+export const WS_CLIENT_MAX_PAYLOAD = 100 * 1024 * 1024
+
 export const DEFAULT_LIMITS: Limits = {
   maxFrameBytes: 16 * 1024 * 1024,
   maxDocsPerConnection: 1000,
   maxConnectionsPerIp: 200,
   maxMessagesPerSecond: 2000,
   maxBytesPerSecond: 32 * 1024 * 1024,
-  maxDocumentBytes: 256 * 1024 * 1024,
+  maxDocumentBytes: 64 * 1024 * 1024,
   maxPendingBytes: 4 * 1024 * 1024,
   maxAwarenessEntries: 1000,
   maxAwarenessStateBytes: 64 * 1024,
