@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { parseDocId } from '../shared/wire/doc-id.js'
 import { MemoryStore } from '../shared/storage/memory-store.js'
-import { decodeValidUpdate } from '../shared/validation/update-validation.js'
+import { inspectUpdate } from '../shared/validation/update-shape.js'
 import { IdRanges } from '../server/documents/id-ranges.js'
 import { AWARENESS_TIMEOUT_MS, RelayAwareness } from '../server/documents/relay-awareness.js'
 import { StoredDocument } from '../server/documents/stored-document.js'
@@ -26,9 +26,9 @@ function updatesOf (doc: Y.Doc, edit: () => void): Uint8Array[] {
 }
 
 async function store (doc: StoredDocument, update: Uint8Array): Promise<boolean> {
-  const decoded = decodeValidUpdate(update)
-  if (!doc.isNew(decoded)) return false
-  await doc.append(update, decoded)
+  const prepared = doc.prepare(update)
+  if (prepared === null) return false
+  await doc.append(prepared)
   return true
 }
 
@@ -155,9 +155,9 @@ describe('StoredDocument', () => {
     const source = new Y.Doc()
     const [a, b, c] = updatesOf(source, () => { for (const char of 'abc') source.getText('t').insert(source.getText('t').length, char) })
     await store(doc, c!)
-    expect(doc.waits(decodeValidUpdate(b!))).toBe(true)
+    expect(doc.waits(inspectUpdate(b!))).toBe(true)
     await store(doc, b!)
-    expect(doc.waits(decodeValidUpdate(a!))).toBe(false)
+    expect(doc.waits(inspectUpdate(a!))).toBe(false)
     await store(doc, a!)
     expect(doc.pendingBytes).toBe(0)
     expect(textOf(doc.missingFor(new Uint8Array([0])))).toBe('abc')

@@ -12,7 +12,8 @@ import type { Logger } from 'pino'
 import type { DocId } from '../../shared/wire/doc-id.js'
 import type { DocLogOptions } from '../../shared/storage/doc-log.js'
 import type { DocStore } from '../../shared/storage/store.js'
-import { decodeAwarenessUpdate, decodeValidUpdate, encodeAwarenessEntries, type DecodedUpdate } from '../../shared/validation/update-validation.js'
+import { decodeAwarenessUpdate, encodeAwarenessEntries } from '../../shared/validation/update-validation.js'
+import type { UpdateShape } from '../../shared/validation/update-shape.js'
 import { CloseCode } from '../../shared/wire/close-codes.js'
 import { DEFAULT_LIMITS, LimitError, type Limits } from '../connections/limits.js'
 import { RelayAwareness } from './relay-awareness.js'
@@ -43,8 +44,8 @@ export interface DocObserver {
 export interface RelayDocumentOptions extends DocLogOptions {
   store: DocStore
   log: Logger
-  /** Document size, pending-update and awareness limits. Default {@link DEFAULT_LIMITS}. */
-  limits?: Pick<Limits, 'maxDocumentBytes' | 'maxPendingBytes' | 'maxAwarenessEntries' | 'maxAwarenessStateBytes'>
+  /** Document size, client, pending-update and awareness limits. Default {@link DEFAULT_LIMITS}. */
+  limits?: Pick<Limits, 'maxDocumentBytes' | 'maxClientsPerDocument' | 'maxPendingBytes' | 'maxAwarenessEntries' | 'maxAwarenessStateBytes'>
 }
 
 /** A document held in memory by a relay; see the module comment. */
@@ -65,8 +66,9 @@ export class RelayDocument {
 
   /** Loads `docId` from the store. Rejects (storing nothing) if the stored data is unreadable. */
   static async load (docId: DocId, options: RelayDocumentOptions): Promise<RelayDocument> {
-    const stored = await StoredDocument.load(options.store, docId, options)
-    return new RelayDocument(docId, stored, options.log, options.limits ?? DEFAULT_LIMITS)
+    const limits = options.limits ?? DEFAULT_LIMITS
+    const stored = await StoredDocument.load(options.store, docId, { ...options, maxClients: limits.maxClientsPerDocument })
+    return new RelayDocument(docId, stored, options.log, limits)
   }
 
   /** Attaches `peer`: it receives every later update and awareness change. */
@@ -99,34 +101,36 @@ export class RelayDocument {
 
   /**
    * Validates and stores an update from `origin`. Throws a ProtocolError, having stored
-   * nothing, if it is malformed, or a LimitError if it breaks a limit; otherwise returns a
-   * promise that resolves once the update is durable (committed to the store, whether by
-   * this write or an earlier one).
+   * nothing, if it is malformed or does not fit the document, or a LimitError if it breaks a
+   * limit; otherwise returns a promise that resolves once the update is durable (committed
+   * to the store, whether by this write or an earlier one). What is stored and forwarded is
+   * the update in its normalised form (see update-shape.ts).
    */
   applyUpdate (update: Uint8Array, origin: object): Promise<void> {
-    const decoded = decodeValidUpdate(update)
-    if (!this.stored.isNew(decoded)) return this.stored.settled()
+    const prepared = this.stored.prepare(update)
+    if (prepared === null) return this.stored.settled()
+    const { shape } = prepared
     const { logBytes, snapshotBytes } = this.stored.sizes
-    if (logBytes + snapshotBytes + update.length > this.limits.maxDocumentBytes) {
+    if (logBytes + snapshotBytes + shape.bytes.length > this.limits.maxDocumentBytes) {
       throw new LimitError(CloseCode.messageTooBig, `document ${this.docId} would exceed ${this.limits.maxDocumentBytes} bytes`)
     }
-    this.checkPending(decoded)
-    this.stored.append(update, decoded).catch((error: unknown) => {
+    this.checkPending(shape)
+    this.stored.append(prepared).catch((error: unknown) => {
       this.log.error({ err: error, doc: this.docId }, 'failed to store an update')
     })
-    for (const observer of this.observers) observer.update(update, origin)
-    if (this.outgoing.push({ update, origin }) === 1) queueMicrotask(this.flushOutgoing)
+    for (const observer of this.observers) observer.update(shape.bytes, origin)
+    if (this.outgoing.push({ update: shape.bytes, origin }) === 1) queueMicrotask(this.flushOutgoing)
     // What was taken is stored; the sender is cut off from adding more that cannot integrate.
-    this.checkPending(decoded)
+    this.checkPending(shape)
     return this.stored.settled()
   }
 
   /**
-   * Throws a LimitError if too many stored bytes wait for missing dependencies and `decoded`
+   * Throws a LimitError if too many stored bytes wait for missing dependencies and `shape`
    * would wait too: the update that fills the gap, and others' work, still get in.
    */
-  private checkPending (decoded: DecodedUpdate): void {
-    if (this.stored.pendingBytes > this.limits.maxPendingBytes && this.stored.waits(decoded)) {
+  private checkPending (shape: UpdateShape): void {
+    if (this.stored.pendingBytes > this.limits.maxPendingBytes && this.stored.waits(shape)) {
       throw new LimitError(CloseCode.policyViolation, `more than ${this.limits.maxPendingBytes} bytes of updates wait for missing dependencies`)
     }
   }
