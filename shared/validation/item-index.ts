@@ -47,7 +47,7 @@ class UpdateView {
   /** Per run: its list once known, UNKNOWN if it waits, VISITING or UNVISITED. */
   readonly lists: Float64Array
 
-  constructor (readonly runs: number[]) {
+  constructor (readonly runs: ArrayLike<number>) {
     const count = runs.length / Run.size
     this.lists = new Float64Array(count).fill(UNVISITED)
     for (let r = 0; r < count; r++) {
@@ -161,7 +161,7 @@ export class ItemIndex {
   }
 
   /** The list value a run starts with when its list is not known: its parent's list, or a pointer to its origin (or right origin). */
-  private reference (runs: number[], at: number): number {
+  private reference (runs: ArrayLike<number>, at: number): number {
     const list = runs[at + Run.list]!
     if (list >= 0) return list
     const useOrigin = runs[at + Run.originClient] !== NO_ID

@@ -75,7 +75,7 @@ export interface UpdateShape {
   /** Deleted ranges per client, flat [start, end) pairs as written. */
   readonly deletions: Map<number, number[]>
   /** Item and GC runs, {@link Run.size} numbers each, in the order written. */
-  readonly runs: number[]
+  readonly runs: ArrayLike<number>
   /** Other clients' ids the items refer to: per client, the highest clock referred to. */
   readonly references: Map<number, number>
 }
@@ -88,6 +88,8 @@ export class TooManyClientsError extends Error {
   }
 }
 
+/** Runs the shared buffer keeps room for after an inspection; a larger update gets its room back when it is done. */
+const MAX_SHARED_RUNS = 4096
 const malformed = (what: string): ProtocolError => new ProtocolError(`malformed Yjs update: ${what}`)
 const invalid = (what: string): ProtocolError => new ProtocolError(`invalid Yjs update: ${what}`)
 const safe = Number.isSafeInteger
@@ -113,7 +115,7 @@ function inspect (bytes: Uint8Array, maxClients: number): UpdateShape {
   const clients = new Set<number>()
   const sections: Section[] = []
   const sectionStarts: number[] = []
-  const runs: number[] = []
+  const runs = new RunBuffer()
   const references = new Map<number, number>()
   const refer = (client: number, clock: number): void => {
     if ((references.get(client) ?? -1) < clock) references.set(client, clock)
@@ -156,26 +158,82 @@ function inspect (bytes: Uint8Array, maxClients: number): UpdateShape {
     ranges.push(clock, clock + length)
   })
   if (reader.pos !== bytes.length) throw malformed('trailing bytes after the delete set')
-  if (descending) return { bytes, sections, deletions, runs, references }
-  return { bytes: descendingSections(bytes, sections, sectionStarts, structsEnd), sections: sortedDescending(sections), deletions, runs, references }
+  if (descending) return { bytes, sections, deletions, runs: runs.used(), references }
+  return { bytes: descendingSections(bytes, sections, sectionStarts, structsEnd), sections: sortedDescending(sections), deletions, runs: runs.used(), references }
 }
 
-function addGc (runs: number[], client: number, clock: number, length: number): void {
-  const last = runs.length - Run.size
+/**
+ * Runs being collected, in a Float64Array grown by doubling (appending to a plain array one
+ * number at a time costs several times more) and shared by every inspection: one runs at a
+ * time, and keeps a copy of what it used.
+ */
+class RunBuffer {
+  private static shared = new Float64Array(Run.size * 64)
+  data = RunBuffer.shared
+  length = 0
+
+  /** Offset of the last run, or -1. */
+  get last (): number {
+    return this.length - Run.size
+  }
+
+  push (client: number, start: number, end: number, kind: number, originClient: number, originClock: number, rightClient: number, rightClock: number, list: number, parentClient: number, parentClock: number): void {
+    if (this.length + Run.size > this.data.length) {
+      const grown = new Float64Array(this.data.length * 2)
+      grown.set(this.data)
+      this.data = grown
+      RunBuffer.shared = grown
+    }
+    const data = this.data
+    const at = this.length
+    data[at + Run.client] = client
+    data[at + Run.start] = start
+    data[at + Run.end] = end
+    data[at + Run.kind] = kind
+    data[at + Run.originClient] = originClient
+    data[at + Run.originClock] = originClock
+    data[at + Run.rightClient] = rightClient
+    data[at + Run.rightClock] = rightClock
+    data[at + Run.list] = list
+    data[at + Run.parentClient] = parentClient
+    data[at + Run.parentClock] = parentClock
+    this.length = at + Run.size
+  }
+
+  /**
+   * The runs collected: the buffer itself if it outgrew what is shared (it is then given
+   * away), else a copy in a plain array (allocating a small typed array costs more than
+   * filling a small array).
+   */
+  used (): ArrayLike<number> {
+    if (this.data.length > MAX_SHARED_RUNS * Run.size) {
+      RunBuffer.shared = new Float64Array(Run.size * 64)
+      return this.data.subarray(0, this.length)
+    }
+    const copy = new Array<number>(this.length)
+    for (let i = 0; i < this.length; i++) copy[i] = this.data[i]!
+    return copy
+  }
+}
+
+function addGc (buffer: RunBuffer, client: number, clock: number, length: number): void {
+  const last = buffer.last
+  const runs = buffer.data
   if (last >= 0 && runs[last + Run.kind] === RunKind.gc && runs[last + Run.client] === client && runs[last + Run.end] === clock) {
     runs[last + Run.end] = clock + length
     return
   }
-  runs.push(client, clock, clock + length, RunKind.gc, NO_ID, 0, NO_ID, 0, -1, NO_ID, 0)
+  buffer.push(client, clock, clock + length, RunKind.gc, NO_ID, 0, NO_ID, 0, -1, NO_ID, 0)
 }
 
-function addItem (runs: number[], item: UpdateReader, refer: (client: number, clock: number) => void): void {
+function addItem (buffer: RunBuffer, item: UpdateReader, refer: (client: number, clock: number) => void): void {
   const { client, clock, length } = item
   const kind = item.content === Content.type ? RunKind.type : item.content === Content.deleted ? RunKind.deleted : RunKind.content
   checkReference(item, item.originClient, item.originClock, 'origin', refer)
   checkReference(item, item.rightClient, item.rightClock, 'right origin', refer)
   checkReference(item, item.parentClient, item.parentClock, 'parent', refer)
-  const last = runs.length - Run.size
+  const last = buffer.last
+  const runs = buffer.data
   const continues = last >= 0 &&
     runs[last + Run.client] === client && runs[last + Run.end] === clock && runs[last + Run.kind] === kind &&
     item.originClient === client && item.originClock === clock - 1 &&
@@ -187,7 +245,7 @@ function addItem (runs: number[], item: UpdateReader, refer: (client: number, cl
   const list = item.parentName !== null
     ? rootListKey(item.parentName, item.parentSub)
     : item.parentClient !== NO_ID ? nestedListKey(item.parentClient, item.parentClock, item.parentSub) : -1
-  runs.push(
+  buffer.push(
     client, clock, clock + length, kind,
     item.originClient, item.originClient === NO_ID ? 0 : item.originClock,
     item.rightClient, item.rightClient === NO_ID ? 0 : item.rightClock,
