@@ -17,6 +17,7 @@ import { SqliteStore } from '../shared/storage/sqlite-store.js'
 import type { Limits } from '../server/connections/limits.js'
 import { startRelay, type Relay } from '../server/relay.js'
 import { craftUpdate } from './helpers/crafted-updates.js'
+import { startRelayProcess } from './helpers/relay-process.js'
 import { once, until } from './helpers/events.js'
 import { captureLog } from './helpers/log-capture.js'
 import { stockClient, type StockClient } from './helpers/stock-client.js'
@@ -82,9 +83,9 @@ function client (relay: Relay): StockClient {
   return created
 }
 
-/** Closes the socket of `relay` with its close code, or says whether the relay took the frames: it answers a sync step 1 sent after them. */
-async function send (relay: Relay, ...updates: Uint8Array[]): Promise<{ code: number, reason: string } | 'accepted'> {
-  const ws = new WebSocket(`${relay.url}/${DOC}`)
+/** Sends `updates` to the relay at `url` on a fresh socket: resolves with the code it closes it with, or 'accepted' once it answers a sync step 1 sent after them. */
+async function send (url: string, ...updates: Uint8Array[]): Promise<{ code: number, reason: string } | 'accepted'> {
+  const ws = new WebSocket(`${url}/${DOC}`)
   ws.on('error', () => {})
   await once(ws, 'open')
   const closed = once<[number, Buffer]>(ws, 'close').then(([code, reason]) => ({ code, reason: reason.toString() }))
@@ -124,7 +125,7 @@ describe('sections in ascending client order (case 1)', () => {
     const big = new Y.Doc()
     big.clientID = 5000
     big.getText('t').insert(0, 'z'.repeat(20_000))
-    expect(await send(at.relay, ascending, Y.encodeStateAsUpdate(big))).toBe('accepted')
+    expect(await send(at.relay.url, ascending, Y.encodeStateAsUpdate(big))).toBe('accepted')
     await at.afterCommit('a compaction', () => at.compactions() > 0)
     const expected = new Y.Doc()
     Y.applyUpdate(expected, ascending)
@@ -147,7 +148,7 @@ describe('items referring to their own or a later id of their client (cases 2 an
     // 20 bytes: client 2^40, clock 0, an item whose origin is (2^40, 5).
     const selfReferencing = craftUpdate([{ client: 2 ** 40, clock: 0, structs: [{ origin: [2 ** 40, 5], text: 'x' }] }])
     expect(selfReferencing.length).toBe(20)
-    expect(await send(at.relay, selfReferencing)).toEqual({ code: 4400, reason: expect.stringMatching(/own or a later id as its origin/) })
+    expect(await send(at.relay.url, selfReferencing)).toEqual({ code: 4400, reason: expect.stringMatching(/own or a later id as its origin/) })
     expect(await freshText(at.relay)).toBe('precious')
     expect(live.text.toString()).toBe('precious')
     expect(await freshText((await restart(at)).relay)).toBe('precious')
@@ -161,7 +162,7 @@ describe('items referring to their own or a later id of their client (cases 2 an
     live.text.delete(0, 2)
     await at.afterCommit('the live edits', () => at.committed() >= 2)
     const lowClient = craftUpdate([{ client: 1, clock: 0, structs: [{ origin: [1, 5], text: 'x' }] }])
-    expect(await send(at.relay, lowClient)).toMatchObject({ code: 4400 })
+    expect(await send(at.relay.url, lowClient)).toMatchObject({ code: 4400 })
     expect(await freshText(at.relay)).toBe('llo')
   })
 
@@ -171,7 +172,7 @@ describe('items referring to their own or a later id of their client (cases 2 an
     await writer.synced()
     const attack = craftUpdate([{ client: 9, clock: 0, structs: [{ origin: [9, 5], text: 'x' }] }], [[9, [[0, 1]]]])
     expect(attack.length).toBe(14)
-    expect(await send(at.relay, attack)).toMatchObject({ code: 4400 })
+    expect(await send(at.relay.url, attack)).toMatchObject({ code: 4400 })
     // Something deleted, then more than the 16 KiB the log may hold uncompacted.
     writer.text.insert(0, 'abc')
     writer.text.delete(0, 1)
@@ -191,7 +192,7 @@ describe('a client in two sections of one update (case 3)', () => {
       { client: 4242, clock: 0, structs: [{ parent: 't', text: 'AAAA' }] },
       { client: 4242, clock: 0, structs: [{ parent: 't', text: 'BBBB' }] }
     ])
-    expect(await send(at.relay, twice)).toEqual({ code: 4400, reason: expect.stringMatching(/two sections for client 4242/) })
+    expect(await send(at.relay.url, twice)).toEqual({ code: 4400, reason: expect.stringMatching(/two sections for client 4242/) })
     live.text.insert(0, 'after')
     await at.afterCommit('the live edit', () => at.committed() >= 1)
     expect(await freshText(at.relay)).toBe(live.text.toString())
@@ -240,10 +241,10 @@ function gcClients (first: number, count: number): Uint8Array {
 describe('clients per document (case 6)', () => {
   it('are limited by maxClientsPerDocument (1008), updates within the limit still get in', async () => {
     const at = await freshRelay({ maxClientsPerDocument: 1000 })
-    expect(await send(at.relay, gcClients(1, 1001))).toEqual({ code: 1008, reason: expect.stringMatching(/more than 1000 clients/) })
-    expect(await send(at.relay, gcClients(1, 600))).toBe('accepted')
-    expect(await send(at.relay, gcClients(601, 401))).toEqual({ code: 1008, reason: expect.stringMatching(/more than 1000 clients/) })
-    expect(await send(at.relay, gcClients(601, 400))).toBe('accepted')
+    expect(await send(at.relay.url, gcClients(1, 1001))).toEqual({ code: 1008, reason: expect.stringMatching(/more than 1000 clients/) })
+    expect(await send(at.relay.url, gcClients(1, 600))).toBe('accepted')
+    expect(await send(at.relay.url, gcClients(601, 401))).toEqual({ code: 1008, reason: expect.stringMatching(/more than 1000 clients/) })
+    expect(await send(at.relay.url, gcClients(601, 400))).toBe('accepted')
     await at.afterCommit('the accepted updates', () => at.committed() >= 2)
     expect((await at.store.load(parseDocId(DOC)))!.updates).toHaveLength(2)
   })
@@ -254,10 +255,20 @@ describe('clients per document (case 6)', () => {
     expect(frame.length).toBeGreaterThan(15_000_000)
     global.gc?.()
     const heapBefore = process.memoryUsage().heapUsed
-    expect(await send(at.relay, frame)).toMatchObject({ code: 1008 })
+    expect(await send(at.relay.url, frame)).toMatchObject({ code: 1008 })
     global.gc?.()
     expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(128 * 1024 * 1024)
     expect(await at.store.load(parseDocId(DOC))).toBeNull()
+  })
+
+  it('are limited by the --max-clients-per-document flag of the command line', async () => {
+    const child = await startRelayProcess(join(root, `cli-${n++}`), ['--max-clients-per-document', '5'])
+    try {
+      expect(await send(child.url, gcClients(1, 6))).toEqual({ code: 1008, reason: expect.stringMatching(/more than 5 clients/) })
+      expect(await send(child.url, gcClients(1, 5))).toBe('accepted')
+    } finally {
+      await child.stop()
+    }
   })
 
   it('refuses to load a stored document with more clients than the limit (4503)', async () => {
