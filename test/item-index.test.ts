@@ -79,6 +79,19 @@ describe('ItemIndex', () => {
     expect(check(index, [{ client: 77, clock: 0, structs: [{ origin: [75, 0], right: [50, 3], text: 'u' }] }])).toBe('accepted')
   })
 
+  it('learns nothing from an update it refuses', () => {
+    const index = indexOf(base())
+    expect(check(index, [{ client: 75, clock: 0, structs: [{ origin: [55, 0], text: 'w' }] }])).toBe('accepted')
+    // This update would put 55:0, and so 75:0, into text 'b', but one of its items is refused.
+    expect(check(index, [
+      { client: 80, clock: 0, structs: [{ origin: [75, 0], right: [50, 5], text: 'v' }] },
+      { client: 55, clock: 0, structs: [{ parent: 'b', text: 'u' }] },
+      { client: 54, clock: 0, structs: [{ origin: [50, 1], right: [50, 5], text: 't' }] }
+    ])).toMatch(/different lists/)
+    expect(check(index, [{ client: 55, clock: 0, structs: [{ parent: 'a', text: 'u' }] }])).toBe('accepted')
+    expect(check(index, [{ client: 81, clock: 0, structs: [{ origin: [75, 0], right: [50, 2], text: 's' }] }])).toBe('accepted')
+  })
+
   it('refuses references that lead around in a circle', () => {
     const index = indexOf(base())
     expect(check(index, [

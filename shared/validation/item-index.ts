@@ -188,12 +188,14 @@ export class ItemIndex {
   /**
    * The list of the item holding `client:clock` (held here, or in the update being checked):
    * a list key, GONE, or UNKNOWN if its references lead to an id nobody holds yet. Follows
-   * pointers iteratively (chains can be as long as the document has runs) and shortens them.
+   * pointers iteratively (chains can be as long as the document has runs) and shortens them,
+   * but those of the index only with what the index alone says: the update may be refused.
    */
   private listOf (client: number, clock: number, view: UpdateView | null): number {
     const path: Array<number[] | number> = []
     let steps = 0
     let list = UNKNOWN
+    let throughUpdate = false
     for (;;) {
       if (++steps > this.runCount + (view?.lists.length ?? 0) + 1) throw refuse('references lead around in a circle')
       const runs = this.clients.get(client)
@@ -212,6 +214,7 @@ export class ItemIndex {
       }
       const r = view === null ? -1 : view.find(client, clock)
       if (r < 0) break
+      throughUpdate = true
       const known = view!.lists[r]!
       if (known === VISITING) throw refuse('references lead around in a circle')
       if (known !== UNVISITED) {
@@ -229,11 +232,11 @@ export class ItemIndex {
       client = view!.field(r, useOrigin ? Run.originClient : Run.rightClient)
       clock = view!.field(r, useOrigin ? Run.originClock : Run.rightClock)
     }
-    // Every run on the way shares the list found; runs of the index keep their pointer while it is unknown.
+    // Every run on the way shares the list found.
     for (let i = 0; i < path.length; i++) {
       const step = path[i]!
       if (typeof step === 'number') view!.lists[step] = list
-      else if (list !== UNKNOWN) step[path[++i] as number + 2] = list
+      else if (list !== UNKNOWN && !throughUpdate) step[path[++i] as number + 2] = list
       else i++
     }
     return list
