@@ -73,11 +73,11 @@ export interface UpdateShape {
   /** Sections in descending client order. */
   readonly sections: Section[]
   /** Deleted ranges per client, flat [start, end) pairs as written. */
-  readonly deletions: Map<number, number[]>
+  readonly deletions: ReadonlyMap<number, number[]>
   /** Item and GC runs, {@link Run.size} numbers each, in the order written. */
   readonly runs: ArrayLike<number>
   /** Other clients' ids the items refer to: per client, the highest clock referred to. */
-  readonly references: Map<number, number>
+  readonly references: ReadonlyMap<number, number>
 }
 
 /** Thrown by {@link inspectUpdate} when an update names more clients than allowed. */
@@ -87,6 +87,9 @@ export class TooManyClientsError extends Error {
     super(`an update names more than ${limit} clients`)
   }
 }
+
+/** The empty map of every update without references or deletions: never written to (see inspect). */
+const NONE = new Map<never, never>()
 
 /** Runs the shared buffer keeps room for after an inspection; a larger update gets its room back when it is done. */
 const MAX_SHARED_RUNS = 4096
@@ -116,8 +119,10 @@ function inspect (bytes: Uint8Array, maxClients: number): UpdateShape {
   const sections: Section[] = []
   const sectionStarts: number[] = []
   const runs = new RunBuffer()
-  const references = new Map<number, number>()
+  // Most updates refer to no other client and delete nothing: no map for them.
+  let references: Map<number, number> = NONE
   const refer = (client: number, clock: number): void => {
+    if (references === NONE) references = new Map()
     if ((references.get(client) ?? -1) < clock) references.set(client, clock)
   }
   const name = (client: number): void => {
@@ -147,9 +152,10 @@ function inspect (bytes: Uint8Array, maxClients: number): UpdateShape {
     }
   }
   const structsEnd = reader.pos
-  const deletions = new Map<number, number[]>()
+  let deletions: Map<number, number[]> = NONE
   reader.readDeleteSet((client, clock, length) => {
     if (!safe(client) || !safe(clock) || length < 1 || !safe(clock + length)) throw malformed('invalid deletion')
+    if (deletions === NONE) deletions = new Map()
     let ranges = deletions.get(client)
     if (ranges === undefined) {
       if (!clients.has(client)) name(client)
