@@ -20,15 +20,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import WebSocket from 'ws'
-import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 import { parseDocId } from '../shared/wire/doc-id.js'
-import { decodeYMessage, encodeSyncStep1, encodeSyncUpdate } from '../shared/wire/y-messages.js'
+import { decodeYMessage, encodeSyncStep1 } from '../shared/wire/y-messages.js'
 import { SqliteStore } from '../shared/storage/sqlite-store.js'
 import { relayDatabasePath } from '../server/relay.js'
-import { craftUpdate } from '../test/helpers/crafted-updates.js'
+import { craftUpdate, gcStructsOfClients } from '../test/helpers/crafted-updates.js'
 import { CLI_PATH } from '../test/helpers/relay-process.js'
 import { stockClient, type StockClient } from '../test/helpers/stock-client.js'
+import { sendUpdates } from '../test/helpers/update-sender.js'
 import { loadTrace, patchesOf } from './traces.js'
 
 type Figures = Record<string, string | number>
@@ -93,22 +93,14 @@ async function startRelayAt (cli: string, dataDir: string, flags: string[] = [])
   }
 }
 
-/** Sends `updates` on a fresh socket; resolves with the close code, or 'stored' once a sync step 1 sent after them is answered. */
+/** Sends `updates` on a fresh socket: 'stored', 'closed <code>' or 'no answer'. */
 async function send (url: string, updates: Uint8Array[], timeoutMs = 120_000): Promise<string> {
-  const ws = new WebSocket(`${url}/${DOC}`, { maxPayload: 64 * 1024 * 1024 })
-  ws.on('error', () => {})
-  await new Promise(resolve => ws.once('open', resolve))
-  const outcome = await new Promise<string>(resolve => {
-    const timer = setTimeout(() => resolve('no answer'), timeoutMs)
-    ws.once('close', code => { clearTimeout(timer); resolve(`closed ${code}`) })
-    ws.on('message', (data: Buffer) => {
-      if (decodeYMessage(new Uint8Array(data)).type === 'sync-step2') { clearTimeout(timer); resolve('stored') }
-    })
-    for (const update of updates) ws.send(encodeSyncUpdate(update))
-    ws.send(encodeSyncStep1(new Uint8Array([0])))
-  })
-  ws.terminate()
-  return outcome
+  try {
+    const answer = await sendUpdates(url, DOC, updates, timeoutMs)
+    return answer === 'stored' ? answer : `closed ${answer.code}`
+  } catch {
+    return 'no answer'
+  }
 }
 
 /** A stock client's view once synced (or after `timeoutMs`), with the first close code it saw. */
@@ -258,7 +250,7 @@ const cases: Record<string, (cli: string, dataDir: string) => Promise<Figures>> 
     let next = 2 ** 21
     const sampler = setInterval(() => relay.peakRssMb(), 100)
     for (let frame = 0; frame < 10; frame++) {
-      const update = gcClients(next, perFrame)
+      const update = gcStructsOfClients(next, perFrame)
       next += perFrame
       const answer = await Promise.race([send(relay.url, [update], 600_000), relay.exited.then(code => `relay exited (${code})`)])
       answers.push(answer)
@@ -338,21 +330,6 @@ async function selfOrigin (cli: string, dataDir: string, client: number): Promis
   live.destroy()
   await relay.stop()
   return { 'update bytes': update.length, 'relay answer': answer, 'live client sees': quote(live.text.toString()), 'fresh client sees': quote(fresh.text), 'fresh client after a restart sees': quote(restarted.text) }
-}
-
-/** An update of one GC struct of length 1 for each of `count` clients from `first` on (about 8 bytes per client). */
-function gcClients (first: number, count: number): Uint8Array {
-  return encoding.encode(encoder => {
-    encoding.writeVarUint(encoder, count)
-    for (let c = first + count - 1; c >= first; c--) {
-      encoding.writeVarUint(encoder, 1)
-      encoding.writeVarUint(encoder, c)
-      encoding.writeVarUint(encoder, 0)
-      encoding.writeUint8(encoder, 0)
-      encoding.writeVarUint(encoder, 1)
-    }
-    encoding.writeVarUint(encoder, 0)
-  })
 }
 
 const summarise = (answers: string[]): string => [...new Set(answers)].map(answer => `${answers.filter(other => other === answer).length}× ${answer}`).join(', ')

@@ -8,19 +8,17 @@
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import WebSocket from 'ws'
-import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 import { parseDocId } from '../shared/wire/doc-id.js'
-import { decodeYMessage, encodeSyncStep1, encodeSyncUpdate } from '../shared/wire/y-messages.js'
 import { SqliteStore } from '../shared/storage/sqlite-store.js'
 import type { Limits } from '../server/connections/limits.js'
 import { startRelay, type Relay } from '../server/relay.js'
-import { craftUpdate } from './helpers/crafted-updates.js'
+import { craftUpdate, gcStructsOfClients } from './helpers/crafted-updates.js'
 import { startRelayProcess } from './helpers/relay-process.js'
-import { once, until } from './helpers/events.js'
+import { until } from './helpers/events.js'
 import { captureLog } from './helpers/log-capture.js'
 import { stockClient, type StockClient } from './helpers/stock-client.js'
+import { sendUpdates, type Answer } from './helpers/update-sender.js'
 import { tempDir } from './helpers/temp.js'
 
 const root = tempDir()
@@ -83,21 +81,8 @@ function client (relay: Relay): StockClient {
   return created
 }
 
-/** Sends `updates` to the relay at `url` on a fresh socket: resolves with the code it closes it with, or 'accepted' once it answers a sync step 1 sent after them. */
-async function send (url: string, ...updates: Uint8Array[]): Promise<{ code: number, reason: string } | 'accepted'> {
-  const ws = new WebSocket(`${url}/${DOC}`)
-  ws.on('error', () => {})
-  await once(ws, 'open')
-  const closed = once<[number, Buffer]>(ws, 'close').then(([code, reason]) => ({ code, reason: reason.toString() }))
-  const answered = new Promise<'accepted'>(resolve => ws.on('message', (data: Buffer) => {
-    if (decodeYMessage(new Uint8Array(data)).type === 'sync-step2') resolve('accepted')
-  }))
-  for (const update of updates) ws.send(encodeSyncUpdate(update))
-  ws.send(encodeSyncStep1(new Uint8Array([0])))
-  const outcome = await Promise.race([closed, answered])
-  ws.close()
-  return outcome
-}
+/** Sends `updates` to the test document of the relay at `url`; see `sendUpdates`. */
+const send = (url: string, ...updates: Uint8Array[]): Promise<Answer> => sendUpdates(url, DOC, updates, 30_000)
 
 /** The code with which the relay next closes `reader`'s connection. */
 function nextClose (reader: StockClient): Promise<number> {
@@ -125,7 +110,7 @@ describe('sections in ascending client order (case 1)', () => {
     const big = new Y.Doc()
     big.clientID = 5000
     big.getText('t').insert(0, 'z'.repeat(20_000))
-    expect(await send(at.relay.url, ascending, Y.encodeStateAsUpdate(big))).toBe('accepted')
+    expect(await send(at.relay.url, ascending, Y.encodeStateAsUpdate(big))).toBe('stored')
     await at.afterCommit('a compaction', () => at.compactions() > 0)
     const expected = new Y.Doc()
     Y.applyUpdate(expected, ascending)
@@ -223,35 +208,20 @@ describe('a stored snapshot with a corrupt delete set (case 5)', () => {
   })
 })
 
-/** An update of one GC struct of length 1 for each of `count` clients from `first` on: about 8 bytes per client. */
-function gcClients (first: number, count: number): Uint8Array {
-  return encoding.encode(encoder => {
-    encoding.writeVarUint(encoder, count)
-    for (let c = first + count - 1; c >= first; c--) {
-      encoding.writeVarUint(encoder, 1)
-      encoding.writeVarUint(encoder, c)
-      encoding.writeVarUint(encoder, 0)
-      encoding.writeUint8(encoder, 0)
-      encoding.writeVarUint(encoder, 1)
-    }
-    encoding.writeVarUint(encoder, 0)
-  })
-}
-
 describe('clients per document (case 6)', () => {
   it('are limited by maxClientsPerDocument (1008), updates within the limit still get in', async () => {
     const at = await freshRelay({ maxClientsPerDocument: 1000 })
-    expect(await send(at.relay.url, gcClients(1, 1001))).toEqual({ code: 1008, reason: expect.stringMatching(/more than 1000 clients/) })
-    expect(await send(at.relay.url, gcClients(1, 600))).toBe('accepted')
-    expect(await send(at.relay.url, gcClients(601, 401))).toEqual({ code: 1008, reason: expect.stringMatching(/more than 1000 clients/) })
-    expect(await send(at.relay.url, gcClients(601, 400))).toBe('accepted')
+    expect(await send(at.relay.url, gcStructsOfClients(1, 1001))).toEqual({ code: 1008, reason: expect.stringMatching(/more than 1000 clients/) })
+    expect(await send(at.relay.url, gcStructsOfClients(1, 600))).toBe('stored')
+    expect(await send(at.relay.url, gcStructsOfClients(601, 401))).toEqual({ code: 1008, reason: expect.stringMatching(/more than 1000 clients/) })
+    expect(await send(at.relay.url, gcStructsOfClients(601, 400))).toBe('stored')
     await at.afterCommit('the accepted updates', () => at.committed() >= 2)
     expect((await at.store.load(parseDocId(DOC)))!.updates).toHaveLength(2)
   })
 
   it('bound the memory of a 15 MB frame of 1.9 million clients: refused at once', async () => {
     const at = await freshRelay()
-    const frame = gcClients(2 ** 21, 1_900_000)
+    const frame = gcStructsOfClients(2 ** 21, 1_900_000)
     expect(frame.length).toBeGreaterThan(15_000_000)
     global.gc?.()
     const heapBefore = process.memoryUsage().heapUsed
@@ -264,8 +234,8 @@ describe('clients per document (case 6)', () => {
   it('are limited by the --max-clients-per-document flag of the command line', async () => {
     const child = await startRelayProcess(join(root, `cli-${n++}`), ['--max-clients-per-document', '5'])
     try {
-      expect(await send(child.url, gcClients(1, 6))).toEqual({ code: 1008, reason: expect.stringMatching(/more than 5 clients/) })
-      expect(await send(child.url, gcClients(1, 5))).toBe('accepted')
+      expect(await send(child.url, gcStructsOfClients(1, 6))).toEqual({ code: 1008, reason: expect.stringMatching(/more than 5 clients/) })
+      expect(await send(child.url, gcStructsOfClients(1, 5))).toBe('stored')
     } finally {
       await child.stop()
     }
@@ -274,7 +244,7 @@ describe('clients per document (case 6)', () => {
   it('refuses to load a stored document with more clients than the limit (4503)', async () => {
     const path = join(root, `many-${n++}.db`)
     const seed = new SqliteStore(path)
-    await seed.append(parseDocId(DOC), gcClients(1, 50))
+    await seed.append(parseDocId(DOC), gcStructsOfClients(1, 50))
     await seed.close()
     const at = await relayAt(path, { maxClientsPerDocument: 10 })
     expect(await nextClose(client(at.relay))).toBe(4503)

@@ -67,7 +67,7 @@ export class UpdateReader {
   /** The key of the item in a map-like parent, when the item gives one. */
   parentSub: string | null = null
 
-  constructor (readonly bytes: Uint8Array) {
+  constructor (bytes: Uint8Array) {
     this.decoder = decoding.createDecoder(bytes)
     this.sectionCount = this.sectionsLeft = decoding.readVarUint(this.decoder)
   }

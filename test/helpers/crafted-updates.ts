@@ -96,3 +96,18 @@ function writeId (encoder: encoding.Encoder, [client, clock]: Id): void {
   encoding.writeVarUint(encoder, client)
   encoding.writeVarUint(encoder, clock)
 }
+
+/** An update of one GC struct of length 1 for each of `count` clients from `first` on (about 8 bytes per client). */
+export function gcStructsOfClients (first: number, count: number): Uint8Array {
+  return encoding.encode(encoder => {
+    encoding.writeVarUint(encoder, count)
+    for (let client = first + count - 1; client >= first; client--) {
+      encoding.writeVarUint(encoder, 1)
+      encoding.writeVarUint(encoder, client)
+      encoding.writeVarUint(encoder, 0)
+      encoding.writeUint8(encoder, 0)
+      encoding.writeVarUint(encoder, 1)
+    }
+    encoding.writeVarUint(encoder, 0)
+  })
+}
