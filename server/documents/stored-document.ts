@@ -23,6 +23,7 @@ import { CloseCode } from '../../shared/wire/close-codes.js'
 import { decodeStateVector } from '../../shared/validation/update-validation.js'
 import { ItemIndex } from '../../shared/validation/item-index.js'
 import { TooManyClientsError, inspectUpdate, type Section, type UpdateShape } from '../../shared/validation/update-shape.js'
+import { StructKind, UpdateReader } from '../../shared/validation/update-reader.js'
 import { LimitError } from '../connections/limits.js'
 import { IdRanges } from './id-ranges.js'
 
@@ -247,7 +248,7 @@ export class StoredDocument {
       if (this.deletedSinceCompaction) {
         snapshot = this.encoded(true)
         // Integration deletes more than updates say (the items of a deleted type, a map entry overwritten concurrently).
-        this.recordDeletions(this.verify(snapshot, 'at least'))
+        this.verify(snapshot, 'at least').forEachRange((client, start, end) => this.deletions.add(client, start, end - start))
       } else {
         snapshot = this.merged()
       }
@@ -276,19 +277,15 @@ export class StoredDocument {
 
   /**
    * Throws unless `update` holds exactly the structs stored, and the deletions stored
-   * (exactly, or at least them). Returns its shape.
+   * (exactly, or at least them). Returns its deletions.
    */
-  private verify (update: Uint8Array, deletions: 'exact' | 'at least'): UpdateShape {
-    const shape = inspectUpdate(update)
-    const structs = new IdRanges()
-    const deleted = new IdRanges()
-    for (const { client, ranges } of shape.sections) addRanges(structs, client, ranges)
-    for (const [client, ranges] of shape.deletions) addRanges(deleted, client, ranges)
-    if (!structs.equals(this.structs)) throw new Error('the result holds other structs than the stored updates')
-    if (deletions === 'exact' ? !deleted.equals(this.deletions) : !deleted.includes(this.deletions)) {
+  private verify (update: Uint8Array, deletions: 'exact' | 'at least'): IdRanges {
+    const ids = idsOf(update)
+    if (!ids.structs.equals(this.structs)) throw new Error('the result holds other structs than the stored updates')
+    if (deletions === 'exact' ? !ids.deletions.equals(this.deletions) : !ids.deletions.includes(this.deletions)) {
       throw new Error('the result lacks deletions of the stored updates')
     }
-    return shape
+    return ids.deletions
   }
 
   /** Whether `shape` re-sends ids the document holds and continues them (Yjs then integrates the rest after the held ids). */
@@ -363,6 +360,23 @@ export class StoredDocument {
     if (this.structs.contiguousEnd(client) >= clock) return
     if ((this.awaited.get(client) ?? 0) < clock) this.awaited.set(client, clock)
   }
+}
+
+/**
+ * The ids of the structs and deletions of `update` (a merge or snapshot made by Yjs), read
+ * without the checks of incoming updates: only what is needed to compare it with what it replaces.
+ */
+function idsOf (update: Uint8Array): { structs: IdRanges, deletions: IdRanges } {
+  const structs = new IdRanges()
+  const deletions = new IdRanges()
+  const reader = new UpdateReader(update)
+  while (reader.nextSection()) {
+    while (reader.nextStruct()) {
+      if (reader.kind !== StructKind.skip) structs.add(reader.client, reader.clock, reader.length)
+    }
+  }
+  reader.readDeleteSet((client, clock, length) => deletions.add(client, clock, length))
+  return { structs, deletions }
 }
 
 function addRanges (set: IdRanges, client: number, ranges: number[]): void {

@@ -7,8 +7,9 @@
  * hundred bytes of heap for a two-byte GC struct) and hides where sections begin and end,
  * which validation needs to see.
  *
- * The bytes must own their buffer: lib0 reads byte strings as views of the buffer, and a
- * view may otherwise reach past the update into its neighbours (see `ownBytes`).
+ * lib0 reads a byte string as a view of the whole buffer, so a length that claims more than
+ * is left reads on into the buffer's next bytes (whatever follows the update in its frame):
+ * the position then ends up beyond the update's length, which callers must refuse.
  */
 import * as decoding from 'lib0/decoding'
 

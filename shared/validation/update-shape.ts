@@ -20,7 +20,7 @@
  * (see `ItemIndex`): which ids it holds and deletes, and its items grouped into runs.
  */
 import * as encoding from 'lib0/encoding'
-import { ProtocolError, ownBytes } from '../wire/bytes.js'
+import { ProtocolError } from '../wire/bytes.js'
 import { nestedListKey, rootListKey } from './list-key.js'
 import { Content, NO_ID, StructKind, UpdateReader } from './update-reader.js'
 
@@ -104,9 +104,8 @@ const safe = Number.isSafeInteger
  * structs the update claims. Costs one pass over the bytes.
  */
 export function inspectUpdate (update: Uint8Array, maxClients = Infinity): UpdateShape {
-  const bytes = update.byteOffset === 0 && update.byteLength === update.buffer.byteLength ? update : ownBytes(update)
   try {
-    return inspect(bytes, maxClients)
+    return inspect(update, maxClients)
   } catch (error) {
     if (error instanceof ProtocolError || error instanceof TooManyClientsError) throw error
     throw malformed((error as Error).message)
@@ -115,7 +114,10 @@ export function inspectUpdate (update: Uint8Array, maxClients = Infinity): Updat
 
 function inspect (bytes: Uint8Array, maxClients: number): UpdateShape {
   const reader = new UpdateReader(bytes)
-  const clients = new Set<number>()
+  // The clients named so far; a Set only once there are two (most updates name one).
+  let first = NO_ID
+  let clients: Set<number> | null = null
+  const named = (client: number): boolean => client === first || clients?.has(client) === true
   const sections: Section[] = []
   const sectionStarts: number[] = []
   const runs = new RunBuffer()
@@ -127,14 +129,15 @@ function inspect (bytes: Uint8Array, maxClients: number): UpdateShape {
   }
   const name = (client: number): void => {
     if (!safe(client)) throw malformed('invalid client id')
-    clients.add(client)
-    if (clients.size > maxClients) throw new TooManyClientsError(maxClients)
+    if (first === NO_ID) first = client
+    else (clients ??= new Set([first])).add(client)
+    if ((clients?.size ?? 1) > maxClients) throw new TooManyClientsError(maxClients)
   }
   let descending = true
   while (reader.nextSection()) {
     const client = reader.client
     if (reader.sectionStructs === 0) throw invalid(`an empty section for client ${client}`)
-    if (clients.has(client)) throw invalid(`two sections for client ${client}`)
+    if (named(client)) throw invalid(`two sections for client ${client}`)
     name(client)
     if (sections.length > 0 && client > sections[sections.length - 1]!.client) descending = false
     const section: Section = { client, ranges: [] }
@@ -158,12 +161,14 @@ function inspect (bytes: Uint8Array, maxClients: number): UpdateShape {
     if (deletions === NONE) deletions = new Map()
     let ranges = deletions.get(client)
     if (ranges === undefined) {
-      if (!clients.has(client)) name(client)
+      if (!named(client)) name(client)
       deletions.set(client, ranges = [])
     }
     ranges.push(clock, clock + length)
   })
-  if (reader.pos !== bytes.length) throw malformed('trailing bytes after the delete set')
+  // Beyond the end: a length claimed more than the update has (see update-reader.ts).
+  if (reader.pos > bytes.length) throw malformed('a length runs past the end of the update')
+  if (reader.pos < bytes.length) throw malformed('trailing bytes after the delete set')
   if (descending) return { bytes, sections, deletions, runs: runs.used(), references }
   return { bytes: descendingSections(bytes, sections, sectionStarts, structsEnd), sections: sortedDescending(sections), deletions, runs: runs.used(), references }
 }
