@@ -109,6 +109,8 @@ export function inspectUpdate (update: Uint8Array, maxClients = Infinity): Updat
   } catch (error) {
     if (error instanceof ProtocolError || error instanceof TooManyClientsError) throw error
     throw malformed((error as Error).message)
+  } finally {
+    RunBuffer.shrink()
   }
 }
 
@@ -212,18 +214,20 @@ class RunBuffer {
   }
 
   /**
-   * The runs collected: the buffer itself if it outgrew what is shared (it is then given
-   * away), else a copy in a plain array (allocating a small typed array costs more than
-   * filling a small array).
+   * The runs collected: the buffer itself if it outgrew what is shared (it is given away),
+   * else a copy in a plain array (allocating a small typed array costs more than filling a
+   * small array).
    */
   used (): ArrayLike<number> {
-    if (this.data.length > MAX_SHARED_RUNS * Run.size) {
-      RunBuffer.shared = new Float64Array(Run.size * 64)
-      return this.data.subarray(0, this.length)
-    }
+    if (this.data.length > MAX_SHARED_RUNS * Run.size) return this.data.subarray(0, this.length)
     const copy = new Array<number>(this.length)
     for (let i = 0; i < this.length; i++) copy[i] = this.data[i]!
     return copy
+  }
+
+  /** Gives the shared buffer back its usual size after a large update, used or refused. */
+  static shrink (): void {
+    if (RunBuffer.shared.length > MAX_SHARED_RUNS * Run.size) RunBuffer.shared = new Float64Array(Run.size * 64)
   }
 }
 
