@@ -6,11 +6,12 @@ import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { parseDocId } from '../shared/wire/doc-id.js'
 import { MemoryStore } from '../shared/storage/memory-store.js'
-import { decodeValidUpdate } from '../shared/validation/update-validation.js'
+import { inspectUpdate } from '../shared/validation/update-shape.js'
 import { IdRanges } from '../server/documents/id-ranges.js'
 import { AWARENESS_TIMEOUT_MS, RelayAwareness } from '../server/documents/relay-awareness.js'
 import { StoredDocument } from '../server/documents/stored-document.js'
 import { decodeAwarenessUpdate } from '../shared/validation/update-validation.js'
+import { craftUpdate } from './helpers/crafted-updates.js'
 import { prng, testSeed } from './helpers/prng.js'
 import type { SyncSession } from '../shared/sync/session.js'
 
@@ -27,9 +28,9 @@ function updatesOf (doc: Y.Doc, edit: () => void): Uint8Array[] {
 }
 
 async function store (doc: StoredDocument, update: Uint8Array): Promise<boolean> {
-  const decoded = decodeValidUpdate(update)
-  if (!doc.isNew(decoded)) return false
-  await doc.append(update, decoded)
+  const prepared = doc.prepare(update)
+  if (prepared === null) return false
+  await doc.append(prepared)
   return true
 }
 
@@ -65,6 +66,24 @@ describe('IdRanges', () => {
       while (ids.has(end)) end++
       expect(ranges.contiguousEnd(client), `seed ${seed}`).toBe(end)
     }
+  })
+
+  it('moves a client between the single-range form and the general one as gaps open and close', () => {
+    const ranges = new IdRanges()
+    ranges.add(7, 0, 3)
+    ranges.add(7, 3, 2)
+    expect([ranges.clientCount, ranges.hasGaps(), ranges.contiguousEnd(7)]).toEqual([1, false, 5])
+    ranges.add(7, 9, 1)
+    expect([ranges.hasGaps(), ranges.covers(7, 9, 1), ranges.covers(7, 4, 2)]).toEqual([true, true, false])
+    ranges.add(7, 5, 4)
+    expect([ranges.clientCount, ranges.hasGaps(), ranges.contiguousEnd(7)]).toEqual([1, false, 10])
+    ranges.add(8, 4, 1)
+    expect([ranges.has(8), ranges.contiguousEnd(8), ranges.stateVector()]).toEqual([true, 0, new Map([[7, 10]])])
+    const copy = new IdRanges()
+    ranges.forEachRange((client, start, end) => copy.add(client, start, end - start))
+    expect(copy.equals(ranges)).toBe(true)
+    copy.add(8, 0, 1)
+    expect([copy.includes(ranges), ranges.includes(copy), copy.equals(ranges)]).toEqual([true, false, false])
   })
 
   it('knows when a client has a gap', () => {
@@ -151,14 +170,39 @@ describe('StoredDocument', () => {
     expect(textOf(doc.missingFor(new Uint8Array([0])))).toBe('ab')
   })
 
+  it('counts updates that wait for another client\'s ids, or delete ids it lacks, until those arrive', async () => {
+    const doc = await StoredDocument.load(new MemoryStore(), id)
+    const after = craftUpdate([{ client: 2, clock: 0, structs: [{ origin: [1, 0], text: 'b' }] }])
+    const deletion = craftUpdate([], [[1, [[0, 1]]]])
+    expect(doc.waits(inspectUpdate(after))).toBe(true)
+    await store(doc, after)
+    await store(doc, deletion)
+    expect(doc.pendingBytes).toBe(after.length + deletion.length)
+    const missing = craftUpdate([{ client: 1, clock: 0, structs: [{ parent: 't', text: 'a' }] }])
+    expect(doc.waits(inspectUpdate(missing))).toBe(false)
+    await store(doc, missing)
+    expect(doc.pendingBytes).toBe(0)
+    expect(textOf(doc.missingFor(new Uint8Array([0])))).toBe('b')
+  })
+
+  it('normalises stored updates whose sections are in ascending client order, and refuses stored data Yjs mishandles (DocLoadError)', async () => {
+    const memory = new MemoryStore()
+    const ascending = craftUpdate([1, 2].map(client => ({ client, clock: 0, structs: [{ parent: 't', text: 'x' }] })))
+    await memory.append(id, ascending)
+    await memory.append(id, Y.encodeStateAsUpdate(new Y.Doc()))
+    expect(textOf((await StoredDocument.load(memory, id)).missingFor(new Uint8Array([0])))).toBe('xx')
+    await memory.append(id, craftUpdate([{ client: 3, clock: 0, structs: [{ origin: [3, 0], text: 'x' }] }]))
+    await expect(StoredDocument.load(memory, id)).rejects.toThrow(/stored data of document doc is invalid: .*own or a later id/)
+  })
+
   it('takes an update that fills a gap even when updates waiting for it are over the limit', async () => {
     const doc = await StoredDocument.load(new MemoryStore(), id)
     const source = new Y.Doc()
     const [a, b, c] = updatesOf(source, () => { for (const char of 'abc') source.getText('t').insert(source.getText('t').length, char) })
     await store(doc, c!)
-    expect(doc.waits(decodeValidUpdate(b!))).toBe(true)
+    expect(doc.waits(inspectUpdate(b!))).toBe(true)
     await store(doc, b!)
-    expect(doc.waits(decodeValidUpdate(a!))).toBe(false)
+    expect(doc.waits(inspectUpdate(a!))).toBe(false)
     await store(doc, a!)
     expect(doc.pendingBytes).toBe(0)
     expect(textOf(doc.missingFor(new Uint8Array([0])))).toBe('abc')

@@ -12,7 +12,8 @@ import type { Logger } from 'pino'
 import type { DocId } from '../../shared/wire/doc-id.js'
 import type { DocLogOptions } from '../../shared/storage/doc-log.js'
 import type { DocStore } from '../../shared/storage/store.js'
-import { decodeValidUpdate, encodeAwarenessEntries, type DecodedUpdate } from '../../shared/validation/update-validation.js'
+import { encodeAwarenessEntries } from '../../shared/validation/update-validation.js'
+import type { UpdateShape } from '../../shared/validation/update-shape.js'
 import { admitAwareness } from '../../shared/validation/awareness.js'
 import { CloseCode } from '../../shared/wire/close-codes.js'
 import { FrameCache } from '../../shared/sync/frames.js'
@@ -39,8 +40,8 @@ export interface DocReplication {
 export interface RelayDocumentOptions extends DocLogOptions {
   store: DocStore
   log: Logger
-  /** Document size, pending-update and awareness limits. Default {@link DEFAULT_LIMITS}. */
-  limits?: Pick<Limits, 'maxDocumentBytes' | 'maxPendingBytes' | 'maxAwarenessEntries' | 'maxAwarenessStateBytes'>
+  /** Document size, client, pending-update and awareness limits. Default {@link DEFAULT_LIMITS}. */
+  limits?: Pick<Limits, 'maxDocumentBytes' | 'maxClientsPerDocument' | 'maxPendingBytes' | 'maxAwarenessEntries' | 'maxAwarenessStateBytes'>
 }
 
 /** A document held in memory by a relay; see the module comment. */
@@ -63,8 +64,9 @@ export class RelayDocument implements DocumentHost {
 
   /** Loads `docId` from the store. Rejects (storing nothing) if the stored data is unreadable. */
   static async load (docId: DocId, options: RelayDocumentOptions): Promise<RelayDocument> {
-    const stored = await StoredDocument.load(options.store, docId, options)
-    return new RelayDocument(docId, stored, options.log, options.limits ?? DEFAULT_LIMITS)
+    const limits = options.limits ?? DEFAULT_LIMITS
+    const stored = await StoredDocument.load(options.store, docId, { ...options, maxClients: limits.maxClientsPerDocument })
+    return new RelayDocument(docId, stored, options.log, limits)
   }
 
   /** Milliseconds since an update or presence change last arrived. */
@@ -86,7 +88,7 @@ export class RelayDocument implements DocumentHost {
   }
 
   changes (update: Uint8Array): boolean {
-    return this.stored.isNew(decodeValidUpdate(update))
+    return this.stored.prepare(update) !== null
   }
 
   readyToShare (): null {
@@ -119,27 +121,29 @@ export class RelayDocument implements DocumentHost {
 
   /**
    * Validates and stores an update from `from` (null: from this relay itself). Throws a
-   * ProtocolError, having stored nothing, if it is malformed, or a LimitError if it breaks
-   * a limit; otherwise returns a promise that resolves once the update is durable: committed
-   * to the store (whether by this write or an earlier one) and, for a client's update in a
-   * cluster, on enough other relays.
+   * ProtocolError, having stored nothing, if it is malformed or does not fit the document,
+   * or a LimitError if it breaks a limit; otherwise returns a promise that resolves once
+   * the update is durable: committed to the store (whether by this write or an earlier one)
+   * and, for a client's update in a cluster, on enough other relays. What is stored and
+   * forwarded is the update in its normalised form (see update-shape.ts).
    */
   applyUpdate (update: Uint8Array, from: SyncSession | null): Promise<void> {
     this.lastActivity = Date.now()
-    const decoded = decodeValidUpdate(update)
-    if (!this.stored.isNew(decoded)) return this.durable(from)
+    const prepared = this.stored.prepare(update)
+    if (prepared === null) return this.durable(from)
+    const { shape } = prepared
     const { logBytes, snapshotBytes } = this.stored.sizes
-    if (logBytes + snapshotBytes + update.length > this.limits.maxDocumentBytes) {
+    if (logBytes + snapshotBytes + shape.bytes.length > this.limits.maxDocumentBytes) {
       throw new LimitError(CloseCode.messageTooBig, `document ${this.docId} would exceed ${this.limits.maxDocumentBytes} bytes`)
     }
-    this.checkPending(decoded)
-    this.stored.append(update, decoded).catch((error: unknown) => {
+    this.checkPending(shape)
+    this.stored.append(prepared).catch((error: unknown) => {
       this.log.error({ err: error, doc: this.docId }, 'failed to store an update')
     })
-    if (this.outgoing.push({ update, origin: from }) === 1) queueMicrotask(this.flushOutgoing)
+    if (this.outgoing.push({ update: shape.bytes, origin: from }) === 1) queueMicrotask(this.flushOutgoing)
     this.replication?.stored()
     // What was taken is stored; the sender is cut off from adding more that cannot integrate.
-    this.checkPending(decoded)
+    this.checkPending(shape)
     return this.durable(from)
   }
 
@@ -156,11 +160,11 @@ export class RelayDocument implements DocumentHost {
   }
 
   /**
-   * Throws a LimitError if too many stored bytes wait for missing dependencies and `decoded`
+   * Throws a LimitError if too many stored bytes wait for missing dependencies and `shape`
    * would wait too: the update that fills the gap, and others' work, still get in.
    */
-  private checkPending (decoded: DecodedUpdate): void {
-    if (this.stored.pendingBytes > this.limits.maxPendingBytes && this.stored.waits(decoded)) {
+  private checkPending (shape: UpdateShape): void {
+    if (this.stored.pendingBytes > this.limits.maxPendingBytes && this.stored.waits(shape)) {
       throw new LimitError(CloseCode.policyViolation, `more than ${this.limits.maxPendingBytes} bytes of updates wait for missing dependencies`)
     }
   }

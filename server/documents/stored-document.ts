@@ -6,12 +6,24 @@
  * Y.Doc only for as long as it takes to encode a garbage-collected snapshot. Holding
  * bytes instead of a Y.Doc keeps an open document small, makes a cold load little more
  * than a read, and takes integration off the write path.
+ *
+ * Validation has two halves: the shape of an update alone (update-shape.ts, every update
+ * and every stored part at load) and its items against the document's (item-index.ts,
+ * built the first time an update has items whose checks need other items). Whatever
+ * replaces stored parts (a merge, a compacted snapshot) is checked to hold exactly the
+ * structs it replaces, and their deletions, before it does.
  */
+import type { Logger } from 'pino'
 import * as Y from 'yjs'
 import type { DocId } from '../../shared/wire/doc-id.js'
 import { DocLog, type DocLogOptions } from '../../shared/storage/doc-log.js'
 import type { DocStore } from '../../shared/storage/store.js'
-import { decodeStateVector, decodeValidUpdate, type DecodedUpdate } from '../../shared/validation/update-validation.js'
+import { CloseCode } from '../../shared/wire/close-codes.js'
+import { decodeStateVector } from '../../shared/validation/update-validation.js'
+import { ItemIndex } from '../../shared/validation/item-index.js'
+import { TooManyClientsError, inspectUpdate, type Section, type UpdateShape } from '../../shared/validation/update-shape.js'
+import { StructKind, UpdateReader } from '../../shared/validation/update-reader.js'
+import { LimitError } from '../../shared/errors.js'
 import { IdRanges } from './id-ranges.js'
 import { DocLoadError } from '../../shared/errors.js'
 
@@ -29,41 +41,69 @@ export function mergeInGroups (updates: Uint8Array[]): Uint8Array[] {
 }
 const EMPTY_UPDATE = new Uint8Array([0, 0])
 
+/** Options of {@link StoredDocument.load}. */
+export interface StoredDocumentOptions extends DocLogOptions {
+  /** Distinct client ids the document's structs and deletions may name (1008 beyond). Default: no limit. */
+  maxClients?: number
+  /** Where failed compactions and merges are reported. */
+  log?: Logger
+}
+
+/** An update validated against a document, ready to {@link StoredDocument.append}. */
+export interface PreparedUpdate {
+  /** The update as it is stored and forwarded (normalised), and its description. */
+  readonly shape: UpdateShape
+  /** What the document's item index found, if it was consulted. */
+  readonly lists: Float64Array | null
+}
+
 /** See the module comment; create one with {@link StoredDocument.load}. */
 export class StoredDocument {
-  /** Together, everything stored: the snapshot and the log as loaded, then every update appended. */
-  private parts: Uint8Array[]
+  /** Together, everything stored: the snapshot and the log as loaded (normalised), then every update appended. */
+  private parts: Uint8Array[] = []
   private readonly structs = new IdRanges()
   private readonly deletions = new IdRanges()
+  /** Distinct clients of {@link structs} and {@link deletions}. */
+  private clients = 0
+  /** Per client, the clock its structs must reach before what waits for them (references, deletions) can be applied. */
+  private readonly awaited = new Map<number, number>()
+  /** Which list each item is in, once an update needed it (see item-index.ts). */
+  private index: ItemIndex | null = null
   private readonly log: DocLog
-  /** The snapshot as loaded, until its deletions are needed: only its state vector is read at load. */
-  private unscanned: Uint8Array | null = null
-  /** Bytes of stored updates that left a gap in some client's clocks since the document last had none. */
+  private readonly maxClients: number
+  private readonly logger: Logger | undefined
+  /** Bytes of stored updates that waited for missing dependencies since the document last had none. */
   private waitingBytes = 0
   /** What a peer holding every struct up to the state vector lacks (the delete set, and structs stored after a gap), until the next write. */
   private upToDateAnswer: Uint8Array | null = null
   /** Whether an update stored since the last compaction deleted something: only then is there garbage to collect. */
   private deletedSinceCompaction = false
 
-  private constructor (store: DocStore, docId: DocId, stored: Awaited<ReturnType<DocStore['load']>>, options: DocLogOptions) {
-    this.parts = stored === null ? [] : stored.snapshot === null ? [...stored.updates] : [stored.snapshot, ...stored.updates]
+  private constructor (store: DocStore, private readonly docId: DocId, stored: Awaited<ReturnType<DocStore['load']>>, options: StoredDocumentOptions) {
     this.log = new DocLog(store, docId, stored, () => this.compacted(), options)
+    this.maxClients = options.maxClients ?? Infinity
+    this.logger = options.log
   }
 
-  /** Loads `docId`. Rejects with {@link DocLoadError}, storing nothing, if the stored data does not decode. */
-  static async load (store: DocStore, docId: DocId, options: DocLogOptions = {}): Promise<StoredDocument> {
+  /**
+   * Loads `docId`, validating every stored part as an incoming update is validated. Rejects
+   * with {@link DocLoadError}, storing nothing, if the stored data is invalid or names more
+   * clients than allowed.
+   */
+  static async load (store: DocStore, docId: DocId, options: StoredDocumentOptions = {}): Promise<StoredDocument> {
     const stored = await store.load(docId)
     const doc = new StoredDocument(store, docId, stored, options)
+    const parts = stored === null ? [] : stored.snapshot === null ? stored.updates : [stored.snapshot, ...stored.updates]
     try {
-      // A full decode of the snapshot costs as much as a cold load: read only its state
-      // vector now, and its deletions once an update brings deletions (see isNew).
-      if (stored?.snapshot != null) {
-        for (const [client, clock] of Y.decodeStateVector(Y.encodeStateVectorFromUpdate(stored.snapshot))) doc.structs.add(client, 0, clock)
-        doc.unscanned = stored.snapshot
+      for (const part of parts) {
+        const shape = inspectUpdate(part, doc.maxClients)
+        doc.record(shape)
+        doc.parts.push(shape.bytes)
+        if (doc.clients > doc.maxClients) throw new TooManyClientsError(doc.maxClients)
       }
-      for (const update of stored?.updates ?? []) doc.record(decodeValidUpdate(update))
     } catch (error) {
-      throw new DocLoadError(`stored data of document ${docId} does not decode: ${(error as Error).message}`)
+      const reason = error instanceof TooManyClientsError ? `names more than ${doc.maxClients} clients` : `is invalid: ${(error as Error).message}`
+      throw new DocLoadError(`stored data of document ${docId} ${reason}`)
     }
     await doc.log.compactIfDue()
     return doc
@@ -74,65 +114,80 @@ export class StoredDocument {
     return this.log.sizes
   }
 
-  /** Bytes of stored updates that wait for missing dependencies (a gap in their client's clocks). */
+  /** Bytes of stored updates that wait for missing dependencies (ids of some client they need, that the document lacks). */
   get pendingBytes (): number {
     return this.waitingBytes
   }
 
-  /** Whether `update` holds a struct or a deletion this document lacks. */
-  isNew (decoded: DecodedUpdate): boolean {
-    for (const struct of decoded.structs) {
-      if (!(struct instanceof Y.Skip) && !this.structs.covers(struct.id.client, struct.id.clock, struct.length)) return true
+  /**
+   * Validates `update` against this document. Returns null if the document already has
+   * everything in it; throws a ProtocolError if it is malformed or does not fit the
+   * document, a LimitError (1008) if the document would name too many clients.
+   */
+  prepare (update: Uint8Array): PreparedUpdate | null {
+    let shape: UpdateShape
+    try {
+      shape = inspectUpdate(update, this.maxClients)
+    } catch (error) {
+      throw error instanceof TooManyClientsError ? this.tooManyClients() : error
     }
-    if (!this.coversDeletions(decoded)) {
-      if (this.unscanned === null) return true
-      // Clients send their whole delete set with every sync: learn the snapshot's once.
-      this.record(Y.decodeUpdate(this.unscanned))
-      this.unscanned = null
-      return !this.coversDeletions(decoded)
-    }
-    return false
+    if (!this.isNew(shape)) return null
+    if (this.clients + this.newClients(shape) > this.maxClients) throw this.tooManyClients()
+    if (this.index === null && !ItemIndex.needed(shape) && !this.continuesHeld(shape)) return { shape, lists: null }
+    this.index ??= ItemIndex.of(this.inspectedParts())
+    return { shape, lists: this.index.check(shape) }
   }
 
-  private coversDeletions ({ ds }: DecodedUpdate): boolean {
-    for (const [client, deleted] of ds.clients) {
-      for (const { clock, len } of deleted) {
-        if (!this.deletions.covers(client, clock, len)) return false
+  /** Whether `shape` holds a struct or a deletion this document lacks. */
+  isNew ({ sections, deletions }: UpdateShape): boolean {
+    for (const { client, ranges } of sections) {
+      for (let i = 0; i < ranges.length; i += 2) {
+        if (!this.structs.covers(client, ranges[i]!, ranges[i + 1]! - ranges[i]!)) return true
       }
     }
-    return true
+    for (const [client, ranges] of deletions) {
+      for (let i = 0; i < ranges.length; i += 2) {
+        if (!this.deletions.covers(client, ranges[i]!, ranges[i + 1]! - ranges[i]!)) return true
+      }
+    }
+    return false
   }
 
   /**
-   * Whether storing `update` would leave some of its structs after a gap in their client's
-   * clocks, i.e. waiting for structs neither it nor this document has.
+   * Whether storing `shape` would leave something of it waiting, as Yjs clients keep it
+   * pending: structs after a gap in their client's clocks, items referring to ids of other
+   * clients the document lacks, deletions of ids it lacks.
    */
-  waits ({ structs }: DecodedUpdate): boolean {
-    // Yjs writes each client's structs together, in clock order.
-    let client = -1
-    let end = 0
-    for (const struct of structs) {
-      if (struct.id.client !== client) {
-        client = struct.id.client
-        end = this.structs.contiguousEnd(client)
+  waits ({ sections, references, deletions }: UpdateShape): boolean {
+    for (const { client, ranges } of sections) {
+      let end = this.structs.contiguousEnd(client)
+      for (let i = 0; i < ranges.length; i += 2) {
+        if (ranges[i]! > end) return true
+        end = Math.max(end, ranges[i + 1]!)
       }
-      // After a skip, the client's later structs wait whatever the document holds.
-      if (struct instanceof Y.Skip) end = -1
-      else if (end < 0 || struct.id.clock > end) return true
-      else end = Math.max(end, struct.id.clock + struct.length)
+    }
+    for (const [client, clock] of references) {
+      if (this.endAfter(sections, client) <= clock) return true
+    }
+    for (const [client, ranges] of deletions) {
+      const end = this.endAfter(sections, client)
+      for (let i = 1; i < ranges.length; i += 2) {
+        if (ranges[i]! > end) return true
+      }
     }
     return false
   }
 
-  /** Stores `update` (`decoded` is its decoding). Resolves once it is durable. */
-  append (update: Uint8Array, decoded: DecodedUpdate): Promise<void> {
-    const waits = this.waits(decoded)
-    this.record(decoded)
-    if (!this.structs.hasGaps()) this.waitingBytes = 0
-    else if (waits) this.waitingBytes += update.length
-    this.parts.push(update)
+  /** Stores an update {@link prepare} returned. Resolves once it is durable. */
+  append ({ shape, lists }: PreparedUpdate): Promise<void> {
+    const waits = this.waits(shape)
+    this.record(shape)
+    this.index?.add(shape, lists)
+    if (!this.structs.hasGaps() && this.awaited.size === 0) this.waitingBytes = 0
+    else if (waits) this.waitingBytes += shape.bytes.length
+    this.parts.push(shape.bytes)
     this.upToDateAnswer = null
-    return this.log.write(update)
+    return this.log.write(shape.bytes)
   }
 
   /** Resolves once everything appended so far is durable; rejects once any write failed. */
@@ -159,28 +214,56 @@ export class StoredDocument {
     return this.upToDateAnswer
   }
 
-  /** Everything stored, as one update (merged once, then kept). */
+  /**
+   * Everything stored, as one update (merged once, then kept). A merge that does not hold
+   * exactly what the parts hold is reported and replaced by the state of a Y.Doc.
+   */
   private merged (): Uint8Array {
     if (this.parts.length === 0) return EMPTY_UPDATE
-    while (this.parts.length > 1) this.parts = mergeInGroups(this.parts)
-    return this.parts[0]!
+    if (this.parts.length === 1) return this.parts[0]!
+    let parts = this.parts
+    while (parts.length > 1) parts = mergeInGroups(parts)
+    let merged = parts[0]!
+    try {
+      this.verify(merged, 'exact')
+    } catch (error) {
+      this.logger?.error({ err: error, doc: this.docId }, 'merging the stored updates lost data; encoding them from a Y.Doc instead')
+      merged = this.encoded(false)
+      this.verify(merged, 'exact')
+    }
+    this.parts = [merged]
+    return merged
   }
 
   /**
    * A snapshot of everything stored (updates still waiting for dependencies included). If
    * something was deleted since the last compaction, it is encoded from a Y.Doc, which
    * garbage-collects deleted content; otherwise merging the parts gives the same result
-   * several times faster (append-only documents: logs, chats, counters).
+   * several times faster (append-only documents: logs, chats, counters). A snapshot that
+   * fails its check is not used: the log keeps everything (DocLog retries later).
    */
   private compacted (): Uint8Array {
-    const snapshot = this.deletedSinceCompaction ? this.collected() : this.merged()
-    this.parts = [snapshot]
-    this.deletedSinceCompaction = false
-    return snapshot
+    try {
+      let snapshot: Uint8Array
+      if (this.deletedSinceCompaction) {
+        snapshot = this.encoded(true)
+        // Integration deletes more than updates say (the items of a deleted type, a map entry overwritten concurrently).
+        this.verify(snapshot, 'at least').forEachRange((client, start, end) => this.deletions.add(client, start, end - start))
+      } else {
+        snapshot = this.merged()
+      }
+      this.parts = [snapshot]
+      this.deletedSinceCompaction = false
+      return snapshot
+    } catch (error) {
+      this.logger?.error({ err: error, doc: this.docId }, 'compaction failed; the log keeps every update and compaction is retried once it has grown by half')
+      throw error
+    }
   }
 
-  private collected (): Uint8Array {
-    const doc = new Y.Doc({ gc: true })
+  /** The state of a Y.Doc holding every part, garbage-collected if `gc`. */
+  private encoded (gc: boolean): Uint8Array {
+    const doc = new Y.Doc({ gc })
     try {
       // Applying the parts in one transaction is several times faster than merging them first.
       Y.transact(doc, () => {
@@ -192,13 +275,124 @@ export class StoredDocument {
     }
   }
 
-  private record ({ structs, ds }: DecodedUpdate): void {
-    if (ds.clients.size > 0) this.deletedSinceCompaction = true
-    for (const struct of structs) {
-      if (!(struct instanceof Y.Skip)) this.structs.add(struct.id.client, struct.id.clock, struct.length)
+  /**
+   * Throws unless `update` holds exactly the structs stored, and the deletions stored
+   * (exactly, or at least them). Returns its deletions.
+   */
+  private verify (update: Uint8Array, deletions: 'exact' | 'at least'): IdRanges {
+    const ids = idsOf(update)
+    if (!ids.structs.equals(this.structs)) throw new Error('the result holds other structs than the stored updates')
+    if (deletions === 'exact' ? !ids.deletions.equals(this.deletions) : !ids.deletions.includes(this.deletions)) {
+      throw new Error('the result lacks deletions of the stored updates')
     }
-    for (const [client, deleted] of ds.clients) {
-      for (const { clock, len } of deleted) this.deletions.add(client, clock, len)
+    return ids.deletions
+  }
+
+  /** Whether `shape` re-sends ids the document holds and continues them (Yjs then integrates the rest after the held ids). */
+  private continuesHeld ({ sections }: UpdateShape): boolean {
+    for (const { client, ranges } of sections) {
+      for (let i = 0; i < ranges.length; i += 2) {
+        if (this.structs.covers(client, ranges[i]!, 1) && !this.structs.covers(client, ranges[i]!, ranges[i + 1]! - ranges[i]!)) return true
+      }
+    }
+    return false
+  }
+
+  private * inspectedParts (): Iterable<UpdateShape> {
+    for (const part of this.parts) yield inspectUpdate(part)
+  }
+
+  private tooManyClients (): LimitError {
+    return new LimitError(CloseCode.policyViolation, `document ${this.docId} would have more than ${this.maxClients} clients`)
+  }
+
+  /** Clients `shape` names that this document does not. */
+  private newClients ({ sections, deletions }: UpdateShape): number {
+    let count = 0
+    for (const { client, ranges } of sections) {
+      if (ranges.length > 0 && !this.knows(client)) count++
+    }
+    for (const client of deletions.keys()) {
+      if (!this.knows(client) && !(findSection(sections, client)?.ranges.length)) count++
+    }
+    return count
+  }
+
+  private knows (client: number): boolean {
+    return this.structs.has(client) || this.deletions.has(client)
+  }
+
+  /** The contiguous end of `client`'s structs once `sections` are stored. */
+  private endAfter (sections: Section[], client: number): number {
+    let end = this.structs.contiguousEnd(client)
+    const ranges = findSection(sections, client)?.ranges ?? []
+    for (let i = 0; i < ranges.length && ranges[i]! <= end; i += 2) end = Math.max(end, ranges[i + 1]!)
+    return end
+  }
+
+  private record (shape: UpdateShape): void {
+    for (const { client, ranges } of shape.sections) {
+      if (ranges.length > 0 && !this.knows(client)) this.clients++
+      addRanges(this.structs, client, ranges)
+    }
+    this.recordDeletions(shape)
+    // What this update waits for, and what it brings that others waited for.
+    for (const [client, clock] of shape.references) this.await(client, clock + 1)
+    for (const [client, ranges] of shape.deletions) {
+      for (let i = 1; i < ranges.length; i += 2) this.await(client, ranges[i]!)
+    }
+    for (const { client } of shape.sections) {
+      const needed = this.awaited.get(client)
+      if (needed !== undefined && this.structs.contiguousEnd(client) >= needed) this.awaited.delete(client)
     }
   }
+
+  private recordDeletions ({ deletions }: UpdateShape): void {
+    if (deletions.size > 0) this.deletedSinceCompaction = true
+    for (const [client, ranges] of deletions) {
+      if (!this.knows(client)) this.clients++
+      addRanges(this.deletions, client, ranges)
+    }
+  }
+
+  /** Notes that something needs `client`'s structs up to `clock`, unless the document has them. */
+  private await (client: number, clock: number): void {
+    if (this.structs.contiguousEnd(client) >= clock) return
+    if ((this.awaited.get(client) ?? 0) < clock) this.awaited.set(client, clock)
+  }
+}
+
+/**
+ * The ids of the structs and deletions of `update` (a merge or snapshot made by Yjs), read
+ * without the checks of incoming updates: only what is needed to compare it with what it replaces.
+ */
+function idsOf (update: Uint8Array): { structs: IdRanges, deletions: IdRanges } {
+  const structs = new IdRanges()
+  const deletions = new IdRanges()
+  const reader = new UpdateReader(update)
+  while (reader.nextSection()) {
+    while (reader.nextStruct()) {
+      if (reader.kind !== StructKind.skip) structs.add(reader.client, reader.clock, reader.length)
+    }
+  }
+  reader.readDeleteSet((client, clock, length) => deletions.add(client, clock, length))
+  return { structs, deletions }
+}
+
+function addRanges (set: IdRanges, client: number, ranges: number[]): void {
+  for (let i = 0; i < ranges.length; i += 2) set.add(client, ranges[i]!, ranges[i + 1]! - ranges[i]!)
+}
+
+/** The section of `client` in `sections` (descending client order), if any. */
+function findSection (sections: Section[], client: number): Section | undefined {
+  let low = 0
+  let high = sections.length - 1
+  while (low <= high) {
+    const mid = (low + high) >> 1
+    const found = sections[mid]!.client
+    if (found === client) return sections[mid]
+    if (found > client) low = mid + 1
+    else high = mid - 1
+  }
+  return undefined
 }

@@ -26,6 +26,8 @@ export interface Limits {
   maxDocumentBytes: number
   /** Bytes of updates of one document stored while some client's clocks have a gap, i.e. waiting for missing dependencies (1008). */
   maxPendingBytes: number
+  /** Distinct client ids in one document's structs and deletions (1008); a stored document with more is refused (4503). */
+  maxClientsPerDocument: number
   /** Awareness entries per document (1008). */
   maxAwarenessEntries: number
   /** Bytes of one awareness state (1008). */
@@ -45,6 +47,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxBytesPerSecond: 32 * 1024 * 1024,
   maxDocumentBytes: 64 * 1024 * 1024,
   maxPendingBytes: 4 * 1024 * 1024,
+  maxClientsPerDocument: 100_000,
   maxAwarenessEntries: 1000,
   maxAwarenessStateBytes: 64 * 1024,
   maxBufferedBytes: 32 * 1024 * 1024

@@ -21,12 +21,16 @@ export class DocLog {
   private logBytes: number
   private snapshotBytes: number
   private readonly compactMinBytes: number
+  /** After a failed compaction, the log size at which to try again (0: none failed). */
+  private retryAtBytes = 0
   private lastWrite: Promise<void> = Promise.resolve()
   private inFlight = 0
 
   /**
    * `stored` is what the store held at load; `snapshot` encodes everything written so far
-   * (it may throw: the log then keeps everything and compaction is retried later).
+   * (it may throw: the log then keeps everything, and compaction is retried once the log
+   * has grown by half, so that a snapshot that keeps failing does not cost one encoding
+   * per write).
    */
   constructor (
     private readonly store: DocStore,
@@ -80,7 +84,7 @@ export class DocLog {
   }
 
   private compactionDue (): boolean {
-    return this.logBytes > Math.max(this.snapshotBytes, this.compactMinBytes)
+    return this.logBytes > Math.max(this.snapshotBytes, this.compactMinBytes, this.retryAtBytes)
   }
 
   private compact (): Promise<void> {
@@ -88,9 +92,11 @@ export class DocLog {
     try {
       snapshot = this.snapshot()
     } catch {
-      // Never fail a write over compaction: the log keeps everything; retry on the next write.
+      // Never fail a write over compaction: the log keeps everything.
+      this.retryAtBytes = this.logBytes * 1.5
       return Promise.resolve()
     }
+    this.retryAtBytes = 0
     this.snapshotBytes = snapshot.length
     this.logBytes = 0
     return this.store.compact(this.docId, snapshot)

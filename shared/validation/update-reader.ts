@@ -1,0 +1,205 @@
+/**
+ * A streaming reader of Yjs (v1) updates. It reads every field exactly as Yjs 13.6 does
+ * (`lazyStructReaderGenerator` in yjs/src/utils/updates.js, `readItemContent` and the
+ * content readers in yjs/src/structs), so that it accepts what Yjs decodes and fails where
+ * Yjs fails, but it materialises nothing: the current section and struct are plain fields,
+ * overwritten by the next read. `Y.decodeUpdate` builds an object per struct (about a
+ * hundred bytes of heap for a two-byte GC struct) and hides where sections begin and end,
+ * which validation needs to see.
+ *
+ * lib0 reads a byte string as a view of the whole buffer, so a length that claims more than
+ * is left reads on into the buffer's next bytes (whatever follows the update in its frame):
+ * the position then ends up beyond the update's length, which callers must refuse.
+ */
+import * as decoding from 'lib0/decoding'
+
+/** Kinds of struct. */
+export const StructKind = { gc: 0, item: 1, skip: 2 } as const
+
+/** Item content references (the low five bits of a struct's info byte). */
+export const Content = { deleted: 1, json: 2, binary: 3, string: 4, embed: 5, format: 6, type: 7, any: 8, doc: 9 } as const
+
+/** `originClient` and friends when the id is absent. */
+export const NO_ID = -1
+
+const BITS5 = 31
+const BIT6 = 32
+const BIT7 = 64
+const BIT8 = 128
+/** The info byte of a Skip struct (it must be exactly this; see the struct reader). */
+const SKIP_INFO = 10
+/** Type references that carry a name: YXmlElement (node name) and YXmlHook (hook name). */
+const NAMED_TYPES = new Set([3, 5])
+const LAST_TYPE_REF = 6
+
+/** See the module comment. Errors are whatever lib0 or this reader throws: callers wrap them. */
+export class UpdateReader {
+  private readonly decoder: decoding.Decoder
+  private sectionsLeft: number
+  private structsLeft = 0
+  private clockAfter = 0
+
+  /** Number of client sections the update declares. */
+  readonly sectionCount: number
+  /** Byte offset where the current section (its header) starts. */
+  sectionStart = 0
+  /** Structs the current section declares. */
+  sectionStructs = 0
+  /** Client of the current section. */
+  client = 0
+
+  /** The current struct: its kind ({@link StructKind}), first clock and length. */
+  kind: number = StructKind.gc
+  clock = 0
+  length = 0
+  /** Content reference of an item ({@link Content}), 0 for other structs. */
+  content = 0
+  /** The item's origin (left neighbour when it was inserted), or {@link NO_ID}. */
+  originClient = NO_ID
+  originClock = 0
+  /** The item's right origin, or {@link NO_ID}. */
+  rightClient = NO_ID
+  rightClock = 0
+  /** The parent as a root type name, when the item names it. */
+  parentName: string | null = null
+  /** The parent as the id of a type item, when the item gives it ({@link NO_ID} otherwise). */
+  parentClient = NO_ID
+  parentClock = 0
+  /** The key of the item in a map-like parent, when the item gives one. */
+  parentSub: string | null = null
+
+  constructor (bytes: Uint8Array) {
+    this.decoder = decoding.createDecoder(bytes)
+    this.sectionCount = this.sectionsLeft = decoding.readVarUint(this.decoder)
+  }
+
+  /** Byte offset of the next unread byte. */
+  get pos (): number {
+    return this.decoder.pos
+  }
+
+  /** Moves to the next section; false once every section has been read (the delete set follows). */
+  nextSection (): boolean {
+    if (this.structsLeft !== 0) throw new Error('the previous section was not read to its end')
+    if (this.sectionsLeft === 0) return false
+    this.sectionsLeft--
+    this.sectionStart = this.decoder.pos
+    this.sectionStructs = this.structsLeft = decoding.readVarUint(this.decoder)
+    this.client = decoding.readVarUint(this.decoder)
+    this.clockAfter = decoding.readVarUint(this.decoder)
+    return true
+  }
+
+  /** Reads the next struct of the current section; false at the end of the section. */
+  nextStruct (): boolean {
+    if (this.structsLeft === 0) return false
+    this.structsLeft--
+    const d = this.decoder
+    const info = decoding.readUint8(d)
+    this.clock = this.clockAfter
+    this.content = 0
+    this.originClient = this.rightClient = this.parentClient = NO_ID
+    this.parentName = this.parentSub = null
+    if (info === SKIP_INFO) {
+      this.kind = StructKind.skip
+      this.length = decoding.readVarUint(d)
+    } else if ((info & BITS5) !== 0) {
+      this.kind = StructKind.item
+      this.readItem(info)
+    } else {
+      this.kind = StructKind.gc
+      this.length = decoding.readVarUint(d)
+    }
+    this.clockAfter = this.clock + this.length
+    return true
+  }
+
+  /**
+   * Reads the delete set, which follows the last section, calling `visit` with each range
+   * as written (Yjs accepts them in any order and a client in several blocks).
+   */
+  readDeleteSet (visit: (client: number, clock: number, length: number) => void): void {
+    if (this.sectionsLeft !== 0 || this.structsLeft !== 0) throw new Error('the delete set follows the last section')
+    const d = this.decoder
+    const clients = decoding.readVarUint(d)
+    for (let i = 0; i < clients; i++) {
+      const client = decoding.readVarUint(d)
+      const ranges = decoding.readVarUint(d)
+      for (let j = 0; j < ranges; j++) visit(client, decoding.readVarUint(d), decoding.readVarUint(d))
+    }
+  }
+
+  private readItem (info: number): void {
+    const d = this.decoder
+    if ((info & BIT8) !== 0) {
+      this.originClient = decoding.readVarUint(d)
+      this.originClock = decoding.readVarUint(d)
+    }
+    if ((info & BIT7) !== 0) {
+      this.rightClient = decoding.readVarUint(d)
+      this.rightClock = decoding.readVarUint(d)
+    }
+    // Yjs reads the parent only when the item has neither origin, and then its key if BIT6 is set.
+    if ((info & (BIT7 | BIT8)) === 0) {
+      if (decoding.readVarUint(d) === 1) {
+        this.parentName = decoding.readVarString(d)
+      } else {
+        this.parentClient = decoding.readVarUint(d)
+        this.parentClock = decoding.readVarUint(d)
+      }
+      if ((info & BIT6) !== 0) this.parentSub = decoding.readVarString(d)
+    }
+    this.content = info & BITS5
+    this.length = this.readContent(this.content)
+  }
+
+  /** Reads an item's content as Yjs's content readers do; returns its length. */
+  private readContent (content: number): number {
+    const d = this.decoder
+    switch (content) {
+      case Content.deleted:
+        return decoding.readVarUint(d)
+      case Content.json: {
+        const count = decoding.readVarUint(d)
+        for (let i = 0; i < count; i++) {
+          const json = decoding.readVarString(d)
+          if (json !== 'undefined') JSON.parse(json)
+        }
+        return count
+      }
+      case Content.binary:
+        decoding.readVarUint8Array(d)
+        return 1
+      case Content.string:
+        // Yjs counts UTF-16 code units.
+        return decoding.readVarString(d).length
+      case Content.embed:
+        JSON.parse(decoding.readVarString(d))
+        return 1
+      case Content.format:
+        decoding.readVarString(d)
+        JSON.parse(decoding.readVarString(d))
+        return 1
+      case Content.type: {
+        const type = decoding.readVarUint(d)
+        if (type > LAST_TYPE_REF) throw new Error(`unknown type reference ${type}`)
+        if (NAMED_TYPES.has(type)) decoding.readVarString(d)
+        return 1
+      }
+      case Content.any: {
+        const count = decoding.readVarUint(d)
+        for (let i = 0; i < count; i++) decoding.readAny(d)
+        return count
+      }
+      case Content.doc: {
+        decoding.readVarString(d)
+        // Yjs reads `opts.shouldLoad` of the options it decodes here: null or undefined throws.
+        if (decoding.readAny(d) == null) throw new Error('subdocument without options')
+        return 1
+      }
+      default:
+        // Yjs has no reader for content references 10 to 31 (10 is a Skip only as the whole info byte).
+        throw new Error(`unknown content reference ${content}`)
+    }
+  }
+}
