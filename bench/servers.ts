@@ -44,7 +44,7 @@ export function pinLoadGenerator (pin = true): string {
 }
 
 /** Relay flags that lift the per-connection limits: the peers have none, and benchmarks measure throughput. */
-export const UNLIMITED = ['--max-messages-per-second', '100000000', '--max-bytes-per-second', '100000000000', '--max-connections-per-ip', '100000', '--max-pending-bytes', '1000000000']
+export const UNLIMITED = ['--max-messages-per-second', '100000000', '--max-bytes-per-second', '100000000000', '--max-connections-per-ip', '100000', '--max-waiting-bytes', '1000000000']
 
 function command (kind: ServerKind, port: number, dataDir: string, persist: boolean): string[] {
   if (kind === 'petaldb') {

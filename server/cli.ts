@@ -32,7 +32,7 @@ const LIMIT_FLAGS: Array<[string, keyof Limits, string]> = [
   ['max-messages-per-second', 'maxMessagesPerSecond', 'messages per second per connection, 1008'],
   ['max-bytes-per-second', 'maxBytesPerSecond', 'bytes per second per connection, 1008'],
   ['max-document-bytes', 'maxDocumentBytes', 'stored size of one document, 1009'],
-  ['max-pending-bytes', 'maxPendingBytes', 'bytes of updates waiting for dependencies per document, 1008'],
+  ['max-waiting-bytes', 'maxWaitingBytes', 'bytes of updates waiting for dependencies per document, 1008'],
   ['max-clients-per-document', 'maxClientsPerDocument', 'distinct Yjs client ids in one document, 1008'],
   ['max-awareness-entries', 'maxAwarenessEntries', 'awareness entries per document, 1008'],
   ['max-awareness-state-bytes', 'maxAwarenessStateBytes', 'bytes of one awareness state, 1008'],

@@ -74,7 +74,7 @@ export interface Relay {
   readonly clusterNode: ClusterNode | null
   /** Current health figures. */
   health(): RelayHealth
-  /** Stops accepting, closes every connection, commits pending writes, closes storage. */
+  /** Stops accepting, closes every connection, commits what is queued, closes storage. */
   close(): Promise<void>
 }
 

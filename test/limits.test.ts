@@ -181,8 +181,8 @@ describe('relay limits', () => {
     expect(DEFAULT_LIMITS.maxDocumentBytes + 1024).toBeLessThan(WS_CLIENT_MAX_PAYLOAD)
   })
 
-  it('pending (dependency-waiting) update bytes per document (1008)', async () => {
-    await relayWith({ maxPendingBytes: 1000 })
+  it('bytes of updates waiting for dependencies, per document (1008)', async () => {
+    await relayWith({ maxWaitingBytes: 1000 })
     const source = new Y.Doc()
     source.getText('t').insert(0, 'first')
     const sv = Y.encodeStateVector(source)

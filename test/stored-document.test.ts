@@ -164,9 +164,9 @@ describe('StoredDocument', () => {
     const source = new Y.Doc()
     const [a, b] = updatesOf(source, () => { source.getText('t').insert(0, 'a'); source.getText('t').insert(1, 'b') })
     await store(doc, b!)
-    expect(doc.pendingBytes).toBe(b!.length)
+    expect(doc.waitingBytes).toBe(b!.length)
     await store(doc, a!)
-    expect(doc.pendingBytes).toBe(0)
+    expect(doc.waitingBytes).toBe(0)
     expect(textOf(doc.missingFor(new Uint8Array([0])))).toBe('ab')
   })
 
@@ -177,11 +177,11 @@ describe('StoredDocument', () => {
     expect(doc.waits(inspectUpdate(after))).toBe(true)
     await store(doc, after)
     await store(doc, deletion)
-    expect(doc.pendingBytes).toBe(after.length + deletion.length)
+    expect(doc.waitingBytes).toBe(after.length + deletion.length)
     const missing = craftUpdate([{ client: 1, clock: 0, structs: [{ parent: 't', text: 'a' }] }])
     expect(doc.waits(inspectUpdate(missing))).toBe(false)
     await store(doc, missing)
-    expect(doc.pendingBytes).toBe(0)
+    expect(doc.waitingBytes).toBe(0)
     expect(textOf(doc.missingFor(new Uint8Array([0])))).toBe('b')
   })
 
@@ -204,7 +204,7 @@ describe('StoredDocument', () => {
     await store(doc, b!)
     expect(doc.waits(inspectUpdate(a!))).toBe(false)
     await store(doc, a!)
-    expect(doc.pendingBytes).toBe(0)
+    expect(doc.waitingBytes).toBe(0)
     expect(textOf(doc.missingFor(new Uint8Array([0])))).toBe('abc')
   })
 
@@ -219,7 +219,7 @@ describe('StoredDocument', () => {
     })
     const [waiting] = updatesOf(source, () => text.insert(0, 'late'))
     await store(doc, waiting!)
-    expect(doc.pendingBytes).toBeGreaterThan(0)
+    expect(doc.waitingBytes).toBeGreaterThan(0)
     for (const update of updates) await store(doc, update)
     // Write on until a compaction follows the deletion.
     const before = (await memory.load(id))!.snapshot

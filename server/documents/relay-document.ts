@@ -40,8 +40,8 @@ export interface DocReplication {
 export interface RelayDocumentOptions extends DocLogOptions {
   store: DocStore
   log: Logger
-  /** Document size, client, pending-update and awareness limits. Default {@link DEFAULT_LIMITS}. */
-  limits?: Pick<Limits, 'maxDocumentBytes' | 'maxClientsPerDocument' | 'maxPendingBytes' | 'maxAwarenessEntries' | 'maxAwarenessStateBytes'>
+  /** Document size, client, waiting-update and awareness limits. Default {@link DEFAULT_LIMITS}. */
+  limits?: Pick<Limits, 'maxDocumentBytes' | 'maxClientsPerDocument' | 'maxWaitingBytes' | 'maxAwarenessEntries' | 'maxAwarenessStateBytes'>
 }
 
 /** A document held in memory by a relay; see the module comment. */
@@ -136,14 +136,14 @@ export class RelayDocument implements DocumentHost {
     if (logBytes + snapshotBytes + shape.bytes.length > this.limits.maxDocumentBytes) {
       throw new LimitError(CloseCode.messageTooBig, `document ${this.docId} would exceed ${this.limits.maxDocumentBytes} bytes`)
     }
-    this.checkPending(shape)
+    this.checkWaiting(shape)
     this.stored.append(prepared).catch((error: unknown) => {
       this.log.error({ err: error, doc: this.docId }, 'failed to store an update')
     })
     if (this.outgoing.push({ update: shape.bytes, origin: from }) === 1) queueMicrotask(this.flushOutgoing)
     this.replication?.stored()
     // What was taken is stored; the sender is cut off from adding more that cannot integrate.
-    this.checkPending(shape)
+    this.checkWaiting(shape)
     return this.durable(from)
   }
 
@@ -163,9 +163,9 @@ export class RelayDocument implements DocumentHost {
    * Throws a LimitError if too many stored bytes wait for missing dependencies and `shape`
    * would wait too: the update that fills the gap, and others' work, still get in.
    */
-  private checkPending (shape: UpdateShape): void {
-    if (this.stored.pendingBytes > this.limits.maxPendingBytes && this.stored.waits(shape)) {
-      throw new LimitError(CloseCode.policyViolation, `more than ${this.limits.maxPendingBytes} bytes of updates wait for missing dependencies`)
+  private checkWaiting (shape: UpdateShape): void {
+    if (this.stored.waitingBytes > this.limits.maxWaitingBytes && this.stored.waits(shape)) {
+      throw new LimitError(CloseCode.policyViolation, `more than ${this.limits.maxWaitingBytes} bytes of updates wait for missing dependencies`)
     }
   }
 

@@ -73,7 +73,7 @@ export class StoredDocument {
   private readonly maxClients: number
   private readonly logger: Logger | undefined
   /** Bytes of stored updates that waited for missing dependencies since the document last had none. */
-  private waitingBytes = 0
+  private waiting = 0
   /** What a peer holding every struct up to the state vector lacks (the delete set, and structs stored after a gap), until the next write. */
   private upToDateAnswer: Uint8Array | null = null
   /** Whether an update stored since the last compaction deleted something: only then is there garbage to collect. */
@@ -115,8 +115,8 @@ export class StoredDocument {
   }
 
   /** Bytes of stored updates that wait for missing dependencies (ids of some client they need, that the document lacks). */
-  get pendingBytes (): number {
-    return this.waitingBytes
+  get waitingBytes (): number {
+    return this.waiting
   }
 
   /**
@@ -183,8 +183,8 @@ export class StoredDocument {
     const waits = this.waits(shape)
     this.record(shape)
     this.index?.add(shape, lists)
-    if (!this.structs.hasGaps() && this.awaited.size === 0) this.waitingBytes = 0
-    else if (waits) this.waitingBytes += shape.bytes.length
+    if (!this.structs.hasGaps() && this.awaited.size === 0) this.waiting = 0
+    else if (waits) this.waiting += shape.bytes.length
     this.parts.push(shape.bytes)
     this.upToDateAnswer = null
     return this.log.write(shape.bytes)

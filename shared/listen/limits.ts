@@ -25,7 +25,7 @@ export interface Limits {
    */
   maxDocumentBytes: number
   /** Bytes of updates of one document stored while some client's clocks have a gap, i.e. waiting for missing dependencies (1008). */
-  maxPendingBytes: number
+  maxWaitingBytes: number
   /** Distinct client ids in one document's structs and deletions (1008); a stored document with more is refused (4503). */
   maxClientsPerDocument: number
   /** Awareness entries per document (1008). */
@@ -46,7 +46,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxMessagesPerSecond: 2000,
   maxBytesPerSecond: 32 * 1024 * 1024,
   maxDocumentBytes: 64 * 1024 * 1024,
-  maxPendingBytes: 4 * 1024 * 1024,
+  maxWaitingBytes: 4 * 1024 * 1024,
   maxClientsPerDocument: 100_000,
   maxAwarenessEntries: 1000,
   maxAwarenessStateBytes: 64 * 1024,
