@@ -24,6 +24,10 @@ export interface LinkGroupOptions {
   onOpen?: (docId: DocId, connection: PeerConnection) => void
 }
 
+/** Backoff bounds for asking again for a document refused as unavailable. */
+const RETRY_MIN_MS = 250
+const RETRY_MAX_MS = 10_000
+
 /** What the other side of a connection may do with a document: read it, also write it, or neither. */
 export type Access = 'read' | 'write' | null
 
@@ -40,6 +44,8 @@ export class LinkGroup {
   private readonly docs = new Map<DocId, LocalDoc>()
   private readonly connections = new Set<PeerConnection>()
   private readonly access = new WeakMap<PeerConnection, (docId: DocId) => Access>()
+  /** Refusals as unavailable, per connection and document, for the retry backoff. */
+  private readonly refusals = new WeakMap<PeerConnection, Map<DocId, number>>()
 
   constructor (private readonly options: LinkGroupOptions) {}
 
@@ -97,8 +103,13 @@ export class LinkGroup {
         if (this.options.onControl === undefined) throw new ProtocolError(`unexpected ${message.type} message`)
         this.options.onControl(message, connection)
       },
-      // "Not open here" is how peers decline documents they do not have: nothing to report.
-      onRefused: (docId, code, reason) => { if (code !== CloseCode.notOpenHere) this.docs.get(docId)?.refused(code, reason, connection.peer?.durable === true) },
+      onRefused: (docId, code, reason) => {
+        // "Not open here" is how peers decline documents they do not have: nothing to report.
+        if (code === CloseCode.notOpenHere) return
+        this.docs.get(docId)?.refused(code, reason, connection.peer?.durable === true)
+        // "Unavailable" (it failed to load, or to store an update) is worth asking again.
+        if (code === CloseCode.documentUnavailable) this.retry(connection, docId)
+      },
       onClose: (code, reason) => {
         this.connections.delete(connection)
         handlers.onClose?.(code, reason)
@@ -107,6 +118,18 @@ export class LinkGroup {
     this.connections.add(connection)
     if (handlers.access !== undefined) this.access.set(connection, handlers.access)
     return connection
+  }
+
+  /** Opens `docId` on `connection` again after a backoff that grows with each refusal on it. */
+  private retry (connection: PeerConnection, docId: DocId): void {
+    const attempts = this.refusals.get(connection)?.get(docId) ?? 0
+    if (!this.refusals.has(connection)) this.refusals.set(connection, new Map())
+    this.refusals.get(connection)!.set(docId, attempts + 1)
+    const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** attempts) * (0.5 + Math.random() / 2)
+    setTimeout(() => {
+      const doc = this.docs.get(docId)
+      if (doc !== undefined && connection.ready) this.open(connection, doc)
+    }, delay)
   }
 
   /** Closes every connection. */

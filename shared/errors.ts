@@ -31,3 +31,9 @@ export class DocLoadError extends Error {
   override name = 'DocLoadError'
   readonly code: number = CloseCode.documentUnavailable
 }
+
+/** An update could not be stored (disk full, I/O error): the document is reloaded from what is stored, and its peers are asked to try again (4503). */
+export class StorageError extends Error {
+  override name = 'StorageError'
+  readonly code: number = CloseCode.documentUnavailable
+}

@@ -2,7 +2,8 @@
  * The relay's set of loaded documents. A document is loaded once however many
  * connections ask for it at the same time, stays in memory while anyone holds it, and is
  * evicted once nobody has held it or written to it for `idleMs` (its state stays in the store). A failed
- * load is forgotten, so the next opener tries again; nothing is stored for it.
+ * load is forgotten, so the next opener tries again; nothing is stored for it. A document
+ * that failed to store an update is reloaded from the store.
  */
 import type { DocId } from '../../shared/wire/doc-id.js'
 import { RelayDocument, type RelayDocumentOptions } from './relay-document.js'
@@ -101,16 +102,33 @@ export class DocumentRegistry {
   }
 
   private startLoad (docId: DocId): Entry {
-    const entry: Entry = { loading: RelayDocument.load(docId, this.options), doc: null, holders: 0, idleTimer: null }
+    const entry = { doc: null, holders: 0, idleTimer: null } as unknown as Entry // `loading` is set by load()
     this.entries.set(docId, entry)
-    entry.loading.then(doc => {
+    this.load(docId, entry)
+    return entry
+  }
+
+  /** (Re)loads `docId` into `entry`, which its holders keep holding. */
+  private load (docId: DocId, entry: Entry): void {
+    const loading = RelayDocument.load(docId, this.options)
+    entry.loading = loading
+    loading.then(doc => {
+      if (entry.loading !== loading) return doc.destroy()
       entry.doc = doc
+      // A document that could not store an update serves what is stored, not what it held.
+      doc.onStoreFailed = () => this.reload(docId, entry, doc)
       this.options.onLoad?.(doc)
       this.scheduleEviction(docId, entry)
     }, () => {
-      if (this.entries.get(docId) === entry) this.entries.delete(docId)
+      if (this.entries.get(docId) === entry && entry.loading === loading) this.entries.delete(docId)
     })
-    return entry
+  }
+
+  private reload (docId: DocId, entry: Entry, failed: RelayDocument): void {
+    if (this.entries.get(docId) !== entry || entry.doc !== failed) return
+    entry.doc = null
+    this.unload(failed)
+    this.load(docId, entry)
   }
 
   private scheduleEviction (docId: DocId, entry: Entry): void {

@@ -22,7 +22,7 @@ import type { DocumentHost, HandOver, SyncSession } from '../../shared/sync/sess
 import { DEFAULT_LIMITS, type Limits } from '../../shared/listen/limits.js'
 import { RelayAwareness } from './relay-awareness.js'
 import { StoredDocument, mergeInGroups } from './stored-document.js'
-import { LimitError } from '../../shared/errors.js'
+import { LimitError, StorageError } from '../../shared/errors.js'
 
 /** What a document's replication (in a cluster) needs to hear, and adds to durability. */
 export interface DocReplication {
@@ -54,6 +54,9 @@ export class RelayDocument implements DocumentHost {
   private lastActivity = Date.now()
   /** Set by the cluster while the document is loaded; null on a relay that stands alone. */
   replication: DocReplication | null = null
+  /** Called once if an update fails to be stored (set by the registry, which then reloads the document). */
+  onStoreFailed: (error: unknown) => void = () => {}
+  private storageFailed = false
 
   private constructor (
     readonly docId: DocId,
@@ -137,9 +140,7 @@ export class RelayDocument implements DocumentHost {
       throw new LimitError(CloseCode.messageTooBig, `document ${this.docId} would exceed ${this.limits.maxDocumentBytes} bytes`)
     }
     this.checkWaiting(shape)
-    this.stored.append(prepared).catch((error: unknown) => {
-      this.log.error({ err: error, doc: this.docId }, 'failed to store an update')
-    })
+    this.stored.append(prepared).catch((error: unknown) => this.storeFailed(error))
     if (this.outgoing.push({ update: shape.bytes, origin: from }) === 1) queueMicrotask(this.flushOutgoing)
     this.replication?.stored()
     // What was taken is stored; the sender is cut off from adding more that cannot integrate.
@@ -184,6 +185,20 @@ export class RelayDocument implements DocumentHost {
   /** Every known awareness state as one awareness update, or `null` if there is none. */
   awarenessStates (): Uint8Array | null {
     return this.awareness.encodeAll()
+  }
+
+  /**
+   * An update failed to be stored. What this document serves must not include it, so it is
+   * given up: every session fails with a StorageError (clients are asked to try again, and
+   * re-send what was not acknowledged) and the registry reloads the document from the store.
+   */
+  private storeFailed (error: unknown): void {
+    if (this.storageFailed) return
+    this.storageFailed = true
+    this.log.error({ err: error, doc: this.docId }, 'failed to store an update; reloading the document from storage')
+    const failure = new StorageError(`could not store an update of ${this.docId}; try again`)
+    for (const session of [...this.sessions]) session.fail(failure)
+    this.onStoreFailed(error)
   }
 
   /** Releases the document's memory; the stored state is untouched. Its sessions must have ended. */

@@ -6,7 +6,7 @@
  * its documents, and its expiry ends the connection. A durable peer's HELLO (another relay
  * of a cluster) is handed to the relay's own policy. Hostile input closes the connection.
  */
-import { AuthError, LimitError, ProtocolError } from '../errors.js'
+import { AuthError, LimitError, ProtocolError, StorageError } from '../errors.js'
 import { CloseCode } from '../wire/close-codes.js'
 import type { DocId } from '../wire/doc-id.js'
 import type { NativeMessage, PeerInfo } from '../wire/native-messages.js'
@@ -103,8 +103,8 @@ export function acceptNative (link: Link, options: NativeAcceptOptions): PeerCon
     },
     onError: (error, docId) => {
       if (durable !== null && durable.onError(error, docId) === true) return true
-      // A refused write closes only that document.
-      if (docId !== null && error instanceof AuthError && error.code === CloseCode.forbidden) {
+      // A refused write, and a document that cannot be stored now, close only that document.
+      if (docId !== null && ((error instanceof AuthError && error.code === CloseCode.forbidden) || error instanceof StorageError)) {
         connection.refuse(docId, error.code, error.message)
         return true
       }

@@ -232,6 +232,11 @@ export class SyncSession {
     if (this.isLive) this.options.send(frames.get(this.options.framing, () => this.encode({ type: 'awareness', update })!))
   }
 
+  /** Fails the session with `error` (a host that cannot go on, say): its owner closes or refuses it, as for a bad message. */
+  fail (error: unknown): void {
+    if (!this.isEnded) this.options.onError(error)
+  }
+
   /** Ends the session; with `tellPeer`, the peer is told the document is closed on this link. */
   end (tellPeer = false): void {
     if (this.isEnded) return
