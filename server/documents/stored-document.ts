@@ -25,6 +25,7 @@ import { TooManyClientsError, inspectUpdate, type Section, type UpdateShape } fr
 import { StructKind, UpdateReader } from '../../shared/validation/update-reader.js'
 import { LimitError } from '../../shared/errors.js'
 import { IdRanges } from './id-ranges.js'
+import { SyncAnswers } from './sync-answers.js'
 import { DocLoadError } from '../../shared/errors.js'
 
 /** Updates merged in one call at most: Yjs merges many small updates in superlinear time (32 at a time is 3x faster than 256). */
@@ -76,6 +77,9 @@ export class StoredDocument {
   private waiting = 0
   /** What a peer holding every struct up to the state vector lacks (the delete set, and structs stored after a gap), until the next write. */
   private upToDateAnswer: Uint8Array | null = null
+  private encodedStateVector: Uint8Array | null = null
+  /** Answers to peers that lack structs, until the next write (see sync-answers.ts). */
+  private readonly answers = new SyncAnswers()
   /** Whether an update stored since the last compaction deleted something: only then is there garbage to collect. */
   private deletedSinceCompaction = false
 
@@ -187,6 +191,8 @@ export class StoredDocument {
     else if (waits) this.waiting += shape.bytes.length
     this.parts.push(shape.bytes)
     this.upToDateAnswer = null
+    this.encodedStateVector = null
+    this.answers.clear()
     return this.log.write(shape.bytes)
   }
 
@@ -195,23 +201,26 @@ export class StoredDocument {
     return this.log.settled()
   }
 
-  /** The document's state vector: per client, the clock below which it holds every struct. */
+  /** The document's state vector: per client, the clock below which it holds every struct (encoded once per write). */
   stateVector (): Uint8Array {
-    return Y.encodeStateVector(this.structs.stateVector())
+    this.encodedStateVector ??= Y.encodeStateVector(this.structs.stateVector())
+    return this.encodedStateVector
   }
 
   /** What a peer with `stateVector` lacks. Throws a ProtocolError if the state vector is malformed. */
   missingFor (stateVector: Uint8Array): Uint8Array {
     const peer = decodeStateVector(stateVector)
     if (peer.size === 0) return this.merged()
-    // A peer with every struct up to our state vector (most reconnecting clients) lacks at
-    // most deletions and waiting structs: one answer serves them all until the next write,
-    // instead of a diff of the whole document for each.
-    for (const [client, clock] of this.structs.stateVector()) {
-      if ((peer.get(client) ?? 0) < clock) return Y.diffUpdate(this.merged(), stateVector)
-    }
-    this.upToDateAnswer ??= Y.diffUpdate(this.merged(), this.stateVector())
-    return this.upToDateAnswer
+    return this.answers.answer(stateVector, () => {
+      // A peer with every struct up to our state vector (most reconnecting clients) lacks at
+      // most deletions and waiting structs: one answer serves them all until the next write,
+      // instead of a diff of the whole document for each.
+      for (const [client, clock] of this.structs.stateVector()) {
+        if ((peer.get(client) ?? 0) < clock) return Y.diffUpdate(this.merged(), stateVector)
+      }
+      this.upToDateAnswer ??= Y.diffUpdate(this.merged(), this.stateVector())
+      return this.upToDateAnswer
+    }, () => this.merged())
   }
 
   /**

@@ -16,7 +16,7 @@ export interface Limits {
   maxConnectionsPerIp: number
   /** Messages per second per connection, with bursts of one second's worth; a faster sender is slowed down, and cut off (1008) only when it gets 10 s ahead. */
   maxMessagesPerSecond: number
-  /** Bytes per second per connection, as for messages (1008 when 10 s ahead). */
+  /** Bytes per second per connection, received or sent in answer to its requests, as for messages (1008 when 10 s ahead). */
   maxBytesPerSecond: number
   /**
    * Stored size of one document (snapshot + log), in bytes (1009). A client gets the whole
@@ -79,19 +79,33 @@ export class RateLimiter {
   }
 }
 
-/**
- * Charges one received frame to a connection's rate budgets. Returns how many seconds
- * the connection is ahead of its budget (0: within it), for the caller to stop reading that
- * long; throws a {@link LimitError} once it is more than {@link RATE_DEBT_SECONDS} ahead.
- */
-export function connectionRateGuard (limits: Limits): (frame: Uint8Array) => number {
+/** A connection's rate budgets: received frames, and work done for it, are charged to them. */
+export interface RateGuard {
+  /**
+   * Charges one received frame. Returns how many seconds the connection is ahead of its
+   * budget (0: within it), for the caller to stop reading that long; throws a
+   * {@link LimitError} once it is more than {@link RATE_DEBT_SECONDS} ahead.
+   */
+  frame(frame: Uint8Array): number
+  /** Charges bytes sent in answer to the connection's requests, as for {@link frame}. */
+  bytes(count: number): number
+}
+
+/** The rate budgets of one connection; see {@link RateGuard}. */
+export function connectionRateGuard (limits: Limits): RateGuard {
   const messages = new RateLimiter(limits.maxMessagesPerSecond)
   const bytes = new RateLimiter(limits.maxBytesPerSecond)
-  return frame => {
-    const messageDebt = messages.take()
-    if (messageDebt > RATE_DEBT_SECONDS) throw new LimitError(CloseCode.policyViolation, `far more than ${limits.maxMessagesPerSecond} messages per second`)
-    const byteDebt = bytes.take(frame.length)
-    if (byteDebt > RATE_DEBT_SECONDS) throw new LimitError(CloseCode.policyViolation, `far more than ${limits.maxBytesPerSecond} bytes per second`)
-    return Math.max(messageDebt, byteDebt)
+  const chargeBytes = (count: number): number => {
+    const debt = bytes.take(count)
+    if (debt > RATE_DEBT_SECONDS) throw new LimitError(CloseCode.policyViolation, `far more than ${limits.maxBytesPerSecond} bytes per second`)
+    return debt
+  }
+  return {
+    frame: frame => {
+      const messageDebt = messages.take()
+      if (messageDebt > RATE_DEBT_SECONDS) throw new LimitError(CloseCode.policyViolation, `far more than ${limits.maxMessagesPerSecond} messages per second`)
+      return Math.max(messageDebt, chargeBytes(frame.length))
+    },
+    bytes: chargeBytes
   }
 }

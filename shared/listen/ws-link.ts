@@ -16,11 +16,18 @@ const ignore = (): void => {}
  */
 export function wsLink (socket: WebSocket, limits: Limits, log: Log): Link {
   let closing = false
-  const checkRate = connectionRateGuard(limits)
+  const rates = connectionRateGuard(limits)
+  /** Stops reading the socket for `debt` seconds: TCP then holds the sender back. */
+  const slowDown = (debt: number): void => {
+    if (debt <= 0 || socket.isPaused) return
+    socket.pause()
+    setTimeout(() => { if (!closing) socket.resume() }, Math.ceil(debt * 1000)).unref()
+  }
   const link: Link = {
     send (message) {
       if (socket.readyState !== socket.OPEN) return
-      if (socket.bufferedAmount > limits.maxBufferedBytes) {
+      // Counted before queuing: a reader that reads nothing gets at most one message past the bound.
+      if (socket.bufferedAmount > 0 && socket.bufferedAmount + message.length > limits.maxBufferedBytes) {
         // The close frame would queue behind what the reader is not reading: just cut it off.
         log.info({ buffered: socket.bufferedAmount }, 'dropping a slow reader')
         closing = true
@@ -35,6 +42,14 @@ export function wsLink (socket: WebSocket, limits: Limits, log: Log): Link {
       // A paused socket would never read the peer's answer to the close.
       socket.resume()
     },
+    charge (bytes) {
+      if (closing) return
+      try {
+        slowDown(rates.bytes(bytes))
+      } catch (error) {
+        closeForError(link, error, log, {})
+      }
+    },
     onMessage: ignore,
     onClose: ignore
   }
@@ -43,15 +58,10 @@ export function wsLink (socket: WebSocket, limits: Limits, log: Log): Link {
     if (closing) return
     if (!isBinary) return link.close(CloseCode.unsupportedData, 'text frames are not part of the protocol')
     const frame = toFrame(data)
-    let debt: number
     try {
-      debt = checkRate(frame)
+      slowDown(rates.frame(frame))
     } catch (error) {
       return closeForError(link, error, log, {})
-    }
-    if (debt > 0 && !socket.isPaused) {
-      socket.pause()
-      setTimeout(() => { if (!closing) socket.resume() }, Math.ceil(debt * 1000)).unref()
     }
     link.onMessage(frame)
   })

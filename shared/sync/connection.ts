@@ -144,6 +144,7 @@ export class PeerConnection {
       peer: this.remote!,
       framing: nativeFraming,
       send: frame => { if (this.state !== 'closed') this.link.send(frame) },
+      charge: bytes => this.link.charge?.(bytes),
       ...this.options.session?.(docId),
       onError: error => this.onSessionError(error, docId)
     })

@@ -93,6 +93,11 @@ const EMPTY_UPDATE_LENGTH = 2
 
 const EMPTY_AWARENESS = new Uint8Array([0])
 
+/** Answers at least this large have their frames shared between sessions (see `sendAnswer`). */
+const SHARED_FRAME_BYTES = 64 * 1024
+/** Frames of large answers, by the answer's bytes (one document's, unchanged) and framing. */
+const sharedFrames = new WeakMap<Uint8Array, Map<Framing, Uint8Array>>()
+
 /** Options of {@link SyncSession}. */
 export interface SessionOptions {
   docId: DocId
@@ -105,6 +110,8 @@ export interface SessionOptions {
   numbered?: boolean
   /** Whether the peer may change the document; its non-empty updates are refused (4403) otherwise. Default: yes. */
   mayWrite?: () => boolean
+  /** Counts the bytes of an answer to the peer's request against what the peer may cost (see `Link.charge`). */
+  charge?: (bytes: number) => void
   /** Whether the session is live as soon as the host is bound (y-websocket clients get every update from the start). */
   liveOnBind?: boolean
   /** The peer's authenticated user, stamped as `sub` on the presence it sets. */
@@ -291,7 +298,9 @@ export class SyncSession {
   /** The answerer role: send what the peer lacks once the host may share it, then go live. */
   private answer (host: DocumentHost, stateVector: Uint8Array): void {
     this.afterReady(host, () => {
-      this.output({ type: 'sync', stateVector: host.stateVector(), update: host.missingFor(stateVector) })
+      const update = host.missingFor(stateVector)
+      this.options.charge?.(update.length)
+      this.sendAnswer(host.stateVector(), update)
       this.goLive(host)
     })
   }
@@ -382,6 +391,26 @@ export class SyncSession {
       waiter.resolve()
       return false
     })
+  }
+
+  /**
+   * Sends the answer to an open. A large answer is the same bytes for every peer until the
+   * document changes (see the relay's sync answers): its frame is encoded once and shared,
+   * so peers that do not read cannot make the relay hold a copy each.
+   */
+  private sendAnswer (stateVector: Uint8Array, update: Uint8Array): void {
+    if (update.length < SHARED_FRAME_BYTES) return this.output({ type: 'sync', stateVector, update })
+    let frames = sharedFrames.get(update)
+    if (frames === undefined) {
+      frames = new Map()
+      sharedFrames.set(update, frames)
+    }
+    let frame = frames.get(this.options.framing)
+    if (frame === undefined) {
+      frame = this.encode({ type: 'sync', stateVector, update })!
+      frames.set(this.options.framing, frame)
+    }
+    if (!this.isEnded) this.options.send(frame)
   }
 
   private output (message: SessionOutput): void {

@@ -36,6 +36,7 @@ export function serveYwsLink (link: Link, docId: DocId, served: Served, options:
     peer: { peerId: '', durable: false },
     framing: ywsFraming,
     send: frame => link.send(frame),
+    charge: bytes => link.charge?.(bytes),
     mayWrite: options.mayWrite,
     liveOnBind: true,
     ...(options.user === undefined ? {} : { user: options.user }),

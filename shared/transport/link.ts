@@ -14,6 +14,11 @@ export interface Link {
   onMessage: (message: Uint8Array) => void
   /** Called once when the link closes, from either end. */
   onClose: (code: number, reason: string) => void
+  /**
+   * Counts `bytes` of work done for the other end (an answer to its request) against the
+   * rate budget of what it may cost, on transports that keep one (a relay's WebSockets).
+   */
+  charge?(bytes: number): void
 }
 
 /**
