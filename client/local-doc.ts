@@ -78,6 +78,8 @@ export class LocalDoc implements DocumentHost {
   private loaded: Counters
   /** Local changes stored and forwarded so far. */
   private shared: number
+  /** Whether the update being applied integrated anything (its Yjs update event fired). */
+  private integrated = false
   /** Which session brought each remote presence state. */
   private readonly presenceOwners = new Map<number, SyncSession>()
   private isSynced = false
@@ -179,8 +181,19 @@ export class LocalDoc implements DocumentHost {
     if (limit !== undefined && logBytes + snapshotBytes + update.length > limit) {
       throw new LimitError(CloseCode.messageTooBig, `document ${this.docId} would exceed ${limit} bytes`)
     }
+    const { pendingStructs, pendingDs } = this.ydoc.store
+    this.integrated = false
     Y.applyUpdate(this.ydoc, update, from)
-    return this.persisted.settled()
+    const stored = this.persisted.settled()
+    // What came in goes on as it came, to every other session, if any of it was new here:
+    // integrated, or waiting in Yjs for what it depends on. (Forwarding what Yjs emits
+    // instead would send structs that waited here, and were integrated by a later update
+    // from another peer, to everyone but that peer, who may never have had them.)
+    const store = this.ydoc.store
+    if (this.integrated || store.pendingStructs !== pendingStructs || store.pendingDs !== pendingDs) {
+      stored.then(() => this.sessions.forwardUpdate(update, from, this.shared), () => {})
+    }
+    return stored
   }
 
   applyAwareness (update: Uint8Array, from: SyncSession): void {
@@ -305,7 +318,9 @@ export class LocalDoc implements DocumentHost {
     const from = origin instanceof SyncSession ? origin : null
     const stored = this.persisted.write(update)
     if (from !== null) {
-      stored.then(() => this.sessions.forwardUpdate(update, from, this.shared), error => this.fail(error as Error))
+      // A peer's update: applyUpdate forwards what came in.
+      this.integrated = true
+      stored.catch(error => this.fail(error as Error))
       return
     }
     // A local change: count it, and store the count in the same commit as the update.

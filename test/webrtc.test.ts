@@ -43,7 +43,7 @@ const linked = (r: Replica, docId: string, other: Replica): Promise<void> =>
   until('a direct link', cb => { r.on('peers', cb); return () => r.off('peers', cb) },
     () => r.peers(docId).some(peer => peer.peerId === other.self.peerId && peer.state === 'synced'))
 
-describe('WebRTC signaled by a relay (Node, node-datachannel)', () => {
+describe('WebRTC signaled by a relay (Node, node-datachannel)', { timeout: 30_000 }, () => {
   it('links two replicas directly; edits keep flowing after the relay stops', async () => {
     const relay = await relayWith()
     const a = replica(relay)
