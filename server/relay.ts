@@ -6,7 +6,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { join } from 'node:path'
-import { pino, type Logger } from 'pino'
+import type { Logger, pino as Pino } from 'pino'
+import { requirePeer } from '../shared/node-peers.js'
+
+const { pino } = requirePeer<{ pino: typeof Pino }>('pino', 'The relay')
 import type { DocStore } from '../shared/storage/store.js'
 import { DocumentRegistry } from './documents/registry.js'
 import { SqliteStore } from '../shared/storage/sqlite-store.js'

@@ -6,7 +6,8 @@
  */
 import { timingSafeEqual } from 'node:crypto'
 import type { Logger } from 'pino'
-import WebSocket from 'ws'
+import type WebSocket from 'ws'
+import { requirePeer } from '../../shared/node-peers.js'
 import { AuthError, ProtocolError } from '../../shared/errors.js'
 import { CloseCode } from '../../shared/wire/close-codes.js'
 import type { NativeMessage, PeerInfo } from '../../shared/wire/native-messages.js'
@@ -117,7 +118,7 @@ export class RelayLinks {
   private async dialOnce (peerId: string, url: string): Promise<boolean> {
     let link
     try {
-      link = await connectWebSocket(url, WebSocket as unknown as WebSocketConstructor, 2000)
+      link = await connectWebSocket(url, requirePeer<typeof WebSocket>('ws', 'Relay links') as unknown as WebSocketConstructor, 2000)
     } catch {
       return false
     }

@@ -5,7 +5,8 @@
  * closed with 4502, which stock clients treat as "retry".
  */
 import type { Logger } from 'pino'
-import WebSocket from 'ws'
+import type WebSocketType from 'ws'
+import { requirePeer } from '../../shared/node-peers.js'
 import { CloseCode } from '../../shared/wire/close-codes.js'
 import type { DocId } from '../../shared/wire/doc-id.js'
 import type { Link } from '../../shared/transport/link.js'
@@ -15,7 +16,8 @@ import { MAX_EARLY_MESSAGES } from '../../shared/sync/session.js'
 
 /** Connects `link` to the first of `homes` that accepts; `query` is passed on (tokens). */
 export function proxyYwsConnection (link: Link, docId: DocId, query: string, homes: ClusterMember[], log: Logger): void {
-  let upstream: WebSocket | null = null
+  const WebSocket = requirePeer<typeof WebSocketType>('ws', 'Passing stock clients through')
+  let upstream: WebSocketType | null = null
   let waiting: Uint8Array[] = []
   let open = true
 

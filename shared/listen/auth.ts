@@ -5,7 +5,8 @@
  * not `notesX`), `exp`. Write access implies read access.
  */
 import { AuthError } from '../errors.js'
-import { errors, jwtVerify, type JWTPayload } from 'jose'
+import type { JWTPayload } from 'jose'
+import { importPeer } from '../node-peers.js'
 import { CloseCode } from '../wire/close-codes.js'
 
 /** What a verified token allows. */
@@ -50,6 +51,7 @@ export class Authenticator {
   /** Verifies `token`; throws {@link AuthError} (4401) if it is missing, malformed, forged or expired. */
   async verify (token: string | null | undefined): Promise<Grant> {
     if (token === null || token === undefined || token === '') throw new AuthError(CloseCode.unauthorized, 'a token is required')
+    const { errors, jwtVerify } = await importPeer<typeof import('jose')>('jose', 'Verifying tokens')
     let payload: JWTPayload
     try {
       ({ payload } = await jwtVerify(token, header => {

@@ -9,7 +9,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { WebSocketServer, type WebSocket } from 'ws'
+import type { WebSocket, WebSocketServer as WebSocketServerType } from 'ws'
+import { requirePeer } from '../node-peers.js'
 import { CloseCode } from '../wire/close-codes.js'
 import type { DocId } from '../wire/doc-id.js'
 import { NATIVE_SUBPROTOCOL } from '../wire/native-messages.js'
@@ -68,6 +69,7 @@ export interface Listener {
 /** Starts listening; resolves once the server is bound. */
 export async function listen (options: ListenerOptions): Promise<Listener> {
   const { limits, log } = options
+  const { WebSocketServer } = requirePeer<{ WebSocketServer: typeof WebSocketServerType }>('ws', 'Accepting connections')
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: limits.maxFrameBytes,
@@ -204,7 +206,7 @@ function guardSockets (http: Server, limits: Limits, requestTimeoutMs: number, l
   })
 }
 
-async function closeClients (wss: WebSocketServer, graceMs: number): Promise<void> {
+async function closeClients (wss: WebSocketServerType, graceMs: number): Promise<void> {
   const closed = [...wss.clients].map(ws => new Promise(resolve => {
     ws.once('close', resolve)
     closeWith(ws, CloseCode.goingAway, 'shutting down')

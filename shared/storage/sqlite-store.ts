@@ -12,7 +12,8 @@
  */
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
+import { requirePeer } from '../node-peers.js'
 import type { DocId } from '../wire/doc-id.js'
 import type { StoredDoc } from './store.js'
 import { BatchedStore, type StoreWrite } from './batched-store.js'
@@ -60,6 +61,8 @@ interface Seen {
   version: number
 }
 
+const SQLite = requirePeer<typeof Database>('better-sqlite3', 'SqliteStore')
+
 /** Durable document storage in a SQLite file; see the module comment. */
 export class SqliteStore extends BatchedStore {
   private readonly db: Database.Database
@@ -71,7 +74,7 @@ export class SqliteStore extends BatchedStore {
   constructor (readonly path: string, private readonly options: SqliteStoreOptions = {}) {
     super()
     mkdirSync(dirname(path), { recursive: true })
-    this.db = new Database(path)
+    this.db = new SQLite(path)
     this.db.pragma('journal_mode = WAL')
     this.db.pragma('synchronous = FULL')
     this.db.exec(SCHEMA)
