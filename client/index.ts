@@ -4,6 +4,7 @@
  */
 export { Replica, type ReplicaOptions, type ReplicaEvents, type RelayStatusEvent, type RefusedEvent, type PeersEvent } from './replica.js'
 export type { LinkStatus } from './dialer.js'
+export { DocHandle, type DocStatus, type DocHandleEvents } from './doc-handle.js'
 export type { SessionStatus } from './local-doc.js'
 export type { WebRtcOptions, RtcPeerConnection } from './webrtc.js'
 export { setDefaultWebSocket, type WebSocketConstructor } from '../shared/transport/websocket.js'

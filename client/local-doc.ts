@@ -59,7 +59,7 @@ export interface SessionStatus {
   state: 'syncing' | 'synced' | 'sending'
 }
 
-/** Options of {@link LocalDoc.open}: limits on what peers send (a listening replica faces the same input as a relay). */
+/** Options of a {@link LocalDoc}: who writes, and limits on what peers send (a listening replica faces the same input as a relay). */
 export interface LocalDocOptions {
   /** This replica's id, under which it counts its local changes in the store (see `counters.ts`). Default ''. */
   writer?: string
@@ -72,10 +72,16 @@ export interface LocalDocOptions {
 export class LocalDoc implements DocumentHost {
   readonly awareness: Awareness
   private readonly sessions = new SessionSet()
-  /** This replica's own counts for the document. */
-  private readonly counters: WriterCounts
+  /** This replica's own counts for the document (from its stored entry, once loaded). */
+  private counters: WriterCounts = { local: 0, durable: 0 }
   /** Other writers' counts as loaded, until everything loaded is durable. */
-  private loaded: Counters
+  private loaded: Counters = new Map()
+  /** The document bound to its stored log, once loaded. */
+  private persisted: PersistedDoc | null = null
+  /** Local changes made before the document loaded, stored once it has. */
+  private early: Uint8Array[] = []
+  /** Resolves once the stored state is applied to the Y.Doc; rejects if it cannot be loaded. */
+  readonly whenLoaded: Promise<void>
   /** Local changes stored and forwarded so far. */
   private shared: number
   /** Whether the update being applied integrated anything (its Yjs update event fired). */
@@ -94,38 +100,69 @@ export class LocalDoc implements DocumentHost {
   /** Called when the pending count or a session's status changes (set by the replica). */
   onChange: () => void = () => {}
 
-  private constructor (private readonly store: DocStore, private readonly persisted: PersistedDoc, private readonly options: LocalDocOptions) {
+  /**
+   * Starts loading `docId` from `store` into `ydoc` (no network); usable at once: changes
+   * made to `ydoc` before it has loaded are kept, and stored once it has.
+   */
+  constructor (private readonly store: DocStore, readonly docId: DocId, readonly ydoc: Y.Doc, private readonly options: LocalDocOptions = {}) {
+    this.shared = 0
+    this.awareness = new Awareness(ydoc)
+    ydoc.on('update', this.onUpdate)
+    this.awareness.on('update', this.onAwarenessUpdate)
+    this.whenLoaded = this.load()
+    this.whenLoaded.catch(() => {}) // reported to whoever waits for it
+  }
+
+  /** Loads `docId` from `store` (no network). */
+  static async open (store: DocStore, docId: DocId, options: LocalDocOptions = {}): Promise<LocalDoc> {
+    const doc = new LocalDoc(store, docId, new Y.Doc(), options)
+    await doc.whenLoaded
+    return doc
+  }
+
+  /** Whether the stored state has been applied. */
+  get isLoaded (): boolean {
+    return this.persisted !== null
+  }
+
+  /** Whether some local change is not in the local store yet (its write has not finished). */
+  get unsaved (): boolean {
+    return this.counters.local > this.shared
+  }
+
+  /** Whether a relay is in sync with the document now. */
+  get inSyncWithRelay (): boolean {
+    return this.isSynced
+  }
+
+  /**
+   * Local changes saved in the local store (their write finished) that no relay has
+   * acknowledged yet: this replica's, and those of other writers it loaded from the store.
+   */
+  get pending (): number {
+    return Math.max(0, this.shared - this.counters.durable) + this.othersPending()
+  }
+
+  private othersPending (): number {
+    let pending = 0
+    for (const counts of this.loaded.values()) pending += pendingOf(counts)
+    return pending
+  }
+
+  private async load (): Promise<void> {
+    const persisted = await PersistedDoc.load(this.store, this.docId, this.ydoc, { origin: STORAGE_ORIGIN })
     const stored = decodeCounters(persisted.loadedMeta)
-    const writer = options.writer ?? ''
+    const writer = this.options.writer ?? ''
     // Counting starts from this writer's stored entry (a replica that reopens with its own id), if any.
     this.counters = stored.get(writer) ?? { local: 0, durable: 0 }
     stored.delete(writer)
     this.loaded = stored
     this.shared = this.counters.local
-    this.awareness = new Awareness(this.ydoc)
-    this.ydoc.on('update', this.onUpdate)
-    this.awareness.on('update', this.onAwarenessUpdate)
-  }
-
-  /** Loads `docId` from `store` (no network). */
-  static async open (store: DocStore, docId: DocId, options: LocalDocOptions = {}): Promise<LocalDoc> {
-    const persisted = await PersistedDoc.load(store, docId, new Y.Doc(), { origin: STORAGE_ORIGIN })
-    return new LocalDoc(store, persisted, options)
-  }
-
-  get docId (): DocId {
-    return this.persisted.docId
-  }
-
-  get ydoc (): Y.Doc {
-    return this.persisted.ydoc
-  }
-
-  /** Local changes not yet acknowledged by a relay: this replica's, and those it loaded from the store. */
-  get pending (): number {
-    let pending = pendingOf(this.counters)
-    for (const counts of this.loaded.values()) pending += pendingOf(counts)
-    return pending
+    this.persisted = persisted
+    const early = this.early
+    this.early = []
+    for (const update of early) this.storeLocal(update)
+    this.onChange()
   }
 
   /** How each session of the document stands. */
@@ -163,7 +200,7 @@ export class LocalDoc implements DocumentHost {
   }
 
   readyToShare (): Promise<void> | null {
-    if (this.persisted.idle && this.lastError === null) return null
+    if (this.persisted!.idle && this.lastError === null) return null
     return this.whenStored()
   }
 
@@ -176,7 +213,7 @@ export class LocalDoc implements DocumentHost {
 
   applyUpdate (update: Uint8Array, from: SyncSession): Promise<void> {
     validateUpdate(update)
-    const { logBytes, snapshotBytes } = this.persisted.sizes
+    const { logBytes, snapshotBytes } = this.persisted!.sizes
     const limit = this.options.maxDocumentBytes
     if (limit !== undefined && logBytes + snapshotBytes + update.length > limit) {
       throw new LimitError(CloseCode.messageTooBig, `document ${this.docId} would exceed ${limit} bytes`)
@@ -184,7 +221,7 @@ export class LocalDoc implements DocumentHost {
     const { pendingStructs, pendingDs } = this.ydoc.store
     this.integrated = false
     Y.applyUpdate(this.ydoc, update, from)
-    const stored = this.persisted.settled()
+    const stored = this.persisted!.settled()
     // What came in goes on as it came, to every other session, if any of it was new here:
     // integrated, or waiting in Yjs for what it depends on. (Forwarding what Yjs emits
     // instead would send structs that waited here, and were integrated by a later update
@@ -230,7 +267,7 @@ export class LocalDoc implements DocumentHost {
 
   acknowledged (session: SyncSession, localChanges: number): void {
     // Any acknowledgement from a relay covers its session's handshake update, which held everything loaded.
-    const loadedNowDurable = session.peer.durable && this.pending > pendingOf(this.counters)
+    const loadedNowDurable = session.peer.durable && this.othersPending() > 0
     if (session.peer.durable && (localChanges > this.counters.durable || loadedNowDurable)) {
       this.counters.durable = Math.max(this.counters.durable, Math.min(localChanges, this.counters.local))
       this.saveCounters(loadedNowDurable).catch(error => this.fail(error as Error))
@@ -275,7 +312,7 @@ export class LocalDoc implements DocumentHost {
   whenDurable (): Promise<void> {
     if (this.lastError !== null) return Promise.reject(this.lastError)
     const local = this.counters.local
-    if (this.pending === 0) return Promise.resolve()
+    if (local <= this.counters.durable && this.othersPending() === 0) return Promise.resolve()
     return new Promise((resolve, reject) => this.durableWaiters.push({ local, resolve, reject }))
   }
 
@@ -287,16 +324,18 @@ export class LocalDoc implements DocumentHost {
     this.ydoc.off('update', this.onUpdate)
     this.awareness.off('update', this.onAwarenessUpdate)
     this.awareness.destroy()
-    await this.persisted.settled().catch(() => {})
+    await this.whenLoaded.catch(() => {})
+    await this.persisted?.settled().catch(() => {})
     this.ydoc.destroy()
   }
 
   /** Resolves once everything applied so far is stored, including changes made while waiting. */
-  private async whenStored (): Promise<void> {
+  async whenStored (): Promise<void> {
+    await this.whenLoaded
     let local: number
     do {
       local = this.counters.local
-      await this.persisted.settled()
+      await this.persisted!.settled()
     } while (local !== this.counters.local)
   }
 
@@ -315,21 +354,29 @@ export class LocalDoc implements DocumentHost {
   // A Yjs listener that throws stops the Y.Doc from emitting further updates: never throw.
   private readonly onUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === STORAGE_ORIGIN) return
-    const from = origin instanceof SyncSession ? origin : null
-    const stored = this.persisted.write(update)
-    if (from !== null) {
-      // A peer's update: applyUpdate forwards what came in.
-      this.integrated = true
-      stored.catch(error => this.fail(error as Error))
+    if (this.persisted === null) {
+      this.early.push(update) // the app edits before the stored state has loaded
       return
     }
-    // A local change: count it, and store the count in the same commit as the update.
+    if (origin instanceof SyncSession) {
+      // A peer's update: applyUpdate forwards what came in.
+      this.integrated = true
+      this.persisted.write(update).catch(error => this.fail(error as Error))
+      return
+    }
+    this.storeLocal(update)
+  }
+
+  /** A local change: counted, stored with its count in the same commit, then sent on. */
+  private storeLocal (update: Uint8Array): void {
+    const stored = this.persisted!.write(update)
     const local = ++this.counters.local
     const counted = this.saveCounters()
     this.onChange()
     Promise.all([stored, counted]).then(() => {
       this.shared = Math.max(this.shared, local)
       this.sessions.forwardUpdate(update, null, this.shared)
+      this.onChange()
     }, error => this.fail(error as Error))
   }
 

@@ -5,12 +5,13 @@
 import { ObservableV2 } from 'lib0/observable'
 import { uuidv4 } from 'lib0/random'
 import type { Awareness } from 'y-protocols/awareness'
-import type * as Y from 'yjs'
-import { parseDocId, type DocId } from '../shared/wire/doc-id.js'
+import * as Y from 'yjs'
+import { InvalidDocIdError, docIdProblem, parseDocId, type DocId } from '../shared/wire/doc-id.js'
 import type { Link } from '../shared/transport/link.js'
 import type { DocStore } from '../shared/storage/store.js'
 import type { PeerInfo } from '../shared/wire/native-messages.js'
 import { LocalDoc, type LocalDocOptions, type SessionStatus } from './local-doc.js'
+import { DocHandle } from './doc-handle.js'
 import type { Served } from '../shared/sync/connection.js'
 import { Dialer, type LinkStatus } from './dialer.js'
 import { Router } from './router.js'
@@ -101,21 +102,20 @@ export interface ReplicaEvents {
  *
  * ```ts
  * const replica = new Replica({ store: new SqliteStore('./local.db'), relays: ['ws://127.0.0.1:4321'] })
- * const doc = await replica.open('notes/1')
- * doc.getText('body').insert(0, 'hello')
- * await replica.durable('notes/1')
+ * const notes = replica.doc('notes/1')           // at once, before it has loaded
+ * notes.ydoc.getText('body').insert(0, 'hello')  // kept, and stored once it has loaded
+ * notes.on('status', status => console.log(status))
+ * await notes.durable()
  * ```
  */
 export class Replica extends ObservableV2<ReplicaEvents> {
   private readonly store: DocStore
-  /** Documents opening or open. */
-  private readonly docs = new Map<DocId, Promise<LocalDoc>>()
+  /** Documents open, by id: their handles and what syncs them. */
+  private readonly docs = new Map<DocId, { handle: DocHandle, local: LocalDoc }>()
   /** Documents the app opened (others are open only while peers hold them). */
   private readonly openedByApp = new Set<DocId>()
   /** Sessions of peers holding each document. */
   private readonly peerHolds = new Map<DocId, number>()
-  /** Documents open (loaded), for the synchronous accessors. */
-  private readonly loadedDocs = new Map<DocId, LocalDoc>()
   private readonly router: Router | null
   private readonly peerDialers: Dialer[]
   private readonly tabs: Tabs | null
@@ -128,6 +128,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
 
   constructor (options: ReplicaOptions) {
     super()
+    validateOptions(options)
     this.store = options.store
     this.self = { peerId: options.peerId ?? uuidv4(), durable: false }
     this.docOptions = { writer: this.self.peerId }
@@ -163,14 +164,35 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   }
 
   /**
-   * Opens a document from local storage (creating it if new) and starts syncing it. Never
-   * waits for the network. Opening an open document returns the same Y.Doc.
+   * A handle on document `docId`, at once: its Y.Doc (the app's own `ydoc`, if given) and
+   * awareness may be used before it has loaded from local storage (changes made meanwhile
+   * are kept), and it reports its status and pending changes as events. Loading never waits
+   * for the network. The same handle is returned while the document is open. An invalid
+   * id gives a handle whose `whenLoaded()` rejects (status `failed`).
    */
-  open (docId: string): Promise<Y.Doc> {
+  doc (docId: string, options: { ydoc?: Y.Doc } = {}): DocHandle {
     this.assertOpen()
-    const id = parseDocId(docId)
+    const problem = docIdProblem(docId)
+    if (problem !== null) {
+      const error = new InvalidDocIdError(`${problem}: ${JSON.stringify(String(docId).slice(0, 80))}`)
+      return new DocHandle(docId, options.ydoc ?? new Y.Doc(), null, error, async () => {})
+    }
+    const id = docId as DocId
     this.openedByApp.add(id)
-    return this.load(id).then(doc => doc.ydoc)
+    const open = this.entry(id, options.ydoc)
+    if (options.ydoc !== undefined && open.handle.ydoc !== options.ydoc) throw new Error(`document ${docId} is already open with another Y.Doc`)
+    return open.handle
+  }
+
+  /**
+   * Opens a document from local storage (creating it if new) and starts syncing it; resolves
+   * with its Y.Doc once it has loaded. Never waits for the network. Opening an open document
+   * returns the same Y.Doc. Rejects for an invalid id. (The same as `doc(docId).whenLoaded()`.)
+   */
+  async open (docId: string): Promise<Y.Doc> {
+    const handle = this.doc(docId)
+    await handle.whenLoaded()
+    return handle.ydoc
   }
 
   /**
@@ -182,8 +204,9 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   serveToPeer (docId: DocId): Served {
     this.assertOpen()
     this.peerHolds.set(docId, (this.peerHolds.get(docId) ?? 0) + 1)
+    const { local } = this.entry(docId)
     return {
-      host: this.load(docId),
+      host: local.whenLoaded.then(() => local),
       release: () => {
         const holds = (this.peerHolds.get(docId) ?? 1) - 1
         if (holds > 0) return this.peerHolds.set(docId, holds)
@@ -196,35 +219,35 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   /** @internal How documents are opened: under this replica's id, with limits on what peers send (set by `listenForPeers`). */
   readonly docOptions: LocalDocOptions
 
-  private load (id: DocId): Promise<LocalDoc> {
-    let opening = this.docs.get(id)
-    if (opening === undefined) {
-      opening = LocalDoc.open(this.store, id, this.docOptions)
-      this.docs.set(id, opening)
-      opening.then(doc => {
-        doc.onRefused = (code, reason) => this.emit('refused', [{ docId: id, code, reason }])
-        doc.onChange = () => this.emit('peers', [{ docId: id, peers: doc.status, pending: doc.pending }])
-        this.loadedDocs.set(id, doc)
-        for (const syncer of this.syncers) syncer.attach(doc)
-      }, () => this.docs.delete(id))
-    }
-    return opening
+  private entry (id: DocId, ydoc?: Y.Doc): { handle: DocHandle, local: LocalDoc } {
+    const open = this.docs.get(id)
+    if (open !== undefined) return open
+    const local = new LocalDoc(this.store, id, ydoc ?? new Y.Doc(), this.docOptions)
+    local.onRefused = (code, reason) => this.emit('refused', [{ docId: id, code, reason }])
+    local.onChange = () => this.emit('peers', [{ docId: id, peers: local.status, pending: local.pending }])
+    const handle = new DocHandle(id, local.ydoc, local, null, () => this.closeDoc(id))
+    const entry = { handle, local }
+    this.docs.set(id, entry)
+    local.whenLoaded.then(() => {
+      if (this.docs.get(id) === entry) for (const syncer of this.syncers) syncer.attach(local)
+    }, () => { if (this.docs.get(id) === entry) this.docs.delete(id) })
+    return entry
   }
 
   /** Resolves once the open document has completed a sync with a relay (at once if it is in sync now). */
   async synced (docId: string): Promise<void> {
     if (this.router === null) throw new Error('this replica has no relays to sync with')
-    return (await this.local(docId)).whenSynced()
+    return await this.handle(docId).synced()
   }
 
   /** Resolves once every local change made so far to the open document is acknowledged as durable by a relay. */
   async durable (docId: string): Promise<void> {
-    return (await this.local(docId)).whenDurable()
+    return await this.handle(docId).durable()
   }
 
-  /** Number of local updates of the open document not yet acknowledged by a relay. */
+  /** Local changes of the open document saved locally and not yet acknowledged by a relay. */
   pending (docId: string): number {
-    return this.loaded(docId).pending
+    return this.handle(docId).pending
   }
 
   /**
@@ -234,12 +257,12 @@ export class Replica extends ObservableV2<ReplicaEvents> {
    * emitted as `peers` events. Only relays make changes durable (see {@link durable}).
    */
   peers (docId: string): SessionStatus[] {
-    return this.loaded(docId).status
+    return this.handle(docId).peers
   }
 
   /** The y-protocols Awareness (presence) of the open document. */
   awareness (docId: string): Awareness {
-    return this.loaded(docId).awareness
+    return this.handle(docId).awareness
   }
 
   /**
@@ -276,17 +299,14 @@ export class Replica extends ObservableV2<ReplicaEvents> {
 
   private async closeDoc (id: DocId): Promise<void> {
     this.openedByApp.delete(id)
-    const opening = this.docs.get(id)
-    if (opening === undefined) return
+    const open = this.docs.get(id)
+    if (open === undefined) return
     this.docs.delete(id)
-    const doc = await opening.catch(() => null)
-    if (doc === null) return
-    this.loadedDocs.delete(id)
     for (const syncer of this.syncers) syncer.detach(id)
-    await doc.close()
+    await open.local.close()
   }
 
-  /** Whatever syncs documents: the relays' router, peer dialers, tabs. */
+  /** Whatever syncs documents: the relays' router, peer dialers, tabs, WebRTC peers. */
   private get syncers (): Array<Pick<Dialer, 'attach' | 'detach'> & { close(): void | Promise<void> }> {
     return [...(this.router === null ? [] : [this.router]), ...this.peerDialers, ...(this.tabs === null ? [] : [this.tabs]), ...(this.webrtc === null ? [] : [this.webrtc])]
   }
@@ -295,18 +315,31 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     if (this.closed) throw new Error('replica is closed')
   }
 
-  private async local (docId: string): Promise<LocalDoc> {
-    const opening = this.docs.get(parseDocId(docId))
-    if (opening === undefined) throw new Error(`document ${docId} is not open: call replica.open() first`)
-    return opening
+  /** The handle of an open document. */
+  private handle (docId: string): DocHandle {
+    const open = this.docs.get(parseDocId(docId))
+    if (open === undefined) throw new Error(`document ${docId} is not open: call replica.doc() or replica.open() first`)
+    return open.handle
   }
+}
 
-  private loaded (docId: string): LocalDoc {
-    const id = parseDocId(docId)
-    const doc = this.loadedDocs.get(id)
-    if (doc === undefined) throw new Error(`document ${docId} is not open (or still opening): await replica.open() first`)
-    return doc
+/** Throws a clear error for options that cannot work. */
+function validateOptions (options: ReplicaOptions): void {
+  if (typeof options !== 'object' || options === null) throw new TypeError('new Replica(options) needs an options object, with at least a store')
+  const store = options.store as Partial<DocStore> | undefined
+  if (store === undefined || typeof store.load !== 'function' || typeof store.append !== 'function') {
+    throw new TypeError('Replica options need a store: a MemoryStore, a SqliteStore (petaldb/node) or an IndexedDbStore (petaldb/browser)')
   }
+  for (const key of ['relays', 'peers'] as const) {
+    const urls = options[key]
+    if (urls === undefined) continue
+    if (!Array.isArray(urls) || !urls.every(url => typeof url === 'string')) throw new TypeError(`Replica option ${key} must be an array of URLs, e.g. ['ws://127.0.0.1:4321']`)
+    if (options.connect === undefined) {
+      const bad = urls.find(url => !/^wss?:\/\/[^/]/.test(url))
+      if (bad !== undefined) throw new TypeError(`Replica option ${key}: ${JSON.stringify(bad)} is not a ws:// or wss:// URL`)
+    }
+  }
+  if (options.token !== undefined && typeof options.token !== 'string' && typeof options.token !== 'function') throw new TypeError('Replica option token must be a string or a function returning one')
 }
 
 /** The BroadcastChannel name tabs sync on, or null if tab sync is off; see {@link ReplicaOptions.tabs}. */

@@ -50,6 +50,19 @@ describe('the packed package in a fresh app', { timeout: 180_000 }, () => {
     expect(Object.keys(result.metafile.inputs).filter(path => /node_modules\/(ws|better-sqlite3|pino|jose)\//.test(path))).toEqual([])
   })
 
+  it('says to import petaldb/node when a Node script gives a relay URL with only petaldb imported', () => {
+    const script = "import { Replica, MemoryStore } from 'petaldb'; new Replica({ store: new MemoryStore(), relays: ['ws://127.0.0.1:4321'] })"
+    let stderr = ''
+    try {
+      execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: app, encoding: 'utf8', stdio: 'pipe' })
+    } catch (error) {
+      stderr = (error as { stderr: string }).stderr
+    }
+    expect(stderr).toContain('no WebSocket implementation')
+    expect(stderr).toContain('petaldb/node')
+    expect(stderr).not.toContain('before initialization')
+  })
+
   it('tells what to install for the relay, and with it installed, serves', async () => {
     const cli = join(app, 'node_modules', '.bin', 'petaldb')
     let refusal = ''

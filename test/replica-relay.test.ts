@@ -61,6 +61,7 @@ describe('replicas against a relay process', () => {
     docA.getText('t').insert(0, 'from a. ')
     docB.getText('t').insert(0, 'from b. ')
     docB.getText('t').delete(0, 5)
+    await Promise.all([a.doc('notes/1').saved(), b.doc('notes/1').saved()])
     expect(a.pending('notes/1')).toBe(1)
     expect(b.pending('notes/1')).toBe(2)
 

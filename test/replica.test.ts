@@ -36,6 +36,7 @@ describe('Replica', () => {
     const first = new Replica({ store })
     const doc = await first.open('notes/1')
     doc.getText('t').insert(0, 'local only')
+    await first.doc('notes/1').saved()
     expect(first.pending('notes/1')).toBe(1)
     await first.close()
     const second = replica(null, store)
@@ -70,6 +71,7 @@ describe('Replica', () => {
     docB.getText('t').insert(0, 'B')
     docA.getText('t').delete(0, 1)
     docA.getText('t').insert(0, 'a')
+    await a.doc('offline').saved()
     expect(a.pending('offline')).toBe(3)
     relay.up()
     await Promise.all([a.durable('offline'), b.durable('offline')])
@@ -107,6 +109,7 @@ describe('Replica', () => {
     let dropping = true
     relay.policy = (message, deliver) => { if (!dropping) queueMicrotask(deliver) }
     doc.getText('t').insert(0, 'lost in transit')
+    await a.doc('drop').saved()
     expect(a.pending('drop')).toBe(1)
     dropping = false
     relay.cut()

@@ -41,6 +41,7 @@ describe('replicas sharing one store', () => {
     docX.getText('t').insert(0, 'a')
     docX.getText('t').insert(0, 'b')
     docY.getText('t').insert(0, 'c')
+    await Promise.all([x.doc('counted').saved(), y.doc('counted').saved()])
     expect([x.pending('counted'), y.pending('counted')]).toEqual([2, 1])
     await Promise.all([close(x), close(y)])
     const reopened = replica(path)
