@@ -70,13 +70,32 @@ Cluster flags (all relays of a cluster get the same member list):
   --peers LIST            every member, this relay included: r1=ws://127.0.0.1:4321,r2=ws://127.0.0.1:4322,...
   --replicas R            relays that keep a copy of each document, its homes (default 3, at most the cluster size)
   --write-quorum W        homes that must commit an update before it is acknowledged (default a majority of R)
-  --cluster-secret S      shared secret of relay-to-relay links (default: none, links unauthenticated)
-  --cluster-secret-file F read the cluster secret from a file
+  --cluster-secret-file F read the shared secret of relay-to-relay links from a file (or set
+                          PETALDB_CLUSTER_SECRET); default none: links unauthenticated
+  --cluster-secret S      the same on the command line, where \`ps\` shows it to every user
 `
 
-function fail (message: string): never {
+/** Prints one line (usage errors exit 2, failures to start 1) and exits. */
+function fail (message: string, code = 2): never {
   process.stderr.write(`petaldb: ${message}\n`)
-  process.exit(2)
+  process.exit(code)
+}
+
+/** The text of the file a flag names, or a one-line failure naming it. */
+function readFlagFile (flag: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (error) {
+    fail(`cannot read ${flag} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+  }
+}
+
+/** One line saying why the relay did not start, naming the port or path. */
+function startFailure (error: NodeJS.ErrnoException, host: string, port: number): string {
+  if (error.code === 'EADDRINUSE') return `port ${port} on ${host} is already in use by another process: stop it, or pick another --port`
+  if (error.code === 'EACCES' && error.syscall === 'listen') return `no permission to listen on port ${port} on ${host} (ports below 1024 need privileges): pick another --port`
+  if (error.code === 'EADDRNOTAVAIL') return `cannot listen on ${host}: no such local address (--host)`
+  return error.message
 }
 
 function integer (value: string | undefined, flag: string): number | undefined {
@@ -126,6 +145,7 @@ async function relayCommand (args: string[]): Promise<void> {
   const logger = pino({ level }, pino.destination(2))
   const dataDir = values.data ?? './petal-data'
   const port = integer(values.port, '--port')
+  if (port !== undefined && port > 65535) fail(`--port must be at most 65535, got ${port}`)
   const idleMs = integer(values['idle-ms'], '--idle-ms')
   const compactMinBytes = integer(values['compact-min-bytes'], '--compact-min-bytes')
   const limits: Partial<Limits> = {}
@@ -138,18 +158,22 @@ async function relayCommand (args: string[]): Promise<void> {
   const tlsCert = values['tls-cert'] as string | undefined
   const tlsKey = values['tls-key'] as string | undefined
   if ((tlsCert === undefined) !== (tlsKey === undefined)) fail('--tls-cert and --tls-key go together')
+  const host = values.host ?? '127.0.0.1'
   const relay = await startRelay({
     logger,
     dataDir,
     limits,
     ...(authKeys === undefined ? {} : { authKeys }),
     ...(values['allowed-origin'] === undefined ? {} : { allowedOrigins: values['allowed-origin'] as string[] }),
-    ...(tlsCert === undefined || tlsKey === undefined ? {} : { tls: { cert: readFileSync(tlsCert), key: readFileSync(tlsKey) } }),
+    ...(tlsCert === undefined || tlsKey === undefined ? {} : { tls: { cert: readFlagFile('--tls-cert', tlsCert), key: readFlagFile('--tls-key', tlsKey) } }),
     ...(cluster === undefined ? {} : { cluster }),
-    ...(values.host === undefined ? {} : { host: values.host as string }),
+    host,
     ...(port === undefined ? {} : { port }),
     ...(idleMs === undefined ? {} : { idleMs }),
     ...(compactMinBytes === undefined ? {} : { compactMinBytes })
+  }).catch((error: unknown) => {
+    logger.debug({ err: error }, 'relay failed to start')
+    fail(startFailure(error as NodeJS.ErrnoException, host, port ?? 4321), 1)
   })
   const role = cluster === undefined ? '' : ` as ${cluster.selfId} of a ${cluster.members.length}-relay cluster`
   process.stdout.write(`PetalDB relay listening on ${relay.url}${role} (data in ${dataDir})\n`)
@@ -174,7 +198,7 @@ async function relayCommand (args: string[]): Promise<void> {
 function authFlags (values: Record<string, unknown>): Map<string, string> | undefined {
   const file = values['auth-secret-file'] as string | undefined
   const inline = (values['auth-secret'] as string[] | undefined) ?? []
-  const lines = [...inline, ...(file === undefined ? [] : readFileSync(file, 'utf8').split('\n'))]
+  const lines = [...inline, ...(file === undefined ? [] : readFlagFile('--auth-secret-file', file).split('\n'))]
   if (lines.length === 0) return undefined
   try {
     return parseAuthKeys(lines)
@@ -194,9 +218,8 @@ function clusterFlags (values: Record<string, unknown>, logger: Logger): Cluster
   } catch (error) {
     fail((error as Error).message)
   }
-  const secretFile = values['cluster-secret-file'] as string | undefined
-  const secret = secretFile === undefined ? values['cluster-secret'] as string | undefined : readFileSync(secretFile, 'utf8').trim()
-  if (secret === undefined) logger.warn('no --cluster-secret: relay-to-relay links are not authenticated')
+  const secret = clusterSecret(values)
+  if (secret === undefined) logger.warn('no cluster secret: relay-to-relay links are not authenticated')
   const replicas = integer(values.replicas as string | undefined, '--replicas')
   const writeQuorum = integer(values['write-quorum'] as string | undefined, '--write-quorum')
   const options: ClusterOptions = {
@@ -212,6 +235,19 @@ function clusterFlags (values: Record<string, unknown>, logger: Logger): Cluster
     fail((error as Error).message)
   }
   return options
+}
+
+/** The cluster secret: from --cluster-secret-file, else PETALDB_CLUSTER_SECRET, else --cluster-secret (visible in `ps`). */
+function clusterSecret (values: Record<string, unknown>): string | undefined {
+  const file = values['cluster-secret-file'] as string | undefined
+  if (file !== undefined) {
+    const secret = readFlagFile('--cluster-secret-file', file).trim()
+    if (secret === '') fail(`--cluster-secret-file ${file} is empty: a cluster secret cannot be empty`)
+    return secret
+  }
+  const secret = process.env.PETALDB_CLUSTER_SECRET ?? values['cluster-secret'] as string | undefined
+  if (secret === '') fail('the cluster secret is empty (PETALDB_CLUSTER_SECRET or --cluster-secret)')
+  return secret
 }
 
 /** Runs the command line `argv` (without the node and script arguments). */

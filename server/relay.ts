@@ -21,6 +21,7 @@ import { acceptStock } from '../shared/listen/stock-accept.js'
 import { DEFAULT_LIMITS, WS_CLIENT_MAX_PAYLOAD, type Limits } from '../shared/listen/limits.js'
 import { listen } from '../shared/listen/listener.js'
 import type { ClusterOptions } from './cluster/cluster.js'
+import { lockDataDir, type DataDirLock } from './data-dir.js'
 
 /** Options of {@link startRelay}; every field has a default. */
 export interface RelayOptions {
@@ -61,8 +62,10 @@ export interface RelayHealth {
   status: 'ok'
   /** Documents in memory. */
   documents: number
-  /** Open WebSocket connections. */
-  connections: number
+  /** Open client connections: native replicas and stock y-websocket clients (also those another relay passes through). */
+  clients: number
+  /** Links up to the other relays of the cluster (0 for a relay on its own). */
+  relayLinks: number
 }
 
 /** A running relay. */
@@ -104,9 +107,22 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   if (authenticator !== null && options.cluster !== undefined && (options.cluster.secret ?? '') === '') {
     throw new Error('a relay with client authentication in a cluster needs a cluster secret: without one, anyone could join as a relay')
   }
-  const store = options.store ?? new SqliteStore(relayDatabasePath(options.dataDir ?? DEFAULTS.dataDir), {
+  const dataDir = options.dataDir ?? DEFAULTS.dataDir
+  const lock = options.store === undefined ? lockDataDir(dataDir) : null
+  const store = options.store ?? new SqliteStore(relayDatabasePath(dataDir), {
     onCommit: info => log.debug(info, 'commit')
   })
+  try {
+    return await serve(options, log, limits, authenticator, store, lock)
+  } catch (error) {
+    await store.close()
+    lock?.release()
+    throw error
+  }
+}
+
+/** The relay proper, on storage that is open (and a data directory that is held, if it has one). */
+async function serve (options: RelayOptions, log: Logger, limits: Limits, authenticator: Authenticator | null, store: DocStore, lock: DataDirLock | null): Promise<Relay> {
   let clusterNode: ClusterNode | null = null
   const registry = new DocumentRegistry({
     store,
@@ -148,10 +164,13 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
     },
     onHttp: (req, res) => answerHttp(req, res, health)
   })
-  const health = (): RelayHealth => ({ status: 'ok', documents: registry.size, connections: listener.connections })
+  const health = (): RelayHealth => {
+    const links = clusterNode?.linkCounts ?? { up: 0, inbound: 0 }
+    return { status: 'ok', documents: registry.size, clients: listener.connections - links.inbound, relayLinks: links.up }
+  }
   const url = listener.url
   relayId ||= url
-  clusterNode?.start(store, options.store === undefined ? options.dataDir ?? DEFAULTS.dataDir : undefined)
+  clusterNode?.start(store, lock === null ? undefined : options.dataDir ?? DEFAULTS.dataDir)
 
   let closing: Promise<void> | null = null
   return {
@@ -166,6 +185,7 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
         await listener.close(SHUTDOWN_GRACE_MS)
         registry.closeAll()
         await store.close()
+        lock?.release()
       })()
       return closing
     }

@@ -114,6 +114,26 @@ describe('relay cluster', () => {
     expect(r.pending('quorum/refused')).toBe(2)
   })
 
+  it('reports clients and relay links apart in /healthz', async () => {
+    const c = await cluster(3, { replicas: 3, writeQuorum: 2 })
+    const health = async (url: string): Promise<{ clients: number, relayLinks: number }> =>
+      await (await fetch(url.replace('ws:', 'http:') + '/healthz')).json() as { clients: number, relayLinks: number }
+    const deadline = Date.now() + 10_000
+    while ((await Promise.all(c.relays.map(relay => health(relay.url)))).some(h => !(h.relayLinks >= 2))) {
+      if (Date.now() > deadline) throw new Error('relay links did not come up within 10 s')
+      await new Promise(resolve => setTimeout(resolve, 20)) // polling another process's state: there is no event to await
+    }
+    const stock = stockClient(c.relays[2]!.url, 'health/one-client')
+    try {
+      await stock.synced()
+      const figures = await Promise.all(c.relays.map(relay => health(relay.url)))
+      // r3 accepted two relay links (r1 and r2 dial it) and one client; those links are not clients.
+      expect(figures.map(({ clients, relayLinks }) => ({ clients, relayLinks }))).toEqual([{ clients: 0, relayLinks: 2 }, { clients: 0, relayLinks: 2 }, { clients: 1, relayLinks: 2 }])
+    } finally {
+      stock.destroy()
+    }
+  })
+
   it('redirects native clients and passes stock clients through from a relay that is not a replica', async () => {
     const c = await cluster(3, { replicas: 1, writeQuorum: 1 })
     const docId = 'routed/doc'

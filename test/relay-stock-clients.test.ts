@@ -121,14 +121,15 @@ describe('relay with stock y-websocket clients', () => {
     await ok.synced()
   })
 
-  it('answers GET /healthz with documents and connections', async () => {
+  it('answers GET /healthz with documents and client connections', async () => {
     const a = client('health')
     await a.synced()
     const res = await fetch(relay.url.replace('ws:', 'http:') + '/healthz')
     expect(res.status).toBe(200)
-    const body = await res.json() as { status: string, documents: number, connections: number }
+    const body = await res.json() as { status: string, documents: number, clients: number, relayLinks: number }
     expect(body.status).toBe('ok')
     expect(body.documents).toBeGreaterThanOrEqual(1)
-    expect(body.connections).toBeGreaterThanOrEqual(1)
+    expect(body.clients).toBeGreaterThanOrEqual(1)
+    expect(body.relayLinks).toBe(0)
   })
 })

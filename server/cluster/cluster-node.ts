@@ -67,6 +67,11 @@ export class ClusterNode {
     }
   }
 
+  /** Links up to other relays, and how many of them were dialed by the other side. */
+  get linkCounts (): { up: number, inbound: number } {
+    return this.links.counts
+  }
+
   /** How inbound links from other relays are admitted. */
   get relayLinks (): AcceptedLinks {
     return this.links.accepting

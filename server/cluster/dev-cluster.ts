@@ -1,6 +1,8 @@
 /**
  * `petaldb cluster`: a local development cluster, one relay process per member, sharing a
- * freshly generated cluster secret. Prints the URLs; Ctrl-C (or SIGTERM) stops them all.
+ * freshly generated cluster secret (passed in the environment, not on the command line). A
+ * relay that dies leaves the others running, so failover can be tried by killing one;
+ * `--restart` brings it back. Ctrl-C (or SIGTERM) stops them all.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -17,29 +19,37 @@ Flags:
   --data DIR          parent of the relays' data directories (default ./petal-cluster)
   --replicas R        relays that keep a copy of each document (default 3, at most N)
   --write-quorum W    write quorum (default a majority of R)
+  --restart           restart a relay that exits (by default the others keep running without it)
   -h, --help          show this help
 `
 
 /** Runs the `cluster` command; `cliPath` is the petaldb CLI that starts each relay. */
 export async function clusterCommand (args: string[], cliPath: string): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      relays: { type: 'string', default: '3' },
-      'base-port': { type: 'string', default: '4321' },
-      data: { type: 'string', default: './petal-cluster' },
-      replicas: { type: 'string' },
-      'write-quorum': { type: 'string' },
-      help: { type: 'boolean', short: 'h' }
-    }
-  })
+  let values
+  try {
+    values = parseArgs({
+      args,
+      options: {
+        relays: { type: 'string', default: '3' },
+        'base-port': { type: 'string', default: '4321' },
+        data: { type: 'string', default: './petal-cluster' },
+        replicas: { type: 'string' },
+        'write-quorum': { type: 'string' },
+        restart: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' }
+      }
+    }).values
+  } catch (error) {
+    process.stderr.write(`petaldb: ${(error as Error).message}\n\n${USAGE}`)
+    process.exit(2)
+  }
   if (values.help === true) {
     process.stdout.write(USAGE)
     return
   }
   const count = Number(values.relays)
   const basePort = Number(values['base-port'])
-  if (!Number.isInteger(count) || count < 1 || !Number.isInteger(basePort) || basePort < 1) {
+  if (!Number.isInteger(count) || count < 1 || !Number.isInteger(basePort) || basePort < 1 || basePort + count - 1 > 65535) {
     process.stderr.write(`petaldb: --relays and --base-port expect positive integers\n\n${USAGE}`)
     process.exit(2)
   }
@@ -50,25 +60,37 @@ export async function clusterCommand (args: string[], cliPath: string): Promise<
     ...(values.replicas === undefined ? [] : ['--replicas', values.replicas]),
     ...(values['write-quorum'] === undefined ? [] : ['--write-quorum', values['write-quorum']])
   ]
-  const children: ChildProcess[] = members.map(m => spawn(process.execPath, [
-    cliPath, 'relay', '--id', m.id, '--port', String(m.port), '--data', join(values.data, m.id),
-    '--peers', peers, '--cluster-secret', secret, ...extra
-  ], { stdio: ['ignore', 'inherit', 'inherit'] }))
-
+  const env = { ...process.env, PETALDB_CLUSTER_SECRET: secret } // not in argv, where `ps` would show it
+  const restart = values.restart === true
   let stopping = false
+  const running = new Map<string, ChildProcess>()
+  const exited = members.map(m => new Promise<void>(resolve => {
+    const startRelay = (): void => {
+      const child = spawn(process.execPath, [
+        cliPath, 'relay', '--id', m.id, '--port', String(m.port), '--data', join(values.data, m.id), '--peers', peers, ...extra
+      ], { stdio: ['ignore', 'inherit', 'inherit'], env })
+      running.set(m.id, child)
+      child.once('exit', (code, signal) => {
+        running.delete(m.id)
+        if (stopping) return resolve()
+        const how = signal === null ? `with code ${code}` : `by ${signal}`
+        if (restart) {
+          process.stderr.write(`petaldb: relay ${m.id} (port ${m.port}) exited ${how}; restarting it\n`)
+          return startRelay()
+        }
+        process.stderr.write(`petaldb: relay ${m.id} (port ${m.port}) exited ${how}; the others keep running (start with --restart to restart relays that exit)\n`)
+        resolve()
+      })
+    }
+    startRelay()
+  }))
+
   const stop = (): void => {
-    if (stopping) return
     stopping = true
-    for (const child of children) child.kill('SIGTERM')
+    for (const child of running.values()) child.kill('SIGTERM')
   }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
-  const codes = await Promise.all(children.map(child => new Promise<number>(resolve => child.once('exit', code => {
-    if (!stopping) {
-      process.stderr.write(`petaldb: a relay exited (${code}); stopping the cluster\n`)
-      stop()
-    }
-    resolve(code ?? 1)
-  }))))
-  process.exit(codes.every(code => code === 0) ? 0 : 1)
+  await Promise.all(exited)
+  process.exit(stopping ? 0 : 1)
 }

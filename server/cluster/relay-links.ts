@@ -55,6 +55,12 @@ export class RelayLinks {
     return this.links.has(peerId)
   }
 
+  /** How many links are up, and how many of them the other relay dialed (sockets this relay accepted). */
+  get counts (): { up: number, inbound: number } {
+    const ids = [...this.links.keys()]
+    return { up: ids.length, inbound: ids.filter(id => id < this.cluster.selfId).length }
+  }
+
   /** The ready link to `peerId`, if it is up. */
   get (peerId: string): PeerConnection | null {
     return this.links.get(peerId) ?? null

@@ -139,9 +139,14 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
   pinger.unref()
 
   await new Promise<void>((resolve, reject) => {
-    http.once('error', reject)
+    const failed = (error: Error): void => {
+      clearInterval(pinger)
+      wss.close()
+      reject(error)
+    }
+    http.once('error', failed)
     http.listen(options.port, options.host, () => {
-      http.off('error', reject)
+      http.off('error', failed)
       resolve()
     })
   })
