@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
-import { SyncAnswers, DIFF_MS_PER_SECOND } from '../server/documents/sync-answers.js'
+import { DiffBudget, SyncAnswers, DIFF_MS_PER_SECOND } from '../server/documents/sync-answers.js'
 import { startRelay, type Relay } from '../server/relay.js'
 import { encodeSyncStep1, encodeSyncUpdate } from '../shared/wire/y-messages.js'
 import { once } from './helpers/events.js'
@@ -25,7 +25,7 @@ afterEach(async () => { await relay?.close(); relay = null })
 
 describe('sync answers', () => {
   it('keeps answers per state vector, and answers with the whole document once diffing used its time', () => {
-    const answers = new SyncAnswers()
+    const answers = new SyncAnswers(new DiffBudget())
     const whole = new Uint8Array([1])
     let diffs = 0
     const slowDiff = (): Uint8Array => {

@@ -5,6 +5,7 @@
  * load is forgotten, so the next opener tries again; nothing is stored for it. A document
  * that failed to store an update is reloaded from the store.
  */
+import { DiffBudget } from './sync-answers.js'
 import type { DocId } from '../../shared/wire/doc-id.js'
 import { RelayDocument, type RelayDocumentOptions } from './relay-document.js'
 
@@ -29,7 +30,11 @@ export interface RegistryOptions extends RelayDocumentOptions {
 export class DocumentRegistry {
   private readonly entries = new Map<DocId, Entry>()
 
-  constructor (private readonly options: RegistryOptions) {}
+  private readonly options: RegistryOptions
+
+  constructor (options: RegistryOptions) {
+    this.options = { diffBudget: new DiffBudget(), ...options }
+  }
 
   /** Number of documents in memory (loaded or loading). */
   get size (): number {

@@ -33,6 +33,11 @@ let sweeper: ReturnType<typeof setInterval> | null = null
 function sweep (): void {
   const now = Date.now()
   for (const awareness of live) awareness.expire(now)
+}
+
+/** Takes `awareness` out of the sweep, stopping the sweep once nothing is left in it. */
+function leave (awareness: RelayAwareness): void {
+  live.delete(awareness)
   if (live.size === 0 && sweeper !== null) {
     clearInterval(sweeper)
     sweeper = null
@@ -106,7 +111,7 @@ export class RelayAwareness implements PresenceView {
   /** Forgets every state and leaves the sweep. */
   destroy (): void {
     this.states.clear()
-    live.delete(this)
+    leave(this)
   }
 
   private remove (which: (entry: [number, Presence]) => boolean): AwarenessEntry[] {
@@ -116,7 +121,7 @@ export class RelayAwareness implements PresenceView {
       this.states.delete(entry[0])
       removed.push({ clientId: entry[0], clock: entry[1].clock, state: null })
     }
-    if (this.states.size === 0) live.delete(this)
+    if (this.states.size === 0) leave(this)
     return removed
   }
 }

@@ -11,6 +11,7 @@
 import type { Logger } from 'pino'
 import type { DocId } from '../../shared/wire/doc-id.js'
 import type { DocLogOptions } from '../../shared/storage/doc-log.js'
+import type { DiffBudget } from './sync-answers.js'
 import type { DocStore } from '../../shared/storage/store.js'
 import { encodeAwarenessEntries } from '../../shared/validation/update-validation.js'
 import type { UpdateShape } from '../../shared/validation/update-shape.js'
@@ -40,6 +41,8 @@ export interface DocReplication {
 export interface RelayDocumentOptions extends DocLogOptions {
   store: DocStore
   log: Logger
+  /** The relay's diffing time, shared by its documents (see sync-answers.ts). */
+  diffBudget?: DiffBudget
   /** Document size, client, waiting-update and awareness limits. Default {@link DEFAULT_LIMITS}. */
   limits?: Pick<Limits, 'maxDocumentBytes' | 'maxClientsPerDocument' | 'maxWaitingBytes' | 'maxAwarenessEntries' | 'maxAwarenessStateBytes'>
 }

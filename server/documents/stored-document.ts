@@ -25,7 +25,7 @@ import { TooManyClientsError, inspectUpdate, type Section, type UpdateShape } fr
 import { StructKind, UpdateReader } from '../../shared/validation/update-reader.js'
 import { LimitError } from '../../shared/errors.js'
 import { IdRanges } from './id-ranges.js'
-import { SyncAnswers } from './sync-answers.js'
+import { DiffBudget, SyncAnswers } from './sync-answers.js'
 import { DocLoadError } from '../../shared/errors.js'
 
 /** Updates merged in one call at most: Yjs merges many small updates in superlinear time (32 at a time is 3x faster than 256). */
@@ -48,6 +48,8 @@ export interface StoredDocumentOptions extends DocLogOptions {
   maxClients?: number
   /** Where failed compactions and merges are reported. */
   log?: Logger
+  /** The relay's diffing time, shared by its documents. Default: one for this document alone. */
+  diffBudget?: DiffBudget
 }
 
 /** An update validated against a document, ready to {@link StoredDocument.append}. */
@@ -79,7 +81,7 @@ export class StoredDocument {
   private upToDateAnswer: Uint8Array | null = null
   private encodedStateVector: Uint8Array | null = null
   /** Answers to peers that lack structs, until the next write (see sync-answers.ts). */
-  private readonly answers = new SyncAnswers()
+  private readonly answers: SyncAnswers
   /** Whether an update stored since the last compaction deleted something: only then is there garbage to collect. */
   private deletedSinceCompaction = false
 
@@ -87,6 +89,7 @@ export class StoredDocument {
     this.log = new DocLog(store, docId, stored, () => this.compacted(), options)
     this.maxClients = options.maxClients ?? Infinity
     this.logger = options.log
+    this.answers = new SyncAnswers(options.diffBudget ?? new DiffBudget())
   }
 
   /**

@@ -14,20 +14,30 @@ export const DIFF_MS_PER_SECOND = 200
 /** Distinct state vectors answered per document and kept until the next write. */
 const KEPT_ANSWERS = 8
 
-let budget = DIFF_MS_PER_SECOND
-let refilled = Date.now()
+/** A relay's diffing time, shared by its documents: {@link DIFF_MS_PER_SECOND}, refilled continuously, holding one second's worth. */
+export class DiffBudget {
+  private left = DIFF_MS_PER_SECOND
+  private refilled = Date.now()
 
-/** Whether there is diffing time left now (the budget refills continuously, holding one second's worth). */
-function diffAllowed (): boolean {
-  const now = Date.now()
-  budget = Math.min(DIFF_MS_PER_SECOND, budget + (now - refilled) / 1000 * DIFF_MS_PER_SECOND)
-  refilled = now
-  return budget > 0
+  /** Whether there is diffing time left now. */
+  allows (): boolean {
+    const now = Date.now()
+    this.left = Math.min(DIFF_MS_PER_SECOND, this.left + Math.max(0, now - this.refilled) / 1000 * DIFF_MS_PER_SECOND)
+    this.refilled = now
+    return this.left > 0
+  }
+
+  /** Charges `ms` of diffing. */
+  spend (ms: number): void {
+    this.left -= ms
+  }
 }
 
 /** The answers of one document, until its next write. */
 export class SyncAnswers {
   private readonly answers = new Map<string, Uint8Array>()
+
+  constructor (private readonly budget: DiffBudget) {}
 
   /**
    * The answer to `stateVector`: kept, or `compute()` if there is diffing time left (the
@@ -37,10 +47,10 @@ export class SyncAnswers {
     const key = String.fromCharCode(...stateVector.subarray(0, 4096))
     const kept = this.answers.get(key)
     if (kept !== undefined) return kept
-    if (!diffAllowed()) return whole()
+    if (!this.budget.allows()) return whole()
     const started = performance.now()
     const answer = compute()
-    budget -= performance.now() - started
+    this.budget.spend(performance.now() - started)
     if (this.answers.size >= KEPT_ANSWERS) this.answers.delete(this.answers.keys().next().value!)
     if (stateVector.length <= 4096) this.answers.set(key, answer)
     return answer
