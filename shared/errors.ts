@@ -37,3 +37,24 @@ export class StorageError extends Error {
   override name = 'StorageError'
   readonly code: number = CloseCode.documentUnavailable
 }
+
+/**
+ * A relay no longer holds its claim on a document (another relay claimed it since, or its
+ * own lease lapsed): what it would have written as the document's owner (a compaction) was
+ * refused, and it must stop serving the document. Its peers are asked to try again (4503).
+ */
+export class FencedError extends StorageError {
+  override name = 'FencedError'
+}
+
+/**
+ * The document is served by another relay now: native peers are redirected to it, stock
+ * clients are closed with 4504 and reconnect (through any relay, which passes them on).
+ */
+export class MovedError extends Error {
+  override name = 'MovedError'
+  readonly code: number = CloseCode.documentMoved
+  constructor (readonly relay: { id: string, url: string }, message: string) {
+    super(message)
+  }
+}

@@ -84,6 +84,38 @@ export function runStoreConformance (name: string, setup: () => Promise<StoreFix
       await store.close()
     })
 
+    it('lists ids in byte order, and takes a prefix literally', async () => {
+      const { store } = await setup()
+      const ids = ['notes_a', '~x', 'notes/a', 'Notes', 'notesXa', 'notes.a']
+      for (const id of ids) await store.append(parseDocId(id), bytes(1))
+      expect(await store.list()).toEqual(['Notes', 'notes.a', 'notes/a', 'notesXa', 'notes_a', '~x'])
+      // Characters that are wildcards in LIKE patterns or regular expressions match only themselves.
+      expect(await store.list('notes_')).toEqual(['notes_a'])
+      expect(await store.list('notes.')).toEqual(['notes.a'])
+      expect(await store.list('nothing')).toEqual([])
+      await store.close()
+    })
+
+    it('deletes a compacted document with its metadata, and a later write starts it afresh', async () => {
+      const { store } = await setup()
+      await store.append(a, bytes(1))
+      await store.compact(a, bytes(5))
+      await store.append(a, bytes(2))
+      await store.updateMeta(a, () => bytes(3))
+      await store.delete(a)
+      expect(await store.load(a)).toBeNull()
+      expect(await store.list()).toEqual([])
+      await store.append(a, bytes(4))
+      const stored = await store.load(a)
+      expect(stored!.snapshot).toBeNull()
+      expect(stored!.meta).toBeNull()
+      expect(stored!.updates.map(u => [...u])).toEqual([[4]])
+      await store.compact(a, bytes(6))
+      expect([...(await store.load(a))!.snapshot!]).toEqual([6])
+      expect((await store.load(a))!.updates).toEqual([])
+      await store.close()
+    })
+
     if (persistent) it('keeps what was written across a reopen', async () => {
       const fixture = await setup()
       void fixture.store.append(a, bytes(1))

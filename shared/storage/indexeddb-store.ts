@@ -41,6 +41,8 @@ export class IndexedDbStore extends BatchedStore {
   private readonly db: Promise<IDBPDatabase<PetalSchema>>
   readonly name: string
   private readonly seen = new Map<DocId, Seen>()
+  // IndexedDB runs transactions in the order they were created: no need to wait for the last one.
+  protected override readonly pipelined = true
 
   constructor (options: IndexedDbStoreOptions = {}) {
     super()

@@ -16,17 +16,9 @@ import type Database from 'better-sqlite3'
 import { requirePeer } from '../node-peers.js'
 import type { DocId } from '../wire/doc-id.js'
 import type { StoredDoc } from './store.js'
-import { BatchedStore, type StoreWrite } from './batched-store.js'
+import { BatchedStore, type CommitInfo, type StoreWrite } from './batched-store.js'
 
-/** What one group commit wrote. */
-export interface CommitInfo {
-  /** Updates appended to logs. */
-  updates: number
-  /** Snapshots written (compactions). */
-  compactions: number
-  /** Bytes written in updates and snapshots. */
-  bytes: number
-}
+export type { CommitInfo }
 
 /** Options of {@link SqliteStore}. */
 export interface SqliteStoreOptions {

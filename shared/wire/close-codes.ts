@@ -27,7 +27,9 @@ export const CloseCode = {
   /** The relay could not reach a home of the document; retry later. */
   upstreamUnavailable: 4502,
   /** The document could not be loaded from storage; retry later. */
-  documentUnavailable: 4503
+  documentUnavailable: 4503,
+  /** The document is served by another relay now (relays on one database); reconnect. */
+  documentMoved: 4504
 } as const
 
 /** One of the {@link CloseCode} values. */
