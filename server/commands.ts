@@ -14,6 +14,7 @@ import { clusterCommand } from './cluster/dev-cluster.js'
 import { startRelay } from './relay.js'
 import { parseAuthKeys } from '../shared/listen/auth.js'
 import { DEFAULT_LIMITS, type Limits } from '../shared/listen/limits.js'
+import { DEFAULT_LEASE_MS, type PostgresOptions } from './postgres/postgres-node.js'
 
 const CLI_PATH = fileURLToPath(new URL('./cli.js', import.meta.url))
 
@@ -65,7 +66,15 @@ Security flags:
 Limits (exceeding one closes the connection with the code shown):
 ${LIMIT_FLAGS.map(([flag, key, text]) => `  --${flag} N`.padEnd(32) + `${text} (default ${DEFAULT_LIMITS[key]})`).join('\n')}
 
-Cluster flags (all relays of a cluster get the same member list):
+Relays on one PostgreSQL database (any number; they find each other through it, no member list):
+  --postgres URL          store documents in PostgreSQL instead of --data: postgres://user:pass@host:5432/db
+                          (or set PETALDB_POSTGRES); the relay creates and migrates its tables itself
+  --id ID                 this relay's id among them (default its advertised URL)
+  --advertise-url URL     ws:// URL that clients and the other relays reach this relay at (default its listening URL)
+  --lease-ms MS           a relay that stops renewing its lease is gone for the others this long after
+                          its last renewal, and its documents move (default ${DEFAULT_LEASE_MS})
+
+Cluster flags on SQLite (all relays of a cluster get the same member list):
   --id ID                 this relay's id in the member list
   --peers LIST            every member, this relay included: r1=ws://127.0.0.1:4321,r2=ws://127.0.0.1:4322,...
   --replicas R            relays that keep a copy of each document, its homes (default 3, at most the cluster size)
@@ -129,6 +138,9 @@ async function relayCommand (args: string[]): Promise<void> {
         'write-quorum': { type: 'string' },
         'cluster-secret': { type: 'string' },
         'cluster-secret-file': { type: 'string' },
+        postgres: { type: 'string' },
+        'advertise-url': { type: 'string' },
+        'lease-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h' }
       },
       strict: true
@@ -153,7 +165,8 @@ async function relayCommand (args: string[]): Promise<void> {
     const value = integer((values as Record<string, unknown>)[flag] as string | undefined, `--${flag}`)
     if (value !== undefined) limits[key] = value
   }
-  const cluster = clusterFlags(values, logger)
+  const postgres = postgresFlags(values)
+  const cluster = postgres === undefined ? clusterFlags(values, logger) : undefined
   const authKeys = authFlags(values)
   const tlsCert = values['tls-cert'] as string | undefined
   const tlsKey = values['tls-key'] as string | undefined
@@ -167,6 +180,7 @@ async function relayCommand (args: string[]): Promise<void> {
     ...(values['allowed-origin'] === undefined ? {} : { allowedOrigins: values['allowed-origin'] as string[] }),
     ...(tlsCert === undefined || tlsKey === undefined ? {} : { tls: { cert: readFlagFile('--tls-cert', tlsCert), key: readFlagFile('--tls-key', tlsKey) } }),
     ...(cluster === undefined ? {} : { cluster }),
+    ...(postgres === undefined ? {} : { postgres, ...(values.id === undefined ? {} : { relayId: values.id }) }),
     host,
     ...(port === undefined ? {} : { port }),
     ...(idleMs === undefined ? {} : { idleMs }),
@@ -175,8 +189,13 @@ async function relayCommand (args: string[]): Promise<void> {
     logger.debug({ err: error }, 'relay failed to start')
     fail(startFailure(error as NodeJS.ErrnoException, host, port ?? 4321), 1)
   })
-  const role = cluster === undefined ? '' : ` as ${cluster.selfId} of a ${cluster.members.length}-relay cluster`
-  process.stdout.write(`PetalDB relay listening on ${relay.url}${role} (data in ${dataDir})\n`)
+  if (relay.postgresNode !== null) {
+    const { selfId } = relay.postgresNode.membership
+    process.stdout.write(`PetalDB relay listening on ${relay.url} as ${selfId} on PostgreSQL ${withoutPassword(postgres!.url)}\n`)
+  } else {
+    const role = cluster === undefined ? '' : ` as ${cluster.selfId} of a ${cluster.members.length}-relay cluster`
+    process.stdout.write(`PetalDB relay listening on ${relay.url}${role} (data in ${dataDir})\n`)
+  }
 
   let stopping = false
   const stop = (signal: string): void => {
@@ -205,6 +224,28 @@ function authFlags (values: Record<string, unknown>): Map<string, string> | unde
   } catch (error) {
     fail((error as Error).message)
   }
+}
+
+/** The PostgreSQL settings: --postgres (else PETALDB_POSTGRES), --advertise-url, --lease-ms; undefined for a relay on SQLite. */
+function postgresFlags (values: Record<string, unknown>): PostgresOptions | undefined {
+  const url = (values.postgres as string | undefined) ?? process.env.PETALDB_POSTGRES
+  if (url === undefined || url === '') {
+    for (const flag of ['advertise-url', 'lease-ms']) if (values[flag] !== undefined) fail(`--${flag} goes with --postgres`)
+    return undefined
+  }
+  if (!/^postgres(ql)?:\/\//.test(url)) fail(`--postgres expects a URL postgres://user:password@host:port/database, got ${JSON.stringify(withoutPassword(url))}`)
+  if (values.data !== undefined) fail('--data and --postgres (or PETALDB_POSTGRES) exclude each other: documents are stored in one place')
+  if (values.peers !== undefined) fail('--peers and --postgres exclude each other: relays on PostgreSQL find each other through the database')
+  const advertiseUrl = values['advertise-url'] as string | undefined
+  if (advertiseUrl !== undefined && !/^wss?:\/\/[^/]+$/.test(advertiseUrl)) fail(`--advertise-url expects ws://HOST:PORT or wss://HOST:PORT, got ${JSON.stringify(advertiseUrl)}`)
+  const leaseMs = integer(values['lease-ms'] as string | undefined, '--lease-ms')
+  if (leaseMs !== undefined && leaseMs < 100) fail(`--lease-ms must be at least 100, got ${leaseMs}`)
+  return { url, ...(advertiseUrl === undefined ? {} : { advertiseUrl }), ...(leaseMs === undefined ? {} : { leaseMs }) }
+}
+
+/** `url` with its password replaced by `***`, for messages. */
+function withoutPassword (url: string): string {
+  return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@')
 }
 
 function clusterFlags (values: Record<string, unknown>, logger: Logger): ClusterOptions | undefined {

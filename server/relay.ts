@@ -5,14 +5,15 @@
  * storage, the registry, the protocol handlers and the cluster are separate modules.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { DocId } from '../shared/wire/doc-id.js'
 import { join } from 'node:path'
 import type { Logger, pino as Pino } from 'pino'
 import { requirePeer } from '../shared/node-peers.js'
 
 const { pino } = requirePeer<{ pino: typeof Pino }>('pino', 'The relay')
 import type { DocStore } from '../shared/storage/store.js'
+import { MovedError } from '../shared/errors.js'
 import { DocumentRegistry } from './documents/registry.js'
-import { SqliteStore } from '../shared/storage/sqlite-store.js'
 import { serveNativeLink } from './connections/native-connection.js'
 import { proxyYwsConnection } from './cluster/yws-proxy.js'
 import { ClusterNode } from './cluster/cluster-node.js'
@@ -22,6 +23,9 @@ import { DEFAULT_LIMITS, WS_CLIENT_MAX_PAYLOAD, type Limits } from '../shared/li
 import { listen } from '../shared/listen/listener.js'
 import type { ClusterOptions } from './cluster/cluster.js'
 import { lockDataDir, type DataDirLock } from './data-dir.js'
+import type { RelayNode } from './relay-node.js'
+import type { PostgresNode, PostgresOptions } from './postgres/postgres-node.js'
+import type { Database } from './postgres/database.js'
 
 /** Options of {@link startRelay}; every field has a default. */
 export interface RelayOptions {
@@ -29,10 +33,15 @@ export interface RelayOptions {
   host?: string
   /** Port to listen on; 0 picks a free one. Default 4321. */
   port?: number
-  /** Directory of the SQLite database, used when no `store` is given. Default `./petal-data`. */
+  /** Directory of the SQLite database, used when neither `store` nor `postgres` is given. Default `./petal-data`. */
   dataDir?: string
   /** Storage to use instead of the SQLite database in `dataDir`. The relay closes it on {@link Relay.close}. */
   store?: DocStore
+  /**
+   * Store documents in PostgreSQL instead, shared by any number of relays that find each
+   * other through it (see `server/postgres/`); `relayId` names this relay among them.
+   */
+  postgres?: PostgresOptions
   /** Milliseconds a document with no connection stays in memory. Default 30 000. */
   idleMs?: number
   /** Limits per connection and per document; see {@link DEFAULT_LIMITS}. */
@@ -49,7 +58,7 @@ export interface RelayOptions {
   pingIntervalMs?: number
   /** Milliseconds a connection may take to send its whole upgrade request. Default 10 000. */
   requestTimeoutMs?: number
-  /** This relay's id, sent to native clients. Default: its cluster id, else its URL. */
+  /** This relay's id, sent to native clients and, with `postgres`, its id among the relays on the database. Default: its cluster id, else its URL. */
   relayId?: string
   /** Cluster membership; without it the relay stands alone. */
   cluster?: ClusterOptions
@@ -57,9 +66,12 @@ export interface RelayOptions {
   logger?: Logger
 }
 
-/** What `GET /healthz` reports. */
+/** What `GET /healthz` reports (with HTTP 503 when the status is not `ok`). */
 export interface RelayHealth {
-  status: 'ok'
+  /** `unavailable`: the relay cannot serve documents now (PostgreSQL is unreachable, or its lease lapsed). */
+  status: 'ok' | 'unavailable'
+  /** Why it is unavailable. */
+  reason?: string
   /** Documents in memory. */
   documents: number
   /** Open client connections: native replicas and stock y-websocket clients (also those another relay passes through). */
@@ -76,8 +88,10 @@ export interface Relay {
   readonly port: number
   /** The document registry (for inspection in tests and tools). */
   readonly registry: DocumentRegistry
-  /** The cluster membership, if the relay is in a cluster. */
+  /** The cluster membership, if the relay is in a cluster on SQLite. */
   readonly clusterNode: ClusterNode | null
+  /** The membership among relays on one PostgreSQL database, if the relay stores there. */
+  readonly postgresNode: PostgresNode | null
   /** Current health figures. */
   health(): RelayHealth
   /** Stops accepting, closes every connection, commits what is queued, closes storage. */
@@ -107,33 +121,88 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   if (authenticator !== null && options.cluster !== undefined && (options.cluster.secret ?? '') === '') {
     throw new Error('a relay with client authentication in a cluster needs a cluster secret: without one, anyone could join as a relay')
   }
-  const dataDir = options.dataDir ?? DEFAULTS.dataDir
-  const lock = options.store === undefined ? lockDataDir(dataDir) : null
-  const store = options.store ?? new SqliteStore(relayDatabasePath(dataDir), {
-    onCommit: info => log.debug(info, 'commit')
-  })
+  if (options.postgres !== undefined && (options.cluster !== undefined || options.store !== undefined)) {
+    throw new Error('a relay on PostgreSQL finds the other relays through the database: it takes neither a member list nor another store')
+  }
+  const storage = await openStorage(options, log)
   try {
-    return await serve(options, log, limits, authenticator, store, lock)
+    return await serve(options, log, limits, authenticator, storage)
   } catch (error) {
-    await store.close()
-    lock?.release()
+    await storage.store.close()
+    await storage.database?.close()
+    storage.lock?.release()
+    throw error
+  }
+}
+
+/** Where a relay keeps documents: a store, and what it holds while it runs. */
+interface Storage {
+  store: DocStore
+  /** The data directory's lock (SQLite). */
+  lock: DataDirLock | null
+  /** The database shared with other relays (PostgreSQL), and this relay's place among them. */
+  database: Database | null
+  postgres: ((registry: DocumentRegistry, url: string) => PostgresNode) | null
+}
+
+/** Opens the storage `options` ask for; each kind's packages are loaded only when it is used. */
+async function openStorage (options: RelayOptions, log: Logger): Promise<Storage> {
+  const onCommit = (info: object): void => log.debug(info, 'commit')
+  if (options.store !== undefined) return { store: options.store, lock: null, database: null, postgres: null }
+  if (options.postgres !== undefined) {
+    const { Database } = await import('./postgres/database.js')
+    const { migrate } = await import('./postgres/schema.js')
+    const { PostgresStore } = await import('./postgres/postgres-store.js')
+    const { PostgresNode, DEFAULT_LEASE_MS } = await import('./postgres/postgres-node.js')
+    const settings = options.postgres
+    const database = new Database(settings.url, { log })
+    try {
+      await migrate(database)
+    } catch (error) {
+      await database.close()
+      throw new Error(`cannot prepare the PostgreSQL database: ${(error as Error).message}`)
+    }
+    let node: PostgresNode | null = null
+    const store = new PostgresStore(database, { onCommit, epochOf: docId => node?.epochOf(docId) ?? null })
+    const leaseMs = settings.leaseMs ?? DEFAULT_LEASE_MS
+    return {
+      store,
+      lock: null,
+      database,
+      postgres: (registry, url) => {
+        node = new PostgresNode(database, { selfId: options.relayId ?? url, url: settings.advertiseUrl ?? url, leaseMs }, registry, log)
+        return node
+      }
+    }
+  }
+  const dataDir = options.dataDir ?? DEFAULTS.dataDir
+  const lock = lockDataDir(dataDir)
+  try {
+    const { SqliteStore } = await import('../shared/storage/sqlite-store.js')
+    return { store: new SqliteStore(relayDatabasePath(dataDir), { onCommit }), lock, database: null, postgres: null }
+  } catch (error) {
+    lock.release()
     throw error
   }
 }
 
 /** The relay proper, on storage that is open (and a data directory that is held, if it has one). */
-async function serve (options: RelayOptions, log: Logger, limits: Limits, authenticator: Authenticator | null, store: DocStore, lock: DataDirLock | null): Promise<Relay> {
+async function serve (options: RelayOptions, log: Logger, limits: Limits, authenticator: Authenticator | null, storage: Storage): Promise<Relay> {
+  const { store, lock } = storage
   let clusterNode: ClusterNode | null = null
+  let postgresNode: PostgresNode | null = null
+  let node: RelayNode | null = null
   const registry = new DocumentRegistry({
     store,
     log,
     idleMs: options.idleMs ?? DEFAULTS.idleMs,
-    onLoad: doc => clusterNode?.onLoad(doc),
-    onEvict: doc => clusterNode?.onEvict(doc),
+    onLoad: doc => node?.onLoad(doc),
+    onEvict: doc => node?.onEvict(doc),
+    ...(storage.postgres === null ? {} : { claim: (docId: DocId) => postgresNode!.claim(docId) }),
     limits,
     ...(options.compactMinBytes === undefined ? {} : { compactMinBytes: options.compactMinBytes })
   })
-  if (options.cluster !== undefined) clusterNode = new ClusterNode(options.cluster, registry, log)
+  if (options.cluster !== undefined) node = clusterNode = new ClusterNode(options.cluster, registry, log)
   let relayId = options.relayId ?? options.cluster?.selfId ?? ''
   const listener = await listen({
     host: options.host ?? DEFAULTS.host,
@@ -152,25 +221,44 @@ async function serve (options: RelayOptions, log: Logger, limits: Limits, authen
         self: { peerId: relayId, durable: true },
         authenticator,
         maxDocs: limits.maxDocsPerConnection,
-        ...(clusterNode === null ? {} : { routing: clusterNode.routing, relayLinks: clusterNode.relayLinks })
+        ...(node === null ? {} : { routing: node.routing }),
+        ...(node?.relayLinks === undefined ? {} : { relayLinks: node.relayLinks })
       })
     },
     onStock: (link, client) => {
-      const homes = clusterNode?.proxyTargets(client.docId) ?? null
+      const homes = node?.proxyTargets(client.docId) ?? null
       if (homes !== null) return proxyYwsConnection(link, client.docId, client.query, homes, log)
       const host = registry.acquire(client.docId)
-      host.catch((error: unknown) => log.error({ err: error, doc: client.docId }, 'document failed to load; refusing connections to it'))
+      host.catch((error: unknown) => {
+        if (!(error instanceof MovedError)) log.error({ err: error, doc: client.docId }, 'document failed to load; refusing connections to it')
+      })
       acceptStock(link, client, { host, release: () => registry.release(client.docId) }, authenticator, log)
     },
     onHttp: (req, res) => answerHttp(req, res, health)
   })
   const health = (): RelayHealth => {
-    const links = clusterNode?.linkCounts ?? { up: 0, inbound: 0 }
-    return { status: 'ok', documents: registry.size, clients: listener.connections - links.inbound, relayLinks: links.up }
+    const links = node?.linkCounts ?? { up: 0, inbound: 0 }
+    const reason = node?.unavailable ?? null
+    return {
+      status: reason === null ? 'ok' : 'unavailable',
+      ...(reason === null ? {} : { reason }),
+      documents: registry.size,
+      clients: listener.connections - links.inbound,
+      relayLinks: links.up
+    }
   }
   const url = listener.url
   relayId ||= url
   clusterNode?.start(store, lock === null ? undefined : options.dataDir ?? DEFAULTS.dataDir)
+  if (storage.postgres !== null) {
+    node = postgresNode = storage.postgres(registry, url)
+    try {
+      await postgresNode.start()
+    } catch (error) {
+      await listener.close(0)
+      throw new Error(`cannot register with the PostgreSQL database: ${(error as Error).message}`)
+    }
+  }
 
   let closing: Promise<void> | null = null
   return {
@@ -178,6 +266,7 @@ async function serve (options: RelayOptions, log: Logger, limits: Limits, authen
     port: listener.port,
     registry,
     clusterNode,
+    postgresNode,
     health,
     close () {
       closing ??= (async () => {
@@ -185,6 +274,9 @@ async function serve (options: RelayOptions, log: Logger, limits: Limits, authen
         await listener.close(SHUTDOWN_GRACE_MS)
         registry.closeAll()
         await store.close()
+        // After the last commit: the others take over at once, and load all of it.
+        await postgresNode?.close()
+        await storage.database?.close()
         lock?.release()
       })()
       return closing
@@ -197,8 +289,9 @@ const SHUTDOWN_GRACE_MS = 2000
 
 function answerHttp (req: IncomingMessage, res: ServerResponse, health: () => RelayHealth): void {
   if (req.method === 'GET' && req.url === '/healthz') {
-    res.writeHead(200, { 'content-type': 'application/json' })
-    res.end(JSON.stringify(health()))
+    const figures = health()
+    res.writeHead(figures.status === 'ok' ? 200 : 503, { 'content-type': 'application/json' })
+    res.end(JSON.stringify(figures))
     return
   }
   res.writeHead(426, { 'content-type': 'text/plain' })

@@ -14,9 +14,10 @@ import { Rebalancer } from './rebalancer.js'
 import type { DocumentRegistry } from '../documents/registry.js'
 import type { RelayDocument } from '../documents/relay-document.js'
 import { Replicator } from './replicator.js'
+import type { RelayNode } from '../relay-node.js'
 
 /** See the module comment. */
-export class ClusterNode {
+export class ClusterNode implements RelayNode {
   readonly cluster: Cluster
   private readonly replicator: Replicator
   private readonly links: RelayLinks
@@ -66,6 +67,9 @@ export class ClusterNode {
       redirectFor: docId => this.cluster.isHome(docId) ? null : this.liveHomes(docId)[0]!
     }
   }
+
+  /** A cluster relay serves whenever it runs: its disk is its own. */
+  readonly unavailable = null
 
   /** Links up to other relays, and how many of them were dialed by the other side. */
   get linkCounts (): { up: number, inbound: number } {

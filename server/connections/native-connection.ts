@@ -19,9 +19,12 @@ import type { DocumentRegistry } from '../documents/registry.js'
 
 /** What the relay tells native clients about its cluster, and how it routes their documents. */
 export interface NativeRouting {
-  map: ClusterMap
+  /** The map sent to every client once its connection is up. */
+  readonly map: ClusterMap
   /** The relay to send a client to, or null if this relay keeps `docId`. */
   redirectFor(docId: DocId): ClusterMember | null
+  /** For membership that changes while relays run: calls `listener` with every new map; returns the unsubscription. */
+  onMapChange?(listener: (map: ClusterMap) => void): () => void
 }
 
 /** How a relay handles links from other relays of its cluster. */
@@ -50,6 +53,9 @@ export interface NativeConnectionOptions {
   relayLinks?: RelayLinks
 }
 
+/** Per client connection, how to stop sending it new cluster maps. */
+const mapSubscriptions = new WeakMap<PeerConnection, () => void>()
+
 /** Serves the native protocol on `link`; see the module comment. */
 export function serveNativeLink (link: Link, options: NativeConnectionOptions): PeerConnection {
   const { registry, log, routing, relayLinks } = options
@@ -66,7 +72,16 @@ export function serveNativeLink (link: Link, options: NativeConnectionOptions): 
       connection.send({ type: 'redirect', docId, relayId: home.id, url: home.url })
       return null
     },
-    onReady: connection => { if (routing !== undefined) connection.send({ type: 'cluster', map: routing.map }) },
+    onReady: connection => {
+      if (routing === undefined) return
+      connection.send({ type: 'cluster', map: routing.map })
+      const unsubscribe = routing.onMapChange?.(map => connection.send({ type: 'cluster', map }))
+      if (unsubscribe !== undefined) mapSubscriptions.set(connection, unsubscribe)
+    },
+    onClosed: connection => {
+      mapSubscriptions.get(connection)?.()
+      mapSubscriptions.delete(connection)
+    },
     onSignal: (message, connection, writable) => relaySignal(registry, message, connection, writable),
     ...(relayLinks === undefined
       ? {}

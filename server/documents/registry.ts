@@ -3,10 +3,12 @@
  * connections ask for it at the same time, stays in memory while anyone holds it, and is
  * evicted once nobody has held it or written to it for `idleMs` (its state stays in the store). A failed
  * load is forgotten, so the next opener tries again; nothing is stored for it. A document
- * that failed to store an update is reloaded from the store.
+ * that failed to store an update is reloaded from the store; one whose relay lost its claim
+ * on it (relays on one database) is dropped.
  */
 import { DiffBudget } from './sync-answers.js'
 import type { DocId } from '../../shared/wire/doc-id.js'
+import { DocLoadError, FencedError } from '../../shared/errors.js'
 import { RelayDocument, type RelayDocumentOptions } from './relay-document.js'
 
 interface Entry {
@@ -24,6 +26,11 @@ export interface RegistryOptions extends RelayDocumentOptions {
   onLoad?: (doc: RelayDocument) => void
   /** Called when a document is evicted (or the registry closes). */
   onEvict?: (doc: RelayDocument) => void
+  /**
+   * Awaited before each load of a document: rejects to refuse it (the error goes to its
+   * openers). Relays on one database claim the document here.
+   */
+  claim?: (docId: DocId) => Promise<void>
 }
 
 /** Loads, shares and evicts {@link RelayDocument}s; see the module comment. */
@@ -39,6 +46,11 @@ export class DocumentRegistry {
   /** Number of documents in memory (loaded or loading). */
   get size (): number {
     return this.entries.size
+  }
+
+  /** Ids of the documents in memory (loaded or loading). */
+  get docIds (): DocId[] {
+    return [...this.entries.keys()]
   }
 
   /** Whether `docId` is in memory. */
@@ -97,6 +109,27 @@ export class DocumentRegistry {
     return true
   }
 
+  /**
+   * Stops serving `docId` now: every session fails with `error` (a MovedError redirects
+   * native peers) and the document leaves memory; a load in progress is left to its claim,
+   * which decides again. Returns whether it was loaded.
+   */
+  drop (docId: DocId, error: Error): boolean {
+    const entry = this.entries.get(docId)
+    if (entry?.doc == null) return false
+    const doc = entry.doc
+    doc.failSessions(error)
+    // Sessions give their holds back as they fail; a hold that remains (a task) gets a fresh load.
+    if (entry.holders > 0) {
+      this.reload(docId, entry, doc)
+      return true
+    }
+    if (entry.idleTimer !== null) clearTimeout(entry.idleTimer)
+    this.entries.delete(docId)
+    this.unload(doc)
+    return true
+  }
+
   /** Evicts every document at once (on shutdown). */
   closeAll (): void {
     for (const [docId, entry] of this.entries) {
@@ -115,13 +148,18 @@ export class DocumentRegistry {
 
   /** (Re)loads `docId` into `entry`, which its holders keep holding. */
   private load (docId: DocId, entry: Entry): void {
-    const loading = RelayDocument.load(docId, this.options)
+    const claimed = this.options.claim?.(docId) ?? Promise.resolve()
+    const loading = claimed.then(() => RelayDocument.load(docId, this.options)).catch((error: unknown) => {
+      // Openers are told why with a code: what carries none (a database that is away, say) means "try again later".
+      throw typeof (error as { code?: unknown }).code === 'number' ? error : new DocLoadError(`${docId} could not be loaded: ${(error as Error).message}`)
+    })
     entry.loading = loading
     loading.then(doc => {
       if (entry.loading !== loading) return doc.destroy()
       entry.doc = doc
-      // A document that could not store an update serves what is stored, not what it held.
-      doc.onStoreFailed = () => this.reload(docId, entry, doc)
+      // A document that could not store an update serves what is stored, not what it held;
+      // one whose claim was lost is served by another relay now.
+      doc.onStoreFailed = error => error instanceof FencedError ? this.drop(docId, error) : this.reload(docId, entry, doc)
       this.options.onLoad?.(doc)
       this.scheduleEviction(docId, entry)
     }, () => {

@@ -23,7 +23,7 @@ import type { DocumentHost, HandOver, SyncSession } from '../../shared/sync/sess
 import { DEFAULT_LIMITS, type Limits } from '../../shared/listen/limits.js'
 import { RelayAwareness } from './relay-awareness.js'
 import { StoredDocument, mergeInGroups } from './stored-document.js'
-import { LimitError, StorageError } from '../../shared/errors.js'
+import { FencedError, LimitError, StorageError } from '../../shared/errors.js'
 
 /** What a document's replication (in a cluster) needs to hear, and adds to durability. */
 export interface DocReplication {
@@ -198,10 +198,24 @@ export class RelayDocument implements DocumentHost {
   private storeFailed (error: unknown): void {
     if (this.storageFailed) return
     this.storageFailed = true
+    if (error instanceof FencedError) {
+      this.log.warn({ doc: this.docId, reason: error.message }, 'another relay serves this document now; dropping it')
+      this.onStoreFailed(error)
+      return
+    }
     this.log.error({ err: error, doc: this.docId }, 'failed to store an update; reloading the document from storage')
-    const failure = new StorageError(`could not store an update of ${this.docId}; try again`)
-    for (const session of [...this.sessions]) session.fail(failure)
+    this.failSessions(new StorageError(`could not store an update of ${this.docId}; try again`))
     this.onStoreFailed(error)
+  }
+
+  /** Fails every session with `error`: each peer is told why (refused, redirected or closed) and the session ends. */
+  failSessions (error: Error): void {
+    for (const session of [...this.sessions]) session.fail(error)
+  }
+
+  /** Resolves once everything stored so far is committed; rejects if a write failed. */
+  settled (): Promise<void> {
+    return this.stored.settled()
   }
 
   /** Releases the document's memory; the stored state is untouched. Its sessions must have ended. */

@@ -98,6 +98,9 @@ export class Database {
       throw error
     }
     let broken: unknown
+    // A connection that breaks while checked out emits an error event too: without a listener it would crash the process.
+    const onError = (error: Error): void => { broken = error }
+    client.on('error', onError)
     try {
       await client.query(begin)
       const result = await work({
@@ -112,6 +115,7 @@ export class Database {
       else broken = error
       throw error
     } finally {
+      client.off('error', onError)
       // A connection that failed mid-transaction is not given back to the pool.
       client.release(broken === undefined ? undefined : broken instanceof Error ? broken : true)
     }

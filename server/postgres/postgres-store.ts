@@ -28,8 +28,8 @@ export interface PostgresStoreOptions {
   /** Called after every successful group commit. */
   onCommit?: (info: CommitInfo) => void
   /**
-   * The epoch of this relay's claim on `docId`, or null for none. A compaction of a
-   * document with an epoch commits only if the database still holds that epoch.
+   * For a relay that claims documents: the epoch of its claim on `docId`, or null for none.
+   * A compaction commits only if the database still holds that epoch (none: refused).
    */
   epochOf?: (docId: DocId) => string | null
 }
@@ -219,15 +219,11 @@ export class PostgresStore extends BatchedStore {
     return { info, seen, refused }
   }
 
-  /** Which of `docIds` this relay holds a claim on that the database no longer has (checked under a share lock until commit). */
+  /** Which of `docIds` this relay holds no claim on that the database still has (checked under a share lock until commit). */
   private async fenced (tx: Transaction, docIds: DocId[]): Promise<DocId[]> {
     const epochOf = this.options.epochOf
     if (epochOf === undefined) return []
-    const expected = new Map(docIds.flatMap(docId => {
-      const epoch = epochOf(docId)
-      return epoch === null ? [] : [[docId, epoch] as const]
-    }))
-    if (expected.size === 0) return []
+    const expected = new Map(docIds.map(docId => [docId, epochOf(docId)]))
     const rows = await tx.query<{ doc: DocId, epoch: string }>('SELECT doc, epoch FROM petaldb_owners WHERE doc = ANY($1::text[]) ORDER BY doc FOR SHARE', [[...expected.keys()]])
     const held = new Map(rows.map(row => [row.doc, row.epoch]))
     return [...expected].filter(([docId, epoch]) => held.get(docId) !== epoch).map(([docId]) => docId)

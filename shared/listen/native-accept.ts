@@ -6,7 +6,7 @@
  * its documents, and its expiry ends the connection. A durable peer's HELLO (another relay
  * of a cluster) is handed to the relay's own policy. Hostile input closes the connection.
  */
-import { AuthError, LimitError, ProtocolError, StorageError } from '../errors.js'
+import { AuthError, LimitError, MovedError, ProtocolError, StorageError } from '../errors.js'
 import { CloseCode } from '../wire/close-codes.js'
 import type { DocId } from '../wire/doc-id.js'
 import type { NativeMessage, PeerInfo } from '../wire/native-messages.js'
@@ -47,6 +47,8 @@ export interface NativeAcceptOptions {
   serve: (docId: DocId, connection: PeerConnection) => Served | null
   /** The client's connection is up (a relay sends its cluster map). */
   onReady?: (connection: PeerConnection) => void
+  /** The client's connection, once up, closed. */
+  onClosed?: (connection: PeerConnection) => void
   /**
    * WebRTC signaling from a client (`writable`: whether its token lets it write the
    * document); without it, a signal is a protocol error.
@@ -103,6 +105,11 @@ export function acceptNative (link: Link, options: NativeAcceptOptions): PeerCon
     },
     onError: (error, docId) => {
       if (durable !== null && durable.onError(error, docId) === true) return true
+      // A document another relay serves now moves there alone.
+      if (docId !== null && error instanceof MovedError) {
+        connection.redirect(docId, error.relay)
+        return true
+      }
       // A refused write, and a document that cannot be stored now, close only that document.
       if (docId !== null && ((error instanceof AuthError && error.code === CloseCode.forbidden) || error instanceof StorageError)) {
         connection.refuse(docId, error.code, error.message)
@@ -114,7 +121,9 @@ export function acceptNative (link: Link, options: NativeAcceptOptions): PeerCon
     onClose: () => {
       clearTimeout(helloDeadline)
       auth.dispose()
-      if (durable !== null && connection.peer !== null) durablePeers!.closed(connection)
+      if (connection.peer === null) return
+      if (durable !== null) durablePeers!.closed(connection)
+      else options.onClosed?.(connection)
     }
   })
 

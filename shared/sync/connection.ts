@@ -7,7 +7,7 @@
  * whom it admits and what it does with relay-only messages (cluster map, redirects, token
  * refresh, signaling) are the owner's decisions, passed in as options.
  */
-import { ProtocolError } from '../errors.js'
+import { MovedError, ProtocolError } from '../errors.js'
 import { CloseCode } from '../wire/close-codes.js'
 import type { DocId } from '../wire/doc-id.js'
 import { NATIVE_PROTOCOL_VERSION, decodeNativeMessage, encodeNativeMessage, type NativeMessage, type PeerInfo } from '../wire/native-messages.js'
@@ -125,6 +125,12 @@ export class PeerConnection {
   refuse (docId: DocId, code: number, reason: string): void {
     this.endSession(docId, false)
     this.sendMessage({ type: 'doc-error', docId, code, reason })
+  }
+
+  /** Ends `docId`'s session here and sends the peer to `relay`, which serves the document now. */
+  redirect (docId: DocId, relay: { id: string, url: string }): void {
+    this.endSession(docId, false)
+    this.sendMessage({ type: 'redirect', docId, relayId: relay.id, url: relay.url })
   }
 
   /** Sends a control message (signaling, token refresh, cluster map, redirect). */
@@ -263,6 +269,7 @@ export class PeerConnection {
       if (this.entries.get(docId)?.session !== session) return
       this.entries.delete(docId)
       session.end()
+      if (error instanceof MovedError) return this.sendMessage({ type: 'redirect', docId, relayId: error.relay.id, url: error.relay.url })
       const code = (error as { code?: unknown }).code
       this.sendMessage({ type: 'doc-error', docId, code: typeof code === 'number' ? code : CloseCode.documentUnavailable, reason: `document failed to load: ${(error as Error).message}` })
     })

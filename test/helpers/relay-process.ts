@@ -23,8 +23,8 @@ export interface RelayProcess {
   stop(signal?: NodeJS.Signals): Promise<number | NodeJS.Signals>
   /** Log lines (parsed) seen so far. */
   logs: Array<Record<string, unknown>>
-  /** Resolves with the first log entry whose message is `msg`. */
-  waitForLog(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>
+  /** Resolves with the first log entry whose message is `msg` (or that `msg` accepts). */
+  waitForLog(msg: string | ((entry: Record<string, unknown>) => boolean), timeoutMs?: number): Promise<Record<string, unknown>>
 }
 
 /** A port that was free a moment ago (for a relay that must start later at a known URL). */
@@ -39,8 +39,9 @@ export function freePort (): Promise<number> {
   })
 }
 
-export async function startRelayProcess (dataDir: string, extraArgs: string[] = [], port = 0): Promise<RelayProcess> {
-  const child = spawn(process.execPath, [CLI_PATH, 'relay', '--port', String(port), '--data', dataDir, '--log-level', 'debug', ...extraArgs], {
+/** Starts a relay on `port` with its data in `dataDir` (null: none, for a relay whose arguments name other storage). */
+export async function startRelayProcess (dataDir: string | null, extraArgs: string[] = [], port = 0): Promise<RelayProcess> {
+  const child = spawn(process.execPath, [CLI_PATH, 'relay', '--port', String(port), ...(dataDir === null ? [] : ['--data', dataDir]), '--log-level', 'debug', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const events = new EventEmitter()
@@ -71,8 +72,8 @@ export async function startRelayProcess (dataDir: string, extraArgs: string[] = 
     logs,
     committedUpdates: () => committed,
     waitForLog: async (msg, timeoutMs) => {
-      const find = (): Record<string, unknown> | undefined => logs.find(entry => entry.msg === msg)
-      await until(`log "${msg}"`, cb => { events.on('log', cb); return () => events.off('log', cb) }, () => find() !== undefined, timeoutMs)
+      const find = (): Record<string, unknown> | undefined => logs.find(typeof msg === 'string' ? entry => entry.msg === msg : msg)
+      await until(`log "${typeof msg === 'string' ? msg : msg.toString()}"`, cb => { events.on('log', cb); return () => events.off('log', cb) }, () => find() !== undefined, timeoutMs)
       return find()!
     },
     waitForCommitted: (n, timeoutMs) => until(`${n} committed updates (have ${committed})`,

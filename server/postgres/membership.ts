@@ -1,0 +1,220 @@
+/**
+ * Membership of the relays on one database, without a peer list: each relay registers its
+ * id and advertised URL with a lease on the database's clock and renews it on every
+ * heartbeat (a few times per lease); the live relays are those whose lease has not
+ * expired, read on the same heartbeat. A relay that stops renewing (killed, paused, cut
+ * off from the database) is gone for the others once its lease expires: each relay
+ * re-reads the members at the moment the next lease among them runs out, so it notices
+ * within a few milliseconds. Joining is registering; a clean stop deletes the row.
+ *
+ * A relay trusts its own lease only as long as it can prove it: until the time it sent its
+ * last successful renewal plus the lease, on its own monotonic clock (which only errs
+ * early). Past that, or when a renewal finds the lease already expired in the database
+ * (the relay was paused), it has lapsed: it tells its owner, which drops its documents,
+ * and registers again under a new incarnation.
+ */
+import { randomUUID } from 'node:crypto'
+import type { Log } from '../../shared/listen/log.js'
+import type { ClusterMember } from '../../shared/placement.js'
+import type { Database } from './database.js'
+
+/** A live relay as the last heartbeat read it. */
+export interface LiveMember extends ClusterMember {
+  /** Milliseconds between its last renewal and the read (on the database's clock). */
+  renewedAgoMs: number
+  /** Milliseconds its lease had left at the read. */
+  remainingMs: number
+}
+
+/** Options of {@link Membership}. */
+export interface MembershipOptions {
+  db: Database
+  log: Log
+  /** This relay's id. */
+  selfId: string
+  /** The URL other relays and clients reach this relay at. */
+  url: string
+  /** Lease length in milliseconds. */
+  leaseMs: number
+}
+
+/** What a relay's membership reports. */
+export interface MembershipEvents {
+  /** The set of live relays changed (or their URLs). */
+  changed(members: readonly LiveMember[]): void
+  /** This relay's lease lapsed: it must stop serving what it owned. */
+  lapsed(reason: string): void
+  /** A heartbeat read the members (changed or not). */
+  read(): void
+}
+
+/** Heartbeats per lease: a live relay's last renewal is at most a third of a lease old. */
+const HEARTBEATS_PER_LEASE = 3
+
+/** See the module comment. */
+export class Membership {
+  private incarnation = randomUUID()
+  private view: LiveMember[] = []
+  /** When the view was read (performance.now()). */
+  private readAt = 0
+  /** Until when this relay's lease is proven (performance.now()); 0: not live. */
+  private provenUntil = 0
+  private heartbeatTimer: ReturnType<typeof setTimeout> | null = null
+  private lapseTimer: ReturnType<typeof setTimeout> | null = null
+  private beating: Promise<void> | null = null
+  private stopped = false
+  readonly heartbeatMs: number
+
+  constructor (private readonly options: MembershipOptions, private readonly events: MembershipEvents) {
+    this.heartbeatMs = Math.max(20, Math.floor(options.leaseMs / HEARTBEATS_PER_LEASE))
+  }
+
+  get selfId (): string {
+    return this.options.selfId
+  }
+
+  /** This relay's current registration (a new one after each lapse). */
+  get self (): { id: string, incarnation: string } {
+    return { id: this.options.selfId, incarnation: this.incarnation }
+  }
+
+  /** Whether this relay's lease is proven now. */
+  get live (): boolean {
+    return performance.now() < this.provenUntil
+  }
+
+  /** The live relays (this one included while its lease holds), sorted by id. */
+  get members (): readonly LiveMember[] {
+    return this.view
+  }
+
+  /**
+   * Whether relay `id` looks dead: it has missed renewals (its last one is older than two
+   * heartbeats and a margin), though its lease has not run out yet.
+   */
+  suspect (id: string): boolean {
+    const member = this.view.find(m => m.id === id)
+    if (member === undefined) return true
+    return member.renewedAgoMs + (performance.now() - this.readAt) > 2 * this.heartbeatMs + 250
+  }
+
+  /** Registers this relay and reads the members; rejects if the database cannot be reached. */
+  async join (): Promise<void> {
+    await this.register()
+    await this.read()
+    this.schedule()
+  }
+
+  /** Stops renewing and deletes this relay's registration (others see it gone at once). */
+  async leave (): Promise<void> {
+    this.stopped = true
+    this.clearTimers()
+    await this.beating
+    this.provenUntil = 0
+    await this.options.db.query('DELETE FROM petaldb_relays WHERE id = $1 AND incarnation = $2', [this.options.selfId, this.incarnation]).catch(() => {})
+  }
+
+  /** Stops renewing, leaving the registration to expire (for a relay that cannot reach the database any more). */
+  stop (): void {
+    this.stopped = true
+    this.clearTimers()
+  }
+
+  private async register (): Promise<void> {
+    const sentAt = performance.now()
+    this.incarnation = randomUUID()
+    await this.options.db.query(`
+      INSERT INTO petaldb_relays (id, url, incarnation, renewed_at, lease_until)
+      VALUES ($1, $2, $3, now(), now() + $4 * interval '1 millisecond')
+      ON CONFLICT (id) DO UPDATE SET url = excluded.url, incarnation = excluded.incarnation, renewed_at = excluded.renewed_at, lease_until = excluded.lease_until`,
+    [this.options.selfId, this.options.url, this.incarnation, this.options.leaseMs])
+    this.proven(sentAt)
+    this.options.log.info({ relay: this.options.selfId, url: this.options.url, leaseMs: this.options.leaseMs }, 'registered with the database')
+  }
+
+  /** Renews this relay's lease; false if it had already expired (or another process took the id). */
+  private async renew (): Promise<boolean> {
+    const sentAt = performance.now()
+    const rows = await this.options.db.query(`
+      UPDATE petaldb_relays SET renewed_at = now(), lease_until = now() + $3 * interval '1 millisecond'
+      WHERE id = $1 AND incarnation = $2 AND lease_until > now() RETURNING 1`,
+    [this.options.selfId, this.incarnation, this.options.leaseMs])
+    if (rows.length === 0) return false
+    this.proven(sentAt)
+    return true
+  }
+
+  private async read (): Promise<void> {
+    const rows = await this.options.db.query<{ id: string, url: string, ago: number, remaining: number }>(`
+      SELECT id, url, extract(epoch FROM now() - renewed_at) * 1000 AS ago, extract(epoch FROM lease_until - now()) * 1000 AS remaining
+      FROM petaldb_relays WHERE lease_until > now() ORDER BY id`)
+    this.readAt = performance.now()
+    const view = rows.map(row => ({ id: row.id, url: row.url, renewedAgoMs: Number(row.ago), remainingMs: Number(row.remaining) }))
+    // This relay counts itself live exactly as long as it can prove its lease.
+    const members = view.filter(member => member.id !== this.options.selfId || this.live)
+    const changed = members.length !== this.view.length || members.some((member, i) => member.id !== this.view[i]!.id || member.url !== this.view[i]!.url)
+    this.view = members
+    if (changed) this.events.changed(members)
+  }
+
+  private async heartbeat (): Promise<void> {
+    try {
+      if (!await this.renew()) {
+        if (this.provenUntil > 0) this.lapse('its lease had expired in the database when it renewed it (was the relay paused?)')
+        await this.register()
+      }
+      await this.read()
+      this.events.read()
+    } catch (error) {
+      // The database is unreachable (Database logs it): the lease holds until provenUntil.
+      this.options.log.debug({ err: error }, 'heartbeat failed')
+    }
+  }
+
+  private schedule (): void {
+    if (this.stopped) return
+    // The next heartbeat, or sooner the moment another relay's lease runs out.
+    let delay = this.heartbeatMs
+    for (const member of this.view) {
+      if (member.id === this.options.selfId) continue
+      const expiresIn = member.remainingMs - (performance.now() - this.readAt) + 5
+      if (expiresIn < delay) delay = Math.max(0, expiresIn)
+    }
+    this.heartbeatTimer = setTimeout(() => {
+      this.heartbeatTimer = null
+      this.beating = this.heartbeat().finally(() => {
+        this.beating = null
+        this.schedule()
+      })
+    }, delay)
+  }
+
+  private proven (sentAt: number): void {
+    this.provenUntil = sentAt + this.options.leaseMs
+    if (this.lapseTimer !== null) clearTimeout(this.lapseTimer)
+    this.lapseTimer = setTimeout(() => {
+      this.lapseTimer = null
+      this.lapse(`it could not renew its lease for ${this.options.leaseMs} ms`)
+    }, Math.max(0, this.provenUntil - performance.now()))
+  }
+
+  private lapse (reason: string): void {
+    this.provenUntil = 0
+    if (this.lapseTimer !== null) clearTimeout(this.lapseTimer)
+    this.lapseTimer = null
+    this.options.log.error({ relay: this.options.selfId }, `this relay lost its lease: ${reason}; dropping its documents`)
+    const members = this.view.filter(member => member.id !== this.options.selfId)
+    if (members.length !== this.view.length) {
+      this.view = members
+      this.events.changed(members)
+    }
+    this.events.lapsed(reason)
+  }
+
+  private clearTimers (): void {
+    if (this.heartbeatTimer !== null) clearTimeout(this.heartbeatTimer)
+    if (this.lapseTimer !== null) clearTimeout(this.lapseTimer)
+    this.heartbeatTimer = null
+    this.lapseTimer = null
+  }
+}
