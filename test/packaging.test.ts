@@ -28,7 +28,7 @@ describe('the packed package in a fresh app', { timeout: 180_000 }, () => {
 
   it('installs no native module and no server-only package, and one Yjs', () => {
     const installed = readdirSync(join(app, 'node_modules'))
-    expect(installed.filter(name => RELAY_PACKAGES.includes(name))).toEqual([])
+    expect(installed.filter(name => [...RELAY_PACKAGES, 'pg'].includes(name))).toEqual([])
     expect(readdirSync(join(app, 'node_modules', 'petaldb'))).not.toContain('node_modules')
     const versions = execFileSync('npm', ['ls', 'yjs', '--all', '--parseable', '--long'], { cwd: app, encoding: 'utf8' }).trim().split('\n').filter(line => line.includes('yjs@'))
     expect(versions.map(line => line.split(':')[1])).toEqual(['yjs@13.6.20'])
@@ -47,7 +47,7 @@ describe('the packed package in a fresh app', { timeout: 180_000 }, () => {
     expect(bundle.match(/Yjs was already imported/g) ?? []).toHaveLength(1)
     const yjsFiles = Object.keys(result.metafile.inputs).filter(path => path.includes('node_modules/yjs/'))
     expect(new Set(yjsFiles.map(path => path.slice(0, path.indexOf('node_modules/yjs/'))))).toEqual(new Set(['']))
-    expect(Object.keys(result.metafile.inputs).filter(path => /node_modules\/(ws|better-sqlite3|pino|jose)\//.test(path))).toEqual([])
+    expect(Object.keys(result.metafile.inputs).filter(path => /node_modules\/(ws|better-sqlite3|pino|jose|pg)\//.test(path))).toEqual([])
   })
 
   it('says to import petaldb/node when a Node script gives a relay URL with only petaldb imported', () => {
@@ -72,6 +72,14 @@ describe('the packed package in a fresh app', { timeout: 180_000 }, () => {
       refusal = (error as { stderr: string }).stderr
     }
     expect(refusal).toContain(`npm install ${RELAY_PACKAGES.join(' ')}`)
+    // A relay on PostgreSQL needs its driver instead of SQLite.
+    let onPostgres = ''
+    try {
+      execFileSync(cli, ['relay', '--postgres', 'postgres://127.0.0.1:1/db'], { cwd: app, encoding: 'utf8', stdio: 'pipe' })
+    } catch (error) {
+      onPostgres = (error as { stderr: string }).stderr
+    }
+    expect(onPostgres).toContain('npm install ws pino jose pg')
     // The relay's packages, as `npm install` would put them next to petaldb (linked to this checkout's copies).
     for (const name of RELAY_PACKAGES) symlinkSync(join(repo, 'node_modules', name), join(app, 'node_modules', name))
     const relay = spawn(cli, ['relay', '--port', '0', '--data', join(app, 'data')], { cwd: app, stdio: ['ignore', 'pipe', 'ignore'] })

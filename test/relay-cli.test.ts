@@ -47,6 +47,37 @@ function failureLine (stderr: string): string {
 }
 
 describe('the relay command line', () => {
+  it('prints the same flags as the README lists', async () => {
+    const help = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, [CLI_PATH, 'relay', '--help'], { stdio: ['ignore', 'pipe', 'ignore'] })
+      let out = ''
+      child.stdout.on('data', chunk => { out += String(chunk) })
+      child.once('exit', code => code === 0 ? resolve(out) : reject(new Error(`--help exited with ${code}`)))
+    })
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+    const start = readme.indexOf('```\nUsage: petaldb relay [flags]')
+    expect(start).toBeGreaterThan(0)
+    expect(readme.slice(start + 4, readme.indexOf('```', start + 4))).toBe(help)
+  })
+
+  it('says in one line what is wrong with PostgreSQL flags, or with a database it cannot reach', async () => {
+    const unreachable = `postgres://petal@127.0.0.1:${await freePort()}/db`
+    for (const [args, expected] of [
+      [['--postgres', unreachable, '--data', fresh('both')], '--data and --postgres (or PETALDB_POSTGRES) exclude each other'],
+      [['--postgres', unreachable, '--peers', 'r1=ws://127.0.0.1:1'], '--peers and --postgres exclude each other'],
+      [['--lease-ms', '2000'], '--lease-ms goes with --postgres'],
+      [['--postgres', 'mysql://x'], '--postgres expects a URL postgres://'],
+      [['--postgres', unreachable, '--lease-ms', '10'], '--lease-ms must be at least 100']
+    ] as const) {
+      const result = await run(['relay', '--port', '0', ...args])
+      expect(result.code, args.join(' ')).toBe(2)
+      expect(failureLine(result.stderr)).toContain(expected)
+    }
+    const result = await run(['relay', '--port', '0', '--id', 'r1'], { ...process.env, PETALDB_POSTGRES: unreachable })
+    expect(result.code).toBe(1)
+    expect(failureLine(result.stderr)).toContain('cannot prepare the PostgreSQL database')
+  })
+
   it('refuses a second relay on the same data directory, naming the first; the lock dies with its holder', async () => {
     const dir = fresh('shared')
     const first = await relay(dir)
