@@ -22,6 +22,8 @@ import { openManyIndexedDb, openManySqlite, replicaTrace } from './replica-figur
 import { pinLoadGenerator, startServer, type ServerKind } from './servers.js'
 import { traceReplay } from './trace-replay.js'
 import { chainConvergence, nodePeerLatency, tabLatency, webrtcLatency } from './peer-figures.js'
+import { postgresFailover, postgresJoin } from './postgres-figures.js'
+import { stopBenchPostgres } from './postgres.js'
 
 interface Comparison {
   kind: 'comparison'
@@ -122,6 +124,29 @@ const scenarios: Record<string, Comparison | FigureSet> = {
     measure: onServer(server => concurrentTrace(server)),
     targets: () => []
   },
+  'postgres-durable-writes': {
+    kind: 'comparison',
+    title: 'Durable writes, one relay on PostgreSQL vs one on SQLite: 32 native writers, 32 updates in flight each, group commit (PostgreSQL 15 on the same machine, fsync on)',
+    servers: ['petaldb', 'petaldb-postgres'],
+    warmups: 1,
+    runs: 3,
+    measure: onServer((server, dataDir) => durableWrites(server, dataDir)),
+    targets: m => [
+      ['(information) acked updates/s, PostgreSQL / SQLite', ratio(m('petaldb-postgres', 'acked updates/s'), m('petaldb', 'acked updates/s')), null],
+      ['(information) ack latency p50, PostgreSQL / SQLite', ratio(m('petaldb-postgres', 'ack latency p50 (ms)'), m('petaldb', 'ack latency p50 (ms)')), null]
+    ]
+  },
+  'postgres-cold-load': {
+    kind: 'comparison',
+    title: 'Cold load of the automerge-paper document, one relay on PostgreSQL vs one on SQLite: connect to synced after a restart',
+    servers: ['petaldb', 'petaldb-postgres'],
+    warmups: 1,
+    runs: 3,
+    measure: (kind, dataDir) => coldLoad(kind, dataDir),
+    targets: m => [['(information) PostgreSQL / SQLite', ratio(m('petaldb-postgres', 'connect to synced (ms)'), m('petaldb', 'connect to synced (ms)')), null]]
+  },
+  'postgres-failover': { kind: 'figures', title: 'Three relays on one PostgreSQL database: failover over 20 kills (default lease 3 s)', measure: () => postgresFailover(20) },
+  'postgres-join': { kind: 'figures', title: 'Three relays on one PostgreSQL database, 1,000 open documents: a fourth relay joins and takes its share', measure: () => postgresJoin(1000) },
   'trace-replay': { kind: 'figures', title: 'automerge-paper through the relay, one stock client, one update per edit', measure: () => traceReplay('automerge-paper') },
   'replica-trace': { kind: 'figures', title: 'automerge-paper through a replica with SqliteStore', measure: replicaTrace },
   'open-1000-sqlite': { kind: 'figures', title: 'Opening 1,000 small documents from SqliteStore', measure: openManySqlite },
@@ -205,13 +230,18 @@ if (unknown.length > 0) {
   process.exit(2)
 }
 mkdirSync(RESULTS_DIR, { recursive: true })
-for (const name of wanted.length > 0 ? wanted : Object.keys(scenarios)) {
-  const scenario = scenarios[name]!
-  // Comparisons pin server and load generator to different cores; figure sets start their own processes unpinned.
-  const pinning = pinLoadGenerator(scenario.kind === 'comparison')
-  const { markdown, json } = scenario.kind === 'comparison' ? await runComparison(name, scenario) : await runFigures(scenario)
-  console.log(markdown)
-  writeFileSync(join(RESULTS_DIR, `${name}.json`), JSON.stringify({ scenario: name, date: new Date().toISOString(), machine, pinning, markdown, results: json }, null, 2) + '\n')
+// Scenarios on PostgreSQL share one throwaway server, stopped however the run ends.
+try {
+  for (const name of wanted.length > 0 ? wanted : Object.keys(scenarios)) {
+    const scenario = scenarios[name]!
+    // Comparisons pin server and load generator to different cores; figure sets start their own processes unpinned.
+    const pinning = pinLoadGenerator(scenario.kind === 'comparison')
+    const { markdown, json } = scenario.kind === 'comparison' ? await runComparison(name, scenario) : await runFigures(scenario)
+    console.log(markdown)
+    writeFileSync(join(RESULTS_DIR, `${name}.json`), JSON.stringify({ scenario: name, date: new Date().toISOString(), machine, pinning, markdown, results: json }, null, 2) + '\n')
+  }
+} finally {
+  await stopBenchPostgres()
 }
 
 // Rebuild RESULTS.md from every result file, in scenario order.

@@ -1,7 +1,8 @@
 /**
  * Servers under benchmark, each in its own process, pinned to the last core when `taskset`
  * is available (the load generator is pinned to the first): PetalDB's relay with durable
- * storage, the reference y-websocket server, Hocuspocus and a bare ws broadcast server.
+ * storage (SQLite, or PostgreSQL on a throwaway server whose processes are not pinned), the
+ * reference y-websocket server, Hocuspocus and a bare ws broadcast server.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { cpus } from 'node:os'
@@ -9,8 +10,9 @@ import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { CLI_PATH, freePort } from '../test/helpers/relay-process.js'
+import { benchDatabase } from './postgres.js'
 
-export type ServerKind = 'petaldb' | 'reference' | 'hocuspocus' | 'bare'
+export type ServerKind = 'petaldb' | 'petaldb-postgres' | 'reference' | 'hocuspocus' | 'bare'
 
 /** Which wire protocol a server's clients speak. */
 export const protocolOf = (kind: ServerKind): 'yws' | 'hocuspocus' | 'bare' => kind === 'hocuspocus' ? 'hocuspocus' : kind === 'bare' ? 'bare' : 'yws'
@@ -46,10 +48,11 @@ export function pinLoadGenerator (pin = true): string {
 /** Relay flags that lift the per-connection limits: the peers have none, and benchmarks measure throughput. */
 export const UNLIMITED = ['--max-messages-per-second', '100000000', '--max-bytes-per-second', '100000000000', '--max-connections-per-ip', '100000', '--max-waiting-bytes', '1000000000']
 
-function command (kind: ServerKind, port: number, dataDir: string, persist: boolean): string[] {
-  if (kind === 'petaldb') {
-    return [CLI_PATH, 'relay', '--port', String(port), '--data', dataDir, '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn', ...UNLIMITED]
-  }
+async function command (kind: ServerKind, port: number, dataDir: string, persist: boolean): Promise<string[]> {
+  const relay = [CLI_PATH, 'relay', '--port', String(port), '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn', ...UNLIMITED]
+  if (kind === 'petaldb') return [...relay, '--data', dataDir]
+  // One database per data directory: a relay restarted on it finds what it stored.
+  if (kind === 'petaldb-postgres') return [...relay, '--postgres', await benchDatabase(dataDir), '--id', 'bench']
   return ['--import', 'tsx', MAIN, kind, String(port), dataDir, ...(persist ? ['--persist'] : [])]
 }
 
@@ -57,7 +60,7 @@ function command (kind: ServerKind, port: number, dataDir: string, persist: bool
 export async function startServer (kind: ServerKind, dataDir: string, persist = false): Promise<BenchServer> {
   const port = await freePort()
   // BENCH_NODE_FLAGS: extra flags for the server's node, e.g. `--cpu-prof` to profile it.
-  const args = ['--expose-gc', '--import', MEMORY_PROBE, ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), ...command(kind, port, dataDir, persist)]
+  const args = ['--expose-gc', '--import', MEMORY_PROBE, ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), ...await command(kind, port, dataDir, persist)]
   const child: ChildProcess = TASKSET
     ? spawn('taskset', ['-c', SERVER_CORE, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
     : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
