@@ -15,6 +15,7 @@ import { startRelay } from './relay.js'
 import { parseAuthKeys } from '../shared/listen/auth.js'
 import { DEFAULT_LIMITS, type Limits } from '../shared/listen/limits.js'
 import { DEFAULT_LEASE_MS, type PostgresOptions } from './postgres/postgres-node.js'
+import { withoutPassword } from './postgres/url.js'
 
 const CLI_PATH = fileURLToPath(new URL('./cli.js', import.meta.url))
 
@@ -241,11 +242,6 @@ function postgresFlags (values: Record<string, unknown>): PostgresOptions | unde
   const leaseMs = integer(values['lease-ms'] as string | undefined, '--lease-ms')
   if (leaseMs !== undefined && leaseMs < 100) fail(`--lease-ms must be at least 100, got ${leaseMs}`)
   return { url, ...(advertiseUrl === undefined ? {} : { advertiseUrl }), ...(leaseMs === undefined ? {} : { leaseMs }) }
-}
-
-/** `url` with its password replaced by `***`, for messages. */
-function withoutPassword (url: string): string {
-  return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@')
 }
 
 function clusterFlags (values: Record<string, unknown>, logger: Logger): ClusterOptions | undefined {

@@ -22,6 +22,7 @@ import { FencedError } from '../../shared/errors.js'
 import { silentLog } from '../../shared/listen/log.js'
 import { Database, type Transaction } from './database.js'
 import { migrate } from './schema.js'
+import { withoutPassword } from './url.js'
 
 /** Options of {@link PostgresStore}. */
 export interface PostgresStoreOptions {
@@ -81,7 +82,7 @@ export class PostgresStore extends BatchedStore {
 
   /** The database URL without its password, which names the storage (see `DocStore.name`). */
   get name (): string {
-    return this.db.url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1@')
+    return withoutPassword(this.db.url)
   }
 
   async load (docId: DocId): Promise<StoredDoc | null> {
