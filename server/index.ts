@@ -4,3 +4,5 @@
 export { startRelay, relayDatabasePath, type Relay, type RelayOptions, type RelayHealth } from './relay.js'
 export { serveNativeLink, type NativeConnectionOptions } from './connections/native-connection.js'
 export { DocumentRegistry, type RegistryOptions } from './documents/registry.js'
+export type { PostgresOptions } from './postgres/postgres-node.js'
+export type { RelayNode } from './relay-node.js'
