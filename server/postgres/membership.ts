@@ -144,6 +144,12 @@ export class Membership {
     return true
   }
 
+  /** Whether another process holds a live registration under this relay's id. */
+  private async takenOver (): Promise<boolean> {
+    const rows = await this.options.db.query('SELECT 1 FROM petaldb_relays WHERE id = $1 AND incarnation <> $2 AND lease_until > now()', [this.options.selfId, this.incarnation])
+    return rows.length > 0
+  }
+
   private async read (): Promise<void> {
     const rows = await this.options.db.query<{ id: string, url: string, ago: number, remaining: number }>(`
       SELECT id, url, extract(epoch FROM now() - renewed_at) * 1000 AS ago, extract(epoch FROM lease_until - now()) * 1000 AS remaining
@@ -160,6 +166,9 @@ export class Membership {
   private async heartbeat (): Promise<void> {
     try {
       if (!await this.renew()) {
+        if (await this.takenOver()) {
+          this.options.log.error({ relay: this.options.selfId }, `another relay registered with the same id ${JSON.stringify(this.options.selfId)}: give every relay its own --id`)
+        }
         if (this.provenUntil > 0) this.lapse('its lease had expired in the database when it renewed it (was the relay paused?)')
         await this.register()
       }
