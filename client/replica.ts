@@ -277,6 +277,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
 
   /** Ids of the documents held locally, optionally only those starting with `prefix`. */
   async list (prefix = ''): Promise<string[]> {
+    for (const { local } of this.docs.values()) local.storeLocal() // a document edited in this turn is listed
     return this.store.list(prefix)
   }
 
