@@ -22,6 +22,7 @@ import { DEFAULT_LIMITS, WS_CLIENT_MAX_PAYLOAD, type Limits } from '../shared/li
 import { listen } from '../shared/listen/listener.js'
 import type { ClusterOptions } from './cluster/cluster.js'
 import { lockDataDir, type DataDirLock } from './data-dir.js'
+import { answerDocsApi, type DocsApiContext } from './http/docs-api.js'
 
 /** Options of {@link startRelay}; every field has a default. */
 export interface RelayOptions {
@@ -110,7 +111,8 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   const dataDir = options.dataDir ?? DEFAULTS.dataDir
   const lock = options.store === undefined ? lockDataDir(dataDir) : null
   const store = options.store ?? new SqliteStore(relayDatabasePath(dataDir), {
-    onCommit: info => log.debug(info, 'commit')
+    onCommit: info => log.debug(info, 'commit'),
+    secureDelete: true
   })
   try {
     return await serve(options, log, limits, authenticator, store, lock)
@@ -135,6 +137,15 @@ async function serve (options: RelayOptions, log: Logger, limits: Limits, authen
   })
   if (options.cluster !== undefined) clusterNode = new ClusterNode(options.cluster, registry, log)
   let relayId = options.relayId ?? options.cluster?.selfId ?? ''
+  const cluster = clusterNode?.cluster ?? null
+  const docsApi: DocsApiContext = {
+    registry,
+    list: prefix => store.list(prefix),
+    authenticator,
+    limits,
+    log,
+    cluster: cluster === null ? null : { homesOf: docId => cluster.homesOf(docId), members: cluster.members, selfId: cluster.selfId }
+  }
   const listener = await listen({
     host: options.host ?? DEFAULTS.host,
     port: options.port ?? DEFAULTS.port,
@@ -162,7 +173,10 @@ async function serve (options: RelayOptions, log: Logger, limits: Limits, authen
       host.catch((error: unknown) => log.error({ err: error, doc: client.docId }, 'document failed to load; refusing connections to it'))
       acceptStock(link, client, { host, release: () => registry.release(client.docId) }, authenticator, log)
     },
-    onHttp: (req, res) => answerHttp(req, res, health)
+    onHttp: (req, res) => {
+      if (answerDocsApi(req, res, docsApi)) return
+      answerHttp(req, res, health)
+    }
   })
   const health = (): RelayHealth => {
     const links = clusterNode?.linkCounts ?? { up: 0, inbound: 0 }
@@ -202,7 +216,7 @@ function answerHttp (req: IncomingMessage, res: ServerResponse, health: () => Re
     return
   }
   res.writeHead(426, { 'content-type': 'text/plain' })
-  res.end('PetalDB relay: connect with a WebSocket to /<docId>, or GET /healthz\n')
+  res.end('PetalDB relay: connect with a WebSocket to /<docId>; HTTP: GET /healthz, /v1/docs\n')
 }
 
 export { docIdFromUrl } from '../shared/listen/admission.js'

@@ -99,7 +99,7 @@ function relaySignal (registry: DocumentRegistry, message: Extract<NativeMessage
  * closes only that document there, with a docError telling the other relay why (it is
  * retried later); a message that names no document fails the link.
  */
-function relayPolicy (connection: PeerConnection, registry: DocumentRegistry, log: Logger): Required<Pick<ConnectionOptions, 'serve' | 'session' | 'onError'>> {
+function relayPolicy (connection: PeerConnection, registry: DocumentRegistry, log: Logger): Required<Pick<ConnectionOptions, 'serve' | 'session' | 'onError' | 'onRefused'>> {
   return {
     serve: (docId): Served => ({
       host: registry.acquire(docId).then(doc => {
@@ -114,6 +114,12 @@ function relayPolicy (connection: PeerConnection, registry: DocumentRegistry, lo
       const code = (error as { code?: unknown }).code
       connection.refuse(docId, typeof code === 'number' ? code : CloseCode.documentUnavailable, error instanceof Error ? error.message : 'could not be handled')
       return true
+    },
+    onRefused: (docId, code) => {
+      // A home that was away while the document was deleted learns it here, instead of serving its copy again.
+      if (code !== CloseCode.deleted) return
+      log.info({ doc: docId, peer: connection.peer?.peerId }, 'another relay deleted this document; deleting it here')
+      registry.delete(docId).catch((error: unknown) => log.error({ err: error, doc: docId }, 'failed to delete a document another relay deleted'))
     }
   }
 }
@@ -140,6 +146,7 @@ export function dialRelayLink (link: Link, options: RelayLinkOptions): PeerConne
     session: docId => policy!.session(docId),
     onReady: () => options.onReady(connection),
     onError: (error, docId) => policy!.onError(error, docId),
+    onRefused: (docId, code, reason) => policy!.onRefused(docId, code, reason),
     onClose: options.onClose
   })
   policy = relayPolicy(connection, options.registry, options.log)

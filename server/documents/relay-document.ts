@@ -23,7 +23,7 @@ import type { DocumentHost, HandOver, SyncSession } from '../../shared/sync/sess
 import { DEFAULT_LIMITS, type Limits } from '../../shared/listen/limits.js'
 import { RelayAwareness } from './relay-awareness.js'
 import { StoredDocument, mergeInGroups } from './stored-document.js'
-import { LimitError, StorageError } from '../../shared/errors.js'
+import { DocDeletedError, LimitError, StorageError } from '../../shared/errors.js'
 
 /** What a document's replication (in a cluster) needs to hear, and adds to durability. */
 export interface DocReplication {
@@ -47,6 +47,9 @@ export interface RelayDocumentOptions extends DocLogOptions {
   limits?: Pick<Limits, 'maxDocumentBytes' | 'maxClientsPerDocument' | 'maxWaitingBytes' | 'maxAwarenessEntries' | 'maxAwarenessStateBytes'>
 }
 
+/** The state vector of a document that has nothing: what a peer with nothing asks for. */
+const EMPTY_STATE_VECTOR = new Uint8Array([0])
+
 /** A document held in memory by a relay; see the module comment. */
 export class RelayDocument implements DocumentHost {
   private readonly sessions = new SessionSet()
@@ -60,6 +63,7 @@ export class RelayDocument implements DocumentHost {
   /** Called once if an update fails to be stored (set by the registry, which then reloads the document). */
   onStoreFailed: (error: unknown) => void = () => {}
   private storageFailed = false
+  private deleted = false
 
   private constructor (
     readonly docId: DocId,
@@ -134,6 +138,7 @@ export class RelayDocument implements DocumentHost {
    * forwarded is the update in its normalised form (see update-shape.ts).
    */
   applyUpdate (update: Uint8Array, from: SyncSession | null): Promise<void> {
+    if (this.isDeleted) throw new DocDeletedError(this.docId)
     this.lastActivity = Date.now()
     const prepared = this.stored.prepare(update)
     if (prepared === null) return this.durable(from)
@@ -202,6 +207,35 @@ export class RelayDocument implements DocumentHost {
     const failure = new StorageError(`could not store an update of ${this.docId}; try again`)
     for (const session of [...this.sessions]) session.fail(failure)
     this.onStoreFailed(error)
+  }
+
+  /** Whether anything is stored for the document. */
+  get isEmpty (): boolean {
+    const { logBytes, snapshotBytes } = this.stored.sizes
+    return logBytes + snapshotBytes === 0
+  }
+
+  /** Bytes stored for the document, and when it last changed (0: unknown). */
+  get stats (): { bytes: number, updatedAt: number } {
+    const { logBytes, snapshotBytes } = this.stored.sizes
+    return { bytes: logBytes + snapshotBytes, updatedAt: this.stored.lastChange }
+  }
+
+  /** The whole document as one Yjs (v1) update. */
+  wholeUpdate (): Uint8Array {
+    return this.stored.missingFor(EMPTY_STATE_VECTOR)
+  }
+
+  /** Whether {@link markDeleted} was called: the document takes no more sessions or updates. */
+  get isDeleted (): boolean {
+    return this.deleted
+  }
+
+  /** The document is being deleted: every session ends with a DocDeletedError (4410), and nothing more is taken. */
+  markDeleted (): void {
+    this.deleted = true
+    const error = new DocDeletedError(this.docId)
+    for (const session of [...this.sessions]) session.fail(error)
   }
 
   /** Releases the document's memory; the stored state is untouched. Its sessions must have ended. */
