@@ -219,7 +219,9 @@ export class LocalDoc implements DocumentHost {
     if (limit !== undefined && logBytes + snapshotBytes + update.length > limit) {
       throw new LimitError(CloseCode.messageTooBig, `document ${this.docId} would exceed ${limit} bytes`)
     }
-    const { pendingStructs, pendingDs } = this.ydoc.store
+    // Yjs merges what waits into the existing pending object, replacing its update bytes: compare those.
+    const waitingBefore = this.ydoc.store.pendingStructs?.update
+    const pendingDs = this.ydoc.store.pendingDs
     this.integrated = false
     Y.applyUpdate(this.ydoc, update, from)
     const stored = this.persisted!.settled()
@@ -228,7 +230,7 @@ export class LocalDoc implements DocumentHost {
     // instead would send structs that waited here, and were integrated by a later update
     // from another peer, to everyone but that peer, who may never have had them.)
     const store = this.ydoc.store
-    if (this.integrated || store.pendingStructs !== pendingStructs || store.pendingDs !== pendingDs) {
+    if (this.integrated || store.pendingStructs?.update !== waitingBefore || store.pendingDs !== pendingDs) {
       stored.then(() => this.sessions.forwardUpdate(update, from, this.shared), () => {})
     }
     return stored
