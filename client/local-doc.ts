@@ -99,7 +99,7 @@ export class LocalDoc implements DocumentHost {
   private refusal: Error | null = null
 
   /** Called when a relay or a peer refuses the document (set by the replica). */
-  onRefused: (code: number, reason: string) => void = () => {}
+  onRefused: (code: number, reason: string, byRelay: boolean) => void = () => {}
   /** Called when the pending count or a session's status changes (set by the replica). */
   onChange: () => void = () => {}
 
@@ -301,7 +301,7 @@ export class LocalDoc implements DocumentHost {
       for (const waiter of this.syncWaiters.splice(0)) waiter.reject(error)
       this.refusal = error
     }
-    this.onRefused(code, reason)
+    this.onRefused(code, reason, byRelay)
   }
 
   /** Resolves once the document has completed a sync with a relay (now, if it is synced). */

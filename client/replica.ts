@@ -2,6 +2,7 @@
  * The embeddable replica: local-first Yjs documents kept in a local store and synced with
  * relays and peers over the native protocol.
  */
+import { CloseCode } from '../shared/wire/close-codes.js'
 import { ObservableV2 } from 'lib0/observable'
 import { uuidv4 } from 'lib0/random'
 import type { Awareness } from 'y-protocols/awareness'
@@ -88,10 +89,17 @@ export interface PeersEvent {
   pending: number
 }
 
+/** A document deleted on its relay (`DELETE /v1/docs/<id>`): the replica removed its local copy. */
+export interface DeletedEvent {
+  docId: string
+}
+
 /** Events of a {@link Replica}. */
 export interface ReplicaEvents {
   status: (event: RelayStatusEvent) => void
   refused: (event: RefusedEvent) => void
+  /** A relay said an open document was deleted: its local copy is removed, and it is closed (its handle's status is `deleted`). */
+  deleted: (event: DeletedEvent) => void
   peers: (event: PeersEvent) => void
 }
 
@@ -223,7 +231,10 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     const open = this.docs.get(id)
     if (open !== undefined) return open
     const local = new LocalDoc(this.store, id, ydoc ?? new Y.Doc(), this.docOptions)
-    local.onRefused = (code, reason) => this.emit('refused', [{ docId: id, code, reason }])
+    local.onRefused = (code, reason, byRelay) => {
+      this.emit('refused', [{ docId: id, code, reason }])
+      if (byRelay && code === CloseCode.deleted) void this.dropDeleted(id)
+    }
     local.onChange = () => this.emit('peers', [{ docId: id, peers: local.status, pending: local.pending }])
     const handle = new DocHandle(id, local.ydoc, local, null, () => this.closeDoc(id))
     const entry = { handle, local }
@@ -296,6 +307,19 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     await Promise.all([...this.docs.keys()].map(id => this.closeDoc(id)))
     await this.store.close()
     this.destroy()
+  }
+
+  /**
+   * A relay deleted `id`: closed here, its local copy removed (what the app still holds in
+   * its Y.Doc is neither stored nor sent again), and the app told.
+   */
+  private async dropDeleted (id: DocId): Promise<void> {
+    const open = this.docs.get(id)
+    if (open === undefined) return
+    open.handle.deleted()
+    await this.closeDoc(id)
+    await this.store.delete(id)
+    this.emit('deleted', [{ docId: id }])
   }
 
   private async closeDoc (id: DocId): Promise<void> {

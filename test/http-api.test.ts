@@ -169,13 +169,19 @@ describe('the HTTP document API', () => {
 
     // A replica that still holds a copy learns it when it opens the document, and does not upload it again.
     const store = join(root, 'replica.db')
-    const replica = new Replica({ store: new SqliteStore(store), relays: [relay.url], token: admin })
+    const replica = new Replica({ store: new SqliteStore(store), token: admin })
+    ;(await replica.open('api/delete')).getText('t').insert(0, 'old copy') // made offline, before it learns
+    await replica.close()
+    const online = new Replica({ store: new SqliteStore(store), relays: [relay.url], token: admin })
     try {
-      const refused = new Promise<number>(resolve => replica.on('refused', ({ code }) => resolve(code)))
-      ;(await replica.open('api/delete')).getText('t').insert(0, 'old copy')
-      expect(await refused).toBe(CloseCode.deleted)
+      const deleted = new Promise<string>(resolve => online.on('deleted', ({ docId }) => resolve(docId)))
+      const handle = online.doc('api/delete')
+      expect(await deleted).toBe('api/delete')
+      expect(handle.status).toBe('deleted')
+      expect(await online.list('api/')).toEqual([])
+      handle.ydoc.getText('t').insert(0, 'after') // neither stored nor sent
     } finally {
-      await replica.close()
+      await online.close()
     }
     expect((await fetch(`${base}/v1/docs/api/delete`, { headers: auth(admin) })).status).toBe(404)
     expect(onDisk(dataDir, 'old copy')).toBe(false)
