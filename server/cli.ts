@@ -7,7 +7,7 @@
  */
 import { missing } from '../shared/node-peers.js'
 
-const RELAY_PACKAGES = ['better-sqlite3', 'ws', 'pino', 'jose']
+const RELAY_PACKAGES = ['better-sqlite3', 'ws', 'pino', 'jose', 'prom-client']
 
 const lacking = missing(RELAY_PACKAGES)
 if (lacking.length > 0) {

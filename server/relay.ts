@@ -4,7 +4,6 @@
  * y-websocket connections are served from one document registry. Composition only:
  * storage, the registry, the protocol handlers and the cluster are separate modules.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import { join } from 'node:path'
 import type { Logger, pino as Pino } from 'pino'
 import { requirePeer } from '../shared/node-peers.js'
@@ -22,7 +21,10 @@ import { DEFAULT_LIMITS, WS_CLIENT_MAX_PAYLOAD, type Limits } from '../shared/li
 import { listen } from '../shared/listen/listener.js'
 import type { ClusterOptions } from './cluster/cluster.js'
 import { lockDataDir, type DataDirLock } from './data-dir.js'
-import { answerDocsApi, type DocsApiContext } from './http/docs-api.js'
+import type { DocsApiContext } from './http/docs-api.js'
+import { answerHttp } from './http/routes.js'
+import { RelayMetrics, type RelayGauges } from './metrics.js'
+import type { Link } from '../shared/transport/link.js'
 
 /** Options of {@link startRelay}; every field has a default. */
 export interface RelayOptions {
@@ -110,12 +112,17 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   }
   const dataDir = options.dataDir ?? DEFAULTS.dataDir
   const lock = options.store === undefined ? lockDataDir(dataDir) : null
+  let gauges: () => RelayGauges = () => ({ connections: { native: 0, 'y-websocket': 0, relay: 0 }, documents: 0, members: null })
+  const metrics = new RelayMetrics(() => gauges())
   const store = options.store ?? new SqliteStore(relayDatabasePath(dataDir), {
-    onCommit: info => log.debug(info, 'commit'),
+    onCommit: info => {
+      log.debug(info, 'commit')
+      metrics.committed(info)
+    },
     secureDelete: true
   })
   try {
-    return await serve(options, log, limits, authenticator, store, lock)
+    return await serve(options, log, limits, authenticator, store, lock, metrics, read => { gauges = read })
   } catch (error) {
     await store.close()
     lock?.release()
@@ -124,11 +131,15 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
 }
 
 /** The relay proper, on storage that is open (and a data directory that is held, if it has one). */
-async function serve (options: RelayOptions, log: Logger, limits: Limits, authenticator: Authenticator | null, store: DocStore, lock: DataDirLock | null): Promise<Relay> {
+async function serve (
+  options: RelayOptions, log: Logger, limits: Limits, authenticator: Authenticator | null, store: DocStore,
+  lock: DataDirLock | null, metrics: RelayMetrics, reportGauges: (read: () => RelayGauges) => void
+): Promise<Relay> {
   let clusterNode: ClusterNode | null = null
   const registry = new DocumentRegistry({
     store,
     log,
+    observer: metrics,
     idleMs: options.idleMs ?? DEFAULTS.idleMs,
     onLoad: doc => clusterNode?.onLoad(doc),
     onEvict: doc => clusterNode?.onEvict(doc),
@@ -137,6 +148,7 @@ async function serve (options: RelayOptions, log: Logger, limits: Limits, authen
   })
   if (options.cluster !== undefined) clusterNode = new ClusterNode(options.cluster, registry, log)
   let relayId = options.relayId ?? options.cluster?.selfId ?? ''
+  const open = new OpenConnections()
   const cluster = clusterNode?.cluster ?? null
   const docsApi: DocsApiContext = {
     registry,
@@ -156,6 +168,7 @@ async function serve (options: RelayOptions, log: Logger, limits: Limits, authen
     log,
     pingIntervalMs: options.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
     ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
+    onClosed: code => metrics.closed(code),
     onNative: link => {
       serveNativeLink(link, {
         registry,
@@ -165,23 +178,33 @@ async function serve (options: RelayOptions, log: Logger, limits: Limits, authen
         maxDocs: limits.maxDocsPerConnection,
         ...(clusterNode === null ? {} : { routing: clusterNode.routing, relayLinks: clusterNode.relayLinks })
       })
+      open.track(link, 'native')
     },
     onStock: (link, client) => {
       const homes = clusterNode?.proxyTargets(client.docId) ?? null
-      if (homes !== null) return proxyYwsConnection(link, client.docId, client.query, homes, log)
-      const host = registry.acquire(client.docId)
-      host.catch((error: unknown) => log.error({ err: error, doc: client.docId }, 'document failed to load; refusing connections to it'))
-      acceptStock(link, client, { host, release: () => registry.release(client.docId) }, authenticator, log)
+      if (homes !== null) proxyYwsConnection(link, client.docId, client.query, homes, log)
+      else {
+        const host = registry.acquire(client.docId)
+        host.catch((error: unknown) => log.error({ err: error, doc: client.docId }, 'document failed to load; refusing connections to it'))
+        acceptStock(link, client, { host, release: () => registry.release(client.docId) }, authenticator, log)
+      }
+      open.track(link, 'y-websocket')
     },
-    onHttp: (req, res) => {
-      if (answerDocsApi(req, res, docsApi)) return
-      answerHttp(req, res, health)
-    }
+    onHttp: (req, res) => answerHttp(req, res, { health, metrics, docsApi })
   })
   const health = (): RelayHealth => {
     const links = clusterNode?.linkCounts ?? { up: 0, inbound: 0 }
     return { status: 'ok', documents: registry.size, clients: listener.connections - links.inbound, relayLinks: links.up }
   }
+  reportGauges(() => {
+    const links = clusterNode?.linkCounts ?? { up: 0, inbound: 0 }
+    return {
+      // Links other relays dialed arrive as native connections.
+      connections: { native: open.native - links.inbound, 'y-websocket': open['y-websocket'], relay: links.up },
+      documents: registry.size,
+      members: cluster === null ? null : { total: cluster.members.length, linked: links.up + 1 }
+    }
+  })
   const url = listener.url
   relayId ||= url
   clusterNode?.start(store, lock === null ? undefined : options.dataDir ?? DEFAULTS.dataDir)
@@ -209,14 +232,20 @@ async function serve (options: RelayOptions, log: Logger, limits: Limits, authen
 /** How long shutdown waits for clients to answer the close handshake before cutting them off. */
 const SHUTDOWN_GRACE_MS = 2000
 
-function answerHttp (req: IncomingMessage, res: ServerResponse, health: () => RelayHealth): void {
-  if (req.method === 'GET' && req.url === '/healthz') {
-    res.writeHead(200, { 'content-type': 'application/json' })
-    res.end(JSON.stringify(health()))
-    return
+/** Open connections by protocol, counted as they open and close. */
+class OpenConnections {
+  native = 0
+  'y-websocket' = 0
+
+  /** Counts `link` until it closes (call once its handler has set its close callback). */
+  track (link: Link, kind: 'native' | 'y-websocket'): void {
+    this[kind]++
+    const onClose = link.onClose
+    link.onClose = (code, reason) => {
+      this[kind]--
+      onClose(code, reason)
+    }
   }
-  res.writeHead(426, { 'content-type': 'text/plain' })
-  res.end('PetalDB relay: connect with a WebSocket to /<docId>; HTTP: GET /healthz, /v1/docs\n')
 }
 
 export { docIdFromUrl } from '../shared/listen/admission.js'

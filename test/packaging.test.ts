@@ -15,7 +15,7 @@ import { stockClient } from './helpers/stock-client.js'
 import { tempDir } from './helpers/temp.js'
 
 const repo = fileURLToPath(new URL('..', import.meta.url))
-const RELAY_PACKAGES = ['better-sqlite3', 'ws', 'pino', 'jose']
+const RELAY_PACKAGES = ['better-sqlite3', 'ws', 'pino', 'jose', 'prom-client']
 const app = join(tempDir('petaldb-app-'), 'app')
 
 describe('the packed package in a fresh app', { timeout: 180_000 }, () => {
@@ -47,7 +47,7 @@ describe('the packed package in a fresh app', { timeout: 180_000 }, () => {
     expect(bundle.match(/Yjs was already imported/g) ?? []).toHaveLength(1)
     const yjsFiles = Object.keys(result.metafile.inputs).filter(path => path.includes('node_modules/yjs/'))
     expect(new Set(yjsFiles.map(path => path.slice(0, path.indexOf('node_modules/yjs/'))))).toEqual(new Set(['']))
-    expect(Object.keys(result.metafile.inputs).filter(path => /node_modules\/(ws|better-sqlite3|pino|jose)\//.test(path))).toEqual([])
+    expect(Object.keys(result.metafile.inputs).filter(path => /node_modules\/(ws|better-sqlite3|pino|jose|prom-client)\//.test(path))).toEqual([])
   })
 
   it('says to import petaldb/node when a Node script gives a relay URL with only petaldb imported', () => {

@@ -37,12 +37,24 @@ export interface DocReplication {
   ended(session: SyncSession): void
 }
 
+/** What a relay measures of its documents (see server/metrics.ts). */
+export interface DocumentObserver {
+  /** An update was received: from a client, another relay, or the HTTP API. */
+  received(source: 'client' | 'relay' | 'http', bytes: number): void
+  /** An update became durable, `seconds` after it was received. */
+  durable(seconds: number): void
+  /** The write quorum confirmed an update, `seconds` after it was stored here. */
+  replicated(seconds: number): void
+}
+
 /** Options for loading a {@link RelayDocument}. */
 export interface RelayDocumentOptions extends DocLogOptions {
   store: DocStore
   log: Logger
   /** The relay's diffing time, shared by its documents (see sync-answers.ts). */
   diffBudget?: DiffBudget
+  /** Measurements. */
+  observer?: DocumentObserver
   /** Document size, client, waiting-update and awareness limits. Default {@link DEFAULT_LIMITS}. */
   limits?: Pick<Limits, 'maxDocumentBytes' | 'maxClientsPerDocument' | 'maxWaitingBytes' | 'maxAwarenessEntries' | 'maxAwarenessStateBytes'>
 }
@@ -69,14 +81,15 @@ export class RelayDocument implements DocumentHost {
     readonly docId: DocId,
     private readonly stored: StoredDocument,
     private readonly log: Logger,
-    private readonly limits: NonNullable<RelayDocumentOptions['limits']>
+    private readonly limits: NonNullable<RelayDocumentOptions['limits']>,
+    private readonly observer: DocumentObserver | null
   ) {}
 
   /** Loads `docId` from the store. Rejects (storing nothing) if the stored data is unreadable. */
   static async load (docId: DocId, options: RelayDocumentOptions): Promise<RelayDocument> {
     const limits = options.limits ?? DEFAULT_LIMITS
     const stored = await StoredDocument.load(options.store, docId, { ...options, maxClients: limits.maxClientsPerDocument })
-    return new RelayDocument(docId, stored, options.log, limits)
+    return new RelayDocument(docId, stored, options.log, limits, options.observer ?? null)
   }
 
   /** Milliseconds since an update or presence change last arrived. */
@@ -140,6 +153,8 @@ export class RelayDocument implements DocumentHost {
   applyUpdate (update: Uint8Array, from: SyncSession | null): Promise<void> {
     if (this.isDeleted) throw new DocDeletedError(this.docId)
     this.lastActivity = Date.now()
+    const started = this.observer === null ? 0 : performance.now()
+    this.observer?.received(from === null ? 'http' : from.peer.durable ? 'relay' : 'client', update.length)
     const prepared = this.stored.prepare(update)
     if (prepared === null) return this.durable(from)
     const { shape } = prepared
@@ -153,7 +168,9 @@ export class RelayDocument implements DocumentHost {
     this.replication?.stored()
     // What was taken is stored; the sender is cut off from adding more that cannot integrate.
     this.checkWaiting(shape)
-    return this.durable(from)
+    const durable = this.durable(from)
+    if (this.observer !== null) durable.then(() => this.observer!.durable((performance.now() - started) / 1000), () => {})
+    return durable
   }
 
   /**
@@ -165,7 +182,10 @@ export class RelayDocument implements DocumentHost {
     const replication = this.replication
     if (replication === null || from?.peer.durable === true) return committed
     const forwarded = this.outgoing.length === 0 ? Promise.resolve() : new Promise<void>(resolve => queueMicrotask(resolve))
-    return Promise.all([committed, forwarded.then(() => replication.confirm())]).then(() => {})
+    const started = this.observer === null ? 0 : performance.now()
+    const confirmed = forwarded.then(() => replication.confirm())
+    if (this.observer !== null) confirmed.then(() => this.observer!.replicated((performance.now() - started) / 1000), () => {})
+    return Promise.all([committed, confirmed]).then(() => {})
   }
 
   /**

@@ -53,6 +53,8 @@ export interface ListenerOptions {
   onStock: (link: Link, client: StockClient) => void
   /** A plain HTTP request. Default: 426 with a hint. */
   onHttp?: (req: IncomingMessage, res: ServerResponse) => void
+  /** Every WebSocket connection's close code, whoever closed it (for metrics). */
+  onClosed?: (code: number) => void
 }
 
 /** A listening server. */
@@ -95,7 +97,8 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
     const ip = req.socket.remoteAddress ?? ''
     const count = (perIp.get(ip) ?? 0) + 1
     perIp.set(ip, count)
-    ws.once('close', () => {
+    ws.once('close', (code: number) => {
+      options.onClosed?.(code)
       const left = perIp.get(ip)! - 1
       if (left === 0) perIp.delete(ip)
       else perIp.set(ip, left)

@@ -26,6 +26,8 @@ export interface CommitInfo {
   compactions: number
   /** Bytes written in updates and snapshots. */
   bytes: number
+  /** How long the commit took, in seconds (its fsync included). */
+  seconds: number
 }
 
 /** Options of {@link SqliteStore}. */
@@ -104,7 +106,7 @@ export class SqliteStore extends BatchedStore {
       stat: this.db.prepare('SELECT coalesce(length(snapshot), 0) + (SELECT coalesce(sum(length(data)), 0) FROM updates WHERE doc = docs.id) AS bytes, meta FROM docs WHERE id = ?')
     }
     this.commitWrites = this.db.transaction((writes: StoreWrite[]) => {
-      const info: CommitInfo = { updates: 0, compactions: 0, bytes: 0 }
+      const info: CommitInfo = { updates: 0, compactions: 0, bytes: 0, seconds: 0 }
       // What the batch teaches about rows, applied only once it has committed (null: forget the document).
       const seen = new Map<DocId, Seen | null>()
       const seenOf = (docId: DocId): Seen => {
@@ -175,7 +177,9 @@ export class SqliteStore extends BatchedStore {
 
   protected commitBatch (writes: StoreWrite[]): void {
     // A failed transaction rolled back: what it would have taught about rows is dropped with it.
+    const started = performance.now()
     const { info, seen } = this.commitWrites(writes)
+    info.seconds = (performance.now() - started) / 1000
     for (const [docId, entry] of seen) {
       if (entry === null) this.seen.delete(docId)
       else this.seen.set(docId, entry)

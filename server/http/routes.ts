@@ -1,0 +1,31 @@
+/**
+ * The relay's plain HTTP requests (those that are not WebSocket upgrades): `GET /healthz`,
+ * `GET /metrics` (Prometheus text) and the document API under `/v1/docs`.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { RelayMetrics } from '../metrics.js'
+import { answerDocsApi, type DocsApiContext } from './docs-api.js'
+import { sendError, sendJson } from './respond.js'
+
+/** What the routes answer from. */
+export interface RoutesContext {
+  health: () => unknown
+  metrics: RelayMetrics
+  docsApi: DocsApiContext
+}
+
+/** Answers a plain HTTP request to the relay. */
+export function answerHttp (req: IncomingMessage, res: ServerResponse, context: RoutesContext): void {
+  if (answerDocsApi(req, res, context.docsApi)) return
+  const path = (req.url ?? '/').split('?', 1)[0]
+  if (req.method === 'GET' && path === '/healthz') return sendJson(res, 200, context.health())
+  if (req.method === 'GET' && path === '/metrics') {
+    context.metrics.exposition().then(({ contentType, text }) => {
+      res.writeHead(200, { 'content-type': contentType })
+      res.end(text)
+    }, (error: unknown) => sendError(res, error))
+    return
+  }
+  res.writeHead(426, { 'content-type': 'text/plain' })
+  res.end('PetalDB relay: connect with a WebSocket to /<docId>; HTTP: GET /healthz, GET /metrics, /v1/docs\n')
+}
