@@ -11,7 +11,7 @@ import { requirePeer } from '../shared/node-peers.js'
 const { pino } = requirePeer<{ pino: typeof Pino }>('pino', 'The relay')
 import { Cluster, parseMembers, type ClusterOptions } from './cluster/cluster.js'
 import { clusterCommand } from './cluster/dev-cluster.js'
-import { startRelay } from './relay.js'
+import { startRelay, type RelayOptions } from './relay.js'
 import { parseAuthKeys } from '../shared/listen/auth.js'
 import { DEFAULT_LIMITS, type Limits } from '../shared/listen/limits.js'
 
@@ -64,6 +64,11 @@ Security flags:
 
 Limits (exceeding one closes the connection with the code shown):
 ${LIMIT_FLAGS.map(([flag, key, text]) => `  --${flag} N`.padEnd(32) + `${text} (default ${DEFAULT_LIMITS[key]})`).join('\n')}
+
+Webhooks (a POST of {"docId","updatedAt"} after changes, signed in X-PetalDB-Signature):
+  --webhook URL           call URL after changes and deletions (repeatable)
+  --webhook-debounce-ms N wait this long after a change, gathering more, before calling (default 1000)
+  --webhook-secret-file F the HMAC-SHA256 signing key, from a file (or set PETALDB_WEBHOOK_SECRET)
 
 Cluster flags (all relays of a cluster get the same member list):
   --id ID                 this relay's id in the member list
@@ -129,6 +134,9 @@ async function relayCommand (args: string[]): Promise<void> {
         'write-quorum': { type: 'string' },
         'cluster-secret': { type: 'string' },
         'cluster-secret-file': { type: 'string' },
+        webhook: { type: 'string', multiple: true },
+        'webhook-debounce-ms': { type: 'string' },
+        'webhook-secret-file': { type: 'string' },
         help: { type: 'boolean', short: 'h' }
       },
       strict: true
@@ -154,6 +162,7 @@ async function relayCommand (args: string[]): Promise<void> {
     if (value !== undefined) limits[key] = value
   }
   const cluster = clusterFlags(values, logger)
+  const webhooks = webhookFlags(values)
   const authKeys = authFlags(values)
   const tlsCert = values['tls-cert'] as string | undefined
   const tlsKey = values['tls-key'] as string | undefined
@@ -167,6 +176,7 @@ async function relayCommand (args: string[]): Promise<void> {
     ...(values['allowed-origin'] === undefined ? {} : { allowedOrigins: values['allowed-origin'] as string[] }),
     ...(tlsCert === undefined || tlsKey === undefined ? {} : { tls: { cert: readFlagFile('--tls-cert', tlsCert), key: readFlagFile('--tls-key', tlsKey) } }),
     ...(cluster === undefined ? {} : { cluster }),
+    ...(webhooks === undefined ? {} : { webhooks }),
     host,
     ...(port === undefined ? {} : { port }),
     ...(idleMs === undefined ? {} : { idleMs }),
@@ -235,6 +245,23 @@ function clusterFlags (values: Record<string, unknown>, logger: Logger): Cluster
     fail((error as Error).message)
   }
   return options
+}
+
+/** `--webhook` and its flags; the signing secret from --webhook-secret-file or PETALDB_WEBHOOK_SECRET. */
+function webhookFlags (values: Record<string, unknown>): RelayOptions['webhooks'] {
+  const urls = (values.webhook as string[] | undefined) ?? []
+  const file = values['webhook-secret-file'] as string | undefined
+  if (urls.length === 0) {
+    if (file !== undefined || values['webhook-debounce-ms'] !== undefined) fail('--webhook-secret-file and --webhook-debounce-ms need --webhook URL')
+    return undefined
+  }
+  for (const url of urls) {
+    if (!/^https?:\/\/[^/]/.test(url)) fail(`--webhook expects an http:// or https:// URL, got ${JSON.stringify(url)}`)
+  }
+  const secret = file === undefined ? process.env.PETALDB_WEBHOOK_SECRET : readFlagFile('--webhook-secret-file', file).trim()
+  if (secret === undefined || secret === '') fail('--webhook needs a signing secret: --webhook-secret-file F or PETALDB_WEBHOOK_SECRET')
+  const debounceMs = integer(values['webhook-debounce-ms'] as string | undefined, '--webhook-debounce-ms')
+  return { urls, secret, ...(debounceMs === undefined ? {} : { debounceMs }) }
 }
 
 /** The cluster secret: from --cluster-secret-file, else PETALDB_CLUSTER_SECRET, else --cluster-secret (visible in `ps`). */

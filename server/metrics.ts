@@ -73,7 +73,7 @@ export class RelayMetrics implements DocumentObserver {
     this.bytes.inc({ source }, bytes)
   }
 
-  durable (seconds: number): void {
+  durable ({ seconds }: { seconds: number }): void {
     this.ackSeconds.observe(seconds)
   }
 

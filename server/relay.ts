@@ -15,7 +15,9 @@ import { SqliteStore } from '../shared/storage/sqlite-store.js'
 import { serveNativeLink } from './connections/native-connection.js'
 import { proxyYwsConnection } from './cluster/yws-proxy.js'
 import { ClusterNode } from './cluster/cluster-node.js'
-import { Authenticator } from '../shared/listen/auth.js'
+import { Authenticator, type TokenVerifier } from '../shared/listen/auth.js'
+import { callHook, hookVerifier, type RelayHooks } from './hooks.js'
+import { Webhooks, type WebhookOptions } from './webhooks.js'
 import { acceptStock } from '../shared/listen/stock-accept.js'
 import { DEFAULT_LIMITS, WS_CLIENT_MAX_PAYLOAD, type Limits } from '../shared/listen/limits.js'
 import { listen } from '../shared/listen/listener.js'
@@ -58,6 +60,10 @@ export interface RelayOptions {
   cluster?: ClusterOptions
   /** Logger; default a pino logger at level `info` on stderr. */
   logger?: Logger
+  /** Hooks for the app embedding the relay; see {@link RelayHooks}. */
+  hooks?: RelayHooks
+  /** POST `{ docId, updatedAt }` to these URLs after changes (and deletions); see `webhooks.ts`. */
+  webhooks?: Omit<WebhookOptions, 'log'>
 }
 
 /** What `GET /healthz` reports. */
@@ -102,7 +108,10 @@ export const relayDatabasePath = (dataDir: string): string => join(dataDir, 'rel
 export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   const log = options.logger ?? pino({ level: 'info' }, pino.destination(2))
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits }
-  const authenticator = options.authKeys === undefined || options.authKeys.size === 0 ? null : new Authenticator(options.authKeys)
+  const hooks = options.hooks ?? {}
+  const authenticator: TokenVerifier | null = hooks.authenticate !== undefined
+    ? hookVerifier(hooks.authenticate)
+    : options.authKeys === undefined || options.authKeys.size === 0 ? null : new Authenticator(options.authKeys)
   if (authenticator === null) log.warn('no auth secret configured: this relay is open to anyone who can reach it')
   if (limits.maxDocumentBytes > WS_CLIENT_MAX_PAYLOAD) {
     log.warn({ maxDocumentBytes: limits.maxDocumentBytes }, 'documents this large are sent in frames that Node ws clients refuse by default (100 MiB): they will not sync')
@@ -118,31 +127,62 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
     onCommit: info => {
       log.debug(info, 'commit')
       metrics.committed(info)
+      callHook(hooks, 'store', info, log)
     },
     secureDelete: true
   })
+  const webhooks = options.webhooks === undefined || options.webhooks.urls.length === 0 ? null : new Webhooks({ ...options.webhooks, log })
   try {
-    return await serve(options, log, limits, authenticator, store, lock, metrics, read => { gauges = read })
+    return await serve(options, { log, limits, authenticator, store, lock, metrics, hooks, webhooks }, read => { gauges = read })
   } catch (error) {
+    webhooks?.close()
     await store.close()
     lock?.release()
     throw error
   }
 }
 
-/** The relay proper, on storage that is open (and a data directory that is held, if it has one). */
-async function serve (
-  options: RelayOptions, log: Logger, limits: Limits, authenticator: Authenticator | null, store: DocStore,
-  lock: DataDirLock | null, metrics: RelayMetrics, reportGauges: (read: () => RelayGauges) => void
-): Promise<Relay> {
+/** What {@link serve} composes, made by {@link startRelay}. */
+interface Parts {
+  log: Logger
+  limits: Limits
+  authenticator: TokenVerifier | null
+  /** Open storage. */
+  store: DocStore
+  /** The held data directory, if the relay has one. */
+  lock: DataDirLock | null
+  metrics: RelayMetrics
+  hooks: RelayHooks
+  webhooks: Webhooks | null
+}
+
+/** The relay proper, on its parts. */
+async function serve (options: RelayOptions, parts: Parts, reportGauges: (read: () => RelayGauges) => void): Promise<Relay> {
+  const { log, limits, authenticator, store, lock, metrics, hooks, webhooks } = parts
   let clusterNode: ClusterNode | null = null
   const registry = new DocumentRegistry({
     store,
     log,
-    observer: metrics,
+    observer: {
+      received: (source, bytes) => metrics.received(source, bytes),
+      replicated: seconds => metrics.replicated(seconds),
+      durable: event => {
+        metrics.durable(event)
+        callHook(hooks, 'change', { docId: event.docId, update: event.update, source: event.source }, log)
+        // In a cluster every home stores each change: only the relay it came to calls the webhooks.
+        if (event.source !== 'relay') webhooks?.changed(event.docId)
+      }
+    },
     idleMs: options.idleMs ?? DEFAULTS.idleMs,
-    onLoad: doc => clusterNode?.onLoad(doc),
+    onLoad: doc => {
+      clusterNode?.onLoad(doc)
+      callHook(hooks, 'load', { docId: doc.docId }, log)
+    },
     onEvict: doc => clusterNode?.onEvict(doc),
+    onDelete: docId => {
+      callHook(hooks, 'delete', { docId }, log)
+      webhooks?.changed(docId)
+    },
     limits,
     ...(options.compactMinBytes === undefined ? {} : { compactMinBytes: options.compactMinBytes })
   })
@@ -218,6 +258,7 @@ async function serve (
     health,
     close () {
       closing ??= (async () => {
+        webhooks?.close()
         await clusterNode?.close()
         await listener.close(SHUTDOWN_GRACE_MS)
         registry.closeAll()

@@ -13,7 +13,7 @@ import type { ClusterMap, ClusterMember } from '../../shared/placement.js'
 import { encodeNativeMessage, type NativeMessage, type PeerInfo } from '../../shared/wire/native-messages.js'
 import { nativeFraming } from '../../shared/sync/framing.js'
 import { PeerConnection, type ConnectionOptions, type Served } from '../../shared/sync/connection.js'
-import type { Authenticator } from '../../shared/listen/auth.js'
+import type { TokenVerifier } from '../../shared/listen/auth.js'
 import { acceptNative } from '../../shared/listen/native-accept.js'
 import type { DocumentRegistry } from '../documents/registry.js'
 
@@ -41,7 +41,7 @@ export interface NativeConnectionOptions {
   /** This relay, as told to peers in WELCOME. */
   self: PeerInfo
   /** Verifies client tokens; null: the relay is open. */
-  authenticator: Authenticator | null
+  authenticator: TokenVerifier | null
   /** Documents one client connection may have open. */
   maxDocs: number
   /** In a cluster: the map sent to clients and where to redirect them. */

@@ -27,6 +27,8 @@ export interface RegistryOptions extends RelayDocumentOptions {
   onLoad?: (doc: RelayDocument) => void
   /** Called when a document is evicted (or the registry closes). */
   onEvict?: (doc: RelayDocument) => void
+  /** Called once a deletion is durable. */
+  onDelete?: (docId: DocId) => void
 }
 
 /** Loads, shares and evicts {@link RelayDocument}s; see the module comment. */
@@ -120,6 +122,7 @@ export class DocumentRegistry {
     const tombstone = encodeDocMeta({ updatedAt: Date.now(), deletedAt: Date.now() })
     await Promise.all([store.delete(docId), store.updateMeta(docId, () => tombstone)])
     await store.erase?.()
+    this.options.onDelete?.(docId)
     return existed
   }
 

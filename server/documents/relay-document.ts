@@ -41,8 +41,8 @@ export interface DocReplication {
 export interface DocumentObserver {
   /** An update was received: from a client, another relay, or the HTTP API. */
   received(source: 'client' | 'relay' | 'http', bytes: number): void
-  /** An update became durable, `seconds` after it was received. */
-  durable(seconds: number): void
+  /** An update (as stored) became durable, `seconds` after it was received. */
+  durable(event: { docId: DocId, update: Uint8Array, source: 'client' | 'relay' | 'http', seconds: number }): void
   /** The write quorum confirmed an update, `seconds` after it was stored here. */
   replicated(seconds: number): void
 }
@@ -154,7 +154,8 @@ export class RelayDocument implements DocumentHost {
     if (this.isDeleted) throw new DocDeletedError(this.docId)
     this.lastActivity = Date.now()
     const started = this.observer === null ? 0 : performance.now()
-    this.observer?.received(from === null ? 'http' : from.peer.durable ? 'relay' : 'client', update.length)
+    const source = from === null ? 'http' : from.peer.durable ? 'relay' : 'client'
+    this.observer?.received(source, update.length)
     const prepared = this.stored.prepare(update)
     if (prepared === null) return this.durable(from)
     const { shape } = prepared
@@ -169,7 +170,7 @@ export class RelayDocument implements DocumentHost {
     // What was taken is stored; the sender is cut off from adding more that cannot integrate.
     this.checkWaiting(shape)
     const durable = this.durable(from)
-    if (this.observer !== null) durable.then(() => this.observer!.durable((performance.now() - started) / 1000), () => {})
+    if (this.observer !== null) durable.then(() => this.observer!.durable({ docId: this.docId, update: shape.bytes, source, seconds: (performance.now() - started) / 1000 }), () => {})
     return durable
   }
 

@@ -14,7 +14,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import { AuthError, DocDeletedError, DocLoadError, LimitError, ProtocolError, StorageError } from '../../shared/errors.js'
-import { OPEN_GRANT, canRead, canWrite, type Authenticator, type Grant } from '../../shared/listen/auth.js'
+import { OPEN_GRANT, canRead, canWrite, type TokenVerifier, type Grant } from '../../shared/listen/auth.js'
 import type { Limits } from '../../shared/listen/limits.js'
 import type { ClusterMember } from '../../shared/placement.js'
 import { CloseCode } from '../../shared/wire/close-codes.js'
@@ -28,7 +28,7 @@ export interface DocsApiContext {
   registry: DocumentRegistry
   /** Lists stored document ids (the registry's store). */
   list: (prefix: string) => Promise<DocId[]>
-  authenticator: Authenticator | null
+  authenticator: TokenVerifier | null
   limits: Limits
   log: Logger
   /** In a cluster: the homes of a document, and every member, this relay included (`self`). */

@@ -16,7 +16,7 @@ import type { DocId } from '../wire/doc-id.js'
 import { NATIVE_SUBPROTOCOL } from '../wire/native-messages.js'
 import type { Link } from '../transport/link.js'
 import { admitStockClient, originAllowed } from './admission.js'
-import type { Authenticator, Grant } from './auth.js'
+import type { TokenVerifier, Grant } from './auth.js'
 import { closeWith } from './closing.js'
 import type { Limits } from './limits.js'
 import type { Log } from './log.js'
@@ -41,7 +41,7 @@ export interface ListenerOptions {
   allowedOrigins?: string[]
   limits: Limits
   /** Verifies stock clients' tokens (URL parameter `token`); null: every client may read and write. */
-  authenticator: Authenticator | null
+  authenticator: TokenVerifier | null
   log: Log
   /** Milliseconds between keep-alive pings; a connection that misses one is dropped. */
   pingIntervalMs: number

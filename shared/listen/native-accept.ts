@@ -12,7 +12,7 @@ import type { DocId } from '../wire/doc-id.js'
 import type { NativeMessage, PeerInfo } from '../wire/native-messages.js'
 import type { Link } from '../transport/link.js'
 import { PeerConnection, type ConnectionOptions, type Served } from '../sync/connection.js'
-import type { Authenticator } from './auth.js'
+import type { TokenVerifier } from './auth.js'
 import { ConnectionAuth } from './connection-auth.js'
 import { HELLO_DEADLINE_MS, closeForError } from './closing.js'
 import type { Log } from './log.js'
@@ -34,7 +34,7 @@ export interface NativeAcceptOptions {
   /** This node, as told to peers in WELCOME. */
   self: PeerInfo
   /** Verifies client tokens; null: anyone may read and write. */
-  authenticator: Authenticator | null
+  authenticator: TokenVerifier | null
   log: Log
   /** Documents one client connection may have open (1008 beyond). */
   maxDocs: number
