@@ -230,7 +230,7 @@ async function serve (options: RelayOptions, parts: Parts, reportGauges: (read: 
       }
       open.track(link, 'y-websocket')
     },
-    onHttp: (req, res) => answerHttp(req, res, { health, metrics, docsApi })
+    onHttp: (req, res) => answerHttp(req, res, { health, metrics, docsApi, allowedOrigins: options.allowedOrigins })
   })
   const health = (): RelayHealth => {
     const links = clusterNode?.linkCounts ?? { up: 0, inbound: 0 }

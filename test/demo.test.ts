@@ -3,7 +3,7 @@
  * (two browser contexts) would use it, typing with the keyboard: they see each other's
  * text, cursors and names; one goes offline, writes, reloads the page (served by the
  * service worker, the note restored from IndexedDB) and comes back; both converge, and the
- * status line says what happened at each step. A note deleted on one device leaves the
+ * status line says what happened at each step. A note deleted on one device (and on the relay) leaves the
  * other's list. With DEMO_SCREENSHOT=1 it writes examples/notes/screenshot.png.
  */
 import { join } from 'node:path'
@@ -144,8 +144,12 @@ describe.runIf(runBrowserTests)('notes demo in headless Chromium', () => {
     await a.click('#note-list a:has-text("Reading list")')
     await g.click('#note-list a:has-text("Reading list")')
     await poll(() => editorText(g)).toBe('Reading list\nThe Overstory\nPiranesi')
+    const deletedId = decodeURIComponent(new URL(g.url()).hash.slice(1))
+    expect(deletedId).toMatch(/^notes\//)
     await g.click('#delete-note')
     await poll(() => titles(a)).toEqual(['Trip to Lisbon (May)'])
+    // ...and from the relay, through its document API (a page of another origin: CORS).
+    await poll(async () => (await fetch(`${demo.relay.url.replace('ws:', 'http:')}/v1/docs/${deletedId}`)).status).toBe(404)
     expect(await titles(g)).toEqual(['Trip to Lisbon (May)'])
     await poll(() => a.textContent('#empty')).toBe('This note was deleted on another device.')
 

@@ -134,6 +134,17 @@ describe('the HTTP document API', () => {
     expect(json).toEqual({ t: 'x' })
   })
 
+  it('lets pages of other origins call it (CORS), tokens in the Authorization header', async () => {
+    const preflight = await fetch(`${base}/v1/docs/api/cors`, { method: 'OPTIONS', headers: { origin: 'http://app.example', 'access-control-request-method': 'DELETE', 'access-control-request-headers': 'authorization' } })
+    expect(preflight.status).toBe(204)
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('http://app.example')
+    expect(preflight.headers.get('access-control-allow-methods')).toContain('DELETE')
+    expect(preflight.headers.get('access-control-allow-headers')).toContain('authorization')
+    const read = await fetch(`${base}/v1/docs/api/cors`, { headers: { origin: 'http://app.example', ...auth(admin) } })
+    expect(read.status).toBe(404)
+    expect(read.headers.get('access-control-allow-origin')).toBe('http://app.example')
+  })
+
   it('lists the documents a token may read, by id, a page at a time', async () => {
     for (const id of ['list/c', 'list/a', 'list/b', 'list/secret/1']) await post(id, updateOf(doc => doc.getText('t').insert(0, id)))
     const reader = await signToken(SECRET, { read: ['list/a', 'list/b', 'list/c'] })

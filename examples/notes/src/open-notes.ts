@@ -1,8 +1,8 @@
 /**
  * Keeps every listed note open in the replica, so that changes made offline to any note
  * go to the server on reconnect, not only those of the note on screen (a closed
- * document does not sync). Notes removed from the list on another device lose their
- * local copy here too.
+ * document does not sync). Notes removed from the list on another device, or deleted on
+ * the relay, lose their local copy here too.
  */
 import { ObservableV2 } from 'lib0/observable'
 import type { DocHandle, Replica } from '../../../client/index.js'
@@ -21,6 +21,12 @@ export class OpenNotes extends ObservableV2<{ change: () => void }> {
       if (!local) for (const id of removed) void this.remove(id)
     })
     for (const { id } of index.entries()) this.open(id)
+    // Deleted on the relay (from another device, or through its API): the replica dropped its copy.
+    replica.on('deleted', ({ docId }) => {
+      this.handles.delete(docId)
+      if (index.has(docId)) index.remove(docId)
+      this.changed()
+    })
   }
 
   /** The handle of note `id`, opening it if needed. */
