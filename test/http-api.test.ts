@@ -122,7 +122,12 @@ describe('the HTTP document API', () => {
       ['unknown document', fetch(`${base}/v1/docs/api/nothing-here`, { headers: auth(admin) }), 404, /no document api\/nothing-here/],
       ['invalid id', fetch(`${base}/v1/docs/a%2F%2Fb`, { headers: auth(admin) }), 400, /document id/],
       ['oversize body', post('api/refusals', new Uint8Array(65 * 1024)), 413, /larger than 65536 bytes/],
-      ['unknown format', fetch(`${base}/v1/docs/api/refusals?format=xml`, { headers: auth(admin) }), 400, /unknown format/]
+      ['unknown format', fetch(`${base}/v1/docs/api/refusals?format=xml`, { headers: auth(admin) }), 400, /unknown format/],
+      ['listing without a token', fetch(`${base}/v1/docs?prefix=api/`), 401, /token is required/],
+      ['delete with a read-only token', fetch(`${base}/v1/docs/api/refusals`, { method: 'DELETE', headers: auth(readOnly) }), 403, /does not allow writing/],
+      ['delete without a token', fetch(`${base}/v1/docs/api/refusals`, { method: 'DELETE' }), 401, /token is required/],
+      ['delete of an unknown document', fetch(`${base}/v1/docs/api/nothing-here`, { method: 'DELETE', headers: auth(admin) }), 404, /no document/],
+      ['an unknown method', fetch(`${base}/v1/docs/api/refusals`, { method: 'PUT', headers: auth(admin) }), 405, /not allowed/]
     ]
     for (const [what, pending, status, reason] of cases) {
       const response = await pending
