@@ -14,6 +14,7 @@ import { clusterCommand } from './cluster/dev-cluster.js'
 import { startRelay, type RelayOptions } from './relay.js'
 import { parseAuthKeys } from '../shared/listen/auth.js'
 import { DEFAULT_LIMITS, type Limits } from '../shared/listen/limits.js'
+import { TOOL_COMMANDS } from './tools/tool-commands.js'
 
 const CLI_PATH = fileURLToPath(new URL('./cli.js', import.meta.url))
 
@@ -22,6 +23,10 @@ const USAGE = `Usage: petaldb <command> [flags]
 Commands:
   relay     start a relay (run "petaldb relay --help" for its flags)
   cluster   start a local development cluster of relays (run "petaldb cluster --help")
+  backup    copy a relay's database while it runs ("petaldb backup --help")
+  restore   put a backup in place as a data directory's database ("petaldb restore --help")
+  export    write every document as a Yjs update file, with a manifest ("petaldb export --help")
+  import    apply exported files to a data directory or a running relay ("petaldb import --help")
 
 Flags:
   -h, --help    show this help
@@ -286,5 +291,7 @@ export async function main (argv: string[]): Promise<void> {
   }
   if (command === 'relay') return relayCommand(rest)
   if (command === 'cluster') return clusterCommand(rest, CLI_PATH)
+  const tool = Object.hasOwn(TOOL_COMMANDS, command) ? TOOL_COMMANDS[command] : undefined
+  if (tool !== undefined) return tool(rest, fail)
   fail(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`)
 }
