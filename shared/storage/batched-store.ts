@@ -1,8 +1,11 @@
 /**
  * Group commit for stores: writes queue up and are committed together, as one atomic
  * batch, on the next turn of the event loop (or at once by {@link BatchedStore.flush}).
- * Each write's promise settles with its batch. Batches commit in order, so a store that
- * commits them in order gives every reader the writes made before its read.
+ * Each write's promise settles with its batch. A store that commits asynchronously
+ * (IndexedDB) has one batch in flight at a time: what is written meanwhile waits and goes
+ * in the next batch, so a slow commit (a browser's fsync) makes batches larger, not a
+ * queue of small transactions longer. Batches commit in order; a read waits for the
+ * writes made before it ({@link BatchedStore.written}).
  */
 import type { DocId } from '../wire/doc-id.js'
 import type { DocStore, StoredDoc } from './store.js'
@@ -25,7 +28,13 @@ interface QueuedWrite {
 export abstract class BatchedStore implements DocStore {
   private queue: QueuedWrite[] = []
   private scheduled = false
-  private lastCommit: Promise<void> = Promise.resolve()
+  /** Whether an asynchronous store is committing a batch. */
+  private inFlight = false
+  /** Batches started, and settled (they settle in order). */
+  private started = 0
+  private settledBatches = 0
+  /** Callers of {@link written}, each waiting for a batch to settle. */
+  private waiters: Array<{ batch: number, resolve: () => void }> = []
   private closed = false
 
   abstract load (docId: DocId): Promise<StoredDoc | null>
@@ -56,17 +65,25 @@ export abstract class BatchedStore implements DocStore {
     return this.enqueue({ kind: 'delete', docId })
   }
 
-  /** Starts committing everything queued now (synchronously, for a synchronous store). */
+  /**
+   * Starts committing everything queued now (synchronously, for a synchronous store); for
+   * an asynchronous store with a batch in flight, once that batch has committed.
+   */
   flush (): void {
     this.scheduled = false
-    if (this.queue.length === 0) return
+    if (this.queue.length === 0 || this.inFlight) return
     const batch = this.queue
     this.queue = []
+    this.started++
     const settle = (error?: unknown): void => {
       for (const queued of batch) {
         if (error === undefined) queued.resolve()
         else queued.reject(error as Error)
       }
+      this.settledBatches++
+      const ready = this.waiters.filter(waiter => waiter.batch <= this.settledBatches)
+      this.waiters = this.waiters.filter(waiter => waiter.batch > this.settledBatches)
+      for (const waiter of ready) waiter.resolve()
     }
     let result: void | Promise<void>
     try {
@@ -75,15 +92,29 @@ export abstract class BatchedStore implements DocStore {
       settle(error)
       return
     }
-    if (result instanceof Promise) this.lastCommit = result.then(() => settle(), settle)
-    else settle()
+    if (!(result instanceof Promise)) return settle()
+    this.inFlight = true
+    result.then(() => settle(), settle).then(() => {
+      this.inFlight = false
+      this.flush() // what was written meanwhile
+    })
+  }
+
+  /**
+   * Resolves once every write made before the call has committed (or failed): at once for
+   * a synchronous store; readers of an asynchronous one wait for it.
+   */
+  protected written (): Promise<void> {
+    this.flush()
+    const batch = this.started + (this.queue.length > 0 ? 1 : 0)
+    if (batch <= this.settledBatches) return Promise.resolve()
+    return new Promise(resolve => this.waiters.push({ batch, resolve }))
   }
 
   async close (): Promise<void> {
     if (this.closed) return
-    this.flush()
     this.closed = true
-    await this.lastCommit
+    await this.written()
     await this.release()
   }
 
