@@ -149,7 +149,8 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     }
     const backoff = {
       ...(options.minReconnectDelayMs === undefined ? {} : { minDelayMs: options.minReconnectDelayMs }),
-      ...(options.maxReconnectDelayMs === undefined ? {} : { maxDelayMs: options.maxReconnectDelayMs })
+      ...(options.maxReconnectDelayMs === undefined ? {} : { maxDelayMs: options.maxReconnectDelayMs }),
+      ...(browserNetwork() ? { untilOnline } : {})
     }
     const relays = options.relays ?? []
     this.webrtc = options.webrtc === undefined || options.webrtc === false ? null : new WebRtcPeers(this.self, options.webrtc === true ? {} : options.webrtc)
@@ -169,6 +170,26 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     }))
     const channel = tabsChannel(options)
     this.tabs = channel === null ? null : new Tabs(channel, this.self)
+    // A browser knows when its network comes and goes: a socket it kept across a change may be
+    // dead without knowing it (Chromium keeps them open while offline), and waiting out the
+    // backoff would delay the sync a person is waiting for.
+    if (browserNetwork()) {
+      globalThis.addEventListener('online', this.networkChanged)
+      globalThis.addEventListener('offline', this.networkChanged)
+    }
+  }
+
+  private readonly networkChanged = (): void => this.reconnect()
+
+  /**
+   * Drops every relay and peer link and dials again at once, with the backoff reset. Done by
+   * itself in browsers on the `online` and `offline` events; call it when the app knows the
+   * network changed some other way.
+   */
+  reconnect (): void {
+    if (this.closed) return
+    this.router?.reconnect()
+    for (const dialer of this.peerDialers) dialer.reconnect()
   }
 
   /**
@@ -303,6 +324,8 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    globalThis.removeEventListener?.('online', this.networkChanged)
+    globalThis.removeEventListener?.('offline', this.networkChanged)
     await Promise.all(this.syncers.map(syncer => syncer.close()))
     await Promise.all([...this.docs.keys()].map(id => this.closeDoc(id)))
     await this.store.close()
@@ -375,4 +398,15 @@ function tabsChannel ({ tabs, store }: ReplicaOptions): string | null {
   if (tabs === undefined && !inBrowser) return null
   if (typeof globalThis.BroadcastChannel === 'undefined' || store.name === undefined) return null
   return `petaldb:${store.name}`
+}
+
+/** Whether this runs where the network's state is known: a browser, with `navigator.onLine` and `online`/`offline` events. */
+function browserNetwork (): boolean {
+  return typeof globalThis.addEventListener === 'function' && typeof navigator !== 'undefined' && 'onLine' in navigator
+}
+
+/** While the browser says it is offline, resolves once it is online; null when online (dialing would fail, or, under some emulations, pretend to work). */
+function untilOnline (): Promise<void> | null {
+  if (navigator.onLine) return null
+  return new Promise(resolve => globalThis.addEventListener('online', () => resolve(), { once: true }))
 }

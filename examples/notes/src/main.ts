@@ -5,7 +5,6 @@
 import { Replica } from '../../../client/index.js'
 import { IndexedDbStore } from '../../../client/browser.js'
 import { deleteOnRelay } from './delete-on-relay.js'
-import { networkAwareWebSocket } from './network-socket.js'
 import { renderNoteList, noteIdOf } from './note-list.js'
 import { NoteView } from './note-view.js'
 import { INDEX_ID, NotesIndex } from './notes-index.js'
@@ -24,8 +23,7 @@ const element = <T extends HTMLElement = HTMLElement>(id: string): T => {
 const relayUrl = document.querySelector<HTMLMetaElement>('meta[name="petaldb-relay"]')?.content ?? ''
 const replica = new Replica({
   store: new IndexedDbStore({ name: 'petaldb-notes' }),
-  relays: relayUrl === '' ? [] : [relayUrl],
-  WebSocket: networkAwareWebSocket(window)
+  relays: relayUrl === '' ? [] : [relayUrl]
 })
 const link = new RelayLink(replica)
 const index = new NotesIndex(replica.doc(INDEX_ID))
