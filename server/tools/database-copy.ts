@@ -7,7 +7,8 @@
  * the source connection holds one read transaction for the whole copy instead. The copy is
  * then of one snapshot, the moment that transaction began, and never restarts; in WAL mode
  * the writer does not wait for a reader, it only cannot fold the write-ahead log back into
- * the database past that snapshot until the copy ends (the log grows meanwhile).
+ * the database past that snapshot until the copy ends (the log grows meanwhile, and a
+ * checkpoint that must empty it, as a relay's erasure after a deletion, waits for the copy).
  *
  * The copy is written next to its destination and renamed over it once complete and
  * flushed to disk, so the destination is never a partial file. It is left in rollback

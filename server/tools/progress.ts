@@ -120,7 +120,7 @@ export class Progress {
     const bar = `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}]`
     const text = `${this.options.command} ${bar} ${this.done}/${this.total} ${this.options.unit}  ${formatBytes(this.bytes)}  ${formatBytes(this.rate())}/s`
     // Wider than the terminal, the line would wrap and \r would no longer redraw it.
-    const columns = this.terminal.columns ?? 80
+    const columns = this.terminal.columns !== undefined && this.terminal.columns > 0 ? this.terminal.columns : 80
     this.terminal.write(`\r${text.slice(0, Math.max(columns - 1, 1))}\x1b[K`)
     this.drawn = true
   }
