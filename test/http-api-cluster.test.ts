@@ -3,7 +3,6 @@
  * after it, on one relay and on a cluster's write quorum; in a cluster any relay answers
  * every route, and a deletion reaches every home, also one that was down when it happened.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
@@ -13,6 +12,7 @@ import { startCluster, type TestCluster } from './helpers/cluster-process.js'
 import { startRelayProcess, type RelayProcess } from './helpers/relay-process.js'
 import { stockClient } from './helpers/stock-client.js'
 import { tempDir } from './helpers/temp.js'
+import { onDisk } from './helpers/on-disk.js'
 import { until } from './helpers/events.js'
 
 const root = tempDir()
@@ -39,14 +39,6 @@ async function textAt (url: string, docId: string): Promise<string | number> {
   return (await response.json() as { t?: string }).t ?? ''
 }
 
-function onDisk (dir: string, marker: string): boolean {
-  const needle = Buffer.from(marker)
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name)
-    if (statSync(path).isDirectory() ? onDisk(path, marker) : readFileSync(path).includes(needle)) return true
-  }
-  return false
-}
 
 describe('the HTTP document API on relay processes', () => {
   it('keeps what a POST acknowledged when the relay is killed with SIGKILL right after the 200', async () => {

@@ -4,7 +4,6 @@
  * listing, deleting with erasure from the relay's files, and every refusal: bad token, no
  * access, read-only write, malformed body, unknown document, oversize body.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
@@ -16,6 +15,7 @@ import { until } from './helpers/events.js'
 import { captureLog } from './helpers/log-capture.js'
 import { stockClient, type StockClient } from './helpers/stock-client.js'
 import { tempDir } from './helpers/temp.js'
+import { onDisk } from './helpers/on-disk.js'
 import { signToken } from './helpers/tokens.js'
 
 const SECRET = 'http-api-test-secret-0123456789'
@@ -53,15 +53,6 @@ async function post (docId: string, body: Uint8Array<ArrayBuffer>, token = admin
   return await fetch(`${base}/v1/docs/${encodeURIComponent(docId)}`, { method: 'POST', headers: { ...auth(token), 'content-type': 'application/octet-stream' }, body })
 }
 
-/** Whether `marker` appears in any file under `dir`. */
-function onDisk (dir: string, marker: string): boolean {
-  const needle = Buffer.from(marker)
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name)
-    if (statSync(path).isDirectory() ? onDisk(path, marker) : readFileSync(path).includes(needle)) return true
-  }
-  return false
-}
 
 describe('the HTTP document API', () => {
   it('reads a document as a Yjs update and as JSON, every root type rendered by what it holds', async () => {
