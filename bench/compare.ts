@@ -111,7 +111,7 @@ export async function manyDocuments (server: BenchServer, documents = 1000, seco
 
 /** The automerge-paper document as one update (built once). */
 let paperUpdate: Uint8Array | null = null
-function paper (): Uint8Array {
+export function paper (): Uint8Array {
   if (paperUpdate !== null) return paperUpdate
   const doc = new Y.Doc()
   const text = doc.getText('t')

@@ -8,11 +8,19 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { cpus } from 'node:os'
 import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CLI_PATH, freePort } from '../test/helpers/relay-process.js'
 import { benchDatabase } from './postgres.js'
 
-export type ServerKind = 'petaldb' | 'petaldb-postgres' | 'reference' | 'hocuspocus' | 'bare'
+export type ServerKind = 'petaldb' | 'petaldb-postgres' | 'baseline' | 'reference' | 'hocuspocus' | 'bare'
+
+/**
+ * PETALDB_BASELINE: the directory of another build of PetalDB (a checkout of an earlier
+ * commit, built with `npm run build`), benchmarked as server kind `baseline` beside this
+ * tree's relay, in the same run, to measure what a change costs.
+ */
+export const BASELINE = process.env.PETALDB_BASELINE
 
 /** Which wire protocol a server's clients speak. */
 export const protocolOf = (kind: ServerKind): 'yws' | 'hocuspocus' | 'bare' => kind === 'hocuspocus' ? 'hocuspocus' : kind === 'bare' ? 'bare' : 'yws'
@@ -49,11 +57,24 @@ export function pinLoadGenerator (pin = true): string {
 export const UNLIMITED = ['--max-messages-per-second', '100000000', '--max-bytes-per-second', '100000000000', '--max-connections-per-ip', '100000', '--max-waiting-bytes', '1000000000']
 
 async function command (kind: ServerKind, port: number, dataDir: string, persist: boolean): Promise<string[]> {
-  const relay = [CLI_PATH, 'relay', '--port', String(port), '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn', ...UNLIMITED]
-  if (kind === 'petaldb') return [...relay, '--data', dataDir]
+  const cli = kind === 'baseline' ? baselineCli() : CLI_PATH
+  const relay = [cli, 'relay', '--port', String(port), '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn', ...unlimitedFor(cli)]
+  if (kind === 'petaldb' || kind === 'baseline') return [...relay, '--data', dataDir]
   // One database per data directory: a relay restarted on it finds what it stored.
   if (kind === 'petaldb-postgres') return [...relay, '--postgres', await benchDatabase(dataDir), '--id', 'bench']
   return ['--import', 'tsx', MAIN, kind, String(port), dataDir, ...(persist ? ['--persist'] : [])]
+}
+
+function baselineCli (): string {
+  if (BASELINE === undefined) throw new Error('server kind "baseline" needs PETALDB_BASELINE (the directory of another build)')
+  return join(BASELINE, 'dist', 'server', 'cli.js')
+}
+
+/** {@link UNLIMITED} as `cli` spells it (`--max-waiting-bytes` was `--max-pending-bytes` in earlier builds). */
+function unlimitedFor (cli: string): string[] {
+  if (cli === CLI_PATH) return UNLIMITED
+  const help = spawnSync(process.execPath, [cli, 'relay', '--help'], { encoding: 'utf8' }).stdout
+  return UNLIMITED.map(flag => flag === '--max-waiting-bytes' && !help.includes(flag) ? '--max-pending-bytes' : flag)
 }
 
 /** Starts a server of `kind` with its data under `dataDir` (Hocuspocus persists only with `persist`). */

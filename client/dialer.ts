@@ -42,6 +42,8 @@ export interface DialerOptions {
   minDelayMs?: number
   /** Largest reconnect delay bound. Default 10 s. */
   maxDelayMs?: number
+  /** Resolves once the device is online again; null while it is online (a browser's `navigator.onLine`). Default: always online. */
+  untilOnline?: () => Promise<void> | null
 }
 
 /** See the module comment. */
@@ -51,6 +53,8 @@ export class Dialer {
   private currentStatus: LinkStatus = 'connecting'
   private closed = false
   private wake: (() => void) | null = null
+  /** Failed attempts since the last link that got online (the backoff grows with them). */
+  private failures = 0
   private readonly running: Promise<void>
 
   constructor (private readonly options: DialerOptions) {
@@ -99,6 +103,18 @@ export class Dialer {
     this.connection?.send({ type: 'auth', token })
   }
 
+  /**
+   * Drops the current link, if any, and dials again at once, with the backoff reset: for
+   * when the network is known to have changed (a browser's `online` event), where waiting
+   * for a dead socket to time out, or for the next backoff step, would only delay.
+   */
+  reconnect (): void {
+    if (this.closed) return
+    this.failures = 0
+    this.current?.close(CloseCode.normal, 'reconnecting') // browsers refuse to send codes below 3000 but 1000
+    this.wake?.()
+  }
+
   /** Closes the link and stops reconnecting. */
   async close (): Promise<void> {
     this.closed = true
@@ -109,16 +125,17 @@ export class Dialer {
 
   private async run (): Promise<void> {
     const { urls } = this.options
-    let failures = 0
     for (let attempt = 0; !this.closed; attempt++) {
       const url = urls[attempt % urls.length]!
+      await this.untilOnline(url)
+      if (this.closed) break
       this.setStatus(url, 'connecting')
       let link: Link
       try {
         link = await this.options.connect(url)
       } catch {
         this.setStatus(url, 'offline')
-        await this.pause(failures++)
+        await this.pause(this.failures++)
         continue
       }
       if (this.closed) {
@@ -127,8 +144,8 @@ export class Dialer {
       }
       const wasOnline = await this.serve(url, link)
       this.setStatus(url, 'offline')
-      if (wasOnline) failures = 0
-      await this.pause(failures++)
+      if (wasOnline) this.failures = 0
+      await this.pause(this.failures++)
     }
   }
 
@@ -153,6 +170,17 @@ export class Dialer {
   private setStatus (url: string, status: LinkStatus): void {
     this.currentStatus = status
     this.options.onStatus(url, status)
+  }
+
+  /** Waits, offline, until the device is online (or this dialer closes). */
+  private async untilOnline (url: string): Promise<void> {
+    const online = this.options.untilOnline?.() ?? null
+    if (online === null) return
+    this.setStatus(url, 'offline')
+    await new Promise<void>(resolve => {
+      this.wake = () => { this.wake = null; resolve() }
+      online.then(() => this.wake?.(), () => this.wake?.())
+    })
   }
 
   /** Waits a random delay in [0, min(max, min * 2^failures)) (full jitter), or until closed. */

@@ -16,9 +16,11 @@ import type { LocalDoc, SessionStatus } from './local-doc.js'
  *   in sync with it to acknowledge them yet;
  * - `synced`: a relay is in sync with it, and local changes await its acknowledgement;
  * - `durable`: a relay is in sync with it and has acknowledged every local change;
- * - `failed`: it cannot be opened (an invalid id, or stored data that does not load).
+ * - `failed`: it cannot be opened (an invalid id, or stored data that does not load);
+ * - `deleted`: a relay said it was deleted (`DELETE /v1/docs/<id>`): the local copy is
+ *   removed and the document closed; changes to its Y.Doc are no longer stored or sent.
  */
-export type DocStatus = 'loading' | 'offline' | 'saved' | 'synced' | 'durable' | 'failed'
+export type DocStatus = 'loading' | 'offline' | 'saved' | 'synced' | 'durable' | 'failed' | 'deleted'
 
 /** Events of a {@link DocHandle}. */
 export interface DocHandleEvents {
@@ -35,6 +37,7 @@ export class DocHandle extends ObservableV2<DocHandleEvents> {
   private current: DocStatus = 'loading'
   private lastPending = 0
   private failure: Error | null = null
+  private wasDeleted = false
   private readonly loaded: Promise<void>
 
   /** @internal Created by the replica. */
@@ -114,6 +117,12 @@ export class DocHandle extends ObservableV2<DocHandleEvents> {
     return this.closeDoc()
   }
 
+  /** @internal The replica learned the document was deleted. */
+  deleted (): void {
+    this.wasDeleted = true
+    this.update()
+  }
+
   private update (): void {
     const status = this.derive()
     if (status !== this.current) {
@@ -129,6 +138,7 @@ export class DocHandle extends ObservableV2<DocHandleEvents> {
 
   private derive (): DocStatus {
     const local = this.local
+    if (this.wasDeleted) return 'deleted'
     if (this.failure !== null || local === null) return 'failed'
     if (!local.isLoaded) return 'loading'
     if (local.inSyncWithRelay) return local.pending === 0 && !local.unsaved ? 'durable' : 'synced'

@@ -2,7 +2,7 @@
  * PetalDB's isomorphic entry point: `import { Replica } from 'petaldb'`.
  * Stores: `MemoryStore` here, `SqliteStore` in `petaldb/node`, `IndexedDbStore` in `petaldb/browser`.
  */
-export { Replica, type ReplicaOptions, type ReplicaEvents, type RelayStatusEvent, type RefusedEvent, type PeersEvent } from './replica.js'
+export { Replica, type ReplicaOptions, type ReplicaEvents, type RelayStatusEvent, type RefusedEvent, type PeersEvent, type DeletedEvent } from './replica.js'
 export type { LinkStatus } from './dialer.js'
 export { DocHandle, type DocStatus, type DocHandleEvents } from './doc-handle.js'
 export type { SessionStatus } from './local-doc.js'

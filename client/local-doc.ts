@@ -3,10 +3,12 @@
  * presence, the sessions it syncs over (relays and peers) and its durability counters.
  *
  * Every update is stored locally before it goes anywhere, then forwarded to every session
- * but the one it came from. Local changes are counted, and the count is stored with the
- * update, so after a restart the replica still knows how many of its changes no relay has
- * acknowledged (and the next handshake re-sends them). Only a durable peer's (a relay's)
- * acknowledgement makes a change durable; a replica peer's only means it holds the change.
+ * but the one it came from. Local changes (transactions) are gathered per turn of the
+ * event loop into one update, stored with one write of the count of local changes in the
+ * same commit, so after a restart (or a crash, which loses at most the turn in progress)
+ * the replica still knows how many of its changes no relay has acknowledged, and the next
+ * handshake re-sends them. Only a durable peer's (a relay's) acknowledgement makes a
+ * change durable; a replica peer's only means it holds the change.
  */
 import * as Y from 'yjs'
 import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate, removeAwarenessStates } from 'y-protocols/awareness'
@@ -20,6 +22,7 @@ import { decodeStateVector, encodeAwarenessEntries, validateUpdate } from '../sh
 import { LimitError } from '../shared/errors.js'
 import { CloseCode } from '../shared/wire/close-codes.js'
 import { admitAwareness, type AwarenessLimits, type PresenceView } from '../shared/validation/awareness.js'
+import { TransactionBatch } from './transaction-batch.js'
 
 /** Transaction origin of the stored state applied at load. */
 const STORAGE_ORIGIN = Symbol('storage')
@@ -72,14 +75,14 @@ export interface LocalDocOptions {
 export class LocalDoc implements DocumentHost {
   readonly awareness: Awareness
   private readonly sessions = new SessionSet()
-  /** This replica's own counts for the document (from its stored entry, once loaded). */
+  /** This replica's own counts for the document (from its stored entry, once loaded), local changes counted once their write started. */
   private counters: WriterCounts = { local: 0, durable: 0 }
   /** Other writers' counts as loaded, until everything loaded is durable. */
   private loaded: Counters = new Map()
   /** The document bound to its stored log, once loaded. */
   private persisted: PersistedDoc | null = null
-  /** Local changes made before the document loaded, stored once it has. */
-  private early: Uint8Array[] = []
+  /** Local changes not written yet: those of this turn, or made before the document loaded. */
+  private batch = new TransactionBatch()
   /** Resolves once the stored state is applied to the Y.Doc; rejects if it cannot be loaded. */
   readonly whenLoaded: Promise<void>
   /** Local changes stored and forwarded so far. */
@@ -96,7 +99,7 @@ export class LocalDoc implements DocumentHost {
   private refusal: Error | null = null
 
   /** Called when a relay or a peer refuses the document (set by the replica). */
-  onRefused: (code: number, reason: string) => void = () => {}
+  onRefused: (code: number, reason: string, byRelay: boolean) => void = () => {}
   /** Called when the pending count or a session's status changes (set by the replica). */
   onChange: () => void = () => {}
 
@@ -107,7 +110,7 @@ export class LocalDoc implements DocumentHost {
   constructor (private readonly store: DocStore, readonly docId: DocId, readonly ydoc: Y.Doc, private readonly options: LocalDocOptions = {}) {
     this.shared = 0
     this.awareness = new Awareness(ydoc)
-    ydoc.on('update', this.onUpdate)
+    ydoc.on('afterTransactionCleanup', this.onTransaction)
     this.awareness.on('update', this.onAwarenessUpdate)
     this.whenLoaded = this.load()
     this.whenLoaded.catch(() => {}) // reported to whoever waits for it
@@ -127,7 +130,7 @@ export class LocalDoc implements DocumentHost {
 
   /** Whether some local change is not in the local store yet (its write has not finished). */
   get unsaved (): boolean {
-    return this.counters.local > this.shared
+    return this.batch.count > 0 || this.counters.local > this.shared
   }
 
   /** Whether a relay is in sync with the document now. */
@@ -159,9 +162,7 @@ export class LocalDoc implements DocumentHost {
     this.loaded = stored
     this.shared = this.counters.local
     this.persisted = persisted
-    const early = this.early
-    this.early = []
-    for (const update of early) this.storeLocal(update)
+    this.storeLocal() // changes made before the load
     this.onChange()
   }
 
@@ -200,7 +201,7 @@ export class LocalDoc implements DocumentHost {
   }
 
   readyToShare (): Promise<void> | null {
-    if (this.persisted!.idle && this.lastError === null) return null
+    if (this.persisted!.idle && this.batch.count === 0 && this.lastError === null) return null
     return this.whenStored()
   }
 
@@ -218,7 +219,9 @@ export class LocalDoc implements DocumentHost {
     if (limit !== undefined && logBytes + snapshotBytes + update.length > limit) {
       throw new LimitError(CloseCode.messageTooBig, `document ${this.docId} would exceed ${limit} bytes`)
     }
-    const { pendingStructs, pendingDs } = this.ydoc.store
+    // Yjs merges what waits into the existing pending object, replacing its update bytes: compare those.
+    const waitingBefore = this.ydoc.store.pendingStructs?.update
+    const pendingDs = this.ydoc.store.pendingDs
     this.integrated = false
     Y.applyUpdate(this.ydoc, update, from)
     const stored = this.persisted!.settled()
@@ -227,7 +230,7 @@ export class LocalDoc implements DocumentHost {
     // instead would send structs that waited here, and were integrated by a later update
     // from another peer, to everyone but that peer, who may never have had them.)
     const store = this.ydoc.store
-    if (this.integrated || store.pendingStructs !== pendingStructs || store.pendingDs !== pendingDs) {
+    if (this.integrated || store.pendingStructs?.update !== waitingBefore || store.pendingDs !== pendingDs) {
       stored.then(() => this.sessions.forwardUpdate(update, from, this.shared), () => {})
     }
     return stored
@@ -298,7 +301,7 @@ export class LocalDoc implements DocumentHost {
       for (const waiter of this.syncWaiters.splice(0)) waiter.reject(error)
       this.refusal = error
     }
-    this.onRefused(code, reason)
+    this.onRefused(code, reason, byRelay)
   }
 
   /** Resolves once the document has completed a sync with a relay (now, if it is synced). */
@@ -311,17 +314,18 @@ export class LocalDoc implements DocumentHost {
   /** Resolves once every local change made so far is acknowledged as durable by a relay. */
   whenDurable (): Promise<void> {
     if (this.lastError !== null) return Promise.reject(this.lastError)
-    const local = this.counters.local
+    const local = this.counters.local + this.batch.count
     if (local <= this.counters.durable && this.othersPending() === 0) return Promise.resolve()
     return new Promise((resolve, reject) => this.durableWaiters.push({ local, resolve, reject }))
   }
 
   /** Ends every session, rejects waiters, releases the Y.Doc; resolves once local writes are stored. */
   async close (): Promise<void> {
+    if (this.isLoaded) this.storeLocal()
     for (const session of [...this.sessions]) session.end(true)
     const closed = new Error(`document ${this.docId} was closed`)
     for (const waiter of [...this.syncWaiters.splice(0), ...this.durableWaiters.splice(0)]) waiter.reject(closed)
-    this.ydoc.off('update', this.onUpdate)
+    this.ydoc.off('afterTransactionCleanup', this.onTransaction)
     this.awareness.off('update', this.onAwarenessUpdate)
     this.awareness.destroy()
     await this.whenLoaded.catch(() => {})
@@ -334,6 +338,7 @@ export class LocalDoc implements DocumentHost {
     await this.whenLoaded
     let local: number
     do {
+      this.storeLocal()
       local = this.counters.local
       await this.persisted!.settled()
     } while (local !== this.counters.local)
@@ -352,27 +357,46 @@ export class LocalDoc implements DocumentHost {
   }
 
   // A Yjs listener that throws stops the Y.Doc from emitting further updates: never throw.
-  private readonly onUpdate = (update: Uint8Array, origin: unknown): void => {
-    if (origin === STORAGE_ORIGIN) return
-    if (this.persisted === null) {
-      this.early.push(update) // the app edits before the stored state has loaded
-      return
+  private readonly onTransaction = (transaction: Y.Transaction): void => {
+    try {
+      const origin = transaction.origin
+      if (origin === STORAGE_ORIGIN) return
+      if (origin instanceof SyncSession) {
+        // A peer's update: what it integrated is stored; applyUpdate forwards what came in.
+        const update = TransactionBatch.encode(transaction)
+        if (update === null) return
+        this.integrated = true
+        this.persisted!.write(update).catch(error => this.fail(error as Error))
+        return
+      }
+      if (!this.batch.add(transaction) || this.batch.count > 1) return
+      // The first local change of this turn: stored, with those that follow it, once the turn's code has run.
+      if (this.persisted !== null) queueMicrotask(this.storeLocal)
+      this.onChange()
+    } catch (error) {
+      this.fail(error as Error)
     }
-    if (origin instanceof SyncSession) {
-      // A peer's update: applyUpdate forwards what came in.
-      this.integrated = true
-      this.persisted.write(update).catch(error => this.fail(error as Error))
-      return
-    }
-    this.storeLocal(update)
   }
 
-  /** A local change: counted, stored with its count in the same commit, then sent on. */
-  private storeLocal (update: Uint8Array): void {
-    const stored = this.persisted!.write(update)
-    const local = ++this.counters.local
+  /**
+   * Starts writing the local changes not written yet, as one update: counted, stored with
+   * their count in the same commit, then sent on. Runs by itself at the end of every turn
+   * with changes; call it before reading the store directly. Until the document has loaded
+   * they wait (the load calls this).
+   */
+  readonly storeLocal = (): void => {
+    if (this.batch.count === 0 || this.persisted === null) return
+    const batch = this.batch
+    this.batch = new TransactionBatch()
+    let update: Uint8Array
+    try {
+      update = batch.encode(this.ydoc)
+    } catch (error) {
+      return this.fail(error as Error) // runs as a microtask too: never throw
+    }
+    const local = this.counters.local += batch.count
+    const stored = this.persisted.write(update)
     const counted = this.saveCounters()
-    this.onChange()
     Promise.all([stored, counted]).then(() => {
       this.shared = Math.max(this.shared, local)
       this.sessions.forwardUpdate(update, null, this.shared)

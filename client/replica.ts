@@ -2,6 +2,7 @@
  * The embeddable replica: local-first Yjs documents kept in a local store and synced with
  * relays and peers over the native protocol.
  */
+import { CloseCode } from '../shared/wire/close-codes.js'
 import { ObservableV2 } from 'lib0/observable'
 import { uuidv4 } from 'lib0/random'
 import type { Awareness } from 'y-protocols/awareness'
@@ -88,10 +89,17 @@ export interface PeersEvent {
   pending: number
 }
 
+/** A document deleted on its relay (`DELETE /v1/docs/<id>`): the replica removed its local copy. */
+export interface DeletedEvent {
+  docId: string
+}
+
 /** Events of a {@link Replica}. */
 export interface ReplicaEvents {
   status: (event: RelayStatusEvent) => void
   refused: (event: RefusedEvent) => void
+  /** A relay said an open document was deleted: its local copy is removed, and it is closed (its handle's status is `deleted`). */
+  deleted: (event: DeletedEvent) => void
   peers: (event: PeersEvent) => void
 }
 
@@ -141,7 +149,8 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     }
     const backoff = {
       ...(options.minReconnectDelayMs === undefined ? {} : { minDelayMs: options.minReconnectDelayMs }),
-      ...(options.maxReconnectDelayMs === undefined ? {} : { maxDelayMs: options.maxReconnectDelayMs })
+      ...(options.maxReconnectDelayMs === undefined ? {} : { maxDelayMs: options.maxReconnectDelayMs }),
+      ...(browserNetwork() ? { untilOnline } : {})
     }
     const relays = options.relays ?? []
     this.webrtc = options.webrtc === undefined || options.webrtc === false ? null : new WebRtcPeers(this.self, options.webrtc === true ? {} : options.webrtc)
@@ -161,6 +170,26 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     }))
     const channel = tabsChannel(options)
     this.tabs = channel === null ? null : new Tabs(channel, this.self)
+    // A browser knows when its network comes and goes: a socket it kept across a change may be
+    // dead without knowing it (Chromium keeps them open while offline), and waiting out the
+    // backoff would delay the sync a person is waiting for.
+    if (browserNetwork()) {
+      globalThis.addEventListener('online', this.networkChanged)
+      globalThis.addEventListener('offline', this.networkChanged)
+    }
+  }
+
+  private readonly networkChanged = (): void => this.reconnect()
+
+  /**
+   * Drops every relay and peer link and dials again at once, with the backoff reset. Done by
+   * itself in browsers on the `online` and `offline` events; call it when the app knows the
+   * network changed some other way.
+   */
+  reconnect (): void {
+    if (this.closed) return
+    this.router?.reconnect()
+    for (const dialer of this.peerDialers) dialer.reconnect()
   }
 
   /**
@@ -223,7 +252,10 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     const open = this.docs.get(id)
     if (open !== undefined) return open
     const local = new LocalDoc(this.store, id, ydoc ?? new Y.Doc(), this.docOptions)
-    local.onRefused = (code, reason) => this.emit('refused', [{ docId: id, code, reason }])
+    local.onRefused = (code, reason, byRelay) => {
+      this.emit('refused', [{ docId: id, code, reason }])
+      if (byRelay && code === CloseCode.deleted) void this.dropDeleted(id)
+    }
     local.onChange = () => this.emit('peers', [{ docId: id, peers: local.status, pending: local.pending }])
     const handle = new DocHandle(id, local.ydoc, local, null, () => this.closeDoc(id))
     const entry = { handle, local }
@@ -277,6 +309,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
 
   /** Ids of the documents held locally, optionally only those starting with `prefix`. */
   async list (prefix = ''): Promise<string[]> {
+    for (const { local } of this.docs.values()) local.storeLocal() // a document edited in this turn is listed
     return this.store.list(prefix)
   }
 
@@ -291,10 +324,25 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    globalThis.removeEventListener?.('online', this.networkChanged)
+    globalThis.removeEventListener?.('offline', this.networkChanged)
     await Promise.all(this.syncers.map(syncer => syncer.close()))
     await Promise.all([...this.docs.keys()].map(id => this.closeDoc(id)))
     await this.store.close()
     this.destroy()
+  }
+
+  /**
+   * A relay deleted `id`: closed here, its local copy removed (what the app still holds in
+   * its Y.Doc is neither stored nor sent again), and the app told.
+   */
+  private async dropDeleted (id: DocId): Promise<void> {
+    const open = this.docs.get(id)
+    if (open === undefined) return
+    open.handle.deleted()
+    await this.closeDoc(id)
+    await this.store.delete(id)
+    this.emit('deleted', [{ docId: id }])
   }
 
   private async closeDoc (id: DocId): Promise<void> {
@@ -350,4 +398,15 @@ function tabsChannel ({ tabs, store }: ReplicaOptions): string | null {
   if (tabs === undefined && !inBrowser) return null
   if (typeof globalThis.BroadcastChannel === 'undefined' || store.name === undefined) return null
   return `petaldb:${store.name}`
+}
+
+/** Whether this runs where the network's state is known: a browser, with `navigator.onLine` and `online`/`offline` events. */
+function browserNetwork (): boolean {
+  return typeof globalThis.addEventListener === 'function' && typeof navigator !== 'undefined' && 'onLine' in navigator
+}
+
+/** While the browser says it is offline, resolves once it is online; null when online (dialing would fail, or, under some emulations, pretend to work). */
+function untilOnline (): Promise<void> | null {
+  if (navigator.onLine) return null
+  return new Promise(resolve => globalThis.addEventListener('online', () => resolve(), { once: true }))
 }

@@ -49,6 +49,11 @@ export class Router {
     for (const connection of [this.bootstrap, ...this.members.values()]) connection.refreshToken(token)
   }
 
+  /** Reconnects every link now (see `Dialer.reconnect`). */
+  reconnect (): void {
+    for (const connection of [this.bootstrap, ...this.members.values()]) connection.reconnect()
+  }
+
   async close (): Promise<void> {
     this.closed = true
     await Promise.all([this.bootstrap, ...this.members.values()].map(connection => connection.close()))

@@ -10,7 +10,7 @@ import { missing } from '../shared/node-peers.js'
 
 const args = process.argv.slice(2)
 const onPostgres = args.some(arg => arg === '--postgres' || arg.startsWith('--postgres=')) || (process.env.PETALDB_POSTGRES ?? '') !== ''
-const RELAY_PACKAGES = onPostgres ? ['ws', 'pino', 'jose', 'pg'] : ['better-sqlite3', 'ws', 'pino', 'jose']
+const RELAY_PACKAGES = onPostgres ? ['ws', 'pino', 'jose', 'prom-client', 'pg'] : ['better-sqlite3', 'ws', 'pino', 'jose', 'prom-client']
 
 const lacking = missing(RELAY_PACKAGES)
 if (lacking.length > 0) {

@@ -11,11 +11,12 @@ import { requirePeer } from '../shared/node-peers.js'
 const { pino } = requirePeer<{ pino: typeof Pino }>('pino', 'The relay')
 import { Cluster, parseMembers, type ClusterOptions } from './cluster/cluster.js'
 import { clusterCommand } from './cluster/dev-cluster.js'
-import { startRelay } from './relay.js'
+import { startRelay, type RelayOptions } from './relay.js'
 import { parseAuthKeys } from '../shared/listen/auth.js'
 import { DEFAULT_LIMITS, type Limits } from '../shared/listen/limits.js'
 import { DEFAULT_LEASE_MS, type PostgresOptions } from './postgres/postgres-node.js'
 import { withoutPassword } from './postgres/url.js'
+import { TOOL_COMMANDS } from './tools/tool-commands.js'
 
 const CLI_PATH = fileURLToPath(new URL('./cli.js', import.meta.url))
 
@@ -24,6 +25,10 @@ const USAGE = `Usage: petaldb <command> [flags]
 Commands:
   relay     start a relay (run "petaldb relay --help" for its flags)
   cluster   start a local development cluster of relays (run "petaldb cluster --help")
+  backup    copy a relay's database while it runs ("petaldb backup --help")
+  restore   put a backup in place as a data directory's database ("petaldb restore --help")
+  export    write every document as a Yjs update file, with a manifest ("petaldb export --help")
+  import    apply exported files to a data directory or a running relay ("petaldb import --help")
 
 Flags:
   -h, --help    show this help
@@ -66,6 +71,11 @@ Security flags:
 
 Limits (exceeding one closes the connection with the code shown):
 ${LIMIT_FLAGS.map(([flag, key, text]) => `  --${flag} N`.padEnd(32) + `${text} (default ${DEFAULT_LIMITS[key]})`).join('\n')}
+
+Webhooks (a POST of {"docId","updatedAt"} after changes, signed in X-PetalDB-Signature):
+  --webhook URL           call URL after changes and deletions (repeatable)
+  --webhook-debounce-ms N wait this long after a change, gathering more, before calling (default 1000)
+  --webhook-secret-file F the HMAC-SHA256 signing key, from a file (or set PETALDB_WEBHOOK_SECRET)
 
 Relays on one PostgreSQL database (any number; they find each other through it, no member list):
   --postgres URL          store documents in PostgreSQL instead of --data: postgres://user:pass@host:5432/db
@@ -142,6 +152,9 @@ async function relayCommand (args: string[]): Promise<void> {
         postgres: { type: 'string' },
         'advertise-url': { type: 'string' },
         'lease-ms': { type: 'string' },
+        webhook: { type: 'string', multiple: true },
+        'webhook-debounce-ms': { type: 'string' },
+        'webhook-secret-file': { type: 'string' },
         help: { type: 'boolean', short: 'h' }
       },
       strict: true
@@ -168,6 +181,7 @@ async function relayCommand (args: string[]): Promise<void> {
   }
   const postgres = postgresFlags(values)
   const cluster = postgres === undefined ? clusterFlags(values, logger) : undefined
+  const webhooks = webhookFlags(values)
   const authKeys = authFlags(values)
   const tlsCert = values['tls-cert'] as string | undefined
   const tlsKey = values['tls-key'] as string | undefined
@@ -182,6 +196,7 @@ async function relayCommand (args: string[]): Promise<void> {
     ...(tlsCert === undefined || tlsKey === undefined ? {} : { tls: { cert: readFlagFile('--tls-cert', tlsCert), key: readFlagFile('--tls-key', tlsKey) } }),
     ...(cluster === undefined ? {} : { cluster }),
     ...(postgres === undefined ? {} : { postgres, ...(values.id === undefined ? {} : { relayId: values.id }) }),
+    ...(webhooks === undefined ? {} : { webhooks }),
     host,
     ...(port === undefined ? {} : { port }),
     ...(idleMs === undefined ? {} : { idleMs }),
@@ -274,6 +289,23 @@ function clusterFlags (values: Record<string, unknown>, logger: Logger): Cluster
   return options
 }
 
+/** `--webhook` and its flags; the signing secret from --webhook-secret-file or PETALDB_WEBHOOK_SECRET. */
+function webhookFlags (values: Record<string, unknown>): RelayOptions['webhooks'] {
+  const urls = (values.webhook as string[] | undefined) ?? []
+  const file = values['webhook-secret-file'] as string | undefined
+  if (urls.length === 0) {
+    if (file !== undefined || values['webhook-debounce-ms'] !== undefined) fail('--webhook-secret-file and --webhook-debounce-ms need --webhook URL')
+    return undefined
+  }
+  for (const url of urls) {
+    if (!/^https?:\/\/[^/]/.test(url)) fail(`--webhook expects an http:// or https:// URL, got ${JSON.stringify(url)}`)
+  }
+  const secret = file === undefined ? process.env.PETALDB_WEBHOOK_SECRET : readFlagFile('--webhook-secret-file', file).trim()
+  if (secret === undefined || secret === '') fail('--webhook needs a signing secret: --webhook-secret-file F or PETALDB_WEBHOOK_SECRET')
+  const debounceMs = integer(values['webhook-debounce-ms'] as string | undefined, '--webhook-debounce-ms')
+  return { urls, secret, ...(debounceMs === undefined ? {} : { debounceMs }) }
+}
+
 /** The cluster secret: from --cluster-secret-file, else PETALDB_CLUSTER_SECRET, else --cluster-secret (visible in `ps`). */
 function clusterSecret (values: Record<string, unknown>): string | undefined {
   const file = values['cluster-secret-file'] as string | undefined
@@ -296,5 +328,7 @@ export async function main (argv: string[]): Promise<void> {
   }
   if (command === 'relay') return relayCommand(rest)
   if (command === 'cluster') return clusterCommand(rest, CLI_PATH)
+  const tool = Object.hasOwn(TOOL_COMMANDS, command) ? TOOL_COMMANDS[command] : undefined
+  if (tool !== undefined) return tool(rest, fail)
   fail(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`)
 }

@@ -28,9 +28,10 @@ interface Holder { pid: number, host: string, startedAt: string }
 
 /**
  * Creates `dir` if needed, checks that it is writable, and takes its lock. Throws a
- * {@link DataDirError} naming the directory (and the process holding it) otherwise.
+ * {@link DataDirError} naming the directory (and the process holding it) otherwise, ending
+ * with `advice`: what to do instead (the default suits a relay that is starting).
  */
-export function lockDataDir (dir: string): DataDirLock {
+export function lockDataDir (dir: string, advice = 'stop it, or give this relay another --data directory'): DataDirLock {
   const path = resolve(dir)
   try {
     mkdirSync(path, { recursive: true })
@@ -45,7 +46,7 @@ export function lockDataDir (dir: string): DataDirLock {
     db.pragma('locking_mode = EXCLUSIVE')
     db.exec('BEGIN EXCLUSIVE; CREATE TABLE IF NOT EXISTS held (at TEXT); COMMIT')
   } catch (error) {
-    if ((error as { code?: string }).code === 'SQLITE_BUSY') throw new DataDirError(`data directory ${path} is in use by another relay${describe(holder(path))}: stop it, or give this relay another --data directory`)
+    if ((error as { code?: string }).code === 'SQLITE_BUSY') throw new DataDirError(`data directory ${path} is in use by another relay${describe(holder(path))}: ${advice}`)
     throw new DataDirError(`cannot lock data directory ${path}: ${(error as Error).message}`)
   }
   const me: Holder = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() }

@@ -6,3 +6,7 @@ export { serveNativeLink, type NativeConnectionOptions } from './connections/nat
 export { DocumentRegistry, type RegistryOptions } from './documents/registry.js'
 export type { PostgresOptions } from './postgres/postgres-node.js'
 export type { RelayNode } from './relay-node.js'
+export type { RelayHooks, ChangeEvent } from './hooks.js'
+export type { WebhookOptions } from './webhooks.js'
+export { AuthError } from '../shared/errors.js'
+export type { Grant } from '../shared/listen/auth.js'

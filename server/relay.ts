@@ -4,7 +4,6 @@
  * y-websocket connections are served from one document registry. Composition only:
  * storage, the registry, the protocol handlers and the cluster are separate modules.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { DocId } from '../shared/wire/doc-id.js'
 import { join } from 'node:path'
 import type { Logger, pino as Pino } from 'pino'
@@ -17,7 +16,9 @@ import { DocumentRegistry } from './documents/registry.js'
 import { serveNativeLink } from './connections/native-connection.js'
 import { proxyYwsConnection } from './cluster/yws-proxy.js'
 import { ClusterNode } from './cluster/cluster-node.js'
-import { Authenticator } from '../shared/listen/auth.js'
+import { Authenticator, type TokenVerifier } from '../shared/listen/auth.js'
+import { callHook, hookVerifier, type RelayHooks } from './hooks.js'
+import { Webhooks, type WebhookOptions } from './webhooks.js'
 import { acceptStock } from '../shared/listen/stock-accept.js'
 import { DEFAULT_LIMITS, WS_CLIENT_MAX_PAYLOAD, type Limits } from '../shared/listen/limits.js'
 import { listen } from '../shared/listen/listener.js'
@@ -26,6 +27,12 @@ import { lockDataDir, type DataDirLock } from './data-dir.js'
 import type { RelayNode } from './relay-node.js'
 import type { PostgresNode, PostgresOptions } from './postgres/postgres-node.js'
 import type { Database } from './postgres/database.js'
+import type { DocsApiContext } from './http/docs-api.js'
+import { answerHttp } from './http/routes.js'
+import { RelayMetrics, type RelayGauges } from './metrics.js'
+import type { Link } from '../shared/transport/link.js'
+import type { CommitInfo } from '../shared/storage/batched-store.js'
+import type { ClusterMember } from '../shared/placement.js'
 
 /** Options of {@link startRelay}; every field has a default. */
 export interface RelayOptions {
@@ -64,6 +71,10 @@ export interface RelayOptions {
   cluster?: ClusterOptions
   /** Logger; default a pino logger at level `info` on stderr. */
   logger?: Logger
+  /** Hooks for the app embedding the relay; see {@link RelayHooks}. */
+  hooks?: RelayHooks
+  /** POST `{ docId, updatedAt }` to these URLs after changes (and deletions); see `webhooks.ts`. */
+  webhooks?: Omit<WebhookOptions, 'log'>
 }
 
 /** What `GET /healthz` reports (with HTTP 503 when the status is not `ok`). */
@@ -113,7 +124,10 @@ export const relayDatabasePath = (dataDir: string): string => join(dataDir, 'rel
 export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   const log = options.logger ?? pino({ level: 'info' }, pino.destination(2))
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits }
-  const authenticator = options.authKeys === undefined || options.authKeys.size === 0 ? null : new Authenticator(options.authKeys)
+  const hooks = options.hooks ?? {}
+  const authenticator: TokenVerifier | null = hooks.authenticate !== undefined
+    ? hookVerifier(hooks.authenticate)
+    : options.authKeys === undefined || options.authKeys.size === 0 ? null : new Authenticator(options.authKeys)
   if (authenticator === null) log.warn('no auth secret configured: this relay is open to anyone who can reach it')
   if (limits.maxDocumentBytes > WS_CLIENT_MAX_PAYLOAD) {
     log.warn({ maxDocumentBytes: limits.maxDocumentBytes }, 'documents this large are sent in frames that Node ws clients refuse by default (100 MiB): they will not sync')
@@ -124,10 +138,18 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   if (options.postgres !== undefined && (options.cluster !== undefined || options.store !== undefined)) {
     throw new Error('a relay on PostgreSQL finds the other relays through the database: it takes neither a member list nor another store')
   }
-  const storage = await openStorage(options, log)
+  let gauges: () => RelayGauges = () => ({ connections: { native: 0, 'y-websocket': 0, relay: 0 }, documents: 0, members: null })
+  const metrics = new RelayMetrics(() => gauges())
+  const storage = await openStorage(options, log, info => {
+    log.debug(info, 'commit')
+    metrics.committed(info)
+    callHook(hooks, 'store', info, log)
+  })
+  const webhooks = options.webhooks === undefined || options.webhooks.urls.length === 0 ? null : new Webhooks({ ...options.webhooks, log })
   try {
-    return await serve(options, log, limits, authenticator, storage)
+    return await serve(options, { log, limits, authenticator, storage, metrics, hooks, webhooks }, read => { gauges = read })
   } catch (error) {
+    webhooks?.close()
     await storage.store.close()
     await storage.database?.close()
     storage.lock?.release()
@@ -146,8 +168,7 @@ interface Storage {
 }
 
 /** Opens the storage `options` ask for; each kind's packages are loaded only when it is used. */
-async function openStorage (options: RelayOptions, log: Logger): Promise<Storage> {
-  const onCommit = (info: object): void => log.debug(info, 'commit')
+async function openStorage (options: RelayOptions, log: Logger, onCommit: (info: CommitInfo) => void): Promise<Storage> {
   if (options.store !== undefined) return { store: options.store, lock: null, database: null, postgres: null }
   if (options.postgres !== undefined) {
     const { Database } = await import('./postgres/database.js')
@@ -179,15 +200,28 @@ async function openStorage (options: RelayOptions, log: Logger): Promise<Storage
   const lock = lockDataDir(dataDir)
   try {
     const { SqliteStore } = await import('../shared/storage/sqlite-store.js')
-    return { store: new SqliteStore(relayDatabasePath(dataDir), { onCommit }), lock, database: null, postgres: null }
+    return { store: new SqliteStore(relayDatabasePath(dataDir), { onCommit, secureDelete: true }), lock, database: null, postgres: null }
   } catch (error) {
     lock.release()
     throw error
   }
 }
 
-/** The relay proper, on storage that is open (and a data directory that is held, if it has one). */
-async function serve (options: RelayOptions, log: Logger, limits: Limits, authenticator: Authenticator | null, storage: Storage): Promise<Relay> {
+/** What {@link serve} composes, made by {@link startRelay}. */
+interface Parts {
+  log: Logger
+  limits: Limits
+  authenticator: TokenVerifier | null
+  /** Open storage. */
+  storage: Storage
+  metrics: RelayMetrics
+  hooks: RelayHooks
+  webhooks: Webhooks | null
+}
+
+/** The relay proper, on its parts. */
+async function serve (options: RelayOptions, parts: Parts, reportGauges: (read: () => RelayGauges) => void): Promise<Relay> {
+  const { log, limits, authenticator, storage, metrics, hooks, webhooks } = parts
   const { store, lock } = storage
   let clusterNode: ClusterNode | null = null
   let postgresNode: PostgresNode | null = null
@@ -195,15 +229,41 @@ async function serve (options: RelayOptions, log: Logger, limits: Limits, authen
   const registry = new DocumentRegistry({
     store,
     log,
+    observer: {
+      received: (source, bytes) => metrics.received(source, bytes),
+      replicated: seconds => metrics.replicated(seconds),
+      durable: event => {
+        metrics.durable(event)
+        callHook(hooks, 'change', { docId: event.docId, update: event.update, source: event.source }, log)
+        // In a cluster every home stores each change: only the relay it came to calls the webhooks.
+        if (event.source !== 'relay') webhooks?.changed(event.docId)
+      }
+    },
     idleMs: options.idleMs ?? DEFAULTS.idleMs,
-    onLoad: doc => node?.onLoad(doc),
+    onLoad: doc => {
+      node?.onLoad(doc)
+      callHook(hooks, 'load', { docId: doc.docId }, log)
+    },
     onEvict: doc => node?.onEvict(doc),
+    onDelete: docId => {
+      callHook(hooks, 'delete', { docId }, log)
+      webhooks?.changed(docId)
+    },
     ...(storage.postgres === null ? {} : { claim: (docId: DocId) => postgresNode!.claim(docId) }),
     limits,
     ...(options.compactMinBytes === undefined ? {} : { compactMinBytes: options.compactMinBytes })
   })
   if (options.cluster !== undefined) node = clusterNode = new ClusterNode(options.cluster, registry, log)
   let relayId = options.relayId ?? options.cluster?.selfId ?? ''
+  const open = new OpenConnections()
+  const docsApi: DocsApiContext = {
+    registry,
+    list: prefix => store.list(prefix),
+    authenticator,
+    limits,
+    log,
+    cluster: null // set once the relay knows its URL (see below)
+  }
   const listener = await listen({
     host: options.host ?? DEFAULTS.host,
     port: options.port ?? DEFAULTS.port,
@@ -214,6 +274,7 @@ async function serve (options: RelayOptions, log: Logger, limits: Limits, authen
     log,
     pingIntervalMs: options.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
     ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
+    onClosed: code => metrics.closed(code),
     onNative: link => {
       serveNativeLink(link, {
         registry,
@@ -224,17 +285,21 @@ async function serve (options: RelayOptions, log: Logger, limits: Limits, authen
         ...(node === null ? {} : { routing: node.routing }),
         ...(node?.relayLinks === undefined ? {} : { relayLinks: node.relayLinks })
       })
+      open.track(link, 'native')
     },
     onStock: (link, client) => {
       const homes = node?.proxyTargets(client.docId) ?? null
-      if (homes !== null) return proxyYwsConnection(link, client.docId, client.query, homes, log)
-      const host = registry.acquire(client.docId)
-      host.catch((error: unknown) => {
-        if (!(error instanceof MovedError)) log.error({ err: error, doc: client.docId }, 'document failed to load; refusing connections to it')
-      })
-      acceptStock(link, client, { host, release: () => registry.release(client.docId) }, authenticator, log)
+      if (homes !== null) proxyYwsConnection(link, client.docId, client.query, homes, log)
+      else {
+        const host = registry.acquire(client.docId)
+        host.catch((error: unknown) => {
+          if (!(error instanceof MovedError)) log.error({ err: error, doc: client.docId }, 'document failed to load; refusing connections to it')
+        })
+        acceptStock(link, client, { host, release: () => registry.release(client.docId) }, authenticator, log)
+      }
+      open.track(link, 'y-websocket')
     },
-    onHttp: (req, res) => answerHttp(req, res, health)
+    onHttp: (req, res) => answerHttp(req, res, { health, metrics, docsApi, allowedOrigins: options.allowedOrigins })
   })
   const health = (): RelayHealth => {
     const links = node?.linkCounts ?? { up: 0, inbound: 0 }
@@ -249,6 +314,16 @@ async function serve (options: RelayOptions, log: Logger, limits: Limits, authen
   }
   const url = listener.url
   relayId ||= url
+  reportGauges(() => {
+    const links = node?.linkCounts ?? { up: 0, inbound: 0 }
+    const members = clusterNode?.cluster.members.length ?? postgresNode?.membership.members.length ?? null
+    return {
+      // Links other relays dialed arrive as native connections.
+      connections: { native: open.native - links.inbound, 'y-websocket': open['y-websocket'], relay: links.up },
+      documents: registry.size,
+      members: members === null ? null : { total: members, linked: clusterNode === null ? members : links.up + 1 }
+    }
+  })
   clusterNode?.start(store, lock === null ? undefined : options.dataDir ?? DEFAULTS.dataDir)
   if (storage.postgres !== null) {
     node = postgresNode = storage.postgres(registry, url)
@@ -259,6 +334,7 @@ async function serve (options: RelayOptions, log: Logger, limits: Limits, authen
       throw new Error(`cannot register with the PostgreSQL database: ${(error as Error).message}`)
     }
   }
+  docsApi.cluster = documentRouting(clusterNode, postgresNode, { id: relayId, url })
 
   let closing: Promise<void> | null = null
   return {
@@ -270,6 +346,7 @@ async function serve (options: RelayOptions, log: Logger, limits: Limits, authen
     health,
     close () {
       closing ??= (async () => {
+        webhooks?.close()
         await clusterNode?.close()
         await listener.close(SHUTDOWN_GRACE_MS)
         registry.closeAll()
@@ -287,15 +364,35 @@ async function serve (options: RelayOptions, log: Logger, limits: Limits, authen
 /** How long shutdown waits for clients to answer the close handshake before cutting them off. */
 const SHUTDOWN_GRACE_MS = 2000
 
-function answerHttp (req: IncomingMessage, res: ServerResponse, health: () => RelayHealth): void {
-  if (req.method === 'GET' && req.url === '/healthz') {
-    const figures = health()
-    res.writeHead(figures.status === 'ok' ? 200 : 503, { 'content-type': 'application/json' })
-    res.end(JSON.stringify(figures))
-    return
+/** Open connections by protocol, counted as they open and close. */
+class OpenConnections {
+  native = 0
+  'y-websocket' = 0
+
+  /** Counts `link` until it closes (call once its handler has set its close callback). */
+  track (link: Link, kind: 'native' | 'y-websocket'): void {
+    this[kind]++
+    const onClose = link.onClose
+    link.onClose = (code, reason) => {
+      this[kind]--
+      onClose(code, reason)
+    }
   }
-  res.writeHead(426, { 'content-type': 'text/plain' })
-  res.end('PetalDB relay: connect with a WebSocket to /<docId>, or GET /healthz\n')
+}
+
+/**
+ * Where the document API finds a document: in the SQLite cluster on its homes (listings
+ * merged from every relay); on PostgreSQL at the relay serving it (listings from the
+ * shared database, which has every document).
+ */
+function documentRouting (cluster: ClusterNode | null, postgres: PostgresNode | null, self: ClusterMember): DocsApiContext['cluster'] {
+  if (cluster !== null) {
+    return { homesOf: docId => cluster.cluster.homesOf(docId), listFrom: cluster.cluster.members, selfId: cluster.cluster.selfId }
+  }
+  if (postgres !== null) {
+    return { homesOf: docId => postgres.proxyTargets(docId)?.slice(0, 1) ?? [self], listFrom: null, selfId: self.id }
+  }
+  return null
 }
 
 export { docIdFromUrl } from '../shared/listen/admission.js'

@@ -32,6 +32,15 @@ export class DocLoadError extends Error {
   readonly code: number = CloseCode.documentUnavailable
 }
 
+/** The document was deleted, and stays deleted (4410). */
+export class DocDeletedError extends Error {
+  override name = 'DocDeletedError'
+  readonly code: number = CloseCode.deleted
+  constructor (docId: string) {
+    super(`document ${docId} was deleted`)
+  }
+}
+
 /** An update could not be stored (disk full, I/O error): the document is reloaded from what is stored, and its peers are asked to try again (4503). */
 export class StorageError extends Error {
   override name = 'StorageError'

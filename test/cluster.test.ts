@@ -114,7 +114,7 @@ describe('relay cluster', () => {
     expect(r.pending('quorum/refused')).toBe(2)
   })
 
-  it('reports clients and relay links apart in /healthz', async () => {
+  it('reports clients and relay links apart in /healthz, and cluster members and replication in /metrics', async () => {
     const c = await cluster(3, { replicas: 3, writeQuorum: 2 })
     const health = async (url: string): Promise<{ clients: number, relayLinks: number }> =>
       await (await fetch(url.replace('ws:', 'http:') + '/healthz')).json() as { clients: number, relayLinks: number }
@@ -129,6 +129,16 @@ describe('relay cluster', () => {
       const figures = await Promise.all(c.relays.map(relay => health(relay.url)))
       // r3 accepted two relay links (r1 and r2 dial it) and one client; those links are not clients.
       expect(figures.map(({ clients, relayLinks }) => ({ clients, relayLinks }))).toEqual([{ clients: 0, relayLinks: 2 }, { clients: 0, relayLinks: 2 }, { clients: 1, relayLinks: 2 }])
+      const native = replica(c.relays[2]!.url)
+      ;(await native.open('health/one-client')).getText('t').insert(0, 'replicated')
+      await native.durable('health/one-client') // W=2: another home confirmed it
+      const metrics = await (await fetch(c.relays[2]!.url.replace('ws:', 'http:') + '/metrics')).text()
+      const sample = (name: string): number => Number(new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(metrics)?.[1])
+      expect(sample('petaldb_cluster_members{state="total"}')).toBe(3)
+      expect(sample('petaldb_cluster_members{state="linked"}')).toBe(3)
+      expect(sample('petaldb_connections{kind="relay"}')).toBe(2)
+      expect(sample('petaldb_connections{kind="y-websocket"}')).toBe(1)
+      expect(sample('petaldb_replication_seconds_count')).toBeGreaterThanOrEqual(1)
     } finally {
       stock.destroy()
     }

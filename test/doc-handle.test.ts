@@ -99,6 +99,22 @@ describe('document handle', () => {
     expect(pendings).toEqual([1, 0, 1, 0])
   })
 
+  it('reconnects at once when told the network changed, whatever the backoff had grown to', async () => {
+    const relay = memoryRelay()
+    relay.down()
+    let attempts = 0
+    const connect = (url: string): ReturnType<typeof relay.connect> => { attempts++; return relay.connect(url) }
+    // A backoff that has grown to minutes: without reconnect() the next attempt would be far away.
+    const r = replica({ relays: ['memory://relay'], connect, minReconnectDelayMs: 600_000, maxReconnectDelayMs: 600_000 })
+    const handle = r.doc('reconnect/1')
+    await until('a first failed attempt', cb => { r.on('status', cb); return () => r.off('status', cb) }, () => attempts >= 1 && r.peers('reconnect/1').length === 0)
+    handle.ydoc.getText('t').insert(0, 'made offline')
+    relay.up()
+    r.reconnect()
+    await handle.durable()
+    expect(attempts).toBe(2)
+  })
+
   it('counts a change as saved, and pending, only once the local store\'s write finished', async () => {
     const store = new SlowStore()
     const r = replica({ store })

@@ -15,7 +15,7 @@ import { stockClient } from './helpers/stock-client.js'
 import { tempDir } from './helpers/temp.js'
 
 const repo = fileURLToPath(new URL('..', import.meta.url))
-const RELAY_PACKAGES = ['better-sqlite3', 'ws', 'pino', 'jose']
+const RELAY_PACKAGES = ['better-sqlite3', 'ws', 'pino', 'jose', 'prom-client']
 const app = join(tempDir('petaldb-app-'), 'app')
 
 describe('the packed package in a fresh app', { timeout: 180_000 }, () => {
@@ -47,7 +47,7 @@ describe('the packed package in a fresh app', { timeout: 180_000 }, () => {
     expect(bundle.match(/Yjs was already imported/g) ?? []).toHaveLength(1)
     const yjsFiles = Object.keys(result.metafile.inputs).filter(path => path.includes('node_modules/yjs/'))
     expect(new Set(yjsFiles.map(path => path.slice(0, path.indexOf('node_modules/yjs/'))))).toEqual(new Set(['']))
-    expect(Object.keys(result.metafile.inputs).filter(path => /node_modules\/(ws|better-sqlite3|pino|jose|pg)\//.test(path))).toEqual([])
+    expect(Object.keys(result.metafile.inputs).filter(path => /node_modules\/(ws|better-sqlite3|pino|jose|prom-client|pg)\//.test(path))).toEqual([])
   })
 
   it('says to import petaldb/node when a Node script gives a relay URL with only petaldb imported', () => {
@@ -79,7 +79,7 @@ describe('the packed package in a fresh app', { timeout: 180_000 }, () => {
     } catch (error) {
       onPostgres = (error as { stderr: string }).stderr
     }
-    expect(onPostgres).toContain('npm install ws pino jose pg')
+    expect(onPostgres).toContain('npm install ws pino jose prom-client pg')
     // The relay's packages, as `npm install` would put them next to petaldb (linked to this checkout's copies).
     for (const name of RELAY_PACKAGES) symlinkSync(join(repo, 'node_modules', name), join(app, 'node_modules', name))
     const relay = spawn(cli, ['relay', '--port', '0', '--data', join(app, 'data')], { cwd: app, stdio: ['ignore', 'pipe', 'ignore'] })

@@ -18,6 +18,7 @@ import { once, until } from './helpers/events.js'
 import { captureLog } from './helpers/log-capture.js'
 import { stockClient } from './helpers/stock-client.js'
 import { tempDir } from './helpers/temp.js'
+import { sendUpdates } from './helpers/update-sender.js'
 import { signToken } from './helpers/tokens.js'
 
 const dir = tempDir()
@@ -77,6 +78,29 @@ describe('Node peers', () => {
     docA.getText('t').insert(1, 'a')
     await textIs(docC, 'ca')
     expect(docB.getText('t').toString()).toBe('ca')
+  })
+
+  it('passes on updates that wait in the middle peer for what they depend on, however many wait at once', async () => {
+    // b holds two updates that wait for a third, then gets the third: c must end up with all three.
+    const b = replica()
+    const server = await listening(b)
+    const c = replica({ peers: [server.url] })
+    const [docB, docC] = await Promise.all([b.open('waiting/doc'), c.open('waiting/doc')])
+    docC.getText('t').insert(0, 'c is here')
+    await textIs(docB, 'c is here') // the link is up both ways
+    const source = new Y.Doc()
+    const steps: Uint8Array[] = []
+    source.on('update', (update: Uint8Array) => steps.push(update))
+    for (const part of ['one ', 'two ', 'three']) source.getText('s').insert(source.getText('s').length, part)
+    const [first, second, third] = steps as [Uint8Array, Uint8Array, Uint8Array]
+    // Each on its own stock connection to b; each waits at b (and at c) until `first` arrives.
+    expect(await sendUpdates(server.url, 'waiting/doc', [third])).toBe('stored')
+    expect(await sendUpdates(server.url, 'waiting/doc', [second])).toBe('stored')
+    expect(await sendUpdates(server.url, 'waiting/doc', [first])).toBe('stored')
+    const sIs = (doc: Y.Doc): Promise<void> => until(`s to be complete (is ${JSON.stringify(doc.getText('s').toString())})`,
+      cb => { doc.on('update', cb); return () => doc.off('update', cb) }, () => doc.getText('s').toString() === 'one two three')
+    await sIs(docB)
+    await sIs(docC)
   })
 
   it('serves a stock y-websocket client, with the document id as room', async () => {

@@ -42,9 +42,9 @@ describe.runIf(runPostgresTests)('PostgresStore on a real server', () => {
     await new Promise(resolve => setImmediate(resolve))
     const second = Array.from({ length: 50 }, (_, i) => store.append(doc, new Uint8Array([i])))
     await Promise.all(first)
-    expect(commits).toEqual([{ updates: 100, compactions: 0, bytes: 100 }])
+    expect(commits).toEqual([{ updates: 100, compactions: 0, bytes: 100, seconds: expect.any(Number) }])
     await Promise.all(second)
-    expect(commits).toEqual([{ updates: 100, compactions: 0, bytes: 100 }, { updates: 50, compactions: 0, bytes: 50 }])
+    expect(commits).toEqual([{ updates: 100, compactions: 0, bytes: 100, seconds: expect.any(Number) }, { updates: 50, compactions: 0, bytes: 50, seconds: expect.any(Number) }])
     await store.close()
   })
 

@@ -127,6 +127,17 @@ describe('the relay command line', () => {
   })
 })
 
+describe('webhook flags', () => {
+  it('refuses --webhook without a signing secret, or with a URL that is not http', async () => {
+    const env = { ...process.env, PETALDB_WEBHOOK_SECRET: '' }
+    const noSecret = await run(['relay', '--port', '0', '--data', fresh('hook'), '--webhook', 'http://127.0.0.1:9/hook'], env)
+    expect(noSecret.code).toBe(2)
+    expect(failureLine(noSecret.stderr)).toBe('petaldb: --webhook needs a signing secret: --webhook-secret-file F or PETALDB_WEBHOOK_SECRET')
+    const badUrl = await run(['relay', '--port', '0', '--data', fresh('hook'), '--webhook', 'ftp://x'], { ...env, PETALDB_WEBHOOK_SECRET: 'a-secret' })
+    expect(failureLine(badUrl.stderr)).toBe('petaldb: --webhook expects an http:// or https:// URL, got "ftp://x"')
+  })
+})
+
 describe('the dev cluster', () => {
   /** A base port with the next two ports free too. */
   async function threeFreePorts (): Promise<number> {

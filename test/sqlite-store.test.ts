@@ -30,7 +30,7 @@ describe('SqliteStore group commit', () => {
     const writes = Array.from({ length: 100 }, (_, i) => store.append(doc, new Uint8Array([i])))
     expect(commits).toEqual([])
     await Promise.all(writes)
-    expect(commits).toEqual([{ updates: 100, compactions: 0, bytes: 100 }])
+    expect(commits).toEqual([{ updates: 100, compactions: 0, bytes: 100, seconds: expect.any(Number) }])
     await store.close()
   })
 

@@ -13,7 +13,7 @@ import type { ClusterMap, ClusterMember } from '../../shared/placement.js'
 import { encodeNativeMessage, type NativeMessage, type PeerInfo } from '../../shared/wire/native-messages.js'
 import { nativeFraming } from '../../shared/sync/framing.js'
 import { PeerConnection, type ConnectionOptions, type Served } from '../../shared/sync/connection.js'
-import type { Authenticator } from '../../shared/listen/auth.js'
+import type { TokenVerifier } from '../../shared/listen/auth.js'
 import { acceptNative } from '../../shared/listen/native-accept.js'
 import type { DocumentRegistry } from '../documents/registry.js'
 
@@ -44,7 +44,7 @@ export interface NativeConnectionOptions {
   /** This relay, as told to peers in WELCOME. */
   self: PeerInfo
   /** Verifies client tokens; null: the relay is open. */
-  authenticator: Authenticator | null
+  authenticator: TokenVerifier | null
   /** Documents one client connection may have open. */
   maxDocs: number
   /** In a cluster: the map sent to clients and where to redirect them. */
@@ -114,7 +114,7 @@ function relaySignal (registry: DocumentRegistry, message: Extract<NativeMessage
  * closes only that document there, with a docError telling the other relay why (it is
  * retried later); a message that names no document fails the link.
  */
-function relayPolicy (connection: PeerConnection, registry: DocumentRegistry, log: Logger): Required<Pick<ConnectionOptions, 'serve' | 'session' | 'onError'>> {
+function relayPolicy (connection: PeerConnection, registry: DocumentRegistry, log: Logger): Required<Pick<ConnectionOptions, 'serve' | 'session' | 'onError' | 'onRefused'>> {
   return {
     serve: (docId): Served => ({
       host: registry.acquire(docId).then(doc => {
@@ -129,6 +129,12 @@ function relayPolicy (connection: PeerConnection, registry: DocumentRegistry, lo
       const code = (error as { code?: unknown }).code
       connection.refuse(docId, typeof code === 'number' ? code : CloseCode.documentUnavailable, error instanceof Error ? error.message : 'could not be handled')
       return true
+    },
+    onRefused: (docId, code) => {
+      // A home that was away while the document was deleted learns it here, instead of serving its copy again.
+      if (code !== CloseCode.deleted) return
+      log.info({ doc: docId, peer: connection.peer?.peerId }, 'another relay deleted this document; deleting it here')
+      registry.delete(docId).catch((error: unknown) => log.error({ err: error, doc: docId }, 'failed to delete a document another relay deleted'))
     }
   }
 }
@@ -155,6 +161,7 @@ export function dialRelayLink (link: Link, options: RelayLinkOptions): PeerConne
     session: docId => policy!.session(docId),
     onReady: () => options.onReady(connection),
     onError: (error, docId) => policy!.onError(error, docId),
+    onRefused: (docId, code, reason) => policy!.onRefused(docId, code, reason),
     onClose: options.onClose
   })
   policy = relayPolicy(connection, options.registry, options.log)

@@ -6,6 +6,9 @@
  * that failed to store an update is reloaded from the store; one whose relay lost its claim
  * on it (relays on one database) is dropped.
  */
+import { DocDeletedError } from '../../shared/errors.js'
+import type { DocStore } from '../../shared/storage/store.js'
+import { decodeDocMeta, encodeDocMeta } from './doc-meta.js'
 import { DiffBudget } from './sync-answers.js'
 import type { DocId } from '../../shared/wire/doc-id.js'
 import { DocLoadError, FencedError } from '../../shared/errors.js'
@@ -31,6 +34,8 @@ export interface RegistryOptions extends RelayDocumentOptions {
    * openers). Relays on one database claim the document here.
    */
   claim?: (docId: DocId) => Promise<void>
+  /** Called once a deletion is durable. */
+  onDelete?: (docId: DocId) => void
 }
 
 /** Loads, shares and evicts {@link RelayDocument}s; see the module comment. */
@@ -80,6 +85,7 @@ export class DocumentRegistry {
    * rejects and the acquisition is void: do not release it.
    */
   acquire (docId: DocId): Promise<RelayDocument> {
+    if (this.entries.get(docId)?.doc?.isDeleted === true) return Promise.reject(new DocDeletedError(docId))
     let entry = this.entries.get(docId)
     if (entry === undefined) {
       entry = this.startLoad(docId)
@@ -128,6 +134,40 @@ export class DocumentRegistry {
     this.entries.delete(docId)
     this.unload(doc)
     return true
+  }
+
+  /**
+   * Deletes `docId` from this relay: its sessions end with 4410, what is stored is replaced
+   * by a tombstone (it stays deleted, see doc-meta.ts), and erased from the store's files
+   * where the store can. Resolves once that is durable, with whether there was a document.
+   */
+  async delete (docId: DocId): Promise<boolean> {
+    const { store } = this.options
+    const entry = this.entries.get(docId)
+    const doc = entry === undefined ? null : await entry.loading.catch(() => null)
+    let existed = doc !== null && !doc.isDeleted && !doc.isEmpty
+    doc?.markDeleted()
+    if (doc === null) {
+      const stat = await this.stat(docId)
+      existed = stat !== null && stat.bytes > 0
+      if (stat?.deleted === true) return false
+    }
+    const tombstone = encodeDocMeta({ updatedAt: Date.now(), deletedAt: Date.now() })
+    await Promise.all([store.delete(docId), store.updateMeta(docId, () => tombstone)])
+    await store.erase?.()
+    this.options.onDelete?.(docId)
+    return existed
+  }
+
+  /** What is stored for `docId`: its size, when it changed, and whether it was deleted; null if nothing is. */
+  async stat (docId: DocId): Promise<{ bytes: number, updatedAt: number, deleted: boolean } | null> {
+    const doc = this.peek(docId)
+    if (doc !== null && !doc.isDeleted) return doc.isEmpty ? null : { ...doc.stats, deleted: false }
+    const { store } = this.options
+    const stored = store.stat !== undefined ? await store.stat(docId) : await loadedStat(store, docId)
+    if (stored === null) return null
+    const meta = decodeDocMeta(stored.meta)
+    return { bytes: stored.bytes, updatedAt: meta?.updatedAt ?? 0, deleted: meta?.deletedAt !== undefined }
   }
 
   /** Evicts every document at once (on shutdown). */
@@ -198,4 +238,12 @@ export class DocumentRegistry {
     this.options.onEvict?.(doc)
     doc.destroy()
   }
+}
+
+/** {@link DocStore.stat} for a store without it: from a full load. */
+async function loadedStat (store: DocStore, docId: DocId): Promise<{ bytes: number, meta: Uint8Array | null } | null> {
+  const stored = await store.load(docId)
+  if (stored === null) return null
+  const bytes = (stored.snapshot?.length ?? 0) + stored.updates.reduce((sum, update) => sum + update.length, 0)
+  return { bytes, meta: stored.meta }
 }

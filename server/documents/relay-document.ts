@@ -23,7 +23,7 @@ import type { DocumentHost, HandOver, SyncSession } from '../../shared/sync/sess
 import { DEFAULT_LIMITS, type Limits } from '../../shared/listen/limits.js'
 import { RelayAwareness } from './relay-awareness.js'
 import { StoredDocument, mergeInGroups } from './stored-document.js'
-import { FencedError, LimitError, StorageError } from '../../shared/errors.js'
+import { DocDeletedError, FencedError, LimitError, StorageError } from '../../shared/errors.js'
 
 /** What a document's replication (in a cluster) needs to hear, and adds to durability. */
 export interface DocReplication {
@@ -37,15 +37,30 @@ export interface DocReplication {
   ended(session: SyncSession): void
 }
 
+/** What a relay measures of its documents (see server/metrics.ts). */
+export interface DocumentObserver {
+  /** An update was received: from a client, another relay, or the HTTP API. */
+  received(source: 'client' | 'relay' | 'http', bytes: number): void
+  /** An update (as stored) became durable, `seconds` after it was received. */
+  durable(event: { docId: DocId, update: Uint8Array, source: 'client' | 'relay' | 'http', seconds: number }): void
+  /** The write quorum confirmed an update, `seconds` after it was stored here. */
+  replicated(seconds: number): void
+}
+
 /** Options for loading a {@link RelayDocument}. */
 export interface RelayDocumentOptions extends DocLogOptions {
   store: DocStore
   log: Logger
   /** The relay's diffing time, shared by its documents (see sync-answers.ts). */
   diffBudget?: DiffBudget
+  /** Measurements. */
+  observer?: DocumentObserver
   /** Document size, client, waiting-update and awareness limits. Default {@link DEFAULT_LIMITS}. */
   limits?: Pick<Limits, 'maxDocumentBytes' | 'maxClientsPerDocument' | 'maxWaitingBytes' | 'maxAwarenessEntries' | 'maxAwarenessStateBytes'>
 }
+
+/** The state vector of a document that has nothing: what a peer with nothing asks for. */
+const EMPTY_STATE_VECTOR = new Uint8Array([0])
 
 /** A document held in memory by a relay; see the module comment. */
 export class RelayDocument implements DocumentHost {
@@ -60,19 +75,21 @@ export class RelayDocument implements DocumentHost {
   /** Called once if an update fails to be stored (set by the registry, which then reloads the document). */
   onStoreFailed: (error: unknown) => void = () => {}
   private storageFailed = false
+  private deleted = false
 
   private constructor (
     readonly docId: DocId,
     private readonly stored: StoredDocument,
     private readonly log: Logger,
-    private readonly limits: NonNullable<RelayDocumentOptions['limits']>
+    private readonly limits: NonNullable<RelayDocumentOptions['limits']>,
+    private readonly observer: DocumentObserver | null
   ) {}
 
   /** Loads `docId` from the store. Rejects (storing nothing) if the stored data is unreadable. */
   static async load (docId: DocId, options: RelayDocumentOptions): Promise<RelayDocument> {
     const limits = options.limits ?? DEFAULT_LIMITS
     const stored = await StoredDocument.load(options.store, docId, { ...options, maxClients: limits.maxClientsPerDocument })
-    return new RelayDocument(docId, stored, options.log, limits)
+    return new RelayDocument(docId, stored, options.log, limits, options.observer ?? null)
   }
 
   /** Milliseconds since an update or presence change last arrived. */
@@ -134,7 +151,11 @@ export class RelayDocument implements DocumentHost {
    * forwarded is the update in its normalised form (see update-shape.ts).
    */
   applyUpdate (update: Uint8Array, from: SyncSession | null): Promise<void> {
+    if (this.isDeleted) throw new DocDeletedError(this.docId)
     this.lastActivity = Date.now()
+    const started = this.observer === null ? 0 : performance.now()
+    const source = from === null ? 'http' : from.peer.durable ? 'relay' : 'client'
+    this.observer?.received(source, update.length)
     const prepared = this.stored.prepare(update)
     if (prepared === null) return this.durable(from)
     const { shape } = prepared
@@ -148,7 +169,9 @@ export class RelayDocument implements DocumentHost {
     this.replication?.stored()
     // What was taken is stored; the sender is cut off from adding more that cannot integrate.
     this.checkWaiting(shape)
-    return this.durable(from)
+    const durable = this.durable(from)
+    if (this.observer !== null) durable.then(() => this.observer!.durable({ docId: this.docId, update: shape.bytes, source, seconds: (performance.now() - started) / 1000 }), () => {})
+    return durable
   }
 
   /**
@@ -160,7 +183,10 @@ export class RelayDocument implements DocumentHost {
     const replication = this.replication
     if (replication === null || from?.peer.durable === true) return committed
     const forwarded = this.outgoing.length === 0 ? Promise.resolve() : new Promise<void>(resolve => queueMicrotask(resolve))
-    return Promise.all([committed, forwarded.then(() => replication.confirm())]).then(() => {})
+    const started = this.observer === null ? 0 : performance.now()
+    const confirmed = forwarded.then(() => replication.confirm())
+    if (this.observer !== null) confirmed.then(() => this.observer!.replicated((performance.now() - started) / 1000), () => {})
+    return Promise.all([committed, confirmed]).then(() => {})
   }
 
   /**
@@ -216,6 +242,34 @@ export class RelayDocument implements DocumentHost {
   /** Resolves once everything stored so far is committed; rejects if a write failed. */
   settled (): Promise<void> {
     return this.stored.settled()
+  }
+
+  /** Whether anything is stored for the document. */
+  get isEmpty (): boolean {
+    const { logBytes, snapshotBytes } = this.stored.sizes
+    return logBytes + snapshotBytes === 0
+  }
+
+  /** Bytes stored for the document, and when it last changed (0: unknown). */
+  get stats (): { bytes: number, updatedAt: number } {
+    const { logBytes, snapshotBytes } = this.stored.sizes
+    return { bytes: logBytes + snapshotBytes, updatedAt: this.stored.lastChange }
+  }
+
+  /** The whole document as one Yjs (v1) update. */
+  wholeUpdate (): Uint8Array {
+    return this.stored.missingFor(EMPTY_STATE_VECTOR)
+  }
+
+  /** Whether {@link markDeleted} was called: the document takes no more sessions or updates. */
+  get isDeleted (): boolean {
+    return this.deleted
+  }
+
+  /** The document is being deleted: every session ends with a DocDeletedError (4410), and nothing more is taken. */
+  markDeleted (): void {
+    this.deleted = true
+    this.failSessions(new DocDeletedError(this.docId))
   }
 
   /** Releases the document's memory; the stored state is untouched. Its sessions must have ended. */

@@ -26,7 +26,8 @@ import { StructKind, UpdateReader } from '../../shared/validation/update-reader.
 import { LimitError } from '../../shared/errors.js'
 import { IdRanges } from './id-ranges.js'
 import { DiffBudget, SyncAnswers } from './sync-answers.js'
-import { DocLoadError } from '../../shared/errors.js'
+import { DocDeletedError, DocLoadError } from '../../shared/errors.js'
+import { decodeDocMeta, encodeDocMeta, STAMP_EVERY_MS } from './doc-meta.js'
 
 /** Updates merged in one call at most: Yjs merges many small updates in superlinear time (32 at a time is 3x faster than 256). */
 const MERGE_GROUP = 32
@@ -85,7 +86,12 @@ export class StoredDocument {
   /** Whether an update stored since the last compaction deleted something: only then is there garbage to collect. */
   private deletedSinceCompaction = false
 
-  private constructor (store: DocStore, private readonly docId: DocId, stored: Awaited<ReturnType<DocStore['load']>>, options: StoredDocumentOptions) {
+  /** When a change was last stored (as far as the stored metadata says), and when that was last written down. */
+  private updatedAt: number
+  private stamped: number
+
+  private constructor (private readonly store: DocStore, private readonly docId: DocId, stored: Awaited<ReturnType<DocStore['load']>>, options: StoredDocumentOptions) {
+    this.updatedAt = this.stamped = decodeDocMeta(stored?.meta ?? null)?.updatedAt ?? 0
     this.log = new DocLog(store, docId, stored, () => this.compacted(), options)
     this.maxClients = options.maxClients ?? Infinity
     this.logger = options.log
@@ -99,6 +105,7 @@ export class StoredDocument {
    */
   static async load (store: DocStore, docId: DocId, options: StoredDocumentOptions = {}): Promise<StoredDocument> {
     const stored = await store.load(docId)
+    if (decodeDocMeta(stored?.meta ?? null)?.deletedAt !== undefined) throw new DocDeletedError(docId)
     const doc = new StoredDocument(store, docId, stored, options)
     const parts = stored === null ? [] : stored.snapshot === null ? stored.updates : [stored.snapshot, ...stored.updates]
     try {
@@ -196,7 +203,24 @@ export class StoredDocument {
     this.upToDateAnswer = null
     this.encodedStateVector = null
     this.answers.clear()
-    return this.log.write(shape.bytes)
+    const written = this.log.write(shape.bytes)
+    this.stamp()
+    return written
+  }
+
+  /** Milliseconds since the epoch of the last stored change, or 0 if unknown (stored before relays kept it). */
+  get lastChange (): number {
+    return this.updatedAt
+  }
+
+  /** Records the time of a change in the stored metadata, at most every {@link STAMP_EVERY_MS} (it joins the change's commit). */
+  private stamp (): void {
+    this.updatedAt = Date.now()
+    if (this.updatedAt - this.stamped < STAMP_EVERY_MS) return
+    this.stamped = this.updatedAt
+    const meta = encodeDocMeta({ updatedAt: this.updatedAt })
+    // It fails only with its commit, whose append reports it.
+    this.store.updateMeta(this.docId, () => meta).catch(() => {})
   }
 
   /** Resolves once everything appended so far is durable; rejects once any write failed. */

@@ -86,7 +86,7 @@ export class PostgresStore extends BatchedStore {
   }
 
   async load (docId: DocId): Promise<StoredDoc | null> {
-    await this.drain()
+    await this.written()
     // One statement: the snapshot and the log come from the same snapshot of the database.
     const [row] = await this.db.query<{ found: boolean, snapshot: Buffer | null, meta: Buffer | null, version: string | null, seqs: string[], updates: Buffer[] }>(`
       SELECT d.id IS NOT NULL AS found, d.snapshot, d.meta, d.version,
@@ -99,7 +99,7 @@ export class PostgresStore extends BatchedStore {
   }
 
   async list (prefix = ''): Promise<DocId[]> {
-    await this.drain()
+    await this.written()
     const rows = await this.db.query<{ id: DocId }>('SELECT id FROM petaldb_docs WHERE starts_with(id, $1) ORDER BY id', [prefix])
     return rows.map(row => row.id)
   }
@@ -109,7 +109,9 @@ export class PostgresStore extends BatchedStore {
   }
 
   protected async commitBatch (writes: StoreWrite[]): Promise<BatchOutcome> {
+    const started = performance.now()
     const { info, seen, refused } = await this.db.transaction(tx => this.apply(tx, writes))
+    info.seconds = (performance.now() - started) / 1000
     // A failed transaction rolled back: what it would have taught about rows is dropped with it.
     for (const [docId, entry] of seen) {
       if (entry === null) this.seen.delete(docId)
@@ -125,7 +127,7 @@ export class PostgresStore extends BatchedStore {
 
   /** Writes `writes` in order in transaction `tx`; returns what the batch wrote and learned, and the writes refused alone. */
   private async apply (tx: Transaction, writes: StoreWrite[]): Promise<{ info: CommitInfo, seen: Map<DocId, Seen | null>, refused: Map<StoreWrite, Error> }> {
-    const info: CommitInfo = { updates: 0, compactions: 0, bytes: 0 }
+    const info: CommitInfo = { updates: 0, compactions: 0, bytes: 0, seconds: 0 }
     const refused = new Map<StoreWrite, Error>()
     // What the batch teaches about rows, applied only once it has committed (null: forget the document).
     const seen = new Map<DocId, Seen | null>()

@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http'
 import { CloseCode } from '../wire/close-codes.js'
 import { docIdProblem, type DocId } from '../wire/doc-id.js'
-import { OPEN_GRANT, canRead, type Authenticator, type Grant } from './auth.js'
+import { OPEN_GRANT, canRead, type TokenVerifier, type Grant } from './auth.js'
 import { AuthError } from '../errors.js'
 
 /** The verdict on a stock client's upgrade: serve `docId` with `grant`, or close with `code`. */
@@ -21,7 +21,7 @@ export function originAllowed (req: IncomingMessage, allowedOrigins: string[] | 
 }
 
 /** Decides on a stock client's upgrade; see the module comment. */
-export async function admitStockClient (url: string, authenticator: Authenticator | null): Promise<StockAdmission> {
+export async function admitStockClient (url: string, authenticator: TokenVerifier | null): Promise<StockAdmission> {
   const docId = docIdFromUrl(url)
   if (typeof docId !== 'string') return { ok: false, code: CloseCode.badRequest, reason: docId.problem }
   const at = url.indexOf('?')

@@ -38,8 +38,13 @@ function stringArray (value: unknown, claim: string): string[] {
   return value
 }
 
+/** What checks a connection's or request's token: throws an AuthError (4401) for a bad one, else says what it allows. */
+export interface TokenVerifier {
+  verify(token: string | null | undefined): Promise<Grant>
+}
+
 /** Verifies tokens against a set of keys; see the module comment. */
-export class Authenticator {
+export class Authenticator implements TokenVerifier {
   private readonly keys: Map<string, Uint8Array>
 
   /** `keys` maps a `kid` to its secret; the key under '' is used for tokens without `kid`. */

@@ -4,7 +4,7 @@
  * Without an authenticator every connection gets the open grant.
  */
 import { CloseCode } from '../wire/close-codes.js'
-import { OPEN_GRANT, canRead, canWrite, type Authenticator, type Grant } from './auth.js'
+import { OPEN_GRANT, canRead, canWrite, type TokenVerifier, type Grant } from './auth.js'
 import { AuthError } from '../errors.js'
 
 /** Timers above this are clamped by Node; re-arm instead. */
@@ -17,7 +17,7 @@ export class ConnectionAuth {
   private disposed = false
 
   /** `onExpired` runs when the token's `exp` passes before a refresh. */
-  constructor (private readonly authenticator: Authenticator | null, public onExpired: (error: AuthError) => void) {}
+  constructor (private readonly authenticator: TokenVerifier | null, public onExpired: (error: AuthError) => void) {}
 
   get grant (): Grant {
     return this.current

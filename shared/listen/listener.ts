@@ -16,7 +16,7 @@ import type { DocId } from '../wire/doc-id.js'
 import { NATIVE_SUBPROTOCOL } from '../wire/native-messages.js'
 import type { Link } from '../transport/link.js'
 import { admitStockClient, originAllowed } from './admission.js'
-import type { Authenticator, Grant } from './auth.js'
+import type { TokenVerifier, Grant } from './auth.js'
 import { closeWith } from './closing.js'
 import type { Limits } from './limits.js'
 import type { Log } from './log.js'
@@ -41,7 +41,7 @@ export interface ListenerOptions {
   allowedOrigins?: string[]
   limits: Limits
   /** Verifies stock clients' tokens (URL parameter `token`); null: every client may read and write. */
-  authenticator: Authenticator | null
+  authenticator: TokenVerifier | null
   log: Log
   /** Milliseconds between keep-alive pings; a connection that misses one is dropped. */
   pingIntervalMs: number
@@ -53,6 +53,8 @@ export interface ListenerOptions {
   onStock: (link: Link, client: StockClient) => void
   /** A plain HTTP request. Default: 426 with a hint. */
   onHttp?: (req: IncomingMessage, res: ServerResponse) => void
+  /** Every WebSocket connection's close code, whoever closed it (for metrics). */
+  onClosed?: (code: number) => void
 }
 
 /** A listening server. */
@@ -95,7 +97,8 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
     const ip = req.socket.remoteAddress ?? ''
     const count = (perIp.get(ip) ?? 0) + 1
     perIp.set(ip, count)
-    ws.once('close', () => {
+    ws.once('close', (code: number) => {
+      options.onClosed?.(code)
       const left = perIp.get(ip)! - 1
       if (left === 0) perIp.delete(ip)
       else perIp.set(ip, left)

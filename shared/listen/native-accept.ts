@@ -6,13 +6,13 @@
  * its documents, and its expiry ends the connection. A durable peer's HELLO (another relay
  * of a cluster) is handed to the relay's own policy. Hostile input closes the connection.
  */
-import { AuthError, LimitError, MovedError, ProtocolError, StorageError } from '../errors.js'
+import { AuthError, DocDeletedError, LimitError, MovedError, ProtocolError, StorageError } from '../errors.js'
 import { CloseCode } from '../wire/close-codes.js'
 import type { DocId } from '../wire/doc-id.js'
 import type { NativeMessage, PeerInfo } from '../wire/native-messages.js'
 import type { Link } from '../transport/link.js'
 import { PeerConnection, type ConnectionOptions, type Served } from '../sync/connection.js'
-import type { Authenticator } from './auth.js'
+import type { TokenVerifier } from './auth.js'
 import { ConnectionAuth } from './connection-auth.js'
 import { HELLO_DEADLINE_MS, closeForError } from './closing.js'
 import type { Log } from './log.js'
@@ -22,7 +22,7 @@ export interface DurablePeers {
   /** Verifies the peer's HELLO (cluster secret, membership); throws an AuthError or ProtocolError. */
   admit(hello: Extract<NativeMessage, { type: 'hello' }>): void
   /** How `connection` behaves once the peer is admitted. */
-  policy(connection: PeerConnection): Required<Pick<ConnectionOptions, 'serve' | 'session' | 'onError'>>
+  policy(connection: PeerConnection): Required<Pick<ConnectionOptions, 'serve' | 'session' | 'onError' | 'onRefused'>>
   /** The connection is up. */
   accepted(connection: PeerConnection): void
   /** The connection, once up, closed. */
@@ -34,7 +34,7 @@ export interface NativeAcceptOptions {
   /** This node, as told to peers in WELCOME. */
   self: PeerInfo
   /** Verifies client tokens; null: anyone may read and write. */
-  authenticator: Authenticator | null
+  authenticator: TokenVerifier | null
   log: Log
   /** Documents one client connection may have open (1008 beyond). */
   maxDocs: number
@@ -110,14 +110,15 @@ export function acceptNative (link: Link, options: NativeAcceptOptions): PeerCon
         connection.redirect(docId, error.relay)
         return true
       }
-      // A refused write, and a document that cannot be stored now, close only that document.
-      if (docId !== null && ((error instanceof AuthError && error.code === CloseCode.forbidden) || error instanceof StorageError)) {
+      // A refused write, a document that cannot be stored now, and a deleted one, close only that document.
+      if (docId !== null && ((error instanceof AuthError && error.code === CloseCode.forbidden) || error instanceof StorageError || error instanceof DocDeletedError)) {
         connection.refuse(docId, error.code, error.message)
         return true
       }
       fail(error)
       return true
     },
+    onRefused: (docId, code, reason) => durable?.onRefused(docId, code, reason),
     onClose: () => {
       clearTimeout(helloDeadline)
       auth.dispose()

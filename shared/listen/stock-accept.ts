@@ -8,14 +8,14 @@
 import type { Link } from '../transport/link.js'
 import type { Served } from '../sync/connection.js'
 import { serveYwsLink } from '../sync/yws-link.js'
-import type { Authenticator } from './auth.js'
+import type { TokenVerifier } from './auth.js'
 import { closeForError } from './closing.js'
 import { ConnectionAuth } from './connection-auth.js'
 import type { StockClient } from './listener.js'
 import type { Log } from './log.js'
 
 /** Serves `client`'s document from `served` on `link`; see the module comment. */
-export function acceptStock (link: Link, client: StockClient, served: Served, authenticator: Authenticator | null, log: Log): void {
+export function acceptStock (link: Link, client: StockClient, served: Served, authenticator: TokenVerifier | null, log: Log): void {
   const auth = new ConnectionAuth(authenticator, () => {})
   auth.adopt(client.grant)
   const session = serveYwsLink(link, client.docId, served, {

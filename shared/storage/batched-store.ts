@@ -1,11 +1,13 @@
 /**
  * Group commit for stores: writes queue up and are committed together, as one atomic
  * batch, on the next turn of the event loop (or at once by {@link BatchedStore.flush}).
- * Each write's promise settles with its batch. Batches commit in order: a store whose
- * commit is asynchronous (a database server) starts the next batch only once the previous
- * one has returned, so writes that arrive meanwhile accumulate into it, unless the storage
- * orders overlapping transactions itself (IndexedDB). A store that commits in order thus
- * gives every reader the writes made before its read.
+ * Each write's promise settles with its batch. A store that commits asynchronously
+ * (IndexedDB) has one batch in flight at a time: what is written meanwhile waits and goes
+ * in the next batch, so a slow commit (a browser's fsync) makes batches larger, not a
+ * queue of small transactions longer. Batches commit in order; a read waits for the
+ * writes made before it ({@link BatchedStore.written}). A database server's store thus
+ * starts its next batch only once the previous COMMIT has returned. A batch may also
+ * refuse single writes while the rest of it commits (see {@link BatchOutcome}).
  */
 import type { DocId } from '../wire/doc-id.js'
 import type { DocStore, StoredDoc } from './store.js'
@@ -26,6 +28,8 @@ export interface CommitInfo {
   compactions: number
   /** Bytes written in updates and snapshots. */
   bytes: number
+  /** How long the commit took, in seconds (its fsync included). */
+  seconds: number
 }
 
 /**
@@ -44,21 +48,19 @@ interface QueuedWrite {
 export abstract class BatchedStore implements DocStore {
   private queue: QueuedWrite[] = []
   private scheduled = false
-  /** The asynchronous commit under way, if any: the next batch waits for it. */
-  private committing: Promise<void> | null = null
-  /** The latest pipelined commit. */
-  private last: Promise<void> = Promise.resolve()
+  /** Whether an asynchronous store is committing a batch. */
+  private inFlight = false
+  /** Batches started, and settled (they settle in order). */
+  private started = 0
+  private settledBatches = 0
+  /** Callers of {@link written}, each waiting for a batch to settle. */
+  private waiters: Array<{ batch: number, resolve: () => void }> = []
   private closed = false
-  /**
-   * Whether a batch may start before the previous one has committed, because the storage
-   * runs transactions in the order they start (IndexedDB). Default false: one at a time.
-   */
-  protected readonly pipelined: boolean = false
 
   abstract load (docId: DocId): Promise<StoredDoc | null>
   abstract list (prefix?: string): Promise<DocId[]>
 
-  /** Commits `writes`, in order, atomically; throws or rejects to fail them all. */
+  /** Commits `writes`, in order, atomically; throws or rejects to fail them all, or reports writes refused alone. */
   protected abstract commitBatch (writes: StoreWrite[]): BatchOutcome | Promise<BatchOutcome>
 
   /** Releases the underlying storage, once every batch has committed. */
@@ -84,21 +86,26 @@ export abstract class BatchedStore implements DocStore {
   }
 
   /**
-   * Starts committing everything queued now (synchronously, for a synchronous store);
-   * while an asynchronous commit is under way, what is queued waits for it and goes next.
+   * Starts committing everything queued now (synchronously, for a synchronous store); for
+   * an asynchronous store with a batch in flight, once that batch has committed.
    */
   flush (): void {
     this.scheduled = false
-    if (this.queue.length === 0 || this.committing !== null) return
+    if (this.queue.length === 0 || this.inFlight) return
     const batch = this.queue
     this.queue = []
-    const settle = (error: unknown, refused?: BatchOutcome): void => {
+    this.started++
+    const settle = (error?: unknown, refused?: BatchOutcome): void => {
       for (const queued of batch) {
         const alone = refused?.get(queued.write)
         if (error !== undefined) queued.reject(error as Error)
         else if (alone !== undefined) queued.reject(alone)
         else queued.resolve()
       }
+      this.settledBatches++
+      const ready = this.waiters.filter(waiter => waiter.batch <= this.settledBatches)
+      this.waiters = this.waiters.filter(waiter => waiter.batch > this.settledBatches)
+      for (const waiter of ready) waiter.resolve()
     }
     let result: BatchOutcome | Promise<BatchOutcome>
     try {
@@ -108,30 +115,28 @@ export abstract class BatchedStore implements DocStore {
       return
     }
     if (!(result instanceof Promise)) return settle(undefined, result)
-    const settled = result.then(refused => settle(undefined, refused), (error: unknown) => settle(error ?? new Error(`${this.description}: commit failed`)))
-    if (this.pipelined) {
-      this.last = settled
-      return
-    }
-    this.committing = settled.finally(() => {
-      this.committing = null
-      this.flush()
+    this.inFlight = true
+    result.then(refused => settle(undefined, refused), (error: unknown) => settle(error ?? new Error(`${this.description}: commit failed`))).then(() => {
+      this.inFlight = false
+      this.flush() // what was written meanwhile
     })
   }
 
-  /** Resolves once every write queued before the call has settled (committed or failed). */
-  protected async drain (): Promise<void> {
-    while (this.queue.length > 0 || this.committing !== null) {
-      this.flush()
-      await this.committing
-    }
-    await this.last
+  /**
+   * Resolves once every write made before the call has committed (or failed): at once for
+   * a synchronous store; readers of an asynchronous one wait for it.
+   */
+  protected written (): Promise<void> {
+    this.flush()
+    const batch = this.started + (this.queue.length > 0 ? 1 : 0)
+    if (batch <= this.settledBatches) return Promise.resolve()
+    return new Promise(resolve => this.waiters.push({ batch, resolve }))
   }
 
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    await this.drain()
+    await this.written()
     await this.release()
   }
 

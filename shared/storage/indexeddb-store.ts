@@ -41,8 +41,6 @@ export class IndexedDbStore extends BatchedStore {
   private readonly db: Promise<IDBPDatabase<PetalSchema>>
   readonly name: string
   private readonly seen = new Map<DocId, Seen>()
-  // IndexedDB runs transactions in the order they were created: no need to wait for the last one.
-  protected override readonly pipelined = true
 
   constructor (options: IndexedDbStoreOptions = {}) {
     super()
@@ -56,8 +54,7 @@ export class IndexedDbStore extends BatchedStore {
   }
 
   async load (docId: DocId): Promise<StoredDoc | null> {
-    // A read transaction created after a write transaction over the same stores sees its writes.
-    this.flush()
+    await this.written()
     const db = await this.db
     const tx = db.transaction(['docs', 'updates'], 'readonly')
     const byDoc = tx.objectStore('updates').index('byDoc')
@@ -68,7 +65,7 @@ export class IndexedDbStore extends BatchedStore {
   }
 
   async list (prefix = ''): Promise<DocId[]> {
-    this.flush()
+    await this.written()
     const db = await this.db
     // Document ids are ASCII, so every id with the prefix sorts below prefix + U+FFFF.
     const range = prefix === '' ? undefined : IDBKeyRange.bound(prefix, prefix + '\uffff')
@@ -79,7 +76,7 @@ export class IndexedDbStore extends BatchedStore {
     return `IndexedDbStore ${this.name}`
   }
 
-  /** One strict-durability transaction for the batch; transactions run in the order they start. */
+  /** One strict-durability transaction for the batch (one at a time: see `BatchedStore`). */
   protected async commitBatch (writes: StoreWrite[]): Promise<void> {
     const db = await this.db
     const tx = db.transaction(['docs', 'updates'], 'readwrite', { durability: 'strict' })
@@ -95,7 +92,9 @@ export class IndexedDbStore extends BatchedStore {
       }
       return entry
     }
-    for (const write of writes) await apply(tx, write, seenOf, seen)
+    const byDoc = new Map<DocId, StoreWrite[]>()
+    for (const write of writes) byDoc.set(write.docId, [...byDoc.get(write.docId) ?? [], write])
+    await Promise.all([...byDoc].map(([docId, docWrites]) => commitDoc(tx, docId, docWrites, seenOf, seen)))
     await tx.done
     for (const [docId, entry] of seen) {
       if (entry === null) this.seen.delete(docId)
@@ -108,35 +107,60 @@ export class IndexedDbStore extends BatchedStore {
   }
 }
 
-async function apply (tx: WriteTx, write: StoreWrite, seenOf: (docId: DocId) => Seen, seen: Map<DocId, Seen | null>): Promise<void> {
+/**
+ * Applies one document's writes of a batch, in order: its row is read once and written
+ * once, and requests are not awaited one by one (a transaction runs them in order), so a
+ * batch costs a few round trips to the database, not a few per write.
+ */
+async function commitDoc (tx: WriteTx, docId: DocId, writes: StoreWrite[], seenOf: (docId: DocId) => Seen, seen: Map<DocId, Seen | null>): Promise<void> {
   const docs = tx.objectStore('docs')
   const updates = tx.objectStore('updates')
-  const current = await docs.get(write.docId)
-  switch (write.kind) {
-    case 'append':
-      if (current === undefined) await docs.put({ snapshot: null, meta: null, version: 0 }, write.docId)
-      seenOf(write.docId).keys.push(await updates.add({ doc: write.docId, data: write.data }))
-      break
-    case 'meta':
-      await docs.put({ snapshot: current?.snapshot ?? null, meta: write.update(current?.meta ?? null), version: current?.version ?? 0 }, write.docId)
-      break
-    case 'compact': {
-      const entry = seenOf(write.docId)
-      // A snapshot another tab wrote since this one last saw the document is kept, as a log entry.
-      if (current?.snapshot != null && (current.version ?? 0) !== entry.version) await updates.add({ doc: write.docId, data: current.snapshot })
-      entry.version = (current?.version ?? 0) + 1
-      // Snapshot first, log second (both in this transaction).
-      await docs.put({ snapshot: write.data, meta: current?.meta ?? null, version: entry.version }, write.docId)
-      await Promise.all(entry.keys.map(key => updates.delete(key)))
-      entry.keys = []
-      break
-    }
-    case 'delete': {
-      const keys = await updates.index('byDoc').getAllKeys(write.docId)
-      await Promise.all(keys.map(key => updates.delete(key)))
-      await docs.delete(write.docId)
-      seen.set(write.docId, null)
-      break
+  const requests: Array<Promise<unknown>> = []
+  const request = <T>(pending: Promise<T>): Promise<T> => {
+    pending.catch(() => {}) // failures reach the caller through Promise.all and tx.done
+    requests.push(pending)
+    return pending
+  }
+  let row: DocRow | undefined = await docs.get(docId)
+  let rowChanged = false
+  for (const write of writes) {
+    switch (write.kind) {
+      case 'append': {
+        if (row === undefined) row = { snapshot: null, meta: null, version: 0 }
+        rowChanged = true
+        const entry = seenOf(docId)
+        request(updates.add({ doc: docId, data: write.data })).then(key => entry.keys.push(key), () => {})
+        break
+      }
+      case 'meta':
+        row = { snapshot: row?.snapshot ?? null, meta: write.update(row?.meta ?? null), version: row?.version ?? 0 }
+        rowChanged = true
+        break
+      case 'compact': {
+        await Promise.all(requests) // the keys of the entries appended so far
+        const entry = seenOf(docId)
+        // A snapshot another tab wrote since this one last saw the document is kept, as a log entry.
+        if (row?.snapshot != null && (row.version ?? 0) !== entry.version) request(updates.add({ doc: docId, data: row.snapshot }))
+        entry.version = (row?.version ?? 0) + 1
+        // Snapshot first, log second (both in this transaction).
+        row = { snapshot: write.data, meta: row?.meta ?? null, version: entry.version }
+        request(docs.put(row, docId))
+        rowChanged = false
+        for (const key of entry.keys) request(updates.delete(key))
+        entry.keys = []
+        break
+      }
+      case 'delete': {
+        const keys = await request(updates.index('byDoc').getAllKeys(docId))
+        for (const key of keys) request(updates.delete(key))
+        request(docs.delete(docId))
+        row = undefined
+        rowChanged = false
+        seen.set(docId, null)
+        break
+      }
     }
   }
+  if (rowChanged && row !== undefined) request(docs.put(row, docId))
+  await Promise.all(requests)
 }

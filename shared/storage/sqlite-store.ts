@@ -29,6 +29,12 @@ export interface SqliteStoreOptions {
    * new snapshot is written and before the log prefix is deleted.
    */
   betweenCompactionSteps?: () => void
+  /**
+   * Overwrite deleted content with zeros (SQLite's `secure_delete`), so that a deleted
+   * document, and the log rows and snapshots compaction replaced, do not linger in the
+   * file's free pages. Costs some writes; the relay turns it on.
+   */
+  secureDelete?: boolean
 }
 
 const SCHEMA = `
@@ -69,6 +75,7 @@ export class SqliteStore extends BatchedStore {
     this.db = new SQLite(path)
     this.db.pragma('journal_mode = WAL')
     this.db.pragma('synchronous = FULL')
+    if (options.secureDelete === true) this.db.pragma('secure_delete = ON')
     this.db.exec(SCHEMA)
     const columns = this.db.prepare('SELECT name FROM pragma_table_info(\'docs\')').pluck().all() as string[]
     if (!columns.includes('version')) this.db.exec('ALTER TABLE docs ADD COLUMN version INTEGER NOT NULL DEFAULT 0')
@@ -85,10 +92,11 @@ export class SqliteStore extends BatchedStore {
       doc: this.db.prepare('SELECT snapshot, meta, version FROM docs WHERE id = ?'),
       meta: this.db.prepare('SELECT meta FROM docs WHERE id = ?').pluck(),
       log: this.db.prepare('SELECT seq, data FROM updates WHERE doc = ? ORDER BY seq'),
-      list: this.db.prepare('SELECT id FROM docs WHERE substr(id, 1, ?) = ? ORDER BY id').pluck()
+      list: this.db.prepare('SELECT id FROM docs WHERE substr(id, 1, ?) = ? ORDER BY id').pluck(),
+      stat: this.db.prepare('SELECT coalesce(length(snapshot), 0) + (SELECT coalesce(sum(length(data)), 0) FROM updates WHERE doc = docs.id) AS bytes, meta FROM docs WHERE id = ?')
     }
     this.commitWrites = this.db.transaction((writes: StoreWrite[]) => {
-      const info: CommitInfo = { updates: 0, compactions: 0, bytes: 0 }
+      const info: CommitInfo = { updates: 0, compactions: 0, bytes: 0, seconds: 0 }
       // What the batch teaches about rows, applied only once it has committed (null: forget the document).
       const seen = new Map<DocId, Seen | null>()
       const seenOf = (docId: DocId): Seen => {
@@ -142,13 +150,26 @@ export class SqliteStore extends BatchedStore {
     return this.statements.list.all(prefix.length, prefix) as DocId[]
   }
 
+  async stat (docId: DocId): Promise<{ bytes: number, meta: Uint8Array | null } | null> {
+    this.flush()
+    return (this.statements.stat.get(docId) as { bytes: number, meta: Uint8Array | null } | undefined) ?? null
+  }
+
+  async erase (): Promise<void> {
+    this.flush()
+    // The write-ahead log still holds the pages as they were before the delete: fold it into the file and empty it.
+    this.db.pragma('wal_checkpoint(TRUNCATE)')
+  }
+
   protected get description (): string {
     return `SqliteStore ${this.path}`
   }
 
   protected commitBatch (writes: StoreWrite[]): void {
     // A failed transaction rolled back: what it would have taught about rows is dropped with it.
+    const started = performance.now()
     const { info, seen } = this.commitWrites(writes)
+    info.seconds = (performance.now() - started) / 1000
     for (const [docId, entry] of seen) {
       if (entry === null) this.seen.delete(docId)
       else this.seen.set(docId, entry)

@@ -48,6 +48,16 @@ export interface DocStore {
   list(prefix?: string): Promise<DocId[]>
   /** Removes everything stored for `docId`. */
   delete(docId: DocId): Promise<void>
+  /**
+   * Optional: the stored size of `docId` (snapshot and log) and its metadata, without
+   * reading the document; `null` if nothing is stored. Listings use {@link load} without it.
+   */
+  stat?(docId: DocId): Promise<{ bytes: number, meta: Uint8Array | null } | null>
+  /**
+   * Optional: makes what was deleted so far unrecoverable from the storage's files (freed
+   * pages overwritten, write-ahead log truncated), once every queued write has committed.
+   */
+  erase?(): Promise<void>
   /** Commits what is pending and releases the store. */
   close(): Promise<void>
 }

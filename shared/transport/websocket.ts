@@ -39,6 +39,12 @@ export function connectWebSocket (url: string, implementation?: WebSocketConstru
       },
       close (code, reason) {
         socket.close(code, reason)
+        // Closed for this side now: a socket whose network is gone may take long to finish
+        // the closing handshake (Chromium keeps one open while offline), and nothing that
+        // arrives after this is wanted.
+        if (closed || !opened) return
+        closed = true
+        link.onClose(code, reason)
       },
       onMessage: () => {},
       onClose: () => {}
@@ -53,7 +59,7 @@ export function connectWebSocket (url: string, implementation?: WebSocketConstru
       resolve(link)
     }
     socket.onmessage = event => {
-      if (event.data instanceof ArrayBuffer) link.onMessage(new Uint8Array(event.data))
+      if (!closed && event.data instanceof ArrayBuffer) link.onMessage(new Uint8Array(event.data))
     }
     socket.onerror = () => {}
     socket.onclose = event => {

@@ -24,6 +24,12 @@ export const CloseCode = {
   forbidden: 4403,
   /** A peer declines a document it does not have open (a document refusal, not a connection close). */
   notOpenHere: 4404,
+  /**
+   * The document was deleted on the relay (`DELETE /v1/docs/<id>`): its connections are
+   * closed (stock clients) or the document refused (native ones), and it stays deleted: a
+   * replica that gets this removes its local copy instead of uploading it again.
+   */
+  deleted: 4410,
   /** The relay could not reach a home of the document; retry later. */
   upstreamUnavailable: 4502,
   /** The document could not be loaded from storage; retry later. */

@@ -1,0 +1,99 @@
+/**
+ * A relay's metrics, served as Prometheus text on `GET /metrics` (through prom-client, in a
+ * registry of the relay's own, so that several relays in one process do not mix): open
+ * connections by kind, documents in memory, updates and bytes received, commit and
+ * acknowledgement latency, compactions, connections closed by close code, cluster members
+ * and how long the write quorum takes.
+ */
+import type * as PromClient from 'prom-client'
+import { requirePeer } from '../shared/node-peers.js'
+import type { CommitInfo } from '../shared/storage/sqlite-store.js'
+import type { DocumentObserver } from './documents/relay-document.js'
+
+/** What the relay reports when scraped. */
+export interface RelayGauges {
+  /** Open connections: native replicas, stock y-websocket clients, links to other relays. */
+  connections: { native: number, 'y-websocket': number, relay: number }
+  /** Documents in memory. */
+  documents: number
+  /** Cluster members, and those with a link up; null for a relay on its own. */
+  members: { total: number, linked: number } | null
+}
+
+/** Buckets (seconds) for commit, acknowledgement and replication latency: 0.5 ms to 10 s. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+/** See the module comment. */
+export class RelayMetrics implements DocumentObserver {
+  private readonly registry: PromClient.Registry
+  private readonly updates: PromClient.Counter<'source'>
+  private readonly bytes: PromClient.Counter<'source'>
+  private readonly commitSeconds: PromClient.Histogram
+  private readonly ackSeconds: PromClient.Histogram
+  private readonly replicationSeconds: PromClient.Histogram
+  private readonly compactions: PromClient.Counter
+  private readonly closes: PromClient.Counter<'code'>
+
+  constructor (gauges: () => RelayGauges) {
+    const prom = requirePeer<typeof PromClient>('prom-client', 'Relay metrics')
+    const registers = [this.registry = new prom.Registry()]
+    this.updates = new prom.Counter({ name: 'petaldb_updates_received_total', help: 'Updates received, by source (client, relay, http)', labelNames: ['source'], registers })
+    this.bytes = new prom.Counter({ name: 'petaldb_update_bytes_received_total', help: 'Bytes of updates received, by source', labelNames: ['source'], registers })
+    this.commitSeconds = new prom.Histogram({ name: 'petaldb_commit_seconds', help: 'Duration of a storage commit (a group of writes, fsync included)', buckets: LATENCY_BUCKETS, registers })
+    this.ackSeconds = new prom.Histogram({ name: 'petaldb_ack_seconds', help: 'From receiving an update to it being durable (committed, and on the write quorum in a cluster)', buckets: LATENCY_BUCKETS, registers })
+    this.replicationSeconds = new prom.Histogram({ name: 'petaldb_replication_seconds', help: 'From storing an update to the write quorum confirming it (replication lag)', buckets: LATENCY_BUCKETS, registers })
+    this.compactions = new prom.Counter({ name: 'petaldb_compactions_total', help: 'Document logs compacted into snapshots', registers })
+    this.closes = new prom.Counter({ name: 'petaldb_connections_closed_total', help: 'WebSocket connections closed, by close code (4xxx and 1008/1009/1013 are refusals)', labelNames: ['code'], registers })
+    new prom.Gauge({
+      name: 'petaldb_connections',
+      help: 'Open connections, by kind',
+      labelNames: ['kind'],
+      registers,
+      collect () {
+        for (const [kind, count] of Object.entries(gauges().connections)) this.set({ kind }, count)
+      }
+    })
+    new prom.Gauge({ name: 'petaldb_documents', help: 'Documents in memory', registers, collect () { this.set(gauges().documents) } })
+    new prom.Gauge({
+      name: 'petaldb_cluster_members',
+      help: 'Members of the cluster (state="linked": those with a link up to this relay; this relay counts as linked)',
+      labelNames: ['state'],
+      registers,
+      collect () {
+        const members = gauges().members
+        if (members === null) return
+        this.set({ state: 'total' }, members.total)
+        this.set({ state: 'linked' }, members.linked)
+      }
+    })
+  }
+
+  received (source: 'client' | 'relay' | 'http', bytes: number): void {
+    this.updates.inc({ source })
+    this.bytes.inc({ source }, bytes)
+  }
+
+  durable ({ seconds }: { seconds: number }): void {
+    this.ackSeconds.observe(seconds)
+  }
+
+  replicated (seconds: number): void {
+    this.replicationSeconds.observe(seconds)
+  }
+
+  /** A storage commit finished. */
+  committed (info: CommitInfo): void {
+    this.commitSeconds.observe(info.seconds)
+    if (info.compactions > 0) this.compactions.inc(info.compactions)
+  }
+
+  /** A WebSocket connection closed with `code`. */
+  closed (code: number): void {
+    this.closes.inc({ code: String(code) })
+  }
+
+  /** The Prometheus text exposition, and its content type. */
+  async exposition (): Promise<{ contentType: string, text: string }> {
+    return { contentType: this.registry.contentType, text: await this.registry.metrics() }
+  }
+}
