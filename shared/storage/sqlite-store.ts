@@ -61,11 +61,19 @@ interface Seen {
 
 const SQLite = requirePeer<typeof Database>('better-sqlite3', 'SqliteStore')
 
+/** better-sqlite3's default wait for a lock another connection holds. */
+const BUSY_TIMEOUT_MS = 5000
+/** Checkpoints tried after a delete while readers hold old pages, a second apart. */
+const ERASE_ATTEMPTS = 60
+const ERASE_RETRY_MS = 1000
+
 /** Durable document storage in a SQLite file; see the module comment. */
 export class SqliteStore extends BatchedStore {
   private readonly db: Database.Database
   private readonly commitWrites: (writes: StoreWrite[]) => { info: CommitInfo, seen: Map<DocId, Seen | null> }
   private readonly statements
+  /** A document's row and log, read in one transaction (another writer may compact in between otherwise). */
+  private readonly readDoc: (docId: DocId) => { row: { snapshot: Uint8Array | null, meta: Uint8Array | null, version: number } | undefined, log: Array<{ seq: number, data: Uint8Array }> }
   private seen = new Map<DocId, Seen>()
 
   /** Opens (creating if needed, with its directory) the database file at `path`. */
@@ -95,6 +103,10 @@ export class SqliteStore extends BatchedStore {
       list: this.db.prepare('SELECT id FROM docs WHERE substr(id, 1, ?) = ? ORDER BY id').pluck(),
       stat: this.db.prepare('SELECT coalesce(length(snapshot), 0) + (SELECT coalesce(sum(length(data)), 0) FROM updates WHERE doc = docs.id) AS bytes, meta FROM docs WHERE id = ?')
     }
+    this.readDoc = this.db.transaction((docId: DocId) => ({
+      row: this.statements.doc.get(docId) as { snapshot: Uint8Array | null, meta: Uint8Array | null, version: number } | undefined,
+      log: this.statements.log.all(docId) as Array<{ seq: number, data: Uint8Array }>
+    }))
     this.commitWrites = this.db.transaction((writes: StoreWrite[]) => {
       const info: CommitInfo = { updates: 0, compactions: 0, bytes: 0, seconds: 0 }
       // What the batch teaches about rows, applied only once it has committed (null: forget the document).
@@ -138,8 +150,7 @@ export class SqliteStore extends BatchedStore {
 
   async load (docId: DocId): Promise<StoredDoc | null> {
     this.flush()
-    const row = this.statements.doc.get(docId) as { snapshot: Uint8Array | null, meta: Uint8Array | null, version: number } | undefined
-    const log = this.statements.log.all(docId) as Array<{ seq: number, data: Uint8Array }>
+    const { row, log } = this.readDoc(docId)
     if (row === undefined && log.length === 0) return null
     this.seen.set(docId, { rows: log.map(entry => entry.seq), version: row?.version ?? 0 })
     return { snapshot: row?.snapshot ?? null, meta: row?.meta ?? null, updates: log.map(entry => entry.data) }
@@ -157,8 +168,25 @@ export class SqliteStore extends BatchedStore {
 
   async erase (): Promise<void> {
     this.flush()
-    // The write-ahead log still holds the pages as they were before the delete: fold it into the file and empty it.
-    this.db.pragma('wal_checkpoint(TRUNCATE)')
+    this.checkpoint(ERASE_ATTEMPTS)
+  }
+
+  /**
+   * Folds the write-ahead log, which still holds the pages as they were before a delete,
+   * into the file and empties it. A reader (another process, a backup) holding an older
+   * snapshot keeps those pages: then it tries again later instead of waiting, which would
+   * stall every write behind it.
+   */
+  private checkpoint (attempts: number): void {
+    if (!this.db.open) return
+    this.db.pragma('busy_timeout = 0')
+    let busy: number
+    try {
+      busy = (this.db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>)[0]?.busy ?? 0
+    } finally {
+      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
+    }
+    if (busy !== 0 && attempts > 1) setTimeout(() => this.checkpoint(attempts - 1), ERASE_RETRY_MS).unref?.()
   }
 
   protected get description (): string {
