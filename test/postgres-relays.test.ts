@@ -78,6 +78,24 @@ describe.runIf(runPostgresTests)('relays on one PostgreSQL database', () => {
     expect(group.relays[serving.indexOf(1)]!.id).toBe(homeOf('shared/notes', ['r1', 'r2', 'r3']))
   })
 
+  it('answers the HTTP document API at any relay: a write through one is read through another, listed once, and deleted for everyone', async () => {
+    const { url, group } = await relays(['r1', 'r2', 'r3'])
+    const docId = 'http/on-postgres'
+    const home = homeOf(docId, ['r1', 'r2', 'r3'])
+    const [writer, reader] = group.relays.filter(relay => relay.id !== home)
+    const http = (relayUrl: string): string => relayUrl.replace('ws:', 'http:')
+    const doc = new Y.Doc()
+    doc.getText('t').insert(0, 'posted')
+    expect((await fetch(`${http(writer!.url)}/v1/docs/${docId}`, { method: 'POST', body: new Uint8Array(Y.encodeStateAsUpdate(doc)) })).status).toBe(200)
+    expect((await inDatabase(url, [docId])).get(docId)?.getText('t').toString()).toBe('posted') // durable before the 200
+    expect(await (await fetch(`${http(reader!.url)}/v1/docs/${docId}?format=json`)).json()).toEqual({ t: 'posted' })
+    const listing = await (await fetch(`${http(reader!.url)}/v1/docs?prefix=http/`)).json() as { docs: Array<{ id: string }> }
+    expect(listing.docs.map(entry => entry.id)).toEqual([docId])
+    expect((await fetch(`${http(reader!.url)}/v1/docs/${docId}`, { method: 'DELETE' })).status).toBe(204)
+    for (const relay of group.relays) expect((await fetch(`${http(relay.url)}/v1/docs/${docId}`)).status).toBe(404)
+    expect((await inDatabase(url, [docId])).get(docId)?.getText('t').toString() ?? '').toBe('')
+  })
+
   it('loses no acknowledged write when each relay in turn is killed under load, and fails over within the lease and a second', async () => {
     const seed = testSeed()
     const random = prng(seed)
