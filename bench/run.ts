@@ -19,6 +19,8 @@ import { join } from 'node:path'
 import { coldLoad, concurrentTrace, durableWrites, fanOut, manyDocuments, tempDataDir, type Figures } from './compare.js'
 import { failover, rebalance, writeThroughput } from './cluster-figures.js'
 import { openManyIndexedDb, openManySqlite, replicaTrace } from './replica-figures.js'
+import { chromiumReplicaTrace, openManyYIndexedDb } from './browser-figures.js'
+import { bundleSizes } from './bundle-figures.js'
 import { pinLoadGenerator, startServer, type ServerKind } from './servers.js'
 import { traceReplay } from './trace-replay.js'
 import { chainConvergence, nodePeerLatency, tabLatency, webrtcLatency } from './peer-figures.js'
@@ -151,6 +153,9 @@ const scenarios: Record<string, Comparison | FigureSet> = {
   'replica-trace': { kind: 'figures', title: 'automerge-paper through a replica with SqliteStore', measure: replicaTrace },
   'open-1000-sqlite': { kind: 'figures', title: 'Opening 1,000 small documents from SqliteStore', measure: openManySqlite },
   'open-1000-indexeddb': { kind: 'figures', title: 'Opening 1,000 small documents from IndexedDbStore in headless Chromium', measure: openManyIndexedDb },
+  'replica-trace-chromium': { kind: 'figures', title: 'automerge-paper in headless Chromium: a replica with IndexedDbStore vs bare Yjs vs y-indexeddb, and their databases after three reloads', measure: chromiumReplicaTrace },
+  'bundle-size': { kind: 'figures', title: 'Client bundle: petaldb + petaldb/browser vs y-websocket + y-indexeddb (esbuild, minified, gzip -9, Yjs external)', measure: bundleSizes },
+  'open-1000-y-indexeddb': { kind: 'figures', title: 'Opening 1,000 small documents with y-indexeddb in headless Chromium (one database per document, as it stores them)', measure: openManyYIndexedDb },
   'cluster-failover': { kind: 'figures', title: 'Cluster failover over 20 kills', measure: () => failover(20) },
   'cluster-throughput': { kind: 'figures', title: 'Cluster write throughput vs a single relay', measure: writeThroughput },
   'cluster-rebalance': { kind: 'figures', title: 'Rebalancing 1,000 documents onto a fourth relay', measure: () => rebalance(1000) },

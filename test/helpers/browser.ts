@@ -20,10 +20,10 @@ const CHROMIUM_FLAGS = [
   '--disable-background-networking', '--disable-component-update', '--disable-sync'
 ]
 
-/** Bundles test/browser/page-entry.ts for the browser; returns the code. */
-export async function bundlePage (): Promise<string> {
+/** Bundles `entry` (default test/browser/page-entry.ts) for the browser; returns the code. */
+export async function bundlePage (entry = fileURLToPath(new URL('../browser/page-entry.ts', import.meta.url))): Promise<string> {
   const result = await build({
-    entryPoints: [fileURLToPath(new URL('../browser/page-entry.ts', import.meta.url))],
+    entryPoints: [entry],
     bundle: true,
     format: 'esm',
     platform: 'browser',
