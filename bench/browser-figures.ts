@@ -11,6 +11,7 @@ import type { Page } from 'playwright-core'
 import { bundlePage, launchChromium, servePage, type TestPageServer } from '../test/helpers/browser.js'
 import type { bench } from './browser/store-page.js'
 import { loadTrace, patchesOf } from './traces.js'
+import { median } from './stats.js'
 
 type Bench = typeof bench
 const RELOADS = 3
@@ -54,7 +55,6 @@ interface StoreRun {
   usage: number[]
 }
 
-const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
 /** Bare Yjs and the store alternately, `runs` times (each store run in a fresh database; the last is reloaded). */
 async function runStore (open: (name: string) => Promise<Page>, name: 'petal' | 'y-indexeddb', json: string, endContent: string, runs: number): Promise<StoreRun> {

@@ -2,8 +2,6 @@
  * Cluster figures: failover time over 20 kills, write throughput with W=1 and W=2 as
  * ratios to a single relay, and the time to rebalance 1,000 documents when a relay joins.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Replica } from '../client/replica.js'
 import { SqliteStore } from '../client/node.js'
@@ -11,21 +9,8 @@ import { homesOf } from '../shared/placement.js'
 import { startCluster } from '../test/helpers/cluster-process.js'
 import { startRelayProcess } from '../test/helpers/relay-process.js'
 import { UNLIMITED } from './servers.js'
+import { ascending, percentile, round, withTempDir } from './stats.js'
 
-async function withTempDir<T> (fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(join(tmpdir(), 'petaldb-bench-'))
-  try {
-    return await fn(dir)
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
-}
-
-const percentile = (values: number[], p: number): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!
-}
-const round = (value: number, digits = 1): number => +value.toFixed(digits)
 
 export function failover (kills = 20): Promise<Record<string, number | string>> {
   return withTempDir(async dir => {
@@ -56,9 +41,9 @@ export function failover (kills = 20): Promise<Record<string, number | string>> 
       }
       return {
         kills,
-        'failover p50 (ms)': round(percentile(times, 0.5)),
-        'failover p99 (ms)': round(percentile(times, 0.99)),
-        'failover max (ms)': round(Math.max(...times)),
+        'failover p50 (ms)': round(percentile(ascending(times), 0.5), 1),
+        'failover p99 (ms)': round(percentile(ascending(times), 0.99), 1),
+        'failover max (ms)': round(Math.max(...times), 1),
         definition: 'kill -9 of the document\'s first replica until a write made right after is acknowledged (W=2 of R=3)'
       }
     } finally {

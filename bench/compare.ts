@@ -14,10 +14,10 @@ import { NATIVE_PROTOCOL_VERSION, decodeNativeMessage, encodeNativeMessage } fro
 import { protocolOf, startServer, type BenchServer, type ServerKind } from './servers.js'
 import { loadTrace, patchesOf } from './traces.js'
 import { connectWire, type WireClient } from './wire.js'
+import { percentile } from './stats.js'
 
 export type Figures = Record<string, number>
 
-const percentile = (sorted: Float64Array | number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!
 const nextTurn = (): Promise<void> => new Promise(resolve => setImmediate(resolve))
 /** Update indices carried by an update (a server may merge several updates into one). */
 const INDICES = /#(\d+)#/g

@@ -7,12 +7,11 @@
 import * as Y from 'yjs'
 import { paper, tempDataDir, type Figures } from './compare.js'
 import { startServer } from './servers.js'
+import { percentile } from './stats.js'
 
 const WRITERS = 16
 const WRITES_PER_WRITER = 200
 const READS = 30
-
-const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!
 
 /** See the module comment. */
 export async function httpApi (): Promise<Figures> {

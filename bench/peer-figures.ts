@@ -6,8 +6,6 @@
  * friendsforever trace. Latency is measured as half a round trip (one side edits, the
  * other answers with an edit when it sees it), so no clocks need comparing.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as Y from 'yjs'
 import { Replica } from '../client/replica.js'
@@ -16,21 +14,15 @@ import { bundlePage, launchBrowser, launchChromium, servePage } from '../test/he
 import { startRelayProcess } from '../test/helpers/relay-process.js'
 import { loadTrace } from './traces.js'
 import { answerPings, ping } from '../test/browser/ping-pong.js'
+import { percentile, round, withTempDir } from './stats.js'
 
 const ROUND_TRIPS = 400
 const WARM_UP = 20
 
-const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!
-const round = (value: number): number => +value.toFixed(2)
 
 function summary (label: string, halfTrips: number[]): Record<string, number> {
   const sorted = halfTrips.slice(WARM_UP).sort((a, b) => a - b)
-  return { [`${label} p50 (ms)`]: round(percentile(sorted, 0.5)), [`${label} p99 (ms)`]: round(percentile(sorted, 0.99)) }
-}
-
-function withTempDir<T> (fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(join(tmpdir(), 'petaldb-bench-'))
-  return fn(dir).finally(() => rmSync(dir, { recursive: true, force: true }))
+  return { [`${label} p50 (ms)`]: round(percentile(sorted, 0.5), 2), [`${label} p99 (ms)`]: round(percentile(sorted, 0.99), 2) }
 }
 
 /** Half round trips from `from` to `to` (see test/browser/ping-pong.ts). */
@@ -62,7 +54,7 @@ export function nodePeerLatency (): Promise<Record<string, number | string>> {
     await Promise.all([c.close(), d.close()])
     await relay.stop()
     const figures = { ...summary('peer to peer', p2p), ...summary('through a relay', relayed) }
-    return { ...figures, 'p50 ratio peer to peer / relay': round(figures['peer to peer p50 (ms)']! / figures['through a relay p50 (ms)']!) }
+    return { ...figures, 'p50 ratio peer to peer / relay': round(figures['peer to peer p50 (ms)']! / figures['through a relay p50 (ms)']!, 2) }
   })
 }
 
@@ -138,7 +130,7 @@ export function chainConvergence (): Promise<Record<string, number | string>> {
     const ms = performance.now() - start
     await Promise.all(servers.map(server => server.close()))
     await Promise.all(replicas.map(replica => replica.close()))
-    return { replicas: 5, transactions: trace.txns.length, 'time to convergence at all five (ms)': round(ms), 'every replica matches endContent': 'yes' }
+    return { replicas: 5, transactions: trace.txns.length, 'time to convergence at all five (ms)': round(ms, 2), 'every replica matches endContent': 'yes' }
   })
 }
 
@@ -175,7 +167,7 @@ export function tabLatency (): Promise<Record<string, number | string>> {
       await Promise.all([three, four].map(page => page.evaluate(() => (window as any).replica.synced('tabs/relay'))))
       const relayed = await pagePingPong(three, four, ROUND_TRIPS)
       const figures = { ...summary('tab to tab over BroadcastChannel', channel), ...summary('tab to tab through a relay', relayed) }
-      return { ...figures, 'p50 ratio BroadcastChannel / relay': round(figures['tab to tab over BroadcastChannel p50 (ms)']! / figures['tab to tab through a relay p50 (ms)']!) }
+      return { ...figures, 'p50 ratio BroadcastChannel / relay': round(figures['tab to tab over BroadcastChannel p50 (ms)']! / figures['tab to tab through a relay p50 (ms)']!, 2) }
     } finally {
       await relay.stop()
       await browser.close()
@@ -201,7 +193,7 @@ export function webrtcLatency (): Promise<Record<string, number | string>> {
       await relay.stop()
       const rtc = await pagePingPong(direct[0]!, direct[1]!, ROUND_TRIPS)
       const figures = { ...summary('WebRTC', rtc), ...summary('through a relay', relayed) }
-      return { ...figures, 'p50 ratio WebRTC / relay': round(figures['WebRTC p50 (ms)']! / figures['through a relay p50 (ms)']!) }
+      return { ...figures, 'p50 ratio WebRTC / relay': round(figures['WebRTC p50 (ms)']! / figures['through a relay p50 (ms)']!, 2) }
     } finally {
       await relay.stop().catch(() => {})
       await browser.close()

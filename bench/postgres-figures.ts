@@ -3,8 +3,6 @@
  * relays, and the time for a fourth relay to take its share of 1,000 open documents.
  * Relays run with the default lease (3 s) on the benchmark's PostgreSQL server (fsync on).
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Replica } from '../client/replica.js'
 import { SqliteStore } from '../client/node.js'
@@ -13,21 +11,8 @@ import { DEFAULT_LEASE_MS } from '../server/postgres/postgres-node.js'
 import { healthOf, startPostgresRelays } from '../test/helpers/postgres-relays.js'
 import { benchDatabase } from './postgres.js'
 import { UNLIMITED } from './servers.js'
+import { ascending, percentile, round, withTempDir } from './stats.js'
 
-async function withTempDir<T> (fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(join(tmpdir(), 'petaldb-bench-'))
-  try {
-    return await fn(dir)
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
-}
-
-const percentile = (values: number[], p: number): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!
-}
-const round = (value: number, digits = 1): number => +value.toFixed(digits)
 const homeOf = (docId: string, ids: string[]): string => preferenceList(docId, ids.map(id => ({ id })))[0]!.id
 
 /** kill -9 of a document's relay until a write made right after is acknowledged, `kills` times over three relays. */
@@ -66,9 +51,9 @@ export function postgresFailover (kills = 20): Promise<Record<string, number | s
       return {
         kills,
         'lease (ms)': DEFAULT_LEASE_MS,
-        'failover p50 (ms)': round(percentile(times, 0.5)),
-        'failover p99 (ms)': round(percentile(times, 0.99)),
-        'failover max (ms)': round(Math.max(...times)),
+        'failover p50 (ms)': round(percentile(ascending(times), 0.5), 1),
+        'failover p99 (ms)': round(percentile(ascending(times), 0.99), 1),
+        'failover max (ms)': round(Math.max(...times), 1),
         definition: 'kill -9 of the relay serving a document until a write made right after is acknowledged (three relays, one PostgreSQL)'
       }
     } finally {

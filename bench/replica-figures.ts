@@ -4,8 +4,6 @@
  * replica's document with SqliteStore persistence, next to bare Yjs, with durable()
  * latency against a relay while it runs.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as Y from 'yjs'
 import { Replica } from '../client/replica.js'
@@ -14,15 +12,10 @@ import { bundlePage, launchChromium, servePage } from '../test/helpers/browser.j
 import { startRelayProcess } from '../test/helpers/relay-process.js'
 import { UNLIMITED } from './servers.js'
 import { loadTrace, patchesOf, type Patch } from './traces.js'
+import { percentile, withTempDir } from './stats.js'
 
 const DOCS = 1000
 
-function withTempDir<T> (fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(join(tmpdir(), 'petaldb-bench-'))
-  return fn(dir).finally(() => rmSync(dir, { recursive: true, force: true }))
-}
-
-const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!
 const ms = (value: number): number => +value.toFixed(2)
 
 export function openManySqlite (): Promise<Record<string, number | string>> {

@@ -21,11 +21,13 @@ import { failover, rebalance, writeThroughput } from './cluster-figures.js'
 import { openManyIndexedDb, openManySqlite, replicaTrace } from './replica-figures.js'
 import { chromiumReplicaTrace, openManyYIndexedDb } from './browser-figures.js'
 import { bundleSizes } from './bundle-figures.js'
-import { pinLoadGenerator, startServer, type ServerKind } from './servers.js'
+import { BASELINE, pinLoadGenerator, startServer, type ServerKind } from './servers.js'
 import { traceReplay } from './trace-replay.js'
+import { httpApi } from './http-figures.js'
 import { chainConvergence, nodePeerLatency, tabLatency, webrtcLatency } from './peer-figures.js'
 import { postgresFailover, postgresJoin } from './postgres-figures.js'
 import { stopBenchPostgres } from './postgres.js'
+import { median } from './stats.js'
 
 interface Comparison {
   kind: 'comparison'
@@ -56,6 +58,10 @@ const onServer = (measure: (server: Awaited<ReturnType<typeof startServer>>, dat
   }
 
 const ratio = (a: number, b: number): number => a / b
+/** The earlier build named by PETALDB_BASELINE, when set: what a change costs, side by side. */
+const withBaseline = (servers: ServerKind[]): ServerKind[] => BASELINE === undefined ? servers : [servers[0]!, 'baseline', ...servers.slice(1)]
+const versusBaseline = (what: string, value: () => number): Array<[string, number, null]> =>
+  BASELINE === undefined ? [] : [[`(information) ${what} vs the baseline build`, value(), null]]
 const atLeast = (what: string, value: number, bound: number): [string, number, boolean] => [what, value, value >= bound]
 const atMost = (what: string, value: number, bound: number): [string, number, boolean] => [what, value, value <= bound]
 
@@ -63,7 +69,7 @@ const scenarios: Record<string, Comparison | FigureSet> = {
   'fan-out': {
     kind: 'comparison',
     title: '1. Fan-out: one writer, 50 readers, 10,000 small updates (6. bare ws broadcast = transport ceiling)',
-    servers: ['petaldb', 'reference', 'hocuspocus', 'bare'],
+    servers: withBaseline(['petaldb', 'reference', 'hocuspocus', 'bare']),
     warmups: 1,
     runs: 3,
     measure: onServer(server => fanOut(server)),
@@ -75,7 +81,9 @@ const scenarios: Record<string, Comparison | FigureSet> = {
         atLeast('throughput vs Hocuspocus ≥ 1.5', ratio(throughput('petaldb'), throughput('hocuspocus')), 1.5),
         atMost('p99 vs reference ≤ 1', ratio(p99('petaldb'), p99('reference')), 1),
         atMost('p99 vs Hocuspocus ≤ 1', ratio(p99('petaldb'), p99('hocuspocus')), 1),
-        atLeast('throughput vs bare ws ceiling ≥ 0.5', ratio(throughput('petaldb'), throughput('bare')), 0.5)
+        atLeast('throughput vs bare ws ceiling ≥ 0.5', ratio(throughput('petaldb'), throughput('bare')), 0.5),
+        ...versusBaseline('throughput', () => ratio(throughput('petaldb'), throughput('baseline'))),
+        ...versusBaseline('p99', () => ratio(p99('petaldb'), p99('baseline')))
       ]
     }
   },
@@ -109,12 +117,13 @@ const scenarios: Record<string, Comparison | FigureSet> = {
   'durable-writes': {
     kind: 'comparison',
     title: '4. Durable writes (PetalDB): 32 native writers, 32 updates in flight each, group commit',
-    servers: ['petaldb'],
+    servers: withBaseline(['petaldb']),
     warmups: 1,
     runs: 3,
     measure: onServer((server, dataDir) => durableWrites(server, dataDir)),
     targets: m => [
-      atLeast('acked updates/s vs one fdatasync per update ≥ 20', ratio(m('petaldb', 'acked updates/s'), m('petaldb', 'fdatasync/s (same disk)')), 20)
+      atLeast('acked updates/s vs one fdatasync per update ≥ 20', ratio(m('petaldb', 'acked updates/s'), m('petaldb', 'fdatasync/s (same disk)')), 20),
+      ...versusBaseline('acked updates/s', () => ratio(m('petaldb', 'acked updates/s'), m('baseline', 'acked updates/s')))
     ]
   },
   'concurrent-trace': {
@@ -149,6 +158,7 @@ const scenarios: Record<string, Comparison | FigureSet> = {
   },
   'postgres-failover': { kind: 'figures', title: 'Three relays on one PostgreSQL database: failover over 20 kills (default lease 3 s)', measure: () => postgresFailover(20) },
   'postgres-join': { kind: 'figures', title: 'Three relays on one PostgreSQL database, 1,000 open documents: a fourth relay joins and takes its share', measure: () => postgresJoin(1000) },
+  'http-api': { kind: 'figures', title: 'HTTP document API of one relay: durable POSTs per second (16 writers) and reading automerge-paper as an update and as JSON', measure: httpApi },
   'trace-replay': { kind: 'figures', title: 'automerge-paper through the relay, one stock client, one update per edit', measure: () => traceReplay('automerge-paper') },
   'replica-trace': { kind: 'figures', title: 'automerge-paper through a replica with SqliteStore', measure: replicaTrace },
   'open-1000-sqlite': { kind: 'figures', title: 'Opening 1,000 small documents from SqliteStore', measure: openManySqlite },
@@ -167,11 +177,6 @@ const scenarios: Record<string, Comparison | FigureSet> = {
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
 const fmt = (value: number | string): string => typeof value === 'string' ? value : value >= 100 ? value.toFixed(0) : value.toFixed(2)
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
 
 async function runComparison (name: string, scenario: Comparison): Promise<{ markdown: string, json: unknown }> {
   const samples = new Map<ServerKind, Figures[]>(scenario.servers.map(kind => [kind, []]))
