@@ -264,7 +264,14 @@ describe.runIf(runPostgresTests)('relays on one PostgreSQL database', () => {
     }
     // Acknowledgements resume by themselves.
     const resumed = write(0)
-    await resumed
+    // Bounded, so that a stall says where it is rather than timing the test out.
+    let stalled: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([resumed, new Promise<never>((_resolve, reject) => {
+      stalled = setTimeout(() => {
+        const logs = group.relays.map(relay => `${relay.id}: ${JSON.stringify(relay.process!.logs.slice(-8).map(entry => entry.msg))}`)
+        reject(new Error(`no acknowledgement 20 s after PostgreSQL restarted; peers ${JSON.stringify(r.peers(docIds[0]!))}\n${logs.join('\n')}`))
+      }, 20_000)
+    })]).finally(() => clearTimeout(stalled))
     for (const relay of group.relays) await expect.poll(async () => (await healthOf(relay.url)).status, { timeout: 10_000, interval: 50 }).toBe(200)
     loading = false
     await load

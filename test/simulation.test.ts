@@ -336,7 +336,8 @@ describe('deterministic simulation', () => {
       try {
         await simulate(seed)
       } catch (error) {
-        console.error(`simulation failed with SEED=${seed}`)
+        // The seed goes into the error itself: reports often show only the assertion.
+        if (error instanceof Error) error.message = `SEED=${seed}: ${error.message}`
         throw error
       }
     }

@@ -13,7 +13,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
-import { AuthError, DocDeletedError, DocLoadError, LimitError, ProtocolError, StorageError } from '../../shared/errors.js'
+import { AuthError, DocDeletedError, DocLoadError, LimitError, MovedError, ProtocolError, StorageError } from '../../shared/errors.js'
 import { OPEN_GRANT, canRead, canWrite, type TokenVerifier, type Grant } from '../../shared/listen/auth.js'
 import type { Limits } from '../../shared/listen/limits.js'
 import type { ClusterMember } from '../../shared/placement.js'
@@ -70,13 +70,13 @@ async function route (req: IncomingMessage, res: ServerResponse, url: URL, conte
     case 'GET': {
       authorize(await grantOf(req, context), docId, 'read')
       if (homes !== null && !isHome(homes, context)) return forward(req, res, url, homes, null)
-      return getDoc(res, docId, url.searchParams.get('format'), context)
+      return await hereOrWhereMoved(() => getDoc(res, docId, url.searchParams.get('format'), context), home => forward(req, res, url, [home], null))
     }
     case 'POST': {
       authorize(await grantOf(req, context), docId, 'write')
       const body = await readBody(req, context.limits.maxFrameBytes)
       if (homes !== null && !isHome(homes, context)) return forward(req, res, url, homes, body)
-      return postUpdate(res, docId, body, context)
+      return await hereOrWhereMoved(() => postUpdate(res, docId, body, context), home => forward(req, res, url, [home], body))
     }
     case 'DELETE': {
       authorize(await grantOf(req, context), docId, 'write')
@@ -89,6 +89,19 @@ async function route (req: IncomingMessage, res: ServerResponse, url: URL, conte
     }
     default:
       throw new HttpError(405, `${req.method ?? ''} is not allowed on a document`)
+  }
+}
+
+/**
+ * Answers here, or, if the document turned out to be served by another relay (its home
+ * changed between routing and loading), forwards to that relay instead.
+ */
+async function hereOrWhereMoved (here: () => Promise<void>, forwardTo: (home: ClusterMember) => Promise<void>): Promise<void> {
+  try {
+    await here()
+  } catch (error) {
+    if (error instanceof MovedError) return await forwardTo(error.relay)
+    throw error
   }
 }
 
@@ -234,5 +247,6 @@ function toHttpError (error: unknown): HttpError {
   if (error instanceof DocDeletedError) return new HttpError(410, `${error.message}, and stays deleted`)
   if (error instanceof LimitError) return new HttpError(error.code === CloseCode.messageTooBig ? 413 : 422, error.message)
   if (error instanceof StorageError || error instanceof DocLoadError) return new HttpError(503, error.message)
+  if (error instanceof MovedError) return new HttpError(503, `${error.message} now; try again`)
   return new HttpError(500, 'internal error')
 }
