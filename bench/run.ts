@@ -163,7 +163,7 @@ const scenarios: Record<string, Comparison | FigureSet> = {
   'replica-trace': { kind: 'figures', title: 'automerge-paper through a replica with SqliteStore', measure: replicaTrace },
   'open-1000-sqlite': { kind: 'figures', title: 'Opening 1,000 small documents from SqliteStore', measure: openManySqlite },
   'open-1000-indexeddb': { kind: 'figures', title: 'Opening 1,000 small documents from IndexedDbStore in headless Chromium', measure: openManyIndexedDb },
-  'replica-trace-chromium': { kind: 'figures', title: 'automerge-paper in headless Chromium: a replica with IndexedDbStore vs bare Yjs vs y-indexeddb, and their databases after three reloads', measure: chromiumReplicaTrace },
+  'replica-trace-chromium': { kind: 'figures', title: 'automerge-paper in headless Chromium: a replica with IndexedDbStore vs bare Yjs (whole trace) and vs y-indexeddb (first 10,000 edits), and their databases after three reloads', measure: chromiumReplicaTrace },
   'bundle-size': { kind: 'figures', title: 'Client bundle: petaldb + petaldb/browser vs y-websocket + y-indexeddb (esbuild, minified, gzip -9, Yjs external)', measure: bundleSizes },
   'open-1000-y-indexeddb': { kind: 'figures', title: 'Opening 1,000 small documents with y-indexeddb in headless Chromium (one database per document, as it stores them)', measure: openManyYIndexedDb },
   'cluster-failover': { kind: 'figures', title: 'Cluster failover over 20 kills', measure: () => failover(20) },
