@@ -60,52 +60,60 @@ export const DEFAULT_LIMITS: Limits = {
  */
 export const RATE_DEBT_SECONDS = 10
 
-/** A token bucket refilling at `perSecond`, holding at most one second's worth, that may go into debt. */
-export class RateLimiter {
-  private tokens: number
-  private last = Date.now()
+/**
+ * The rate budgets of one connection: token buckets of messages and of bytes, each refilling
+ * at its limit per second and holding at most one second's worth, that may go into debt.
+ * Received frames, and work done for the connection, are charged to them. Plain fields in
+ * one object, as a relay keeps one per connection.
+ */
+export class ConnectionRates {
+  private messages: number
+  private bytes: number
+  /** Both buckets refill together: refilling in steps gives what one refill over the whole time would. */
+  private refilledAt = Date.now()
 
-  constructor (private readonly perSecond: number) {
-    this.tokens = perSecond
+  constructor (private readonly limits: Pick<Limits, 'maxMessagesPerSecond' | 'maxBytesPerSecond'>) {
+    this.messages = limits.maxMessagesPerSecond
+    this.bytes = limits.maxBytesPerSecond
   }
 
-  /** Takes `amount` tokens; returns the seconds of debt this leaves (0 if there were enough). */
-  take (amount = 1): number {
-    const now = Date.now()
-    this.tokens = Math.min(this.perSecond, this.tokens + (now - this.last) / 1000 * this.perSecond)
-    this.last = now
-    this.tokens -= amount
-    return this.tokens < 0 ? -this.tokens / this.perSecond : 0
-  }
-}
-
-/** A connection's rate budgets: received frames, and work done for it, are charged to them. */
-export interface RateGuard {
   /**
    * Charges one received frame. Returns how many seconds the connection is ahead of its
    * budget (0: within it), for the caller to stop reading that long; throws a
    * {@link LimitError} once it is more than {@link RATE_DEBT_SECONDS} ahead.
    */
-  frame(frame: Uint8Array): number
-  /** Charges bytes sent in answer to the connection's requests, as for {@link frame}. */
-  bytes(count: number): number
-}
+  frame (frame: Uint8Array): number {
+    this.refill()
+    const { maxMessagesPerSecond } = this.limits
+    this.messages -= 1
+    const messageDebt = debtOf(this.messages, maxMessagesPerSecond)
+    if (messageDebt > RATE_DEBT_SECONDS) throw new LimitError(CloseCode.policyViolation, `far more than ${maxMessagesPerSecond} messages per second`)
+    return Math.max(messageDebt, this.takeBytes(frame.length))
+  }
 
-/** The rate budgets of one connection; see {@link RateGuard}. */
-export function connectionRateGuard (limits: Limits): RateGuard {
-  const messages = new RateLimiter(limits.maxMessagesPerSecond)
-  const bytes = new RateLimiter(limits.maxBytesPerSecond)
-  const chargeBytes = (count: number): number => {
-    const debt = bytes.take(count)
-    if (debt > RATE_DEBT_SECONDS) throw new LimitError(CloseCode.policyViolation, `far more than ${limits.maxBytesPerSecond} bytes per second`)
+  /** Charges bytes sent in answer to the connection's requests, as for {@link frame}. */
+  charge (count: number): number {
+    this.refill()
+    return this.takeBytes(count)
+  }
+
+  private takeBytes (count: number): number {
+    const { maxBytesPerSecond } = this.limits
+    this.bytes -= count
+    const debt = debtOf(this.bytes, maxBytesPerSecond)
+    if (debt > RATE_DEBT_SECONDS) throw new LimitError(CloseCode.policyViolation, `far more than ${maxBytesPerSecond} bytes per second`)
     return debt
   }
-  return {
-    frame: frame => {
-      const messageDebt = messages.take()
-      if (messageDebt > RATE_DEBT_SECONDS) throw new LimitError(CloseCode.policyViolation, `far more than ${limits.maxMessagesPerSecond} messages per second`)
-      return Math.max(messageDebt, chargeBytes(frame.length))
-    },
-    bytes: chargeBytes
+
+  private refill (): void {
+    const now = Date.now()
+    const seconds = (now - this.refilledAt) / 1000
+    this.refilledAt = now
+    const { maxMessagesPerSecond, maxBytesPerSecond } = this.limits
+    this.messages = Math.min(maxMessagesPerSecond, this.messages + seconds * maxMessagesPerSecond)
+    this.bytes = Math.min(maxBytesPerSecond, this.bytes + seconds * maxBytesPerSecond)
   }
 }
+
+/** Seconds of debt a bucket holding `tokens` (negative: in debt) refilling at `perSecond` is in. */
+const debtOf = (tokens: number, perSecond: number): number => tokens < 0 ? -tokens / perSecond : 0

@@ -97,7 +97,7 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
     const ip = req.socket.remoteAddress ?? ''
     const count = (perIp.get(ip) ?? 0) + 1
     perIp.set(ip, count)
-    ws.once('close', (code: number) => {
+    ws.on('close', (code: number) => {
       options.onClosed?.(code)
       const left = perIp.get(ip)! - 1
       if (left === 0) perIp.delete(ip)
@@ -188,7 +188,12 @@ function guardSockets (http: Server, limits: Limits, requestTimeoutMs: number, l
   // By remote address and port, which a TLS socket shares with the TCP socket under it.
   const deadlines = new Map<string, ReturnType<typeof setTimeout>>()
   const key = (socket: { remoteAddress?: string | undefined, remotePort?: number | undefined }): string => `${socket.remoteAddress}:${socket.remotePort}`
-  const requestArrived = (req: IncomingMessage): void => clearTimeout(deadlines.get(key(req.socket)))
+  // The entry goes as soon as the request is in: a cleared timer kept for the socket's life costs memory per connection.
+  const requestArrived = (req: IncomingMessage): void => {
+    const socketKey = key(req.socket)
+    clearTimeout(deadlines.get(socketKey))
+    deadlines.delete(socketKey)
+  }
   http.on('request', requestArrived)
   http.on('upgrade', requestArrived)
   http.on('connection', (socket: Socket) => {
@@ -200,18 +205,24 @@ function guardSockets (http: Server, limits: Limits, requestTimeoutMs: number, l
       return
     }
     perIp.set(ip, count)
-    const deadline = setTimeout(() => socket.destroy(), requestTimeoutMs)
-    deadline.unref()
     const socketKey = key(socket)
-    deadlines.set(socketKey, deadline)
-    socket.once('close', () => {
-      clearTimeout(deadline)
+    deadlines.set(socketKey, destroyAfter(socket, requestTimeoutMs))
+    // 'close' comes once: `on` spares the wrapper `once` keeps per socket.
+    socket.on('close', () => {
+      clearTimeout(deadlines.get(socketKey))
       deadlines.delete(socketKey)
       const left = perIp.get(ip)! - 1
       if (left === 0) perIp.delete(ip)
       else perIp.set(ip, left)
     })
   })
+}
+
+/** A timer destroying `socket` after `ms` (its own closure: the socket's close listener must not keep the timer alive). */
+function destroyAfter (socket: Socket, ms: number): ReturnType<typeof setTimeout> {
+  const deadline = setTimeout(() => socket.destroy(), ms)
+  deadline.unref()
+  return deadline
 }
 
 async function closeClients (wss: WebSocketServerType, graceMs: number): Promise<void> {
