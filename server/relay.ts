@@ -289,15 +289,17 @@ async function serve (options: RelayOptions, parts: Parts, reportGauges: (read: 
     },
     onStock: (link, client) => {
       const homes = node?.proxyTargets(client.docId) ?? null
-      if (homes !== null) proxyYwsConnection(link, client.docId, client.query, homes, log)
-      else {
-        const host = registry.acquire(client.docId)
-        host.catch((error: unknown) => {
+      if (homes !== null) {
+        proxyYwsConnection(link, client.docId, client.query, homes, log)
+        open.track(link, 'y-websocket')
+      } else {
+        const served = registry.hold(client.docId)
+        served.host.catch((error: unknown) => {
           if (!(error instanceof MovedError)) log.error({ err: error, doc: client.docId }, 'document failed to load; refusing connections to it')
         })
-        acceptStock(link, client, { host, release: () => registry.release(client.docId) }, authenticator, log)
+        open['y-websocket']++
+        acceptStock(link, client, served, authenticator, log, open.stockClosed)
       }
-      open.track(link, 'y-websocket')
     },
     onHttp: (req, res) => answerHttp(req, res, { health, metrics, docsApi, allowedOrigins: options.allowedOrigins })
   })
@@ -377,6 +379,11 @@ class OpenConnections {
       this[kind]--
       onClose(code, reason)
     }
+  }
+
+  /** A stock connection counted by the caller closed (one function for all: a relay may serve thousands). */
+  readonly stockClosed = (): void => {
+    this['y-websocket']--
   }
 }
 

@@ -13,6 +13,7 @@ import { DiffBudget } from './sync-answers.js'
 import type { DocId } from '../../shared/wire/doc-id.js'
 import { DocLoadError, FencedError } from '../../shared/errors.js'
 import { RelayDocument, type RelayDocumentOptions } from './relay-document.js'
+import type { Served } from '../../shared/sync/connection.js'
 
 interface Entry {
   loading: Promise<RelayDocument>
@@ -95,6 +96,11 @@ export class DocumentRegistry {
     }
     entry.holders++
     return entry.loading
+  }
+
+  /** {@link acquire}s `docId` for a session, which gives it back by calling `release()` once. */
+  hold (docId: DocId): Served & { readonly host: Promise<RelayDocument> } {
+    return new Hold(this, docId, this.acquire(docId))
   }
 
   /** Gives back one acquisition of `docId`; the last one starts the idle timer. */
@@ -237,6 +243,15 @@ export class DocumentRegistry {
   private unload (doc: RelayDocument): void {
     this.options.onEvict?.(doc)
     doc.destroy()
+  }
+}
+
+/** One acquisition, as a session holds it (an object, not a closure, for each of thousands of sessions). */
+class Hold implements Served {
+  constructor (private readonly registry: DocumentRegistry, private readonly docId: DocId, readonly host: Promise<RelayDocument>) {}
+
+  release (): void {
+    this.registry.release(this.docId)
   }
 }
 

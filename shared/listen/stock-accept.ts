@@ -1,32 +1,135 @@
 /**
- * Serves an admitted stock y-websocket client (see `listener.ts`), the same on a relay and
- * on a replica that listens for peers: the session logic of `shared/sync/yws-link.ts` with
- * the access the client's token grants, until the token expires. Every frame is decoded
- * inside error handling; a bad one closes this connection only, before anything is
- * applied or forwarded.
+ * Serves an admitted stock y-websocket client (see `listener.ts`) one document
+ * (`ws://host/<docId>`), the same on a relay and on a replica that listens for peers: the
+ * session logic of every native peer, with y-websocket framing and the access the client's
+ * token grants, until the token expires. The server is both answerer (the client's step 1
+ * gets a step 2) and opener: it sends its own step 1 to a client that may write, whose
+ * step 2 brings what the client had offline. A client that may only read is not asked, and
+ * is refused (4403) if it sends a change anyway. Frames that arrive while the document
+ * loads wait, in order. Every frame is decoded inside error handling; a bad one closes this
+ * connection only, before anything is applied or forwarded.
+ *
+ * A relay holds thousands of idle stock connections, so each is one object that is its
+ * session's options too (their callbacks are its methods), rather than a closure per callback.
  */
 import type { Link } from '../transport/link.js'
 import type { Served } from '../sync/connection.js'
-import { serveYwsLink } from '../sync/yws-link.js'
-import type { TokenVerifier } from './auth.js'
+import { ywsFraming, ywsInput } from '../sync/framing.js'
+import { SyncSession, type SessionOptions } from '../sync/session.js'
+import type { DocId } from '../wire/doc-id.js'
+import type { PeerInfo } from '../wire/native-messages.js'
+import { decodeYMessage } from '../wire/y-messages.js'
+import { canWrite, type Grant, type TokenVerifier } from './auth.js'
 import { closeForError } from './closing.js'
 import { ConnectionAuth } from './connection-auth.js'
 import type { StockClient } from './listener.js'
 import type { Log } from './log.js'
 
-/** Serves `client`'s document from `served` on `link`; see the module comment. */
-export function acceptStock (link: Link, client: StockClient, served: Served, authenticator: TokenVerifier | null, log: Log): void {
-  const auth = new ConnectionAuth(authenticator, () => {})
-  auth.adopt(client.grant)
-  const session = serveYwsLink(link, client.docId, served, {
-    mayWrite: () => auth.canWrite(client.docId),
-    ...(auth.user === undefined ? {} : { user: auth.user }),
-    onError: error => closeForError(link, error, log, { doc: client.docId })
-  })
-  auth.onExpired = error => session.options.onError(error)
-  const onClose = link.onClose
-  link.onClose = (code, reason) => {
-    auth.dispose()
-    onClose(code, reason)
+/** Who a stock client is to its session: not a durable peer, and without a peer id. */
+const STOCK_PEER: PeerInfo = Object.freeze({ peerId: '', durable: false })
+
+/**
+ * Serves `client`'s document from `served` on `link`; see the module comment. `onClosed`
+ * runs once the link has closed (pass one function for every connection, not a closure each).
+ */
+export function acceptStock (link: Link, client: StockClient, served: Served, authenticator: TokenVerifier | null, log: Log, onClosed?: () => void): void {
+  const connection = new StockConnection(link, client, served, authenticator, log, onClosed)
+  link.onMessage = frame => connection.receive(frame)
+  link.onClose = () => connection.closed()
+  connection.start()
+}
+
+/** One stock client's connection, and its session's options; see the module comment. */
+class StockConnection implements SessionOptions {
+  readonly docId: DocId
+  readonly peer = STOCK_PEER
+  readonly framing = ywsFraming
+  /** y-websocket clients get every update from the start. */
+  readonly liveOnBind = true
+  readonly user: string | undefined
+  private readonly grant: Grant
+  /** Only for a token that expires: ends the session when it does. */
+  private readonly expiry: ConnectionAuth | null = null
+  private readonly session: SyncSession
+  private released = false
+
+  constructor (
+    private readonly link: Link,
+    client: StockClient,
+    private readonly served: Served,
+    authenticator: TokenVerifier | null,
+    private readonly log: Log,
+    private readonly onClosed: (() => void) | undefined
+  ) {
+    this.docId = client.docId
+    this.grant = client.grant
+    this.user = authenticator === null ? undefined : client.grant.sub
+    this.session = new SyncSession(this)
+    if (client.grant.expiresAt !== null) {
+      this.expiry = new ConnectionAuth(authenticator, error => this.onError(error))
+      this.expiry.adopt(client.grant)
+    }
+  }
+
+  /** Asks a client that may write for what it has, and binds the document once loaded. */
+  start (): void {
+    if (this.mayWrite()) this.session.open()
+    const { host } = this.served
+    if (!(host instanceof Promise)) return this.session.bind(host)
+    host.then(loaded => this.session.bind(loaded), (error: unknown) => {
+      this.released = true // a failed load holds nothing
+      this.fail(error)
+      this.session.end()
+    })
+  }
+
+  send (frame: Uint8Array): void {
+    this.link.send(frame)
+  }
+
+  charge (bytes: number): void {
+    this.link.charge?.(bytes)
+  }
+
+  mayWrite (): boolean {
+    return canWrite(this.grant, this.docId)
+  }
+
+  /** A frame failed, or the token expired: the link closes with the error's code. */
+  onError (error: unknown): void {
+    this.fail(error)
+    this.session.end()
+    this.release()
+  }
+
+  /** A frame from the client. */
+  receive (frame: Uint8Array): void {
+    if (this.session.ended) return
+    let input
+    try {
+      input = ywsInput(decodeYMessage(frame))
+    } catch (error) {
+      this.onError(error)
+      return
+    }
+    if (input !== null) this.session.receive(input)
+  }
+
+  /** The link closed, from either side. */
+  closed (): void {
+    this.expiry?.dispose()
+    this.session.end()
+    this.release()
+    this.onClosed?.()
+  }
+
+  private fail (error: unknown): void {
+    closeForError(this.link, error, this.log, { doc: this.docId })
+  }
+
+  private release (): void {
+    if (this.released) return
+    this.released = true
+    this.served.release?.()
   }
 }

@@ -93,12 +93,19 @@ const EMPTY_UPDATE_LENGTH = 2
 
 const EMPTY_AWARENESS = new Uint8Array([0])
 
+/** What a session's `lastDurable` starts as: one promise shared by every session. */
+const DURABLE = Promise.resolve()
+
 /** Answers at least this large have their frames shared between sessions (see `sendAnswer`). */
 const SHARED_FRAME_BYTES = 64 * 1024
 /** Frames of large answers, by the answer's bytes (one document's, unchanged) and framing. */
 const sharedFrames = new WeakMap<Uint8Array, Map<Framing, Uint8Array>>()
 
-/** Options of {@link SyncSession}. */
+/**
+ * Options of {@link SyncSession}. The session calls the callbacks as methods of this object
+ * (`options.send(frame)`), so one object of a class may be its options: a relay keeps a
+ * session per connection, and one object costs less than a closure per callback.
+ */
 export interface SessionOptions {
   docId: DocId
   /** Who is on the other end. */
@@ -122,11 +129,9 @@ export interface SessionOptions {
 
 /** See the module comment. */
 export class SyncSession {
-  readonly docId: DocId
-  readonly peer: PeerInfo
-  readonly user: string | undefined
   private host: DocumentHost | null = null
-  private waiting: SessionInput[] = []
+  /** Messages that arrived before the host was bound (null: none). */
+  private waiting: SessionInput[] | null = null
   private openWanted = false
   private awaitingSync = false
   private isLive = false
@@ -135,18 +140,29 @@ export class SyncSession {
   private readonly numbered: boolean
   private sent = 0
   private acked = 0
-  /** Sent numbers not yet acknowledged, with the host's local changes each included. */
-  private coverage: Array<{ seq: number, localChanges: number }> = []
-  private catchUpWaiters: Array<{ seq: number, resolve: () => void, reject: (error: Error) => void }> = []
+  /** Sent numbers not yet acknowledged, with the host's local changes each included (null: none yet). */
+  private coverage: Array<{ seq: number, localChanges: number }> | null = null
+  private catchUpWaiters: Array<{ seq: number, resolve: () => void, reject: (error: Error) => void }> | null = null
   /** Resolves once every numbered update received so far is durable; rejects for good once one is not. */
-  private lastDurable: Promise<void> = Promise.resolve()
+  private lastDurable: Promise<void> = DURABLE
   private ackDue = 0
 
   constructor (readonly options: SessionOptions) {
-    this.docId = options.docId
-    this.peer = options.peer
-    this.user = options.user
     this.numbered = options.numbered ?? options.framing.acknowledges
+  }
+
+  get docId (): DocId {
+    return this.options.docId
+  }
+
+  /** Who is on the other end. */
+  get peer (): PeerInfo {
+    return this.options.peer
+  }
+
+  /** The peer's authenticated user, if any. */
+  get user (): string | undefined {
+    return this.options.user
   }
 
   /** Whether updates and presence are forwarded to the peer. */
@@ -190,8 +206,8 @@ export class SyncSession {
     host.attach(this)
     if (this.openWanted) this.sendOpen()
     if (this.options.liveOnBind === true) this.goLive(host)
-    const waiting = this.waiting
-    this.waiting = []
+    const waiting = this.waiting ?? []
+    this.waiting = null
     for (const input of waiting) {
       if (this.isEnded) break
       this.handle(input)
@@ -209,6 +225,7 @@ export class SyncSession {
   receive (input: SessionInput): void {
     if (this.isEnded) return
     if (this.host !== null) return this.handle(input)
+    this.waiting ??= []
     if (this.waiting.length >= MAX_EARLY_MESSAGES) return this.options.onError(new ProtocolError('too many messages before the document loaded'))
     this.waiting.push(input)
   }
@@ -219,6 +236,7 @@ export class SyncSession {
    */
   whenCaughtUp (): Promise<void> {
     return new Promise((resolve, reject) => {
+      this.catchUpWaiters ??= []
       this.catchUpWaiters.push({ seq: -1, resolve, reject })
       this.settleCatchUp()
     })
@@ -250,9 +268,11 @@ export class SyncSession {
     if (tellPeer) this.output({ type: 'close' })
     this.isEnded = true
     this.isLive = false
-    this.waiting = []
+    this.waiting = null
+    const waiters = this.catchUpWaiters ?? []
+    this.catchUpWaiters = null
     const ended = new Error(`session of ${this.docId} with ${this.peer.peerId || 'a client'} ended`)
-    for (const waiter of this.catchUpWaiters.splice(0)) waiter.reject(ended)
+    for (const waiter of waiters) waiter.reject(ended)
     this.host?.detach(this)
   }
 
@@ -371,20 +391,22 @@ export class SyncSession {
     if (seq <= this.acked || seq > this.sent) return
     this.acked = seq
     let localChanges = -1
-    while (this.coverage.length > 0 && this.coverage[0]!.seq <= seq) localChanges = this.coverage.shift()!.localChanges
+    const coverage = this.coverage ?? []
+    while (coverage.length > 0 && coverage[0]!.seq <= seq) localChanges = coverage.shift()!.localChanges
     if (localChanges >= 0) host.acknowledged(this, localChanges)
     this.settleCatchUp()
   }
 
   private sendNumbered (update: Uint8Array, localChanges: number): number {
     const seq = ++this.sent
+    this.coverage ??= []
     this.coverage.push({ seq, localChanges })
     this.output({ type: 'update', seq, update })
     return seq
   }
 
   private settleCatchUp (): void {
-    if (!this.hasSynced) return
+    if (!this.hasSynced || this.catchUpWaiters === null) return
     this.catchUpWaiters = this.catchUpWaiters.filter(waiter => {
       if (waiter.seq < 0) waiter.seq = this.sent
       if (this.acked < waiter.seq) return true
