@@ -46,7 +46,11 @@ export class DocumentRegistry {
   private readonly options: RegistryOptions
 
   constructor (options: RegistryOptions) {
-    this.options = { diffBudget: new DiffBudget(), ...options }
+    this.options = {
+      diffBudget: new DiffBudget(),
+      ...options,
+      onStoreFailed: (doc, error) => this.storeFailed(doc, error)
+    }
   }
 
   /** Number of documents in memory (loaded or loading). */
@@ -203,14 +207,24 @@ export class DocumentRegistry {
     loading.then(doc => {
       if (entry.loading !== loading) return doc.destroy()
       entry.doc = doc
-      // A document that could not store an update serves what is stored, not what it held;
-      // one whose claim was lost is served by another relay now.
-      doc.onStoreFailed = error => error instanceof FencedError ? this.drop(docId, error) : this.reload(docId, entry, doc)
       this.options.onLoad?.(doc)
       this.scheduleEviction(docId, entry)
     }, () => {
       if (this.entries.get(docId) === entry && entry.loading === loading) this.entries.delete(docId)
     })
+  }
+
+  /**
+   * A document that could not store an update serves what is stored, not what it held; one
+   * whose claim was lost is served by another relay now.
+   */
+  private storeFailed (doc: RelayDocument, error: unknown): void {
+    if (error instanceof FencedError) {
+      this.drop(doc.docId, error)
+      return
+    }
+    const entry = this.entries.get(doc.docId)
+    if (entry !== undefined) this.reload(doc.docId, entry, doc)
   }
 
   private reload (docId: DocId, entry: Entry, failed: RelayDocument): void {
