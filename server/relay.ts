@@ -377,7 +377,7 @@ class OpenConnections {
     const onClose = link.onClose
     link.onClose = (code, reason) => {
       this[kind]--
-      onClose(code, reason)
+      onClose.call(link, code, reason)
     }
   }
 

@@ -82,12 +82,17 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
   const http = options.tls === undefined ? createServer(onHttp) : createHttpsServer(options.tls, onHttp)
   guardSockets(http, limits, options.requestTimeoutMs ?? 10_000, log)
   const alive = new WeakSet<WebSocket>()
-  const perIp = new Map<string, number>()
+  const perIp = new AddressCounts()
+  const ips = new WeakMap<WebSocket, string>()
   // Listeners shared by every socket (a closure per socket would cost memory per connection).
   function markAlive (this: WebSocket): void {
     alive.add(this)
   }
   const logSocketError = (error: Error): void => log.debug({ err: error }, 'socket error')
+  function closed (this: WebSocket, code: number): void {
+    options.onClosed?.(code)
+    perIp.remove(ips.get(this)!)
+  }
 
   const onConnection = (ws: WebSocket, req: IncomingMessage, stock: Awaited<ReturnType<typeof admitStockClient>> | null): void => {
     alive.add(ws)
@@ -95,14 +100,9 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
     ws.on('error', logSocketError)
     const link = wsLink(ws, limits, log)
     const ip = req.socket.remoteAddress ?? ''
-    const count = (perIp.get(ip) ?? 0) + 1
-    perIp.set(ip, count)
-    ws.on('close', (code: number) => {
-      options.onClosed?.(code)
-      const left = perIp.get(ip)! - 1
-      if (left === 0) perIp.delete(ip)
-      else perIp.set(ip, left)
-    })
+    const count = perIp.add(ip)
+    ips.set(ws, ip)
+    ws.on('close', closed)
     if (count > limits.maxConnectionsPerIp) {
       return closeWith(link, CloseCode.tryAgainLater, `more than ${limits.maxConnectionsPerIp} connections from one address`)
     }
@@ -184,10 +184,18 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
  * defaults.
  */
 function guardSockets (http: Server, limits: Limits, requestTimeoutMs: number, log: Log): void {
-  const perIp = new Map<string, number>()
-  // By remote address and port, which a TLS socket shares with the TCP socket under it.
+  const perIp = new AddressCounts()
+  // By remote address and port (`ip:port`), which a TLS socket shares with the TCP socket under it.
   const deadlines = new Map<string, ReturnType<typeof setTimeout>>()
-  const key = (socket: { remoteAddress?: string | undefined, remotePort?: number | undefined }): string => `${socket.remoteAddress}:${socket.remotePort}`
+  const key = (socket: { remoteAddress?: string | undefined, remotePort?: number | undefined }): string => `${socket.remoteAddress ?? ''}:${socket.remotePort}`
+  const keys = new WeakMap<Socket, string>()
+  // One close listener for every socket.
+  function closed (this: Socket): void {
+    const socketKey = keys.get(this)!
+    clearTimeout(deadlines.get(socketKey))
+    deadlines.delete(socketKey)
+    perIp.remove(socketKey.slice(0, socketKey.lastIndexOf(':')))
+  }
   // The entry goes as soon as the request is in: a cleared timer kept for the socket's life costs memory per connection.
   const requestArrived = (req: IncomingMessage): void => {
     const socketKey = key(req.socket)
@@ -198,24 +206,40 @@ function guardSockets (http: Server, limits: Limits, requestTimeoutMs: number, l
   http.on('upgrade', requestArrived)
   http.on('connection', (socket: Socket) => {
     const ip = socket.remoteAddress ?? ''
-    const count = (perIp.get(ip) ?? 0) + 1
-    if (count > 2 * limits.maxConnectionsPerIp) {
+    if (perIp.count(ip) >= 2 * limits.maxConnectionsPerIp) {
       log.info({ ip }, 'dropping a connection: too many sockets from one address')
       socket.destroy()
       return
     }
-    perIp.set(ip, count)
+    perIp.add(ip)
     const socketKey = key(socket)
+    keys.set(socket, socketKey)
     deadlines.set(socketKey, destroyAfter(socket, requestTimeoutMs))
     // 'close' comes once: `on` spares the wrapper `once` keeps per socket.
-    socket.on('close', () => {
-      clearTimeout(deadlines.get(socketKey))
-      deadlines.delete(socketKey)
-      const left = perIp.get(ip)! - 1
-      if (left === 0) perIp.delete(ip)
-      else perIp.set(ip, left)
-    })
+    socket.on('close', closed)
   })
+}
+
+/** Open sockets per remote address. */
+class AddressCounts {
+  private readonly counts = new Map<string, number>()
+
+  count (ip: string): number {
+    return this.counts.get(ip) ?? 0
+  }
+
+  /** Counts one more socket from `ip`; returns how many are open now. */
+  add (ip: string): number {
+    const count = this.count(ip) + 1
+    this.counts.set(ip, count)
+    return count
+  }
+
+  remove (ip: string): void {
+    const left = this.count(ip) - 1
+    if (left <= 0) this.counts.delete(ip)
+    else this.counts.set(ip, left)
+  }
 }
 
 /** A timer destroying `socket` after `ms` (its own closure: the socket's close listener must not keep the timer alive). */

@@ -14,7 +14,7 @@
  */
 import type { Link } from '../transport/link.js'
 import type { Served } from '../sync/connection.js'
-import { ywsFraming, ywsInput } from '../sync/framing.js'
+import { ywsFraming, ywsInput, type Framing } from '../sync/framing.js'
 import { SyncSession, type SessionOptions } from '../sync/session.js'
 import type { DocId } from '../wire/doc-id.js'
 import type { PeerInfo } from '../wire/native-messages.js'
@@ -28,24 +28,32 @@ import type { Log } from './log.js'
 /** Who a stock client is to its session: not a durable peer, and without a peer id. */
 const STOCK_PEER: PeerInfo = Object.freeze({ peerId: '', durable: false })
 
+/** The connection on each link, for link handlers shared by every connection (links call them as methods). */
+const connections = new WeakMap<Link, StockConnection>()
+
+function onLinkMessage (this: Link, frame: Uint8Array): void {
+  connections.get(this)?.receive(frame)
+}
+
+function onLinkClose (this: Link): void {
+  connections.get(this)?.closed()
+}
+
 /**
  * Serves `client`'s document from `served` on `link`; see the module comment. `onClosed`
  * runs once the link has closed (pass one function for every connection, not a closure each).
  */
 export function acceptStock (link: Link, client: StockClient, served: Served, authenticator: TokenVerifier | null, log: Log, onClosed?: () => void): void {
   const connection = new StockConnection(link, client, served, authenticator, log, onClosed)
-  link.onMessage = frame => connection.receive(frame)
-  link.onClose = () => connection.closed()
+  connections.set(link, connection)
+  link.onMessage = onLinkMessage
+  link.onClose = onLinkClose
   connection.start()
 }
 
 /** One stock client's connection, and its session's options; see the module comment. */
 class StockConnection implements SessionOptions {
   readonly docId: DocId
-  readonly peer = STOCK_PEER
-  readonly framing = ywsFraming
-  /** y-websocket clients get every update from the start. */
-  readonly liveOnBind = true
   readonly user: string | undefined
   private readonly grant: Grant
   /** Only for a token that expires: ends the session when it does. */
@@ -69,6 +77,20 @@ class StockConnection implements SessionOptions {
       this.expiry = new ConnectionAuth(authenticator, error => this.onError(error))
       this.expiry.adopt(client.grant)
     }
+  }
+
+  // Constants as getters: fields would cost every connection a slot each.
+  get peer (): PeerInfo {
+    return STOCK_PEER
+  }
+
+  get framing (): Framing {
+    return ywsFraming
+  }
+
+  /** y-websocket clients get every update from the start. */
+  get liveOnBind (): boolean {
+    return true
   }
 
   /** Asks a client that may write for what it has, and binds the document once loaded. */
