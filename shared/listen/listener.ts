@@ -20,7 +20,7 @@ import type { TokenVerifier, Grant } from './auth.js'
 import { closeWith } from './closing.js'
 import type { Limits } from './limits.js'
 import type { Log } from './log.js'
-import { wsLink } from './ws-link.js'
+import { pingAll, wsLink, type WsLinkContext } from './ws-link.js'
 
 /** A stock client admitted to a document, with what its token grants. */
 export interface StockClient {
@@ -81,28 +81,20 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
   const onHttp = options.onHttp ?? answerUpgradeRequired
   const http = options.tls === undefined ? createServer(onHttp) : createHttpsServer(options.tls, onHttp)
   guardSockets(http, limits, options.requestTimeoutMs ?? 10_000, log)
-  const alive = new WeakSet<WebSocket>()
   const perIp = new AddressCounts()
-  const ips = new WeakMap<WebSocket, string>()
-  // Listeners shared by every socket (a closure per socket would cost memory per connection).
-  function markAlive (this: WebSocket): void {
-    alive.add(this)
-  }
-  const logSocketError = (error: Error): void => log.debug({ err: error }, 'socket error')
-  function closed (this: WebSocket, code: number): void {
-    options.onClosed?.(code)
-    perIp.remove(ips.get(this)!)
+  const links: WsLinkContext = {
+    limits,
+    log,
+    closed: (link, code) => {
+      options.onClosed?.(code)
+      perIp.remove(link.ip)
+    }
   }
 
   const onConnection = (ws: WebSocket, req: IncomingMessage, stock: Awaited<ReturnType<typeof admitStockClient>> | null): void => {
-    alive.add(ws)
-    ws.on('pong', markAlive)
-    ws.on('error', logSocketError)
-    const link = wsLink(ws, limits, log)
     const ip = req.socket.remoteAddress ?? ''
+    const link = wsLink(ws, ip, links)
     const count = perIp.add(ip)
-    ips.set(ws, ip)
-    ws.on('close', closed)
     if (count > limits.maxConnectionsPerIp) {
       return closeWith(link, CloseCode.tryAgainLater, `more than ${limits.maxConnectionsPerIp} connections from one address`)
     }
@@ -132,13 +124,7 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
     })
   })
 
-  const pinger = setInterval(() => {
-    for (const ws of wss.clients) {
-      if (!alive.has(ws)) { ws.terminate(); continue }
-      alive.delete(ws)
-      ws.ping()
-    }
-  }, options.pingIntervalMs)
+  const pinger = setInterval(() => pingAll(wss.clients), options.pingIntervalMs)
   pinger.unref()
 
   await new Promise<void>((resolve, reject) => {

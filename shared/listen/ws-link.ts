@@ -1,4 +1,11 @@
-/** Adapts a server-side `ws` socket to a {@link Link}, enforcing the per-connection limits. */
+/**
+ * Adapts a server-side `ws` socket to a {@link Link}, enforcing the per-connection limits
+ * and keeping the connection's state for the listener (its address, whether it answered
+ * the last ping). A relay holds thousands of idle connections: each is one object, and the
+ * socket listeners are functions shared by every socket, where closures would cost memory
+ * per connection (as would a third 'close' listener: EventEmitter's listener arrays
+ * outgrow two by a dozen slots).
+ */
 import type { Log } from './log.js'
 import type { RawData, WebSocket } from 'ws'
 import { CloseCode } from '../wire/close-codes.js'
@@ -8,10 +15,15 @@ import { ConnectionRates, type Limits } from './limits.js'
 
 const ignore = (): void => {}
 
-/**
- * The link of each socket, for the listeners below: they are shared by every socket, where
- * closures would cost memory per connection (a relay holds thousands of idle ones).
- */
+/** What every link of one listener shares. */
+export interface WsLinkContext {
+  limits: Limits
+  log: Log
+  /** A link's socket closed, whoever closed it (after the link's own `onClose`). */
+  closed(link: WsLink, code: number): void
+}
+
+/** The link of each socket, for the shared listeners. */
 const links = new WeakMap<WebSocket, WsLink>()
 
 function onSocketMessage (this: WebSocket, data: RawData, isBinary: boolean): void {
@@ -19,41 +31,74 @@ function onSocketMessage (this: WebSocket, data: RawData, isBinary: boolean): vo
 }
 
 function onSocketClose (this: WebSocket, code: number, reason: Buffer): void {
-  links.get(this)?.onClose(code, reason.toString())
+  const link = links.get(this)
+  if (link === undefined) return
+  link.onClose(code, reason.toString())
+  link.context.closed(link, code)
+}
+
+function onSocketPong (this: WebSocket): void {
+  const link = links.get(this)
+  if (link !== undefined) link.alive = true
+}
+
+function onSocketError (this: WebSocket, error: Error): void {
+  links.get(this)?.context.log.debug({ err: error }, 'socket error')
 }
 
 /**
- * A Link over `socket`. A text frame closes it with 1003. A sender over its rate limits is
- * slowed down: the socket is not read until its budget catches up (TCP then holds the
- * sender back); one far over them is closed with 1008. A reader whose send buffer outgrows
- * `maxBufferedBytes` is cut off.
+ * A Link over `socket`, from `ip`. A text frame closes it with 1003. A sender over its rate
+ * limits is slowed down: the socket is not read until its budget catches up (TCP then
+ * holds the sender back); one far over them is closed with 1008. A reader whose send
+ * buffer outgrows `maxBufferedBytes` is cut off.
  */
-export function wsLink (socket: WebSocket, limits: Limits, log: Log): Link {
-  const link = new WsLink(socket, limits, log)
+export function wsLink (socket: WebSocket, ip: string, context: WsLinkContext): WsLink {
+  const link = new WsLink(socket, ip, context)
   links.set(socket, link)
   socket.on('message', onSocketMessage)
   socket.on('close', onSocketClose)
+  socket.on('pong', onSocketPong)
+  socket.on('error', onSocketError)
   return link
 }
 
+/**
+ * Keep-alive: terminates each socket that did not answer the last ping, pings the others.
+ * Call it every ping interval with every open socket.
+ */
+export function pingAll (sockets: Iterable<WebSocket>): void {
+  for (const socket of sockets) {
+    const link = links.get(socket)
+    if (link === undefined) continue
+    if (!link.alive) {
+      socket.terminate()
+      continue
+    }
+    link.alive = false
+    socket.ping()
+  }
+}
+
 /** See {@link wsLink}. */
-class WsLink implements Link {
-  onMessage: (message: Uint8Array) => void = ignore
-  onClose: (code: number, reason: string) => void = ignore
+export class WsLink implements Link {
+  onMessage: (this: Link, message: Uint8Array) => void = ignore
+  onClose: (this: Link, code: number, reason: string) => void = ignore
+  /** Whether the socket answered the last ping (see {@link pingAll}). */
+  alive = true
   private closing = false
   private readonly rates: ConnectionRates
 
-  constructor (private readonly socket: WebSocket, private readonly limits: Limits, private readonly log: Log) {
-    this.rates = new ConnectionRates(limits)
+  constructor (private readonly socket: WebSocket, readonly ip: string, readonly context: WsLinkContext) {
+    this.rates = new ConnectionRates(context.limits)
   }
 
   send (message: Uint8Array): void {
     const { socket } = this
     if (socket.readyState !== socket.OPEN) return
     // Counted before queuing: a reader that reads nothing gets at most one message past the bound.
-    if (socket.bufferedAmount > 0 && socket.bufferedAmount + message.length > this.limits.maxBufferedBytes) {
+    if (socket.bufferedAmount > 0 && socket.bufferedAmount + message.length > this.context.limits.maxBufferedBytes) {
       // The close frame would queue behind what the reader is not reading: just cut it off.
-      this.log.info({ buffered: socket.bufferedAmount }, 'dropping a slow reader')
+      this.context.log.info({ buffered: socket.bufferedAmount }, 'dropping a slow reader')
       this.closing = true
       socket.terminate()
       return
@@ -73,7 +118,7 @@ class WsLink implements Link {
     try {
       this.slowDown(this.rates.charge(bytes))
     } catch (error) {
-      closeForError(this, error, this.log, {})
+      closeForError(this, error, this.context.log, {})
     }
   }
 
@@ -86,7 +131,7 @@ class WsLink implements Link {
     try {
       this.slowDown(this.rates.frame(frame))
     } catch (error) {
-      return closeForError(this, error, this.log, {})
+      return closeForError(this, error, this.context.log, {})
     }
     this.onMessage(frame)
   }
