@@ -234,7 +234,7 @@ describe('StoredDocument', () => {
 })
 
 describe('StoredDocument once quiet', () => {
-  it('merges its parts and drops its item index, then validates and serves as before', async () => {
+  it('merges its parts and drops its item index and ids, then validates and serves as before', async () => {
     const memory = new MemoryStore()
     const doc = await StoredDocument.load(memory, id)
     const source = new Y.Doc()
@@ -250,9 +250,14 @@ describe('StoredDocument once quiet', () => {
     const index = (): unknown => (doc as unknown as { index: unknown }).index
     expect(parts()).toHaveLength(3)
     expect(index()).not.toBeNull()
+    const stateVector = doc.stateVector()
     doc.settle()
     expect(parts()).toHaveLength(1)
     expect(index()).toBeNull()
+    expect((doc as unknown as { heldStructs: unknown }).heldStructs).toBeNull()
+    // The ids, read back from the merged part: what the document has is still known.
+    expect(doc.prepare(updates[1]!)).toBeNull()
+    expect(doc.stateVector()).toEqual(stateVector)
     const served = new Y.Doc()
     Y.applyUpdate(served, doc.missingFor(new Uint8Array([0])))
     expect([served.getText('a').toString(), served.getText('b').toString()]).toEqual(['xaaaa', 'bbbb'])

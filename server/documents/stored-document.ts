@@ -76,8 +76,12 @@ export interface PreparedUpdate {
 export class StoredDocument implements Settling {
   /** Together, everything stored: the snapshot and the log as loaded (normalised), then every update appended. */
   private parts: Uint8Array[] = []
-  private readonly structs = new IdRanges()
-  private readonly deletions = new IdRanges()
+  /**
+   * The ids of the structs stored and of the deletions known (see {@link structs}); null
+   * once a settled document let them go, to be read again from its one part when needed.
+   */
+  private heldStructs: IdRanges | null = new IdRanges()
+  private heldDeletions: IdRanges | null = new IdRanges()
   /** Distinct clients of {@link structs} and {@link deletions}. */
   private clients = 0
   /** Per client, the clock its structs must reach before what waits for them (references, deletions) can be applied. */
@@ -132,6 +136,26 @@ export class StoredDocument implements Settling {
     }
     await doc.log.compactIfDue()
     return doc
+  }
+
+  /** The ids of every struct stored. */
+  private get structs (): IdRanges {
+    if (this.heldStructs === null) this.readIds()
+    return this.heldStructs!
+  }
+
+  /** The ids of every deletion known. */
+  private get deletions (): IdRanges {
+    if (this.heldDeletions === null) this.readIds()
+    return this.heldDeletions!
+  }
+
+  /** Reads the ids back from the one part a settled document keeps (they are exactly its ids: see settle). */
+  private readIds (): void {
+    const ids = this.parts.length === 0 ? { structs: new IdRanges(), deletions: new IdRanges() } : idsOf(this.parts[0]!)
+    this.heldStructs = ids.structs
+    this.heldDeletions = ids.deletions
+    keepBusy(this)
   }
 
   /** Bytes currently in the log and in the snapshot. */
@@ -225,8 +249,9 @@ export class StoredDocument implements Settling {
 
   /**
    * Gives up what is kept only to be fast while busy (see quiet.ts): cached encodings and
-   * answers and, for a small document, the item index (rebuilt when an update needs it);
-   * a small document's parts are merged into one.
+   * answers and, for a small document, its parts merged into one, the item index and,
+   * unless something waits for a dependency, the ids: all of it is read again from the
+   * part when an update or a peer needs it.
    */
   settle (): void {
     this.upToDateAnswer = null
@@ -238,8 +263,12 @@ export class StoredDocument implements Settling {
     try {
       this.merged()
     } catch {
-      // Reported by merged(); the parts stay as they are.
+      return // reported by merged(); the parts stay as they are
     }
+    // A merge holds exactly the stored ids (merged() checks), as does a snapshot once compaction learnt its deletions.
+    if (this.parts.length > 1 || this.awaited.size > 0 || this.structs.hasGaps()) return
+    this.heldStructs = null
+    this.heldDeletions = null
   }
 
   /** Milliseconds since the epoch of the last stored change, or 0 if unknown (stored before relays kept it). */
