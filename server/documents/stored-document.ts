@@ -16,7 +16,7 @@
 import type { Logger } from 'pino'
 import * as Y from 'yjs'
 import type { DocId } from '../../shared/wire/doc-id.js'
-import { DocLog, type DocLogOptions } from '../../shared/storage/doc-log.js'
+import { DocLog, type DocLogOptions, type Snapshotter } from '../../shared/storage/doc-log.js'
 import type { DocStore } from '../../shared/storage/store.js'
 import { CloseCode } from '../../shared/wire/close-codes.js'
 import { decodeStateVector } from '../../shared/validation/update-validation.js'
@@ -73,7 +73,7 @@ export interface PreparedUpdate {
 }
 
 /** See the module comment; create one with {@link StoredDocument.load}. */
-export class StoredDocument implements Settling {
+export class StoredDocument implements Settling, Snapshotter {
   /** Together, everything stored: the snapshot and the log as loaded (normalised), then every update appended. */
   private parts: Uint8Array[] = []
   /**
@@ -107,7 +107,7 @@ export class StoredDocument implements Settling {
 
   private constructor (private readonly store: DocStore, private readonly docId: DocId, stored: Awaited<ReturnType<DocStore['load']>>, options: StoredDocumentOptions) {
     this.updatedAt = this.stamped = decodeDocMeta(stored?.meta ?? null)?.updatedAt ?? 0
-    this.log = new DocLog(store, docId, stored, () => this.compacted(), options)
+    this.log = new DocLog(store, docId, stored, this, options)
     this.maxClients = options.maxClients ?? Infinity
     this.logger = options.log
     this.answers = new SyncAnswers(options.diffBudget ?? new DiffBudget())
@@ -348,9 +348,10 @@ export class StoredDocument implements Settling {
    * something was deleted since the last compaction, it is encoded from a Y.Doc, which
    * garbage-collects deleted content; otherwise merging the parts gives the same result
    * several times faster (append-only documents: logs, chats, counters). A snapshot that
-   * fails its check is not used: the log keeps everything (DocLog retries later).
+   * fails its check is not used: the log keeps everything (DocLog retries later). Called
+   * by the document's DocLog when it compacts: the parts become the snapshot.
    */
-  private compacted (): Uint8Array {
+  snapshot (): Uint8Array {
     try {
       let snapshot: Uint8Array
       if (this.deletedSinceCompaction) {

@@ -16,6 +16,12 @@ export interface DocLogOptions {
   compactMinBytes?: number
 }
 
+/** What a {@link DocLog} compacts into: its owner, which knows what the document holds. */
+export interface Snapshotter {
+  /** Encodes everything written so far; may throw (see {@link DocLog}). */
+  snapshot(): Uint8Array
+}
+
 /** See the module comment. */
 export class DocLog {
   private logBytes: number
@@ -27,16 +33,16 @@ export class DocLog {
   private inFlight = 0
 
   /**
-   * `stored` is what the store held at load; `snapshot` encodes everything written so far
-   * (it may throw: the log then keeps everything, and compaction is retried once the log
-   * has grown by half, so that a snapshot that keeps failing does not cost one encoding
-   * per write).
+   * `stored` is what the store held at load; `owner.snapshot()` encodes everything written
+   * so far (it may throw: the log then keeps everything, and compaction is retried once the
+   * log has grown by half, so that a snapshot that keeps failing does not cost one encoding
+   * per write). An owner object rather than a callback: a relay keeps thousands of logs open.
    */
   constructor (
     private readonly store: DocStore,
     readonly docId: DocId,
     stored: StoredDoc | null,
-    private readonly snapshot: () => Uint8Array,
+    private readonly owner: Snapshotter,
     options: DocLogOptions = {}
   ) {
     this.snapshotBytes = stored?.snapshot?.length ?? 0
@@ -90,7 +96,7 @@ export class DocLog {
   private compact (): Promise<void> {
     let snapshot: Uint8Array
     try {
-      snapshot = this.snapshot()
+      snapshot = this.owner.snapshot()
     } catch {
       // Never fail a write over compaction: the log keeps everything.
       this.retryAtBytes = this.logBytes * 1.5
