@@ -63,57 +63,45 @@ export const RATE_DEBT_SECONDS = 10
 /**
  * The rate budgets of one connection: token buckets of messages and of bytes, each refilling
  * at its limit per second and holding at most one second's worth, that may go into debt.
- * Received frames, and work done for the connection, are charged to them. Plain fields in
- * one object, as a relay keeps one per connection.
+ * Received frames, and work done for the connection, are charged to them. Each bucket is
+ * one number, the time at which it would be full again (the generic cell rate algorithm),
+ * and the class is the base of the connection's link rather than an object of its own: a
+ * relay keeps one per connection.
  */
-export class ConnectionRates {
-  private messages: number
-  private bytes: number
-  /** Both buckets refill together: refilling in steps gives what one refill over the whole time would. */
-  private refilledAt = Date.now()
+export abstract class ConnectionRates {
+  /** Milliseconds since the epoch at which each bucket would be full again (0: full). */
+  private messagesFullAt = 0
+  private bytesFullAt = 0
 
-  constructor (private readonly limits: Pick<Limits, 'maxMessagesPerSecond' | 'maxBytesPerSecond'>) {
-    this.messages = limits.maxMessagesPerSecond
-    this.bytes = limits.maxBytesPerSecond
-  }
+  protected abstract get rateLimits (): Pick<Limits, 'maxMessagesPerSecond' | 'maxBytesPerSecond'>
 
   /**
    * Charges one received frame. Returns how many seconds the connection is ahead of its
    * budget (0: within it), for the caller to stop reading that long; throws a
    * {@link LimitError} once it is more than {@link RATE_DEBT_SECONDS} ahead.
    */
-  frame (frame: Uint8Array): number {
-    this.refill()
-    const { maxMessagesPerSecond } = this.limits
-    this.messages -= 1
-    const messageDebt = debtOf(this.messages, maxMessagesPerSecond)
+  protected chargeFrame (frame: Uint8Array): number {
+    const now = Date.now()
+    const { maxMessagesPerSecond } = this.rateLimits
+    this.messagesFullAt = Math.max(this.messagesFullAt, now) + 1000 / maxMessagesPerSecond
+    const messageDebt = debtOf(this.messagesFullAt, now)
     if (messageDebt > RATE_DEBT_SECONDS) throw new LimitError(CloseCode.policyViolation, `far more than ${maxMessagesPerSecond} messages per second`)
-    return Math.max(messageDebt, this.takeBytes(frame.length))
+    return Math.max(messageDebt, this.takeBytes(frame.length, now))
   }
 
-  /** Charges bytes sent in answer to the connection's requests, as for {@link frame}. */
-  charge (count: number): number {
-    this.refill()
-    return this.takeBytes(count)
+  /** Charges bytes sent in answer to the connection's requests, as for {@link chargeFrame}. */
+  protected chargeBytes (count: number): number {
+    return this.takeBytes(count, Date.now())
   }
 
-  private takeBytes (count: number): number {
-    const { maxBytesPerSecond } = this.limits
-    this.bytes -= count
-    const debt = debtOf(this.bytes, maxBytesPerSecond)
+  private takeBytes (count: number, now: number): number {
+    const { maxBytesPerSecond } = this.rateLimits
+    this.bytesFullAt = Math.max(this.bytesFullAt, now) + count * 1000 / maxBytesPerSecond
+    const debt = debtOf(this.bytesFullAt, now)
     if (debt > RATE_DEBT_SECONDS) throw new LimitError(CloseCode.policyViolation, `far more than ${maxBytesPerSecond} bytes per second`)
     return debt
   }
-
-  private refill (): void {
-    const now = Date.now()
-    const seconds = (now - this.refilledAt) / 1000
-    this.refilledAt = now
-    const { maxMessagesPerSecond, maxBytesPerSecond } = this.limits
-    this.messages = Math.min(maxMessagesPerSecond, this.messages + seconds * maxMessagesPerSecond)
-    this.bytes = Math.min(maxBytesPerSecond, this.bytes + seconds * maxBytesPerSecond)
-  }
 }
 
-/** Seconds of debt a bucket holding `tokens` (negative: in debt) refilling at `perSecond` is in. */
-const debtOf = (tokens: number, perSecond: number): number => tokens < 0 ? -tokens / perSecond : 0
+/** Seconds of debt at `now` of a bucket that is full again at `fullAt`: beyond the one second's worth it holds. */
+const debtOf = (fullAt: number, now: number): number => Math.max(0, (fullAt - now) / 1000 - 1)

@@ -80,16 +80,19 @@ export function pingAll (sockets: Iterable<WebSocket>): void {
 }
 
 /** See {@link wsLink}. */
-export class WsLink implements Link {
+export class WsLink extends ConnectionRates implements Link {
   onMessage: (this: Link, message: Uint8Array) => void = ignore
   onClose: (this: Link, code: number, reason: string) => void = ignore
   /** Whether the socket answered the last ping (see {@link pingAll}). */
   alive = true
   private closing = false
-  private readonly rates: ConnectionRates
 
   constructor (private readonly socket: WebSocket, readonly ip: string, readonly context: WsLinkContext) {
-    this.rates = new ConnectionRates(context.limits)
+    super()
+  }
+
+  protected get rateLimits (): Limits {
+    return this.context.limits
   }
 
   send (message: Uint8Array): void {
@@ -116,7 +119,7 @@ export class WsLink implements Link {
   charge (bytes: number): void {
     if (this.closing) return
     try {
-      this.slowDown(this.rates.charge(bytes))
+      this.slowDown(this.chargeBytes(bytes))
     } catch (error) {
       closeForError(this, error, this.context.log, {})
     }
@@ -129,7 +132,7 @@ export class WsLink implements Link {
     if (!isBinary) return this.close(CloseCode.unsupportedData, 'text frames are not part of the protocol')
     const frame = toFrame(data)
     try {
-      this.slowDown(this.rates.frame(frame))
+      this.slowDown(this.chargeFrame(frame))
     } catch (error) {
       return closeForError(this, error, this.context.log, {})
     }
