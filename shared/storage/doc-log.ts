@@ -16,6 +16,9 @@ export interface DocLogOptions {
   compactMinBytes?: number
 }
 
+/** What `settled()` is while no write is in flight and none failed. */
+const SETTLED = Promise.resolve()
+
 /** What a {@link DocLog} compacts into: its owner, which knows what the document holds. */
 export interface Snapshotter {
   /** Encodes everything written so far; may throw (see {@link DocLog}). */
@@ -29,8 +32,9 @@ export class DocLog {
   private readonly compactMinBytes: number
   /** After a failed compaction, the log size at which to try again (0: none failed). */
   private retryAtBytes = 0
-  private lastWrite: Promise<void> = Promise.resolve()
+  private lastWrite: Promise<void> = SETTLED
   private inFlight = 0
+  private failed = false
 
   /**
    * `stored` is what the store held at load; `owner.snapshot()` encodes everything written
@@ -59,8 +63,13 @@ export class DocLog {
     // Chained, so that one failed write fails every later settled(): an acknowledgement
     // must never cover an update that did not reach the disk.
     this.inFlight++
-    const done = (): void => { this.inFlight-- }
-    written.then(done, done)
+    written.then(() => {
+      // Once every write succeeded, one shared promise stands for them: the chain is let go.
+      if (--this.inFlight === 0 && !this.failed) this.lastWrite = SETTLED
+    }, () => {
+      this.failed = true
+      this.inFlight--
+    })
     this.lastWrite = this.lastWrite.then(() => written)
     this.lastWrite.catch(() => {}) // observed by callers of settled(); not an unhandled rejection
     return written
