@@ -13,9 +13,8 @@
  * session's options too (their callbacks are its methods), rather than a closure per callback.
  */
 import type { Link } from '../transport/link.js'
-import type { Served } from '../sync/connection.js'
 import { ywsFraming, ywsInput, type Framing } from '../sync/framing.js'
-import { SyncSession, type SessionOptions } from '../sync/session.js'
+import { SyncSession, type DocumentHost, type SessionOptions } from '../sync/session.js'
 import type { DocId } from '../wire/doc-id.js'
 import type { PeerInfo } from '../wire/native-messages.js'
 import { decodeYMessage } from '../wire/y-messages.js'
@@ -39,12 +38,20 @@ function onLinkClose (this: Link): void {
   connections.get(this)?.closed()
 }
 
+/** Where stock connections get their documents: one object for all of them (a relay's registry, a replica). */
+export interface StockDocuments {
+  /** Holds `docId` for a connection. If a promise and it rejects, the acquisition is void. */
+  acquire(docId: DocId): DocumentHost | Promise<DocumentHost>
+  /** Gives back one acquisition of `docId`. */
+  release(docId: DocId): void
+}
+
 /**
- * Serves `client`'s document from `served` on `link`; see the module comment. `onClosed`
+ * Serves `client`'s document from `documents` on `link`; see the module comment. `onClosed`
  * runs once the link has closed (pass one function for every connection, not a closure each).
  */
-export function acceptStock (link: Link, client: StockClient, served: Served, authenticator: TokenVerifier | null, log: Log, onClosed?: () => void): void {
-  const connection = new StockConnection(link, client, served, authenticator, log, onClosed)
+export function acceptStock (link: Link, client: StockClient, documents: StockDocuments, authenticator: TokenVerifier | null, log: Log, onClosed?: () => void): void {
+  const connection = new StockConnection(link, client, documents, authenticator, log, onClosed)
   connections.set(link, connection)
   link.onMessage = onLinkMessage
   link.onClose = onLinkClose
@@ -59,12 +66,13 @@ class StockConnection implements SessionOptions {
   /** Only for a token that expires: ends the session when it does. */
   private readonly expiry: ConnectionAuth | null = null
   private readonly session: SyncSession
-  private released = false
+  /** Whether the connection holds its document (acquired, not released, and the load did not fail). */
+  private holding = false
 
   constructor (
     private readonly link: Link,
     client: StockClient,
-    private readonly served: Served,
+    private readonly documents: StockDocuments,
     authenticator: TokenVerifier | null,
     private readonly log: Log,
     private readonly onClosed: (() => void) | undefined
@@ -95,11 +103,13 @@ class StockConnection implements SessionOptions {
 
   /** Asks a client that may write for what it has, and binds the document once loaded. */
   start (): void {
+    if (this.session.ended) return // the token expired already
     if (this.mayWrite()) this.session.open()
-    const { host } = this.served
+    const host = this.documents.acquire(this.docId)
+    this.holding = true
     if (!(host instanceof Promise)) return this.session.bind(host)
     host.then(loaded => this.session.bind(loaded), (error: unknown) => {
-      this.released = true // a failed load holds nothing
+      this.holding = false // a failed load holds nothing
       this.fail(error)
       this.session.end()
     })
@@ -150,8 +160,8 @@ class StockConnection implements SessionOptions {
   }
 
   private release (): void {
-    if (this.released) return
-    this.released = true
-    this.served.release?.()
+    if (!this.holding) return
+    this.holding = false
+    this.documents.release(this.docId)
   }
 }
