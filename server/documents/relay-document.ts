@@ -64,6 +64,10 @@ export interface RelayDocumentOptions extends DocLogOptions {
 /** The state vector of a document that has nothing: what a peer with nothing asks for. */
 const EMPTY_STATE_VECTOR = new Uint8Array([0])
 
+const DESTROYED = 1
+const STORAGE_FAILED = 2
+const DELETED = 4
+
 /** A document held in memory by a relay; see the module comment. */
 export class RelayDocument implements DocumentHost {
   private readonly sessions = new SessionSet()
@@ -71,27 +75,28 @@ export class RelayDocument implements DocumentHost {
   private awareness: RelayAwareness | null = null
   /** Updates stored and not yet forwarded, with the session each came from (null: none). */
   private outgoing: Array<{ update: Uint8Array, origin: SyncSession | null }> | null = null
-  private destroyed = false
   private lastActivity = Date.now()
   /** Set by the cluster while the document is loaded; null on a relay that stands alone. */
   replication: DocReplication | null = null
-  private storageFailed = false
-  private deleted = false
+  /** Bits: DESTROYED, STORAGE_FAILED, DELETED (one field, not three: a relay keeps thousands of documents open). */
+  private flags = 0
 
-  private constructor (
-    readonly docId: DocId,
-    private readonly stored: StoredDocument,
-    private readonly log: Logger,
-    private readonly limits: NonNullable<RelayDocumentOptions['limits']>,
-    private readonly observer: DocumentObserver | null,
-    private readonly onStoreFailed: RelayDocumentOptions['onStoreFailed']
-  ) {}
+  /** `options` are the registry's, shared by every document (read through, not copied into fields of each). */
+  private constructor (readonly docId: DocId, private readonly stored: StoredDocument, private readonly options: RelayDocumentOptions) {}
 
   /** Loads `docId` from the store. Rejects (storing nothing) if the stored data is unreadable. */
   static async load (docId: DocId, options: RelayDocumentOptions): Promise<RelayDocument> {
     const limits = options.limits ?? DEFAULT_LIMITS
     const stored = await StoredDocument.load(options.store, docId, { ...options, maxClients: limits.maxClientsPerDocument })
-    return new RelayDocument(docId, stored, options.log, limits, options.observer ?? null, options.onStoreFailed)
+    return new RelayDocument(docId, stored, options)
+  }
+
+  private get limits (): NonNullable<RelayDocumentOptions['limits']> {
+    return this.options.limits ?? DEFAULT_LIMITS
+  }
+
+  private get observer (): DocumentObserver | null {
+    return this.options.observer ?? null
   }
 
   /** Milliseconds since an update or presence change last arrived. */
@@ -239,16 +244,16 @@ export class RelayDocument implements DocumentHost {
    * re-send what was not acknowledged) and the registry reloads the document from the store.
    */
   private storeFailed (error: unknown): void {
-    if (this.storageFailed) return
-    this.storageFailed = true
+    if ((this.flags & STORAGE_FAILED) !== 0) return
+    this.flags |= STORAGE_FAILED
     if (error instanceof FencedError) {
-      this.log.warn({ doc: this.docId, reason: error.message }, 'another relay serves this document now; dropping it')
-      this.onStoreFailed?.(this, error)
+      this.options.log.warn({ doc: this.docId, reason: error.message }, 'another relay serves this document now; dropping it')
+      this.options.onStoreFailed?.(this, error)
       return
     }
-    this.log.error({ err: error, doc: this.docId }, 'failed to store an update; reloading the document from storage')
+    this.options.log.error({ err: error, doc: this.docId }, 'failed to store an update; reloading the document from storage')
     this.failSessions(new StorageError(`could not store an update of ${this.docId}; try again`))
-    this.onStoreFailed?.(this, error)
+    this.options.onStoreFailed?.(this, error)
   }
 
   /** Fails every session with `error`: each peer is told why (refused, redirected or closed) and the session ends. */
@@ -280,18 +285,18 @@ export class RelayDocument implements DocumentHost {
 
   /** Whether {@link markDeleted} was called: the document takes no more sessions or updates. */
   get isDeleted (): boolean {
-    return this.deleted
+    return (this.flags & DELETED) !== 0
   }
 
   /** The document is being deleted: every session ends with a DocDeletedError (4410), and nothing more is taken. */
   markDeleted (): void {
-    this.deleted = true
+    this.flags |= DELETED
     this.failSessions(new DocDeletedError(this.docId))
   }
 
   /** Releases the document's memory; the stored state is untouched. Its sessions must have ended. */
   destroy (): void {
-    this.destroyed = true
+    this.flags |= DESTROYED
     this.dropAwareness()
     this.stored.close()
   }
@@ -304,7 +309,7 @@ export class RelayDocument implements DocumentHost {
   private flushOutgoing (): void {
     const batch = this.outgoing ?? []
     this.outgoing = null
-    if (this.destroyed || this.sessions.size === 0) return
+    if ((this.flags & DESTROYED) !== 0 || this.sessions.size === 0) return
     const senders = new Set(batch.map(entry => entry.origin))
     if (senders.size === 1) {
       const [origin] = senders
