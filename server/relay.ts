@@ -19,7 +19,7 @@ import { ClusterNode } from './cluster/cluster-node.js'
 import { Authenticator, type TokenVerifier } from '../shared/listen/auth.js'
 import { callHook, hookVerifier, type RelayHooks } from './hooks.js'
 import { Webhooks, type WebhookOptions } from './webhooks.js'
-import { acceptStock, type StockDocuments } from '../shared/listen/stock-accept.js'
+import { acceptStock, type StockContext } from '../shared/listen/stock-accept.js'
 import { DEFAULT_LIMITS, WS_CLIENT_MAX_PAYLOAD, type Limits } from '../shared/listen/limits.js'
 import { listen } from '../shared/listen/listener.js'
 import type { ClusterOptions } from './cluster/cluster.js'
@@ -256,16 +256,21 @@ async function serve (options: RelayOptions, parts: Parts, reportGauges: (read: 
   if (options.cluster !== undefined) node = clusterNode = new ClusterNode(options.cluster, registry, log)
   let relayId = options.relayId ?? options.cluster?.selfId ?? ''
   const open = new OpenConnections()
-  // Where every stock connection gets its document: the registry, saying why a load failed.
-  const stockDocuments: StockDocuments = {
-    acquire: docId => {
-      const host = registry.acquire(docId)
-      host.catch((error: unknown) => {
-        if (!(error instanceof MovedError)) log.error({ err: error, doc: docId }, 'document failed to load; refusing connections to it')
-      })
-      return host
+  const stock: StockContext = {
+    // Every stock connection gets its document from the registry, which says why a load failed.
+    documents: {
+      acquire: docId => {
+        const host = registry.acquire(docId)
+        host.catch((error: unknown) => {
+          if (!(error instanceof MovedError)) log.error({ err: error, doc: docId }, 'document failed to load; refusing connections to it')
+        })
+        return host
+      },
+      release: docId => registry.release(docId)
     },
-    release: docId => registry.release(docId)
+    authenticator,
+    log,
+    onClosed: open.stockClosed
   }
   const docsApi: DocsApiContext = {
     registry,
@@ -305,7 +310,7 @@ async function serve (options: RelayOptions, parts: Parts, reportGauges: (read: 
         open.track(link, 'y-websocket')
       } else {
         open['y-websocket']++
-        acceptStock(link, client, stockDocuments, authenticator, log, open.stockClosed)
+        acceptStock(link, client, stock)
       }
     },
     onHttp: (req, res) => answerHttp(req, res, { health, metrics, docsApi, allowedOrigins: options.allowedOrigins })

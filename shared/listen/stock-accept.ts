@@ -46,12 +46,19 @@ export interface StockDocuments {
   release(docId: DocId): void
 }
 
-/**
- * Serves `client`'s document from `documents` on `link`; see the module comment. `onClosed`
- * runs once the link has closed (pass one function for every connection, not a closure each).
- */
-export function acceptStock (link: Link, client: StockClient, documents: StockDocuments, authenticator: TokenVerifier | null, log: Log, onClosed?: () => void): void {
-  const connection = new StockConnection(link, client, documents, authenticator, log, onClosed)
+/** What every stock connection of a relay (or a replica that listens for peers) shares. */
+export interface StockContext {
+  documents: StockDocuments
+  /** Verifies tokens; null: the listener is open (and stamps no user on presence). */
+  authenticator: TokenVerifier | null
+  log: Log
+  /** A connection's link has closed. */
+  onClosed?: () => void
+}
+
+/** Serves `client`'s document on `link`; see the module comment. */
+export function acceptStock (link: Link, client: StockClient, context: StockContext): void {
+  const connection = new StockConnection(link, client, context)
   connections.set(link, connection)
   link.onMessage = onLinkMessage
   link.onClose = onLinkClose
@@ -61,7 +68,6 @@ export function acceptStock (link: Link, client: StockClient, documents: StockDo
 /** One stock client's connection, and its session's options; see the module comment. */
 class StockConnection implements SessionOptions {
   readonly docId: DocId
-  readonly user: string | undefined
   private readonly grant: Grant
   /** Only for a token that expires: ends the session when it does. */
   private readonly expiry: ConnectionAuth | null = null
@@ -69,25 +75,21 @@ class StockConnection implements SessionOptions {
   /** Whether the connection holds its document (acquired, not released, and the load did not fail). */
   private holding = false
 
-  constructor (
-    private readonly link: Link,
-    client: StockClient,
-    private readonly documents: StockDocuments,
-    authenticator: TokenVerifier | null,
-    private readonly log: Log,
-    private readonly onClosed: (() => void) | undefined
-  ) {
+  constructor (private readonly link: Link, client: StockClient, private readonly context: StockContext) {
     this.docId = client.docId
     this.grant = client.grant
-    this.user = authenticator === null ? undefined : client.grant.sub
     this.session = new SyncSession(this)
     if (client.grant.expiresAt !== null) {
-      this.expiry = new ConnectionAuth(authenticator, error => this.onError(error))
+      this.expiry = new ConnectionAuth(context.authenticator, error => this.onError(error))
       this.expiry.adopt(client.grant)
     }
   }
 
-  // Constants as getters: fields would cost every connection a slot each.
+  // Constants and what follows from the context as getters: fields would cost every connection a slot each.
+  get user (): string | undefined {
+    return this.context.authenticator === null ? undefined : this.grant.sub
+  }
+
   get peer (): PeerInfo {
     return STOCK_PEER
   }
@@ -105,7 +107,7 @@ class StockConnection implements SessionOptions {
   start (): void {
     if (this.session.ended) return // the token expired already
     if (this.mayWrite()) this.session.open()
-    const host = this.documents.acquire(this.docId)
+    const host = this.context.documents.acquire(this.docId)
     this.holding = true
     if (!(host instanceof Promise)) return this.session.bind(host)
     host.then(loaded => this.session.bind(loaded), (error: unknown) => {
@@ -152,16 +154,16 @@ class StockConnection implements SessionOptions {
     this.expiry?.dispose()
     this.session.end()
     this.release()
-    this.onClosed?.()
+    this.context.onClosed?.()
   }
 
   private fail (error: unknown): void {
-    closeForError(this.link, error, this.log, { doc: this.docId })
+    closeForError(this.link, error, this.context.log, { doc: this.docId })
   }
 
   private release (): void {
     if (!this.holding) return
     this.holding = false
-    this.documents.release(this.docId)
+    this.context.documents.release(this.docId)
   }
 }
