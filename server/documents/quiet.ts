@@ -7,7 +7,8 @@
 
 /** How long a document has to be left alone before it settles. */
 export const QUIET_MS = 1000
-const SWEEP_INTERVAL_MS = QUIET_MS / 2
+/** A document settles at most this much later than it could (the sweep stops at the first document still busy: it is cheap). */
+const SWEEP_INTERVAL_MS = QUIET_MS / 4
 
 /** Something that keeps memory for speed while busy. */
 export interface Settling {
