@@ -71,9 +71,10 @@ export async function fanOut (server: BenchServer, updates = 10_000, readers = 5
  * then idle. Memory per document is the growth of the server's live memory (after a full
  * garbage collection): RSS at this scale mostly shows how far V8 grew its heap under the
  * write load (tens of MB for its young generation alone), which says little about what a
- * document costs. RSS growth is reported beside it.
+ * document costs. RSS growth is reported beside it. `atIdle` runs after the measurement,
+ * while the documents are still open and idle (bench/heap-split.ts takes a heap snapshot there).
  */
-export async function manyDocuments (server: BenchServer, documents = 1000, seconds = 5): Promise<Figures> {
+export async function manyDocuments (server: BenchServer, documents = 1000, seconds = 5, atIdle?: () => Promise<void>): Promise<Figures> {
   const protocol = protocolOf(server.kind)
   const baseline = { live: await server.liveBytes(), rss: server.rssBytes() }
   const prefix = `many-${Math.random().toString(36).slice(2)}`
@@ -101,6 +102,7 @@ export async function manyDocuments (server: BenchServer, documents = 1000, seco
   await new Promise(resolve => setTimeout(resolve, 1000))
   const rss = server.rssBytes()
   const live = await server.liveBytes()
+  await atIdle?.()
   for (const c of pairs.flat()) c.close()
   return {
     'live memory per open idle document (KiB)': (live - baseline.live) / documents / 1024,

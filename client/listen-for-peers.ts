@@ -10,7 +10,7 @@ import { Authenticator, parseAuthKeys } from '../shared/listen/auth.js'
 import { listen } from '../shared/listen/listener.js'
 import { silentLog, type Log } from '../shared/listen/log.js'
 import { acceptNative } from '../shared/listen/native-accept.js'
-import { acceptStock } from '../shared/listen/stock-accept.js'
+import { acceptStock, type StockContext } from '../shared/listen/stock-accept.js'
 import type { Replica } from './replica.js'
 
 /** Options of {@link listenForPeers}. */
@@ -57,6 +57,12 @@ export async function listenForPeers (replica: Replica, options: ListenForPeersO
   const authenticator = keys.size === 0 ? null : new Authenticator(keys)
   const log = options.log ?? silentLog
   Object.assign(replica.docOptions, { awarenessLimits: limits, maxDocumentBytes: limits.maxDocumentBytes })
+  const stock: StockContext = {
+    // Stock clients' documents, held for them as for native peers (see `serveToPeer`).
+    documents: { acquire: docId => replica.acquireForPeer(docId), release: docId => replica.releaseForPeer(docId) },
+    authenticator,
+    log
+  }
   const listener = await listen({
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 0,
@@ -77,7 +83,7 @@ export async function listenForPeers (replica: Replica, options: ListenForPeersO
         serve: docId => replica.serveToPeer(docId)
       })
     },
-    onStock: (link, client) => acceptStock(link, client, replica.serveToPeer(client.docId), authenticator, log)
+    onStock: (link, client) => acceptStock(link, client, stock)
   })
   return {
     url: listener.url,

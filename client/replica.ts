@@ -14,6 +14,7 @@ import type { PeerInfo } from '../shared/wire/native-messages.js'
 import { LocalDoc, type LocalDocOptions, type SessionStatus } from './local-doc.js'
 import { DocHandle } from './doc-handle.js'
 import type { Served } from '../shared/sync/connection.js'
+import type { DocumentHost } from '../shared/sync/session.js'
 import { Dialer, type LinkStatus } from './dialer.js'
 import { Router } from './router.js'
 import { Tabs } from './tabs.js'
@@ -231,18 +232,26 @@ export class Replica extends ObservableV2<ReplicaEvents> {
    * @internal
    */
   serveToPeer (docId: DocId): Served {
+    return { host: this.acquireForPeer(docId), release: () => this.releaseForPeer(docId) }
+  }
+
+  /** {@link serveToPeer} in two halves: the document, held for a peer until {@link releaseForPeer}. @internal */
+  acquireForPeer (docId: DocId): Promise<DocumentHost> {
     this.assertOpen()
     this.peerHolds.set(docId, (this.peerHolds.get(docId) ?? 0) + 1)
     const { local } = this.entry(docId)
-    return {
-      host: local.whenLoaded.then(() => local),
-      release: () => {
-        const holds = (this.peerHolds.get(docId) ?? 1) - 1
-        if (holds > 0) return this.peerHolds.set(docId, holds)
-        this.peerHolds.delete(docId)
-        if (!this.openedByApp.has(docId) && !this.closed) void this.closeDoc(docId)
-      }
+    return local.whenLoaded.then(() => local)
+  }
+
+  /** Gives back one {@link acquireForPeer}. @internal */
+  releaseForPeer (docId: DocId): void {
+    const holds = (this.peerHolds.get(docId) ?? 1) - 1
+    if (holds > 0) {
+      this.peerHolds.set(docId, holds)
+      return
     }
+    this.peerHolds.delete(docId)
+    if (!this.openedByApp.has(docId) && !this.closed) void this.closeDoc(docId)
   }
 
   /** @internal How documents are opened: under this replica's id, with limits on what peers send (set by `listenForPeers`). */

@@ -19,7 +19,7 @@ import { ClusterNode } from './cluster/cluster-node.js'
 import { Authenticator, type TokenVerifier } from '../shared/listen/auth.js'
 import { callHook, hookVerifier, type RelayHooks } from './hooks.js'
 import { Webhooks, type WebhookOptions } from './webhooks.js'
-import { acceptStock } from '../shared/listen/stock-accept.js'
+import { acceptStock, type StockContext } from '../shared/listen/stock-accept.js'
 import { DEFAULT_LIMITS, WS_CLIENT_MAX_PAYLOAD, type Limits } from '../shared/listen/limits.js'
 import { listen } from '../shared/listen/listener.js'
 import type { ClusterOptions } from './cluster/cluster.js'
@@ -256,6 +256,22 @@ async function serve (options: RelayOptions, parts: Parts, reportGauges: (read: 
   if (options.cluster !== undefined) node = clusterNode = new ClusterNode(options.cluster, registry, log)
   let relayId = options.relayId ?? options.cluster?.selfId ?? ''
   const open = new OpenConnections()
+  const stock: StockContext = {
+    // Every stock connection gets its document from the registry, which says why a load failed.
+    documents: {
+      acquire: docId => {
+        const host = registry.acquire(docId)
+        host.catch((error: unknown) => {
+          if (!(error instanceof MovedError)) log.error({ err: error, doc: docId }, 'document failed to load; refusing connections to it')
+        })
+        return host
+      },
+      release: docId => registry.release(docId)
+    },
+    authenticator,
+    log,
+    onClosed: open.stockClosed
+  }
   const docsApi: DocsApiContext = {
     registry,
     list: prefix => store.list(prefix),
@@ -289,15 +305,13 @@ async function serve (options: RelayOptions, parts: Parts, reportGauges: (read: 
     },
     onStock: (link, client) => {
       const homes = node?.proxyTargets(client.docId) ?? null
-      if (homes !== null) proxyYwsConnection(link, client.docId, client.query, homes, log)
-      else {
-        const host = registry.acquire(client.docId)
-        host.catch((error: unknown) => {
-          if (!(error instanceof MovedError)) log.error({ err: error, doc: client.docId }, 'document failed to load; refusing connections to it')
-        })
-        acceptStock(link, client, { host, release: () => registry.release(client.docId) }, authenticator, log)
+      if (homes !== null) {
+        proxyYwsConnection(link, client.docId, client.query, homes, log)
+        open.track(link, 'y-websocket')
+      } else {
+        open['y-websocket']++
+        acceptStock(link, client, stock)
       }
-      open.track(link, 'y-websocket')
     },
     onHttp: (req, res) => answerHttp(req, res, { health, metrics, docsApi, allowedOrigins: options.allowedOrigins })
   })
@@ -375,8 +389,13 @@ class OpenConnections {
     const onClose = link.onClose
     link.onClose = (code, reason) => {
       this[kind]--
-      onClose(code, reason)
+      onClose.call(link, code, reason)
     }
+  }
+
+  /** A stock connection counted by the caller closed (one function for all: a relay may serve thousands). */
+  readonly stockClosed = (): void => {
+    this['y-websocket']--
   }
 }
 

@@ -2,7 +2,8 @@
  * Half-sent upgrade requests (slowloris) cannot exhaust a relay: sockets count against
  * their address from the first byte, an address holding twice its allowance has more
  * dropped at once, and unfinished requests are cut off after the request timeout; honest
- * clients, from that address too once the timeout passed, connect at once.
+ * clients, from that address too once the timeout passed, connect at once. A connection
+ * that stops answering keep-alive pings is dropped; one that answers stays.
  */
 import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
@@ -52,5 +53,25 @@ describe('slowloris', () => {
     expect(early).toBeGreaterThanOrEqual(300 - 2 * PER_IP)
     expect(Math.max(...closedAt) - started).toBeLessThan(5000)
     expect(await honest('127.0.0.1')).toBeLessThan(1000)
+  })
+})
+
+describe('keep-alive', () => {
+  it('terminates a connection that does not answer pings and keeps one that does', async () => {
+    const pinging = await startRelay({ port: 0, dataDir: join(tempDir(), 'relay'), pingIntervalMs: 100, logger: captureLog('warn').logger })
+    try {
+      const answering = new WebSocket(`${pinging.url}/answering`)
+      const silent = new WebSocket(`${pinging.url}/silent`, { autoPong: false })
+      await Promise.all([once(answering, 'open'), once(silent, 'open')])
+      const [code] = await once(silent, 'close') as [number]
+      expect(code).toBe(1006)
+      // Several pings later the answering one is still there.
+      await new Promise(resolve => setTimeout(resolve, 300))
+      expect(answering.readyState).toBe(WebSocket.OPEN)
+      expect(pinging.health().clients).toBe(1)
+      answering.close()
+    } finally {
+      await pinging.close()
+    }
   })
 })

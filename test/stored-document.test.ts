@@ -233,6 +233,43 @@ describe('StoredDocument', () => {
   })
 })
 
+describe('StoredDocument once quiet', () => {
+  it('merges its parts and drops its item index and ids, then validates and serves as before', async () => {
+    const memory = new MemoryStore()
+    const doc = await StoredDocument.load(memory, id)
+    const source = new Y.Doc()
+    source.clientID = 50
+    const updates = [
+      ...updatesOf(source, () => source.getText('a').insert(0, 'aaaa')),
+      ...updatesOf(source, () => source.getText('b').insert(0, 'bbbb')),
+      // Inserted at the front: it has a right origin, so its check builds the item index.
+      ...updatesOf(source, () => source.getText('a').insert(0, 'x'))
+    ]
+    for (const update of updates) await store(doc, update)
+    const parts = (): unknown[] => (doc as unknown as { parts: unknown[] }).parts
+    const index = (): unknown => (doc as unknown as { index: unknown }).index
+    expect(parts()).toHaveLength(3)
+    expect(index()).not.toBeNull()
+    const stateVector = doc.stateVector()
+    doc.settle()
+    expect(parts()).toHaveLength(1)
+    expect(index()).toBeNull()
+    expect((doc as unknown as { heldStructs: unknown }).heldStructs).toBeNull()
+    // The ids, read back from the merged part: what the document has is still known.
+    expect(doc.prepare(updates[1]!)).toBeNull()
+    expect(doc.stateVector()).toEqual(stateVector)
+    const served = new Y.Doc()
+    Y.applyUpdate(served, doc.missingFor(new Uint8Array([0])))
+    expect([served.getText('a').toString(), served.getText('b').toString()]).toEqual(['xaaaa', 'bbbb'])
+    // The index, rebuilt from the merged part, still refuses an item between two lists.
+    expect(() => doc.prepare(craftUpdate([{ client: 70, clock: 0, structs: [{ origin: [50, 1], right: [50, 5], text: 'Q' }] }]))).toThrow(/different lists/)
+    expect(index()).not.toBeNull()
+    const [more] = updatesOf(source, () => source.getText('b').insert(0, 'y'))
+    expect(await store(doc, more!)).toBe(true)
+    expect(Y.encodeStateVector(source)).toEqual(doc.stateVector())
+  })
+})
+
 describe('StoredDocument compaction without deletions', () => {
   it('compacts an append-only document by merging, and reloads the same state', async () => {
     const memory = new MemoryStore()

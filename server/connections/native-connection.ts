@@ -68,7 +68,7 @@ export function serveNativeLink (link: Link, options: NativeConnectionOptions): 
     numbered: false,
     serve: (docId, connection) => {
       const home = routing?.redirectFor(docId) ?? null
-      if (home === null) return { host: registry.acquire(docId), release: () => registry.release(docId) }
+      if (home === null) return registry.hold(docId)
       connection.send({ type: 'redirect', docId, relayId: home.id, url: home.url })
       return null
     },

@@ -13,6 +13,7 @@ import { DiffBudget } from './sync-answers.js'
 import type { DocId } from '../../shared/wire/doc-id.js'
 import { DocLoadError, FencedError } from '../../shared/errors.js'
 import { RelayDocument, type RelayDocumentOptions } from './relay-document.js'
+import type { Served } from '../../shared/sync/connection.js'
 
 interface Entry {
   loading: Promise<RelayDocument>
@@ -45,7 +46,11 @@ export class DocumentRegistry {
   private readonly options: RegistryOptions
 
   constructor (options: RegistryOptions) {
-    this.options = { diffBudget: new DiffBudget(), ...options }
+    this.options = {
+      diffBudget: new DiffBudget(),
+      ...options,
+      onStoreFailed: (doc, error) => this.storeFailed(doc, error)
+    }
   }
 
   /** Number of documents in memory (loaded or loading). */
@@ -95,6 +100,11 @@ export class DocumentRegistry {
     }
     entry.holders++
     return entry.loading
+  }
+
+  /** {@link acquire}s `docId` for a session, which gives it back by calling `release()` once. */
+  hold (docId: DocId): Served & { readonly host: Promise<RelayDocument> } {
+    return new Hold(this, docId, this.acquire(docId))
   }
 
   /** Gives back one acquisition of `docId`; the last one starts the idle timer. */
@@ -197,14 +207,24 @@ export class DocumentRegistry {
     loading.then(doc => {
       if (entry.loading !== loading) return doc.destroy()
       entry.doc = doc
-      // A document that could not store an update serves what is stored, not what it held;
-      // one whose claim was lost is served by another relay now.
-      doc.onStoreFailed = error => error instanceof FencedError ? this.drop(docId, error) : this.reload(docId, entry, doc)
       this.options.onLoad?.(doc)
       this.scheduleEviction(docId, entry)
     }, () => {
       if (this.entries.get(docId) === entry && entry.loading === loading) this.entries.delete(docId)
     })
+  }
+
+  /**
+   * A document that could not store an update serves what is stored, not what it held; one
+   * whose claim was lost is served by another relay now.
+   */
+  private storeFailed (doc: RelayDocument, error: unknown): void {
+    if (error instanceof FencedError) {
+      this.drop(doc.docId, error)
+      return
+    }
+    const entry = this.entries.get(doc.docId)
+    if (entry !== undefined) this.reload(doc.docId, entry, doc)
   }
 
   private reload (docId: DocId, entry: Entry, failed: RelayDocument): void {
@@ -237,6 +257,15 @@ export class DocumentRegistry {
   private unload (doc: RelayDocument): void {
     this.options.onEvict?.(doc)
     doc.destroy()
+  }
+}
+
+/** One acquisition, as a session holds it (an object, not a closure, for each of thousands of sessions). */
+class Hold implements Served {
+  constructor (private readonly registry: DocumentRegistry, private readonly docId: DocId, readonly host: Promise<RelayDocument>) {}
+
+  release (): void {
+    this.registry.release(this.docId)
   }
 }
 

@@ -57,39 +57,46 @@ export interface RelayDocumentOptions extends DocLogOptions {
   observer?: DocumentObserver
   /** Document size, client, waiting-update and awareness limits. Default {@link DEFAULT_LIMITS}. */
   limits?: Pick<Limits, 'maxDocumentBytes' | 'maxClientsPerDocument' | 'maxWaitingBytes' | 'maxAwarenessEntries' | 'maxAwarenessStateBytes'>
+  /** Called once if an update of `doc` fails to be stored (the registry then reloads or drops it); one function for every document. */
+  onStoreFailed?: (doc: RelayDocument, error: unknown) => void
 }
 
 /** The state vector of a document that has nothing: what a peer with nothing asks for. */
 const EMPTY_STATE_VECTOR = new Uint8Array([0])
 
+const DESTROYED = 1
+const STORAGE_FAILED = 2
+const DELETED = 4
+
 /** A document held in memory by a relay; see the module comment. */
 export class RelayDocument implements DocumentHost {
   private readonly sessions = new SessionSet()
-  private readonly awareness = new RelayAwareness(update => this.sessions.forwardAwareness(update, null))
-  /** Updates stored and not yet forwarded, with the session each came from. */
-  private outgoing: Array<{ update: Uint8Array, origin: SyncSession | null }> = []
-  private destroyed = false
+  /** Presence, from the first state a peer sets until none is left (most documents have none). */
+  private awareness: RelayAwareness | null = null
+  /** Updates stored and not yet forwarded, with the session each came from (null: none). */
+  private outgoing: Array<{ update: Uint8Array, origin: SyncSession | null }> | null = null
   private lastActivity = Date.now()
   /** Set by the cluster while the document is loaded; null on a relay that stands alone. */
   replication: DocReplication | null = null
-  /** Called once if an update fails to be stored (set by the registry, which then reloads the document). */
-  onStoreFailed: (error: unknown) => void = () => {}
-  private storageFailed = false
-  private deleted = false
+  /** Bits: DESTROYED, STORAGE_FAILED, DELETED (one field, not three: a relay keeps thousands of documents open). */
+  private flags = 0
 
-  private constructor (
-    readonly docId: DocId,
-    private readonly stored: StoredDocument,
-    private readonly log: Logger,
-    private readonly limits: NonNullable<RelayDocumentOptions['limits']>,
-    private readonly observer: DocumentObserver | null
-  ) {}
+  /** `options` are the registry's, shared by every document (read through, not copied into fields of each). */
+  private constructor (readonly docId: DocId, private readonly stored: StoredDocument, private readonly options: RelayDocumentOptions) {}
 
   /** Loads `docId` from the store. Rejects (storing nothing) if the stored data is unreadable. */
   static async load (docId: DocId, options: RelayDocumentOptions): Promise<RelayDocument> {
     const limits = options.limits ?? DEFAULT_LIMITS
     const stored = await StoredDocument.load(options.store, docId, { ...options, maxClients: limits.maxClientsPerDocument })
-    return new RelayDocument(docId, stored, options.log, limits, options.observer ?? null)
+    return new RelayDocument(docId, stored, options)
+  }
+
+  private get limits (): NonNullable<RelayDocumentOptions['limits']> {
+    return this.options.limits ?? DEFAULT_LIMITS
+  }
+
+  private get observer (): DocumentObserver | null {
+    return this.options.observer ?? null
   }
 
   /** Milliseconds since an update or presence change last arrived. */
@@ -129,8 +136,11 @@ export class RelayDocument implements DocumentHost {
 
   detach (session: SyncSession): void {
     this.sessions.delete(session)
-    const removed = this.awareness.removeOwnedBy(session)
-    if (removed.length > 0) this.sessions.forwardAwareness(encodeAwarenessEntries(removed), session)
+    if (this.awareness !== null) {
+      const removed = this.awareness.removeOwnedBy(session)
+      if (removed.length > 0) this.sessions.forwardAwareness(encodeAwarenessEntries(removed), session)
+      if (this.awareness.size === 0) this.dropAwareness()
+    }
     this.replication?.ended(session)
   }
 
@@ -165,7 +175,11 @@ export class RelayDocument implements DocumentHost {
     }
     this.checkWaiting(shape)
     this.stored.append(prepared).catch((error: unknown) => this.storeFailed(error))
-    if (this.outgoing.push({ update: shape.bytes, origin: from }) === 1) queueMicrotask(this.flushOutgoing)
+    if (this.outgoing === null) {
+      this.outgoing = []
+      queueMicrotask(() => this.flushOutgoing())
+    }
+    this.outgoing.push({ update: shape.bytes, origin: from })
     this.replication?.stored()
     // What was taken is stored; the sender is cut off from adding more that cannot integrate.
     this.checkWaiting(shape)
@@ -182,7 +196,7 @@ export class RelayDocument implements DocumentHost {
     const committed = this.stored.settled()
     const replication = this.replication
     if (replication === null || from?.peer.durable === true) return committed
-    const forwarded = this.outgoing.length === 0 ? Promise.resolve() : new Promise<void>(resolve => queueMicrotask(resolve))
+    const forwarded = this.outgoing === null ? Promise.resolve() : new Promise<void>(resolve => queueMicrotask(resolve))
     const started = this.observer === null ? 0 : performance.now()
     const confirmed = forwarded.then(() => replication.confirm())
     if (this.observer !== null) confirmed.then(() => this.observer!.replicated((performance.now() - started) / 1000), () => {})
@@ -206,14 +220,22 @@ export class RelayDocument implements DocumentHost {
    */
   applyAwareness (update: Uint8Array, from: SyncSession): void {
     this.lastActivity = Date.now()
-    const allowed = admitAwareness(update, this.awareness, from, this.limits)
-    const applied = this.awareness.apply(allowed, from)
+    const awareness = this.awareness ?? new RelayAwareness(expired => this.sessions.forwardAwareness(expired, null))
+    const allowed = admitAwareness(update, awareness, from, this.limits)
+    const applied = awareness.apply(allowed, from)
+    this.awareness = awareness
+    if (awareness.size === 0) this.dropAwareness()
     if (applied.length > 0) this.sessions.forwardAwareness(encodeAwarenessEntries(applied), from)
   }
 
   /** Every known awareness state as one awareness update, or `null` if there is none. */
   awarenessStates (): Uint8Array | null {
-    return this.awareness.encodeAll()
+    return this.awareness?.encodeAll() ?? null
+  }
+
+  private dropAwareness (): void {
+    this.awareness?.destroy()
+    this.awareness = null
   }
 
   /**
@@ -222,16 +244,16 @@ export class RelayDocument implements DocumentHost {
    * re-send what was not acknowledged) and the registry reloads the document from the store.
    */
   private storeFailed (error: unknown): void {
-    if (this.storageFailed) return
-    this.storageFailed = true
+    if ((this.flags & STORAGE_FAILED) !== 0) return
+    this.flags |= STORAGE_FAILED
     if (error instanceof FencedError) {
-      this.log.warn({ doc: this.docId, reason: error.message }, 'another relay serves this document now; dropping it')
-      this.onStoreFailed(error)
+      this.options.log.warn({ doc: this.docId, reason: error.message }, 'another relay serves this document now; dropping it')
+      this.options.onStoreFailed?.(this, error)
       return
     }
-    this.log.error({ err: error, doc: this.docId }, 'failed to store an update; reloading the document from storage')
+    this.options.log.error({ err: error, doc: this.docId }, 'failed to store an update; reloading the document from storage')
     this.failSessions(new StorageError(`could not store an update of ${this.docId}; try again`))
-    this.onStoreFailed(error)
+    this.options.onStoreFailed?.(this, error)
   }
 
   /** Fails every session with `error`: each peer is told why (refused, redirected or closed) and the session ends. */
@@ -263,19 +285,20 @@ export class RelayDocument implements DocumentHost {
 
   /** Whether {@link markDeleted} was called: the document takes no more sessions or updates. */
   get isDeleted (): boolean {
-    return this.deleted
+    return (this.flags & DELETED) !== 0
   }
 
   /** The document is being deleted: every session ends with a DocDeletedError (4410), and nothing more is taken. */
   markDeleted (): void {
-    this.deleted = true
+    this.flags |= DELETED
     this.failSessions(new DocDeletedError(this.docId))
   }
 
   /** Releases the document's memory; the stored state is untouched. Its sessions must have ended. */
   destroy (): void {
-    this.destroyed = true
-    this.awareness.destroy()
+    this.flags |= DESTROYED
+    this.dropAwareness()
+    this.stored.close()
   }
 
   /**
@@ -283,10 +306,10 @@ export class RelayDocument implements DocumentHost {
    * {@link mergeInGroups}), to every session except the one each came from: a session
    * that sent some of them gets the others' merged on their own.
    */
-  private readonly flushOutgoing = (): void => {
-    const batch = this.outgoing
-    this.outgoing = []
-    if (this.destroyed || this.sessions.size === 0) return
+  private flushOutgoing (): void {
+    const batch = this.outgoing ?? []
+    this.outgoing = null
+    if ((this.flags & DESTROYED) !== 0 || this.sessions.size === 0) return
     const senders = new Set(batch.map(entry => entry.origin))
     if (senders.size === 1) {
       const [origin] = senders

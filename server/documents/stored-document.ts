@@ -16,7 +16,7 @@
 import type { Logger } from 'pino'
 import * as Y from 'yjs'
 import type { DocId } from '../../shared/wire/doc-id.js'
-import { DocLog, type DocLogOptions } from '../../shared/storage/doc-log.js'
+import { DocLog, type DocLogOptions, type Snapshotter } from '../../shared/storage/doc-log.js'
 import type { DocStore } from '../../shared/storage/store.js'
 import { CloseCode } from '../../shared/wire/close-codes.js'
 import { decodeStateVector } from '../../shared/validation/update-validation.js'
@@ -28,6 +28,7 @@ import { IdRanges } from './id-ranges.js'
 import { DiffBudget, SyncAnswers } from './sync-answers.js'
 import { DocDeletedError, DocLoadError } from '../../shared/errors.js'
 import { decodeDocMeta, encodeDocMeta, STAMP_EVERY_MS } from './doc-meta.js'
+import { forget, keepBusy, type Settling } from './quiet.js'
 
 /** Updates merged in one call at most: Yjs merges many small updates in superlinear time (32 at a time is 3x faster than 256). */
 const MERGE_GROUP = 32
@@ -42,6 +43,16 @@ export function mergeInGroups (updates: Uint8Array[]): Uint8Array[] {
   return groups
 }
 const EMPTY_UPDATE = new Uint8Array([0, 0])
+
+/**
+ * Stored bytes up to which a quiet document merges its parts and drops its item index:
+ * redoing either then takes well under a millisecond, while each part costs a few hundred
+ * bytes of objects (more than a small update's bytes) and an index a few hundred more.
+ */
+const SETTLE_MAX_BYTES = 64 * 1024
+
+/** What a document that waits for nothing has as `awaited`: shared, and never written to (see `await`). */
+const NO_AWAITED = new Map<number, number>()
 
 /** Options of {@link StoredDocument.load}. */
 export interface StoredDocumentOptions extends DocLogOptions {
@@ -62,15 +73,19 @@ export interface PreparedUpdate {
 }
 
 /** See the module comment; create one with {@link StoredDocument.load}. */
-export class StoredDocument {
+export class StoredDocument implements Settling, Snapshotter {
   /** Together, everything stored: the snapshot and the log as loaded (normalised), then every update appended. */
   private parts: Uint8Array[] = []
-  private readonly structs = new IdRanges()
-  private readonly deletions = new IdRanges()
+  /**
+   * The ids of the structs stored and of the deletions known (see {@link structs}); null
+   * once a settled document let them go, to be read again from its one part when needed.
+   */
+  private heldStructs: IdRanges | null = new IdRanges()
+  private heldDeletions: IdRanges | null = new IdRanges()
   /** Distinct clients of {@link structs} and {@link deletions}. */
   private clients = 0
   /** Per client, the clock its structs must reach before what waits for them (references, deletions) can be applied. */
-  private readonly awaited = new Map<number, number>()
+  private awaited = NO_AWAITED
   /** Which list each item is in, once an update needed it (see item-index.ts). */
   private index: ItemIndex | null = null
   private readonly log: DocLog
@@ -92,7 +107,7 @@ export class StoredDocument {
 
   private constructor (private readonly store: DocStore, private readonly docId: DocId, stored: Awaited<ReturnType<DocStore['load']>>, options: StoredDocumentOptions) {
     this.updatedAt = this.stamped = decodeDocMeta(stored?.meta ?? null)?.updatedAt ?? 0
-    this.log = new DocLog(store, docId, stored, () => this.compacted(), options)
+    this.log = new DocLog(store, docId, stored, this, options)
     this.maxClients = options.maxClients ?? Infinity
     this.logger = options.log
     this.answers = new SyncAnswers(options.diffBudget ?? new DiffBudget())
@@ -123,6 +138,26 @@ export class StoredDocument {
     return doc
   }
 
+  /** The ids of every struct stored. */
+  private get structs (): IdRanges {
+    if (this.heldStructs === null) this.readIds()
+    return this.heldStructs!
+  }
+
+  /** The ids of every deletion known. */
+  private get deletions (): IdRanges {
+    if (this.heldDeletions === null) this.readIds()
+    return this.heldDeletions!
+  }
+
+  /** Reads the ids back from the one part a settled document keeps (they are exactly its ids: see settle). */
+  private readIds (): void {
+    const ids = this.parts.length === 0 ? { structs: new IdRanges(), deletions: new IdRanges() } : idsOf(this.parts[0]!)
+    this.heldStructs = ids.structs
+    this.heldDeletions = ids.deletions
+    keepBusy(this)
+  }
+
   /** Bytes currently in the log and in the snapshot. */
   get sizes (): { logBytes: number, snapshotBytes: number } {
     return this.log.sizes
@@ -148,7 +183,10 @@ export class StoredDocument {
     if (!this.isNew(shape)) return null
     if (this.clients + this.newClients(shape) > this.maxClients) throw this.tooManyClients()
     if (this.index === null && !ItemIndex.needed(shape) && !this.continuesHeld(shape)) return { shape, lists: null }
-    this.index ??= ItemIndex.of(this.inspectedParts())
+    if (this.index === null) {
+      this.index = ItemIndex.of(this.inspectedParts())
+      keepBusy(this)
+    }
     return { shape, lists: this.index.check(shape) }
   }
 
@@ -205,7 +243,32 @@ export class StoredDocument {
     this.answers.clear()
     const written = this.log.write(shape.bytes)
     this.stamp()
+    keepBusy(this)
     return written
+  }
+
+  /**
+   * Gives up what is kept only to be fast while busy (see quiet.ts): cached encodings and
+   * answers and, for a small document, its parts merged into one, the item index and,
+   * unless something waits for a dependency, the ids: all of it is read again from the
+   * part when an update or a peer needs it.
+   */
+  settle (): void {
+    this.upToDateAnswer = null
+    this.encodedStateVector = null
+    this.answers.clear()
+    const { logBytes, snapshotBytes } = this.log.sizes
+    if (logBytes + snapshotBytes > SETTLE_MAX_BYTES) return
+    this.index = null
+    try {
+      this.merged()
+    } catch {
+      return // reported by merged(); the parts stay as they are
+    }
+    // A merge holds exactly the stored ids (merged() checks), as does a snapshot once compaction learnt its deletions.
+    if (this.parts.length > 1 || this.awaited.size > 0 || this.structs.hasGaps()) return
+    this.heldStructs = null
+    this.heldDeletions = null
   }
 
   /** Milliseconds since the epoch of the last stored change, or 0 if unknown (stored before relays kept it). */
@@ -223,6 +286,11 @@ export class StoredDocument {
     this.store.updateMeta(this.docId, () => meta).catch(() => {})
   }
 
+  /** The document leaves memory: it is not settled any more. */
+  close (): void {
+    forget(this)
+  }
+
   /** Resolves once everything appended so far is durable; rejects once any write failed. */
   settled (): Promise<void> {
     return this.log.settled()
@@ -230,7 +298,10 @@ export class StoredDocument {
 
   /** The document's state vector: per client, the clock below which it holds every struct (encoded once per write). */
   stateVector (): Uint8Array {
-    this.encodedStateVector ??= Y.encodeStateVector(this.structs.stateVector())
+    if (this.encodedStateVector === null) {
+      this.encodedStateVector = Y.encodeStateVector(this.structs.stateVector())
+      keepBusy(this)
+    }
     return this.encodedStateVector
   }
 
@@ -239,6 +310,7 @@ export class StoredDocument {
     const peer = decodeStateVector(stateVector)
     if (peer.size === 0) return this.merged()
     return this.answers.answer(stateVector, () => {
+      keepBusy(this) // the answer is kept
       // A peer with every struct up to our state vector (most reconnecting clients) lacks at
       // most deletions and waiting structs: one answer serves them all until the next write,
       // instead of a diff of the whole document for each.
@@ -276,9 +348,10 @@ export class StoredDocument {
    * something was deleted since the last compaction, it is encoded from a Y.Doc, which
    * garbage-collects deleted content; otherwise merging the parts gives the same result
    * several times faster (append-only documents: logs, chats, counters). A snapshot that
-   * fails its check is not used: the log keeps everything (DocLog retries later).
+   * fails its check is not used: the log keeps everything (DocLog retries later). Called
+   * by the document's DocLog when it compacts: the parts become the snapshot.
    */
-  private compacted (): Uint8Array {
+  snapshot (): Uint8Array {
     try {
       let snapshot: Uint8Array
       if (this.deletedSinceCompaction) {
@@ -381,6 +454,7 @@ export class StoredDocument {
       const needed = this.awaited.get(client)
       if (needed !== undefined && this.structs.contiguousEnd(client) >= needed) this.awaited.delete(client)
     }
+    if (this.awaited.size === 0) this.awaited = NO_AWAITED
   }
 
   private recordDeletions ({ deletions }: UpdateShape): void {
@@ -394,7 +468,9 @@ export class StoredDocument {
   /** Notes that something needs `client`'s structs up to `clock`, unless the document has them. */
   private await (client: number, clock: number): void {
     if (this.structs.contiguousEnd(client) >= clock) return
-    if ((this.awaited.get(client) ?? 0) < clock) this.awaited.set(client, clock)
+    if ((this.awaited.get(client) ?? 0) >= clock) return
+    if (this.awaited === NO_AWAITED) this.awaited = new Map()
+    this.awaited.set(client, clock)
   }
 }
 

@@ -35,7 +35,8 @@ export class DiffBudget {
 
 /** The answers of one document, until its next write. */
 export class SyncAnswers {
-  private readonly answers = new Map<string, Uint8Array>()
+  /** Null while there is none: most open documents are idle, and an empty Map still costs a table. */
+  private answers: Map<string, Uint8Array> | null = null
 
   constructor (private readonly budget: DiffBudget) {}
 
@@ -45,19 +46,21 @@ export class SyncAnswers {
    */
   answer (stateVector: Uint8Array, compute: () => Uint8Array, whole: () => Uint8Array): Uint8Array {
     const key = String.fromCharCode(...stateVector.subarray(0, 4096))
-    const kept = this.answers.get(key)
+    const kept = this.answers?.get(key)
     if (kept !== undefined) return kept
     if (!this.budget.allows()) return whole()
     const started = performance.now()
     const answer = compute()
     this.budget.spend(performance.now() - started)
+    if (stateVector.length > 4096) return answer
+    this.answers ??= new Map()
     if (this.answers.size >= KEPT_ANSWERS) this.answers.delete(this.answers.keys().next().value!)
-    if (stateVector.length <= 4096) this.answers.set(key, answer)
+    this.answers.set(key, answer)
     return answer
   }
 
   /** The document changed: forget every answer. */
   clear (): void {
-    this.answers.clear()
+    this.answers = null
   }
 }

@@ -60,52 +60,48 @@ export const DEFAULT_LIMITS: Limits = {
  */
 export const RATE_DEBT_SECONDS = 10
 
-/** A token bucket refilling at `perSecond`, holding at most one second's worth, that may go into debt. */
-export class RateLimiter {
-  private tokens: number
-  private last = Date.now()
+/**
+ * The rate budgets of one connection: token buckets of messages and of bytes, each refilling
+ * at its limit per second and holding at most one second's worth, that may go into debt.
+ * Received frames, and work done for the connection, are charged to them. Each bucket is
+ * one number, the time at which it would be full again (the generic cell rate algorithm),
+ * and the class is the base of the connection's link rather than an object of its own: a
+ * relay keeps one per connection.
+ */
+export abstract class ConnectionRates {
+  /** Milliseconds since the epoch at which each bucket would be full again (0: full). */
+  private messagesFullAt = 0
+  private bytesFullAt = 0
 
-  constructor (private readonly perSecond: number) {
-    this.tokens = perSecond
-  }
+  protected abstract get rateLimits (): Pick<Limits, 'maxMessagesPerSecond' | 'maxBytesPerSecond'>
 
-  /** Takes `amount` tokens; returns the seconds of debt this leaves (0 if there were enough). */
-  take (amount = 1): number {
-    const now = Date.now()
-    this.tokens = Math.min(this.perSecond, this.tokens + (now - this.last) / 1000 * this.perSecond)
-    this.last = now
-    this.tokens -= amount
-    return this.tokens < 0 ? -this.tokens / this.perSecond : 0
-  }
-}
-
-/** A connection's rate budgets: received frames, and work done for it, are charged to them. */
-export interface RateGuard {
   /**
    * Charges one received frame. Returns how many seconds the connection is ahead of its
    * budget (0: within it), for the caller to stop reading that long; throws a
    * {@link LimitError} once it is more than {@link RATE_DEBT_SECONDS} ahead.
    */
-  frame(frame: Uint8Array): number
-  /** Charges bytes sent in answer to the connection's requests, as for {@link frame}. */
-  bytes(count: number): number
-}
+  protected chargeFrame (frame: Uint8Array): number {
+    const now = Date.now()
+    const { maxMessagesPerSecond } = this.rateLimits
+    this.messagesFullAt = Math.max(this.messagesFullAt, now) + 1000 / maxMessagesPerSecond
+    const messageDebt = debtOf(this.messagesFullAt, now)
+    if (messageDebt > RATE_DEBT_SECONDS) throw new LimitError(CloseCode.policyViolation, `far more than ${maxMessagesPerSecond} messages per second`)
+    return Math.max(messageDebt, this.takeBytes(frame.length, now))
+  }
 
-/** The rate budgets of one connection; see {@link RateGuard}. */
-export function connectionRateGuard (limits: Limits): RateGuard {
-  const messages = new RateLimiter(limits.maxMessagesPerSecond)
-  const bytes = new RateLimiter(limits.maxBytesPerSecond)
-  const chargeBytes = (count: number): number => {
-    const debt = bytes.take(count)
-    if (debt > RATE_DEBT_SECONDS) throw new LimitError(CloseCode.policyViolation, `far more than ${limits.maxBytesPerSecond} bytes per second`)
+  /** Charges bytes sent in answer to the connection's requests, as for {@link chargeFrame}. */
+  protected chargeBytes (count: number): number {
+    return this.takeBytes(count, Date.now())
+  }
+
+  private takeBytes (count: number, now: number): number {
+    const { maxBytesPerSecond } = this.rateLimits
+    this.bytesFullAt = Math.max(this.bytesFullAt, now) + count * 1000 / maxBytesPerSecond
+    const debt = debtOf(this.bytesFullAt, now)
+    if (debt > RATE_DEBT_SECONDS) throw new LimitError(CloseCode.policyViolation, `far more than ${maxBytesPerSecond} bytes per second`)
     return debt
   }
-  return {
-    frame: frame => {
-      const messageDebt = messages.take()
-      if (messageDebt > RATE_DEBT_SECONDS) throw new LimitError(CloseCode.policyViolation, `far more than ${limits.maxMessagesPerSecond} messages per second`)
-      return Math.max(messageDebt, chargeBytes(frame.length))
-    },
-    bytes: chargeBytes
-  }
 }
+
+/** Seconds of debt at `now` of a bucket that is full again at `fullAt`: beyond the one second's worth it holds. */
+const debtOf = (fullAt: number, now: number): number => Math.max(0, (fullAt - now) / 1000 - 1)

@@ -20,7 +20,7 @@ import type { TokenVerifier, Grant } from './auth.js'
 import { closeWith } from './closing.js'
 import type { Limits } from './limits.js'
 import type { Log } from './log.js'
-import { wsLink } from './ws-link.js'
+import { pingAll, wsLink, type WsLinkContext } from './ws-link.js'
 
 /** A stock client admitted to a document, with what its token grants. */
 export interface StockClient {
@@ -81,28 +81,20 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
   const onHttp = options.onHttp ?? answerUpgradeRequired
   const http = options.tls === undefined ? createServer(onHttp) : createHttpsServer(options.tls, onHttp)
   guardSockets(http, limits, options.requestTimeoutMs ?? 10_000, log)
-  const alive = new WeakSet<WebSocket>()
-  const perIp = new Map<string, number>()
-  // Listeners shared by every socket (a closure per socket would cost memory per connection).
-  function markAlive (this: WebSocket): void {
-    alive.add(this)
+  const perIp = new AddressCounts()
+  const links: WsLinkContext = {
+    limits,
+    log,
+    closed: (link, code) => {
+      options.onClosed?.(code)
+      perIp.remove(link.ip)
+    }
   }
-  const logSocketError = (error: Error): void => log.debug({ err: error }, 'socket error')
 
   const onConnection = (ws: WebSocket, req: IncomingMessage, stock: Awaited<ReturnType<typeof admitStockClient>> | null): void => {
-    alive.add(ws)
-    ws.on('pong', markAlive)
-    ws.on('error', logSocketError)
-    const link = wsLink(ws, limits, log)
     const ip = req.socket.remoteAddress ?? ''
-    const count = (perIp.get(ip) ?? 0) + 1
-    perIp.set(ip, count)
-    ws.once('close', (code: number) => {
-      options.onClosed?.(code)
-      const left = perIp.get(ip)! - 1
-      if (left === 0) perIp.delete(ip)
-      else perIp.set(ip, left)
-    })
+    const link = wsLink(ws, ip, links)
+    const count = perIp.add(ip)
     if (count > limits.maxConnectionsPerIp) {
       return closeWith(link, CloseCode.tryAgainLater, `more than ${limits.maxConnectionsPerIp} connections from one address`)
     }
@@ -132,13 +124,7 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
     })
   })
 
-  const pinger = setInterval(() => {
-    for (const ws of wss.clients) {
-      if (!alive.has(ws)) { ws.terminate(); continue }
-      alive.delete(ws)
-      ws.ping()
-    }
-  }, options.pingIntervalMs)
+  const pinger = setInterval(() => pingAll(wss.clients), options.pingIntervalMs)
   pinger.unref()
 
   await new Promise<void>((resolve, reject) => {
@@ -184,34 +170,69 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
  * defaults.
  */
 function guardSockets (http: Server, limits: Limits, requestTimeoutMs: number, log: Log): void {
-  const perIp = new Map<string, number>()
-  // By remote address and port, which a TLS socket shares with the TCP socket under it.
+  const perIp = new AddressCounts()
+  // By remote address and port (`ip:port`), which a TLS socket shares with the TCP socket under it.
   const deadlines = new Map<string, ReturnType<typeof setTimeout>>()
-  const key = (socket: { remoteAddress?: string | undefined, remotePort?: number | undefined }): string => `${socket.remoteAddress}:${socket.remotePort}`
-  const requestArrived = (req: IncomingMessage): void => clearTimeout(deadlines.get(key(req.socket)))
+  const key = (socket: { remoteAddress?: string | undefined, remotePort?: number | undefined }): string => `${socket.remoteAddress ?? ''}:${socket.remotePort}`
+  const keys = new WeakMap<Socket, string>()
+  // One close listener for every socket.
+  function closed (this: Socket): void {
+    const socketKey = keys.get(this)!
+    clearTimeout(deadlines.get(socketKey))
+    deadlines.delete(socketKey)
+    perIp.remove(socketKey.slice(0, socketKey.lastIndexOf(':')))
+  }
+  // The entry goes as soon as the request is in: a cleared timer kept for the socket's life costs memory per connection.
+  const requestArrived = (req: IncomingMessage): void => {
+    const socketKey = key(req.socket)
+    clearTimeout(deadlines.get(socketKey))
+    deadlines.delete(socketKey)
+  }
   http.on('request', requestArrived)
   http.on('upgrade', requestArrived)
   http.on('connection', (socket: Socket) => {
     const ip = socket.remoteAddress ?? ''
-    const count = (perIp.get(ip) ?? 0) + 1
-    if (count > 2 * limits.maxConnectionsPerIp) {
+    if (perIp.count(ip) >= 2 * limits.maxConnectionsPerIp) {
       log.info({ ip }, 'dropping a connection: too many sockets from one address')
       socket.destroy()
       return
     }
-    perIp.set(ip, count)
-    const deadline = setTimeout(() => socket.destroy(), requestTimeoutMs)
-    deadline.unref()
+    perIp.add(ip)
     const socketKey = key(socket)
-    deadlines.set(socketKey, deadline)
-    socket.once('close', () => {
-      clearTimeout(deadline)
-      deadlines.delete(socketKey)
-      const left = perIp.get(ip)! - 1
-      if (left === 0) perIp.delete(ip)
-      else perIp.set(ip, left)
-    })
+    keys.set(socket, socketKey)
+    deadlines.set(socketKey, destroyAfter(socket, requestTimeoutMs))
+    // 'close' comes once: `on` spares the wrapper `once` keeps per socket.
+    socket.on('close', closed)
   })
+}
+
+/** Open sockets per remote address. */
+class AddressCounts {
+  private readonly counts = new Map<string, number>()
+
+  count (ip: string): number {
+    return this.counts.get(ip) ?? 0
+  }
+
+  /** Counts one more socket from `ip`; returns how many are open now. */
+  add (ip: string): number {
+    const count = this.count(ip) + 1
+    this.counts.set(ip, count)
+    return count
+  }
+
+  remove (ip: string): void {
+    const left = this.count(ip) - 1
+    if (left <= 0) this.counts.delete(ip)
+    else this.counts.set(ip, left)
+  }
+}
+
+/** A timer destroying `socket` after `ms` (its own closure: the socket's close listener must not keep the timer alive). */
+function destroyAfter (socket: Socket, ms: number): ReturnType<typeof setTimeout> {
+  const deadline = setTimeout(() => socket.destroy(), ms)
+  deadline.unref()
+  return deadline
 }
 
 async function closeClients (wss: WebSocketServerType, graceMs: number): Promise<void> {

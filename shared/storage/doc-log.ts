@@ -16,6 +16,15 @@ export interface DocLogOptions {
   compactMinBytes?: number
 }
 
+/** What `settled()` is while no write is in flight and none failed. */
+const SETTLED = Promise.resolve()
+
+/** What a {@link DocLog} compacts into: its owner, which knows what the document holds. */
+export interface Snapshotter {
+  /** Encodes everything written so far; may throw (see {@link DocLog}). */
+  snapshot(): Uint8Array
+}
+
 /** See the module comment. */
 export class DocLog {
   private logBytes: number
@@ -23,20 +32,21 @@ export class DocLog {
   private readonly compactMinBytes: number
   /** After a failed compaction, the log size at which to try again (0: none failed). */
   private retryAtBytes = 0
-  private lastWrite: Promise<void> = Promise.resolve()
+  private lastWrite: Promise<void> = SETTLED
   private inFlight = 0
+  private failed = false
 
   /**
-   * `stored` is what the store held at load; `snapshot` encodes everything written so far
-   * (it may throw: the log then keeps everything, and compaction is retried once the log
-   * has grown by half, so that a snapshot that keeps failing does not cost one encoding
-   * per write).
+   * `stored` is what the store held at load; `owner.snapshot()` encodes everything written
+   * so far (it may throw: the log then keeps everything, and compaction is retried once the
+   * log has grown by half, so that a snapshot that keeps failing does not cost one encoding
+   * per write). An owner object rather than a callback: a relay keeps thousands of logs open.
    */
   constructor (
     private readonly store: DocStore,
     readonly docId: DocId,
     stored: StoredDoc | null,
-    private readonly snapshot: () => Uint8Array,
+    private readonly owner: Snapshotter,
     options: DocLogOptions = {}
   ) {
     this.snapshotBytes = stored?.snapshot?.length ?? 0
@@ -53,8 +63,13 @@ export class DocLog {
     // Chained, so that one failed write fails every later settled(): an acknowledgement
     // must never cover an update that did not reach the disk.
     this.inFlight++
-    const done = (): void => { this.inFlight-- }
-    written.then(done, done)
+    written.then(() => {
+      // Once every write succeeded, one shared promise stands for them: the chain is let go.
+      if (--this.inFlight === 0 && !this.failed) this.lastWrite = SETTLED
+    }, () => {
+      this.failed = true
+      this.inFlight--
+    })
     this.lastWrite = this.lastWrite.then(() => written)
     this.lastWrite.catch(() => {}) // observed by callers of settled(); not an unhandled rejection
     return written
@@ -90,7 +105,7 @@ export class DocLog {
   private compact (): Promise<void> {
     let snapshot: Uint8Array
     try {
-      snapshot = this.snapshot()
+      snapshot = this.owner.snapshot()
     } catch {
       // Never fail a write over compaction: the log keeps everything.
       this.retryAtBytes = this.logBytes * 1.5

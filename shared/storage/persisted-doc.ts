@@ -38,7 +38,7 @@ export class PersistedDoc {
     } catch (error) {
       throw new DocLoadError(`stored data of document ${docId} does not decode: ${(error as Error).message}`)
     }
-    const log = new DocLog(store, docId, stored, () => Y.encodeStateAsUpdate(ydoc), options)
+    const log = new DocLog(store, docId, stored, { snapshot: () => Y.encodeStateAsUpdate(ydoc) }, options)
     await log.compactIfDue()
     return new PersistedDoc(log, ydoc, stored?.meta ?? null)
   }

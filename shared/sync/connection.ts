@@ -18,8 +18,8 @@ import { MAX_EARLY_MESSAGES, SyncSession, type DocumentHost, type SessionOptions
 /** How a node serves a document the peer opened: its host (or a load in progress) and what to do when the session ends. */
 export interface Served {
   host: DocumentHost | Promise<DocumentHost>
-  /** Called once when the session ends (the host was loaded or not). */
-  release?: () => void
+  /** Called once when the session ends (the host was loaded or not), as a method of this object. */
+  release?(): void
 }
 
 /** A message that is not about one document's sync: relay-only and signaling messages. */
@@ -58,7 +58,7 @@ export interface ConnectionOptions {
 
 interface Entry {
   session: SyncSession
-  release: (() => void) | undefined
+  served: Served | null
 }
 
 /** See the module comment. */
@@ -110,7 +110,7 @@ export class PeerConnection {
       existing.session.open()
       return existing.session
     }
-    const session = this.createSession(host.docId, release)
+    const session = this.createSession(host.docId, release === undefined ? null : { host, release })
     session.bind(host)
     session.open()
     return session
@@ -144,7 +144,7 @@ export class PeerConnection {
     this.link.close(code, reason)
   }
 
-  private createSession (docId: DocId, release: (() => void) | undefined): SyncSession {
+  private createSession (docId: DocId, served: Served | null): SyncSession {
     const session = new SyncSession({
       docId,
       peer: this.remote!,
@@ -154,7 +154,7 @@ export class PeerConnection {
       ...this.options.session?.(docId),
       onError: error => this.onSessionError(error, docId)
     })
-    this.entries.set(docId, { session, release })
+    this.entries.set(docId, { session, served })
     return session
   }
 
@@ -163,7 +163,7 @@ export class PeerConnection {
     if (entry === undefined) return
     this.entries.delete(docId)
     entry.session.end(tellPeer && this.state === 'ready')
-    entry.release?.()
+    entry.served?.release?.()
   }
 
   private sendMessage (message: NativeMessage): void {
@@ -262,7 +262,7 @@ export class PeerConnection {
     if (this.options.serve === undefined) return this.sendMessage({ type: 'doc-error', docId, code: CloseCode.forbidden, reason: `${docId} is not served here` })
     const served = this.options.serve(docId)
     if (served === null) return
-    const session = this.createSession(docId, served.release)
+    const session = this.createSession(docId, served)
     session.receive({ type: 'open', stateVector })
     if (!(served.host instanceof Promise)) return session.bind(served.host)
     served.host.then(host => session.bind(host), (error: unknown) => {

@@ -6,33 +6,15 @@
 import { FrameCache } from './frames.js'
 import type { SyncSession } from './session.js'
 
-/** The sessions of one document: where its updates and presence changes go. */
-export class SessionSet implements Iterable<SyncSession> {
-  private readonly sessions = new Set<SyncSession>()
-
-  add (session: SyncSession): void {
-    this.sessions.add(session)
-  }
-
-  delete (session: SyncSession): void {
-    this.sessions.delete(session)
-  }
-
-  get size (): number {
-    return this.sessions.size
-  }
-
-  [Symbol.iterator] (): Iterator<SyncSession> {
-    return this.sessions[Symbol.iterator]()
-  }
-
+/** The sessions of one document: where its updates and presence changes go (a Set itself, not a wrapper around one: a relay keeps one per open document). */
+export class SessionSet extends Set<SyncSession> {
   /**
    * Sends `update` to every live session except `origin`'s (a session, or null for a local
    * change). `localChanges` is the host's count of local changes shared so far.
    */
   forwardUpdate (update: Uint8Array, origin: SyncSession | null, localChanges = 0): void {
     const frames = new FrameCache()
-    for (const session of this.sessions) {
+    for (const session of this) {
       if (session !== origin) session.forwardUpdate(update, localChanges, frames)
     }
   }
@@ -40,7 +22,7 @@ export class SessionSet implements Iterable<SyncSession> {
   /** Sends a presence change to every live session except `origin`'s. */
   forwardAwareness (update: Uint8Array, origin: SyncSession | null): void {
     const frames = new FrameCache()
-    for (const session of this.sessions) {
+    for (const session of this) {
       if (session !== origin) session.forwardAwareness(update, frames)
     }
   }

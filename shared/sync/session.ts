@@ -93,12 +93,23 @@ const EMPTY_UPDATE_LENGTH = 2
 
 const EMPTY_AWARENESS = new Uint8Array([0])
 
+/** Bits of a session's `flags` (one field rather than one per flag: a relay holds a session per connection). */
+const OPEN_WANTED = 1
+const AWAITING_SYNC = 2
+const LIVE = 4
+const ENDED = 8
+const SYNCED = 16
+
 /** Answers at least this large have their frames shared between sessions (see `sendAnswer`). */
 const SHARED_FRAME_BYTES = 64 * 1024
 /** Frames of large answers, by the answer's bytes (one document's, unchanged) and framing. */
 const sharedFrames = new WeakMap<Uint8Array, Map<Framing, Uint8Array>>()
 
-/** Options of {@link SyncSession}. */
+/**
+ * Options of {@link SyncSession}. The session calls the callbacks as methods of this object
+ * (`options.send(frame)`), so one object of a class may be its options: a relay keeps a
+ * session per connection, and one object costs less than a closure per callback.
+ */
 export interface SessionOptions {
   docId: DocId
   /** Who is on the other end. */
@@ -120,95 +131,128 @@ export interface SessionOptions {
   onError: (error: unknown) => void
 }
 
+/**
+ * A session's sequence numbers and acknowledgements, both ways: created with the first
+ * numbered message sent or received, or the first wait for a catch-up (y-websocket sessions
+ * never have one).
+ */
+class Acks {
+  /** Highest sequence number sent. */
+  sent = 0
+  /** Highest sequence number the peer acknowledged. */
+  acked = 0
+  /** Sent numbers not yet acknowledged, with the host's local changes each included. */
+  readonly coverage: Array<{ seq: number, localChanges: number }> = []
+  catchUpWaiters: Array<{ seq: number, resolve: () => void, reject: (error: Error) => void }> = []
+  /** Resolves once every numbered update received so far is durable; rejects for good once one is not. */
+  lastDurable: Promise<void> = Promise.resolve()
+  /** The highest received number to acknowledge at the end of this turn; 0 if none is due. */
+  due = 0
+}
+
 /** See the module comment. */
 export class SyncSession {
-  readonly docId: DocId
-  readonly peer: PeerInfo
-  readonly user: string | undefined
   private host: DocumentHost | null = null
-  private waiting: SessionInput[] = []
-  private openWanted = false
-  private awaitingSync = false
-  private isLive = false
-  private isEnded = false
-  private hasSynced = false
-  private readonly numbered: boolean
-  private sent = 0
-  private acked = 0
-  /** Sent numbers not yet acknowledged, with the host's local changes each included. */
-  private coverage: Array<{ seq: number, localChanges: number }> = []
-  private catchUpWaiters: Array<{ seq: number, resolve: () => void, reject: (error: Error) => void }> = []
-  /** Resolves once every numbered update received so far is durable; rejects for good once one is not. */
-  private lastDurable: Promise<void> = Promise.resolve()
-  private ackDue = 0
+  /** Messages that arrived before the host was bound (null: none). */
+  private waiting: SessionInput[] | null = null
+  private flags = 0
+  private acks: Acks | null = null
 
-  constructor (readonly options: SessionOptions) {
-    this.docId = options.docId
-    this.peer = options.peer
-    this.user = options.user
-    this.numbered = options.numbered ?? options.framing.acknowledges
+  constructor (readonly options: SessionOptions) {}
+
+  /** Whether updates to the peer carry sequence numbers to acknowledge. */
+  private get numbered (): boolean {
+    return this.options.numbered ?? this.options.framing.acknowledges
+  }
+
+  private get numbering (): Acks {
+    this.acks ??= new Acks()
+    return this.acks
+  }
+
+  private is (flag: number): boolean {
+    return (this.flags & flag) !== 0
+  }
+
+  private mark (flag: number, on = true): void {
+    this.flags = on ? this.flags | flag : this.flags & ~flag
+  }
+
+  get docId (): DocId {
+    return this.options.docId
+  }
+
+  /** Who is on the other end. */
+  get peer (): PeerInfo {
+    return this.options.peer
+  }
+
+  /** The peer's authenticated user, if any. */
+  get user (): string | undefined {
+    return this.options.user
   }
 
   /** Whether updates and presence are forwarded to the peer. */
   get live (): boolean {
-    return this.isLive
+    return this.is(LIVE)
   }
 
   /** Whether the peer answered this session's `open` and got what it lacked in return. */
   get synced (): boolean {
-    return this.hasSynced
+    return this.is(SYNCED)
   }
 
   get ended (): boolean {
-    return this.isEnded
+    return this.is(ENDED)
   }
 
   /** Highest sequence number sent; 0 if none. */
   get sentSeq (): number {
-    return this.sent
+    return this.acks?.sent ?? 0
   }
 
   /** Highest sequence number the peer acknowledged. */
   get ackedSeq (): number {
-    return this.acked
+    return this.acks?.acked ?? 0
   }
 
   /** Whether this side asked the peer for what it lacks (the opener role). */
   get opener (): boolean {
-    return this.openWanted
+    return this.is(OPEN_WANTED)
   }
 
   /** Whether the peer acknowledged every numbered update sent to it. */
   get caughtUp (): boolean {
-    return this.acked >= this.sent
+    return this.ackedSeq >= this.sentSeq
   }
 
   /** Binds the loaded host: the session starts working, and messages that waited are handled. */
   bind (host: DocumentHost): void {
-    if (this.isEnded || this.host !== null) return
+    if (this.is(ENDED) || this.host !== null) return
     this.host = host
     host.attach(this)
-    if (this.openWanted) this.sendOpen()
+    if (this.is(OPEN_WANTED)) this.sendOpen()
     if (this.options.liveOnBind === true) this.goLive(host)
-    const waiting = this.waiting
-    this.waiting = []
+    const waiting = this.waiting ?? []
+    this.waiting = null
     for (const input of waiting) {
-      if (this.isEnded) break
+      if (this.is(ENDED)) break
       this.handle(input)
     }
   }
 
   /** Asks the peer for what this node lacks (the opener role); once the host is bound. */
   open (): void {
-    if (this.isEnded) return
-    this.openWanted = true
+    if (this.is(ENDED)) return
+    this.mark(OPEN_WANTED)
     if (this.host !== null) this.sendOpen()
   }
 
   /** Handles a message from the peer; errors go to `onError`. */
   receive (input: SessionInput): void {
-    if (this.isEnded) return
+    if (this.is(ENDED)) return
     if (this.host !== null) return this.handle(input)
+    this.waiting ??= []
     if (this.waiting.length >= MAX_EARLY_MESSAGES) return this.options.onError(new ProtocolError('too many messages before the document loaded'))
     this.waiting.push(input)
   }
@@ -219,14 +263,14 @@ export class SyncSession {
    */
   whenCaughtUp (): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.catchUpWaiters.push({ seq: -1, resolve, reject })
+      this.numbering.catchUpWaiters.push({ seq: -1, resolve, reject })
       this.settleCatchUp()
     })
   }
 
   /** Forwards an update of the host (`localChanges`: the host's local changes shared so far). */
   forwardUpdate (update: Uint8Array, localChanges: number, frames: FrameCache): void {
-    if (!this.isLive) return
+    if (!this.is(LIVE)) return
     if (!this.numbered) {
       this.options.send(frames.get(this.options.framing, () => this.encode({ type: 'update', seq: 0, update })!))
       return
@@ -236,23 +280,24 @@ export class SyncSession {
 
   /** Forwards a presence change of the host. */
   forwardAwareness (update: Uint8Array, frames: FrameCache): void {
-    if (this.isLive) this.options.send(frames.get(this.options.framing, () => this.encode({ type: 'awareness', update })!))
+    if (this.is(LIVE)) this.options.send(frames.get(this.options.framing, () => this.encode({ type: 'awareness', update })!))
   }
 
   /** Fails the session with `error` (a host that cannot go on, say): its owner closes or refuses it, as for a bad message. */
   fail (error: unknown): void {
-    if (!this.isEnded) this.options.onError(error)
+    if (!this.is(ENDED)) this.options.onError(error)
   }
 
   /** Ends the session; with `tellPeer`, the peer is told the document is closed on this link. */
   end (tellPeer = false): void {
-    if (this.isEnded) return
+    if (this.is(ENDED)) return
     if (tellPeer) this.output({ type: 'close' })
-    this.isEnded = true
-    this.isLive = false
-    this.waiting = []
+    this.mark(ENDED)
+    this.mark(LIVE, false)
+    this.waiting = null
+    const waiters = this.acks?.catchUpWaiters.splice(0) ?? []
     const ended = new Error(`session of ${this.docId} with ${this.peer.peerId || 'a client'} ended`)
-    for (const waiter of this.catchUpWaiters.splice(0)) waiter.reject(ended)
+    for (const waiter of waiters) waiter.reject(ended)
     this.host?.detach(this)
   }
 
@@ -269,13 +314,13 @@ export class SyncSession {
       case 'open':
         return this.answer(host, input.stateVector)
       case 'sync':
-        if (!this.awaitingSync) return this.write(host, input.update, 0) // an unsolicited answer is just an update
-        this.awaitingSync = false
+        if (!this.is(AWAITING_SYNC)) return this.write(host, input.update, 0) // an unsolicited answer is just an update
+        this.mark(AWAITING_SYNC, false)
         this.write(host, input.update, 0)
         return this.afterReady(host, () => {
           if (input.stateVector === null) this.goLive(host)
           else this.handOver(host, input.stateVector)
-          this.hasSynced = true
+          this.mark(SYNCED)
           host.synced(this)
           this.settleCatchUp()
         })
@@ -291,7 +336,7 @@ export class SyncSession {
   }
 
   private sendOpen (): void {
-    this.awaitingSync = true
+    this.mark(AWAITING_SYNC)
     this.output({ type: 'open', stateVector: this.host!.stateVector() })
   }
 
@@ -319,7 +364,7 @@ export class SyncSession {
     const ready = host.readyToShare()
     if (ready === null) return step()
     ready.then(() => {
-      if (this.isEnded) return
+      if (this.is(ENDED)) return
       try {
         step()
       } catch (error) {
@@ -329,8 +374,8 @@ export class SyncSession {
   }
 
   private goLive (host: DocumentHost): void {
-    if (!this.isLive) {
-      this.isLive = true
+    if (!this.is(LIVE)) {
+      this.mark(LIVE)
       const states = host.awarenessStates()
       if (states !== null) this.output({ type: 'awareness', update: states })
     }
@@ -346,8 +391,9 @@ export class SyncSession {
       return
     }
     // Acknowledgements are cumulative and in order: never past an update that is not durable.
-    this.lastDurable = this.lastDurable.then(() => durable)
-    this.lastDurable.then(() => this.acknowledge(seq), () => {})
+    const acks = this.numbering
+    acks.lastDurable = acks.lastDurable.then(() => durable)
+    acks.lastDurable.then(() => this.acknowledge(acks, seq), () => {})
   }
 
   private changes (host: DocumentHost, update: Uint8Array): boolean {
@@ -356,38 +402,42 @@ export class SyncSession {
     return host.changes(update)
   }
 
-  private acknowledge (seq: number): void {
-    if (this.isEnded) return
-    if (this.ackDue === 0) {
+  private acknowledge (acks: Acks, seq: number): void {
+    if (this.is(ENDED)) return
+    if (acks.due === 0) {
       nextTurn(() => {
-        if (!this.isEnded) this.output({ type: 'ack', seq: this.ackDue })
-        this.ackDue = 0
+        if (!this.is(ENDED)) this.output({ type: 'ack', seq: acks.due })
+        acks.due = 0
       })
     }
-    this.ackDue = Math.max(this.ackDue, seq)
+    acks.due = Math.max(acks.due, seq)
   }
 
   private onAck (host: DocumentHost, seq: number): void {
-    if (seq <= this.acked || seq > this.sent) return
-    this.acked = seq
+    const acks = this.acks
+    if (acks === null || seq <= acks.acked || seq > acks.sent) return
+    acks.acked = seq
     let localChanges = -1
-    while (this.coverage.length > 0 && this.coverage[0]!.seq <= seq) localChanges = this.coverage.shift()!.localChanges
+    const { coverage } = acks
+    while (coverage.length > 0 && coverage[0]!.seq <= seq) localChanges = coverage.shift()!.localChanges
     if (localChanges >= 0) host.acknowledged(this, localChanges)
     this.settleCatchUp()
   }
 
   private sendNumbered (update: Uint8Array, localChanges: number): number {
-    const seq = ++this.sent
-    this.coverage.push({ seq, localChanges })
+    const acks = this.numbering
+    const seq = ++acks.sent
+    acks.coverage.push({ seq, localChanges })
     this.output({ type: 'update', seq, update })
     return seq
   }
 
   private settleCatchUp (): void {
-    if (!this.hasSynced) return
-    this.catchUpWaiters = this.catchUpWaiters.filter(waiter => {
-      if (waiter.seq < 0) waiter.seq = this.sent
-      if (this.acked < waiter.seq) return true
+    const acks = this.acks
+    if (!this.is(SYNCED) || acks === null) return
+    acks.catchUpWaiters = acks.catchUpWaiters.filter(waiter => {
+      if (waiter.seq < 0) waiter.seq = acks.sent
+      if (acks.acked < waiter.seq) return true
       waiter.resolve()
       return false
     })
@@ -410,11 +460,11 @@ export class SyncSession {
       frame = this.encode({ type: 'sync', stateVector, update })!
       frames.set(this.options.framing, frame)
     }
-    if (!this.isEnded) this.options.send(frame)
+    if (!this.is(ENDED)) this.options.send(frame)
   }
 
   private output (message: SessionOutput): void {
-    if (this.isEnded) return
+    if (this.is(ENDED)) return
     const frame = this.encode(message)
     if (frame !== null) this.options.send(frame)
   }

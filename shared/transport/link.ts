@@ -4,16 +4,20 @@
  * runs over every transport.
  */
 
-/** One end of a connection. Assign the handlers before the first message can arrive. */
+/**
+ * One end of a connection. Assign the handlers before the first message can arrive. They
+ * are called as methods of the link (`link.onMessage(message)`), so that one function may
+ * serve many links (a relay holds thousands of idle ones).
+ */
 export interface Link {
   /** Sends one message. Messages sent after the link closed are dropped. */
   send(message: Uint8Array): void
   /** Closes the link; both ends' `onClose` run (the other end's with this code and reason). */
   close(code: number, reason: string): void
   /** Called with each message received. */
-  onMessage: (message: Uint8Array) => void
+  onMessage: (this: Link, message: Uint8Array) => void
   /** Called once when the link closes, from either end. */
-  onClose: (code: number, reason: string) => void
+  onClose: (this: Link, code: number, reason: string) => void
   /**
    * Counts `bytes` of work done for the other end (an answer to its request) against the
    * rate budget of what it may cost, on transports that keep one (a relay's WebSockets).

@@ -35,7 +35,7 @@ export function memoryRelay (): MemoryRelay {
       links.add(client)
       serveNativeLink(server, { registry, log, self: { peerId: 'memory', durable: true }, authenticator: null, maxDocs: 1000 })
       const onClose = server.onClose
-      server.onClose = (code, reason) => { links.delete(client); onClose(code, reason) }
+      server.onClose = (code, reason) => { links.delete(client); onClose.call(server, code, reason) }
       return client
     },
     down () { isUp = false; relay.cut() },
