@@ -263,19 +263,22 @@ describe.runIf(runPostgresTests)('relays on one PostgreSQL database', () => {
       await server.start()
     }
     // Acknowledgements resume by themselves.
-    const resumed = write(0)
-    // Bounded, so that a stall says where it is rather than timing the test out.
-    let stalled: ReturnType<typeof setTimeout> | undefined
-    await Promise.race([resumed, new Promise<never>((_resolve, reject) => {
-      stalled = setTimeout(() => {
-        const logs = group.relays.map(relay => `${relay.id}: ${JSON.stringify(relay.process!.logs.slice(-8).map(entry => entry.msg))}`)
-        reject(new Error(`no acknowledgement 20 s after PostgreSQL restarted; peers ${JSON.stringify(r.peers(docIds[0]!))}\n${logs.join('\n')}`))
-      }, 20_000)
-    })]).finally(() => clearTimeout(stalled))
+    // Each wait is bounded, so that a stall says where it is rather than timing the test out.
+    const diagnosis = (): string => [
+      `pending ${JSON.stringify(docIds.map(id => r.pending(id)))}, peers ${JSON.stringify(docIds.map(id => r.peers(id)))}`,
+      ...group.relays.map(relay => `${relay.id}: ${JSON.stringify(relay.process!.logs.slice(-8).map(entry => entry.msg))}`)
+    ].join('\n')
+    const within = async (what: string, promise: Promise<unknown>): Promise<void> => {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      await Promise.race([promise, new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: not within 15 s after PostgreSQL restarted\n${diagnosis()}`)), 15_000)
+      })]).finally(() => clearTimeout(timer))
+    }
+    await within('the first acknowledgement', write(0))
     for (const relay of group.relays) await expect.poll(async () => (await healthOf(relay.url)).status, { timeout: 10_000, interval: 50 }).toBe(200)
     loading = false
     await load
-    await Promise.all(writes)
+    await within('every write acknowledged', Promise.all(writes))
     const stored = await itemsInDatabase(url, docIds)
     const all = new Set([...stored.values()].flatMap(items => [...items]))
     expect([...ackedAtCrash].filter(token => !all.has(token))).toEqual([])

@@ -128,6 +128,10 @@ export class Membership {
       VALUES ($1, $2, $3, now(), now() + $4 * interval '1 millisecond')
       ON CONFLICT (id) DO UPDATE SET url = excluded.url, incarnation = excluded.incarnation, renewed_at = excluded.renewed_at, lease_until = excluded.lease_until`,
     [this.options.selfId, this.options.url, this.incarnation, this.options.leaseMs])
+    // A new incarnation serves nothing yet: claims left by an earlier one (a crash, or a
+    // lease lost while the database was away) would otherwise keep every other relay out
+    // of those documents for as long as this relay stays alive.
+    await this.options.db.query('UPDATE petaldb_owners SET relay = NULL WHERE relay = $1', [this.options.selfId])
     this.proven(sentAt)
     this.options.log.info({ relay: this.options.selfId, url: this.options.url, leaseMs: this.options.leaseMs }, 'registered with the database')
   }

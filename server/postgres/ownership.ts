@@ -7,7 +7,8 @@
  * (see postgres-store.ts), so a relay that lost a document while it was paused or cut off
  * can never compact what another relay now serves; its late appends are harmless, since
  * updates commute. A relay releases a document when it stops serving it, so that the next
- * relay need not wait for its lease to run out.
+ * relay need not wait for its lease to run out, and releases every claim an earlier run of
+ * it left whenever it registers (see membership.ts).
  */
 import type { DocId } from '../../shared/wire/doc-id.js'
 import type { Database } from './database.js'
