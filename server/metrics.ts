@@ -33,12 +33,36 @@ export class RelayMetrics implements DocumentObserver {
   private readonly replicationSeconds: PromClient.Histogram
   private readonly compactions: PromClient.Counter
   private readonly closes: PromClient.Counter<'code'>
+  /**
+   * Updates and bytes received, by source, counted here and handed to prom-client only when
+   * scraped: its inc() hashes the labels on every call, a cost per update on the hot path.
+   */
+  private readonly receivedCounts = { client: { updates: 0, bytes: 0 }, relay: { updates: 0, bytes: 0 }, http: { updates: 0, bytes: 0 } }
 
   constructor (gauges: () => RelayGauges) {
     const prom = requirePeer<typeof PromClient>('prom-client', 'Relay metrics')
     const registers = [this.registry = new prom.Registry()]
-    this.updates = new prom.Counter({ name: 'petaldb_updates_received_total', help: 'Updates received, by source (client, relay, http)', labelNames: ['source'], registers })
-    this.bytes = new prom.Counter({ name: 'petaldb_update_bytes_received_total', help: 'Bytes of updates received, by source', labelNames: ['source'], registers })
+    const counts = Object.entries(this.receivedCounts)
+    this.updates = new prom.Counter({
+      name: 'petaldb_updates_received_total',
+      help: 'Updates received, by source (client, relay, http)',
+      labelNames: ['source'],
+      registers,
+      collect () {
+        this.reset()
+        for (const [source, count] of counts) if (count.updates > 0) this.inc({ source }, count.updates)
+      }
+    })
+    this.bytes = new prom.Counter({
+      name: 'petaldb_update_bytes_received_total',
+      help: 'Bytes of updates received, by source',
+      labelNames: ['source'],
+      registers,
+      collect () {
+        this.reset()
+        for (const [source, count] of counts) if (count.bytes > 0) this.inc({ source }, count.bytes)
+      }
+    })
     this.commitSeconds = new prom.Histogram({ name: 'petaldb_commit_seconds', help: 'Duration of a storage commit (a group of writes, fsync included)', buckets: LATENCY_BUCKETS, registers })
     this.ackSeconds = new prom.Histogram({ name: 'petaldb_ack_seconds', help: 'From receiving an update to it being durable (committed, and on the write quorum in a cluster)', buckets: LATENCY_BUCKETS, registers })
     this.replicationSeconds = new prom.Histogram({ name: 'petaldb_replication_seconds', help: 'From storing an update to the write quorum confirming it (replication lag)', buckets: LATENCY_BUCKETS, registers })
@@ -69,8 +93,9 @@ export class RelayMetrics implements DocumentObserver {
   }
 
   received (source: 'client' | 'relay' | 'http', bytes: number): void {
-    this.updates.inc({ source })
-    this.bytes.inc({ source }, bytes)
+    const count = this.receivedCounts[source]
+    count.updates++
+    count.bytes += bytes
   }
 
   durable ({ seconds }: { seconds: number }): void {
