@@ -185,6 +185,23 @@ describe('StoredDocument', () => {
     expect(textOf(doc.missingFor(new Uint8Array([0])))).toBe('b')
   })
 
+  it('does not count again what waits already when a peer re-sends it along with new work, as Yjs peers do', async () => {
+    const doc = await StoredDocument.load(new MemoryStore(), id)
+    const waiting = craftUpdate([{ client: 2, clock: 0, structs: [{ origin: [1, 0], text: 'w' }] }])
+    await store(doc, waiting)
+    expect(doc.waitingBytes).toBe(waiting.length)
+    // A peer holding the waiting item as pending sends it with every state it encodes.
+    for (let i = 0; i < 3; i++) {
+      const resent = Y.mergeUpdates([waiting, craftUpdate([{ client: 10 + i, clock: 0, structs: [{ parent: 't', text: `${i}` }] }])])
+      expect(doc.waits(inspectUpdate(resent))).toBe(false)
+      await store(doc, resent)
+    }
+    expect(doc.waitingBytes).toBe(waiting.length)
+    // New work that waits still counts.
+    const more = craftUpdate([{ client: 3, clock: 0, structs: [{ origin: [1, 0], text: 'v' }] }])
+    expect(doc.waits(inspectUpdate(Y.mergeUpdates([waiting, more])))).toBe(true)
+  })
+
   it('normalises stored updates whose sections are in ascending client order, and refuses stored data Yjs mishandles (DocLoadError)', async () => {
     const memory = new MemoryStore()
     const ascending = craftUpdate([1, 2].map(client => ({ client, clock: 0, structs: [{ parent: 't', text: 'x' }] })))

@@ -14,7 +14,6 @@ import type { DocLogOptions } from '../../shared/storage/doc-log.js'
 import type { DiffBudget } from './sync-answers.js'
 import type { DocStore } from '../../shared/storage/store.js'
 import { encodeAwarenessEntries } from '../../shared/validation/update-validation.js'
-import type { UpdateShape } from '../../shared/validation/update-shape.js'
 import { admitAwareness } from '../../shared/validation/awareness.js'
 import { CloseCode } from '../../shared/wire/close-codes.js'
 import { FrameCache } from '../../shared/sync/frames.js'
@@ -173,7 +172,7 @@ export class RelayDocument implements DocumentHost {
     if (logBytes + snapshotBytes + shape.bytes.length > this.limits.maxDocumentBytes) {
       throw new LimitError(CloseCode.messageTooBig, `document ${this.docId} would exceed ${this.limits.maxDocumentBytes} bytes`)
     }
-    this.checkWaiting(shape)
+    this.checkWaiting(prepared.waits)
     this.stored.append(prepared).catch((error: unknown) => this.storeFailed(error))
     if (this.outgoing === null) {
       this.outgoing = []
@@ -182,7 +181,7 @@ export class RelayDocument implements DocumentHost {
     this.outgoing.push({ update: shape.bytes, origin: from })
     this.replication?.stored()
     // What was taken is stored; the sender is cut off from adding more that cannot integrate.
-    this.checkWaiting(shape)
+    this.checkWaiting(prepared.waits)
     const durable = this.durable(from)
     if (this.observer !== null) durable.then(() => this.observer!.durable({ docId: this.docId, update: shape.bytes, source, seconds: (performance.now() - started) / 1000 }), () => {})
     return durable
@@ -204,11 +203,12 @@ export class RelayDocument implements DocumentHost {
   }
 
   /**
-   * Throws a LimitError if too many stored bytes wait for missing dependencies and `shape`
-   * would wait too: the update that fills the gap, and others' work, still get in.
+   * Throws a LimitError if too many stored bytes wait for missing dependencies and the
+   * update (`waits`: something new of it would wait too): the update that fills the gap,
+   * and others' work, still get in.
    */
-  private checkWaiting (shape: UpdateShape): void {
-    if (this.stored.waitingBytes > this.limits.maxWaitingBytes && this.stored.waits(shape)) {
+  private checkWaiting (waits: boolean): void {
+    if (waits && this.stored.waitingBytes > this.limits.maxWaitingBytes) {
       throw new LimitError(CloseCode.policyViolation, `more than ${this.limits.maxWaitingBytes} bytes of updates wait for missing dependencies`)
     }
   }

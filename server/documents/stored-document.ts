@@ -21,7 +21,8 @@ import type { DocStore } from '../../shared/storage/store.js'
 import { CloseCode } from '../../shared/wire/close-codes.js'
 import { decodeStateVector } from '../../shared/validation/update-validation.js'
 import { ItemIndex } from '../../shared/validation/item-index.js'
-import { TooManyClientsError, inspectUpdate, type Section, type UpdateShape } from '../../shared/validation/update-shape.js'
+import { Run, TooManyClientsError, inspectUpdate, type Section, type UpdateShape } from '../../shared/validation/update-shape.js'
+import { NO_ID } from '../../shared/validation/update-reader.js'
 import { StructKind, UpdateReader } from '../../shared/validation/update-reader.js'
 import { LimitError } from '../../shared/errors.js'
 import { IdRanges } from './id-ranges.js'
@@ -70,7 +71,12 @@ export interface PreparedUpdate {
   readonly shape: UpdateShape
   /** What the document's item index found, if it was consulted. */
   readonly lists: Float64Array | null
+  /** Whether storing it leaves something new waiting for a dependency (see {@link StoredDocument.waits}). */
+  readonly waits: boolean
 }
+
+/** Where a run keeps the ids its first item refers to: origin, right origin, parent (the rest of a run refers within it). */
+const RUN_REFERENCES = [[Run.originClient, Run.originClock], [Run.rightClient, Run.rightClock], [Run.parentClient, Run.parentClock]] as const
 
 /** See the module comment; create one with {@link StoredDocument.load}. */
 export class StoredDocument implements Settling, Snapshotter {
@@ -182,12 +188,13 @@ export class StoredDocument implements Settling, Snapshotter {
     }
     if (!this.isNew(shape)) return null
     if (this.clients + this.newClients(shape) > this.maxClients) throw this.tooManyClients()
-    if (this.index === null && !ItemIndex.needed(shape) && !this.continuesHeld(shape)) return { shape, lists: null }
+    const waits = this.waits(shape)
+    if (this.index === null && !ItemIndex.needed(shape) && !this.continuesHeld(shape)) return { shape, lists: null, waits }
     if (this.index === null) {
       this.index = ItemIndex.of(this.inspectedParts())
       keepBusy(this)
     }
-    return { shape, lists: this.index.check(shape) }
+    return { shape, lists: this.index.check(shape), waits }
   }
 
   /** Whether `shape` holds a struct or a deletion this document lacks. */
@@ -206,33 +213,39 @@ export class StoredDocument implements Settling, Snapshotter {
   }
 
   /**
-   * Whether storing `shape` would leave something of it waiting, as Yjs clients keep it
+   * Whether storing `shape` would leave something new of it waiting, as Yjs clients keep it
    * pending: structs after a gap in their client's clocks, items referring to ids of other
-   * clients the document lacks, deletions of ids it lacks.
+   * clients the document lacks, deletions of ids it lacks. What the document holds already
+   * does not count again: peers re-send what waits along with what is new (Yjs includes its
+   * pending structs in every state it encodes), and would otherwise be refused as they sync.
    */
-  waits ({ sections, references, deletions }: UpdateShape): boolean {
+  waits ({ sections, runs, deletions }: UpdateShape): boolean {
     for (const { client, ranges } of sections) {
       let end = this.structs.contiguousEnd(client)
       for (let i = 0; i < ranges.length; i += 2) {
-        if (ranges[i]! > end) return true
+        if (ranges[i]! > end && !this.structs.covers(client, ranges[i]!, ranges[i + 1]! - ranges[i]!)) return true
         end = Math.max(end, ranges[i + 1]!)
       }
     }
-    for (const [client, clock] of references) {
-      if (this.endAfter(sections, client) <= clock) return true
+    for (let at = 0; at < runs.length; at += Run.size) {
+      const client = runs[at + Run.client]!
+      if (this.structs.covers(client, runs[at + Run.start]!, 1)) continue
+      for (const [clientField, clockField] of RUN_REFERENCES) {
+        const other = runs[at + clientField]!
+        if (other !== NO_ID && other !== client && this.endAfter(sections, other) <= runs[at + clockField]!) return true
+      }
     }
     for (const [client, ranges] of deletions) {
       const end = this.endAfter(sections, client)
-      for (let i = 1; i < ranges.length; i += 2) {
-        if (ranges[i]! > end) return true
+      for (let i = 0; i < ranges.length; i += 2) {
+        if (ranges[i + 1]! > end && !this.deletions.covers(client, ranges[i]!, ranges[i + 1]! - ranges[i]!)) return true
       }
     }
     return false
   }
 
   /** Stores an update {@link prepare} returned. Resolves once it is durable. */
-  append ({ shape, lists }: PreparedUpdate): Promise<void> {
-    const waits = this.waits(shape)
+  append ({ shape, lists, waits }: PreparedUpdate): Promise<void> {
     this.record(shape)
     this.index?.add(shape, lists)
     if (!this.structs.hasGaps() && this.awaited.size === 0) this.waiting = 0
