@@ -10,7 +10,8 @@
  *
  * Knobs: BENCH_LOG_LEVEL (the PetalDB relay's log level, default warn), BENCH_TIMEOUT_MS
  * (how long the concurrent-trace scenario waits for convergence, default 120 000) and
- * BENCH_NODE_FLAGS (extra node flags for every server, e.g. `--cpu-prof --cpu-prof-dir=profiles`).
+ * BENCH_NODE_FLAGS (extra node flags for every server, e.g. `--cpu-prof --cpu-prof-dir=profiles`)
+ * and BENCH_RUNS (runs of every comparison after its warm-up, for closer ratios on a noisy machine).
  */
 import { cpus, totalmem } from 'node:os'
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -175,13 +176,15 @@ const scenarios: Record<string, Comparison | FigureSet> = {
   'chain-convergence': { kind: 'figures', title: 'friendsforever through a chain of five Node peers, one agent at each end', measure: chainConvergence }
 }
 
+const RUNS = process.env.BENCH_RUNS === undefined ? undefined : Number(process.env.BENCH_RUNS)
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
 const fmt = (value: number | string): string => typeof value === 'string' ? value : value >= 100 ? value.toFixed(0) : value.toFixed(2)
 
 async function runComparison (name: string, scenario: Comparison): Promise<{ markdown: string, json: unknown }> {
   const samples = new Map<ServerKind, Figures[]>(scenario.servers.map(kind => [kind, []]))
   const failures = new Map<ServerKind, string[]>()
-  for (let run = 0; run < scenario.warmups + scenario.runs; run++) {
+  const runs = RUNS ?? scenario.runs
+  for (let run = 0; run < scenario.warmups + runs; run++) {
     // Interleave servers, rotating who goes first.
     const order = scenario.servers.map((_, i) => scenario.servers[(i + run) % scenario.servers.length]!)
     for (const kind of order) {
@@ -213,7 +216,7 @@ async function runComparison (name: string, scenario: Comparison): Promise<{ mar
   const markdown = [
     `### ${scenario.title}`,
     '',
-    `Median (min–max) of ${scenario.runs} runs after ${scenario.warmups} warm-up.`,
+    `Median (min–max) of ${runs} runs after ${scenario.warmups} warm-up.`,
     '',
     `| figure | ${scenario.servers.join(' | ')} |`,
     `|---|${scenario.servers.map(() => '---').join('|')}|`,

@@ -9,6 +9,8 @@
 export const QUIET_MS = 1000
 /** A document settles at most this much later than it could (the sweep stops at the first document still busy: it is cheap). */
 const SWEEP_INTERVAL_MS = QUIET_MS / 4
+/** Sweeps after the one a document was last busy before it, so that it has been quiet for at least {@link QUIET_MS}. */
+const QUIET_SWEEPS = QUIET_MS / SWEEP_INTERVAL_MS + 1
 
 /** Something that keeps memory for speed while busy. */
 export interface Settling {
@@ -16,14 +18,17 @@ export interface Settling {
   settle(): void
 }
 
-/** When each busy document was last busy. */
+/** Sweeps so far: activity is recorded by sweep, not by clock, so that most calls to keepBusy find nothing to do. */
+let sweeps = 0
+/** The sweep each busy document was last busy before, in that order. */
 const busy = new Map<Settling, number>()
 let sweeper: ReturnType<typeof setInterval> | null = null
 
 /** `doc` is busy now: it settles once it has been left alone for {@link QUIET_MS}. */
 export function keepBusy (doc: Settling): void {
+  if (busy.get(doc) === sweeps) return // a write per update would otherwise reorder the map every time
   busy.delete(doc) // re-inserted last: the map stays in the order of last activity
-  busy.set(doc, Date.now())
+  busy.set(doc, sweeps)
   if (sweeper === null) {
     sweeper = setInterval(sweep, SWEEP_INTERVAL_MS)
     sweeper.unref?.()
@@ -37,9 +42,9 @@ export function forget (doc: Settling): void {
 }
 
 function sweep (): void {
-  const now = Date.now()
+  sweeps++
   for (const [doc, since] of busy) {
-    if (now - since < QUIET_MS) break // the rest were busy later still
+    if (sweeps - since < QUIET_SWEEPS) break // the rest were busy later still
     busy.delete(doc)
     doc.settle()
   }

@@ -313,6 +313,8 @@ export class RelayDocument implements DocumentHost {
     const senders = new Set(batch.map(entry => entry.origin))
     if (senders.size === 1) {
       const [origin] = senders
+      // A writer alone on its document: nobody to forward to, and merging would be wasted.
+      if (this.sessions.size === 1 && origin !== undefined && origin !== null && this.sessions.has(origin)) return
       for (const merged of mergeInGroups(batch.map(entry => entry.update))) this.sessions.forwardUpdate(merged, origin ?? null)
       return
     }

@@ -17,8 +17,12 @@ export class InvalidDocIdError extends Error {
   override name = 'InvalidDocIdError'
 }
 
+/** Every valid id matches: segments of the alphabet, none of them `.` or `..` (one test, no split: ids arrive with every message). */
+const VALID = /^(?!\.\.?(?:\/|$))[A-Za-z0-9\-_.~:@+=]+(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9\-_.~:@+=]+)*$/
+
 /** Returns why `id` is not a valid document id, or `null` when it is valid. */
 export function docIdProblem (id: string): string | null {
+  if (id.length <= MAX_DOC_ID_LENGTH && VALID.test(id)) return null
   if (id.length === 0) return 'document id is empty'
   if (id.length > MAX_DOC_ID_LENGTH) return `document id is longer than ${MAX_DOC_ID_LENGTH} characters`
   for (const segment of id.split('/')) {
