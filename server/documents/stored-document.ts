@@ -75,8 +75,8 @@ export interface PreparedUpdate {
   readonly waits: boolean
 }
 
-/** Where a run keeps the ids its first item refers to: origin, right origin, parent (the rest of a run refers within it). */
-const RUN_REFERENCES = [[Run.originClient, Run.originClock], [Run.rightClient, Run.rightClock], [Run.parentClient, Run.parentClock]] as const
+/** Where a run keeps the ids its first item refers to, client then clock: origin, right origin, parent (the rest of a run refers within it). */
+const RUN_REFERENCES = [Run.originClient, Run.rightClient, Run.parentClient] as const
 
 /** See the module comment; create one with {@link StoredDocument.load}. */
 export class StoredDocument implements Settling, Snapshotter {
@@ -230,9 +230,10 @@ export class StoredDocument implements Settling, Snapshotter {
     for (let at = 0; at < runs.length; at += Run.size) {
       const client = runs[at + Run.client]!
       if (this.structs.covers(client, runs[at + Run.start]!, 1)) continue
-      for (const [clientField, clockField] of RUN_REFERENCES) {
-        const other = runs[at + clientField]!
-        if (other !== NO_ID && other !== client && this.endAfter(sections, other) <= runs[at + clockField]!) return true
+      for (let r = 0; r < RUN_REFERENCES.length; r++) {
+        const field = RUN_REFERENCES[r]!
+        const other = runs[at + field]!
+        if (other !== NO_ID && other !== client && this.endAfter(sections, other) <= runs[at + field + 1]!) return true
       }
     }
     for (const [client, ranges] of deletions) {
@@ -494,7 +495,7 @@ export class StoredDocument implements Settling, Snapshotter {
 function idsOf (update: Uint8Array): { structs: IdRanges, deletions: IdRanges } {
   const structs = new IdRanges()
   const deletions = new IdRanges()
-  const reader = new UpdateReader(update)
+  const reader = UpdateReader.shared(update)
   while (reader.nextSection()) {
     while (reader.nextStruct()) {
       if (reader.kind !== StructKind.skip) structs.add(reader.client, reader.clock, reader.length)

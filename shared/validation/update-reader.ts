@@ -32,6 +32,9 @@ const SKIP_INFO = 10
 const NAMED_TYPES = new Set([3, 5])
 const LAST_TYPE_REF = 6
 
+const EMPTY = new Uint8Array([0, 0])
+let sharedReader: UpdateReader | null = null
+
 /** See the module comment. Errors are whatever lib0 or this reader throws: callers wrap them. */
 export class UpdateReader {
   private readonly decoder: decoding.Decoder
@@ -40,7 +43,7 @@ export class UpdateReader {
   private clockAfter = 0
 
   /** Number of client sections the update declares. */
-  readonly sectionCount: number
+  sectionCount: number
   /** Byte offset where the current section (its header) starts. */
   sectionStart = 0
   /** Structs the current section declares. */
@@ -71,6 +74,23 @@ export class UpdateReader {
   constructor (bytes: Uint8Array) {
     this.decoder = decoding.createDecoder(bytes)
     this.sectionCount = this.sectionsLeft = decoding.readVarUint(this.decoder)
+  }
+
+  /**
+   * A reader of `bytes` that is shared: each call returns the same reader, started afresh.
+   * For readings that end before the next one starts (a relay reads every update it
+   * receives: one reader per update would be garbage at once).
+   */
+  static shared (bytes: Uint8Array): UpdateReader {
+    const reader = sharedReader ??= new UpdateReader(EMPTY)
+    const decoder = reader.decoder
+    decoder.arr = bytes
+    decoder.pos = 0
+    reader.structsLeft = 0
+    reader.clockAfter = 0
+    reader.sectionStart = reader.sectionStructs = reader.client = 0
+    reader.sectionCount = reader.sectionsLeft = decoding.readVarUint(decoder)
+    return reader
   }
 
   /** Byte offset of the next unread byte. */

@@ -115,7 +115,7 @@ export function inspectUpdate (update: Uint8Array, maxClients = Infinity): Updat
 }
 
 function inspect (bytes: Uint8Array, maxClients: number): UpdateShape {
-  const reader = new UpdateReader(bytes)
+  const reader = UpdateReader.shared(bytes)
   // The clients named so far; a Set only once there are two (most updates name one).
   let first = NO_ID
   let clients: Set<number> | null = null
