@@ -50,6 +50,7 @@ export async function fanOut (server: BenchServer, updates = 10_000, readers = 5
   const items = doc.getArray<string>('a')
   let pending: Uint8Array | null = null
   doc.on('update', (update: Uint8Array) => { pending = update })
+  const cpuBefore = server.cpuSeconds()
   const start = performance.now()
   for (let i = 0; i < updates; i += batch) {
     for (let j = i; j < Math.min(updates, i + batch); j++) {
@@ -61,9 +62,10 @@ export async function fanOut (server: BenchServer, updates = 10_000, readers = 5
   }
   await withTimeout(finished, 120_000, `fan-out on ${server.kind} (${received} of ${updates * readers} delivered)`)
   const seconds = (performance.now() - start) / 1000
+  const cpu = server.cpuSeconds() - cpuBefore
   for (const c of [...clients, writer]) c.close()
   latencies.sort()
-  return { 'updates/s to all readers': updates / seconds, 'latency p50 (ms)': percentile(latencies, 0.5), 'latency p99 (ms)': percentile(latencies, 0.99) }
+  return { 'updates/s to all readers': updates / seconds, 'latency p50 (ms)': percentile(latencies, 0.5), 'latency p99 (ms)': percentile(latencies, 0.99), ...serverCpu(cpu, updates) }
 }
 
 /**
@@ -199,16 +201,27 @@ export async function durableWrites (server: BenchServer, dataDir: string, write
     }
   })
   const runs = await Promise.all(writing)
+  const cpuBefore = server.cpuSeconds()
   const start = performance.now()
   await Promise.all(runs.map(run => run()))
   const seconds = (performance.now() - start) / 1000
+  const cpu = server.cpuSeconds() - cpuBefore
   latencies.sort((a, b) => a - b)
   return {
     'acked updates/s': writers * updatesPerWriter / seconds,
     'ack latency p50 (ms)': percentile(latencies, 0.5),
     'ack latency p99 (ms)': percentile(latencies, 0.99),
+    ...serverCpu(cpu, writers * updatesPerWriter),
     'fdatasync/s (same disk)': fdatasyncRate(dataDir)
   }
+}
+
+/**
+ * The server's CPU time per update while measuring: steadier than throughput on a shared
+ * machine (a neighbour taking the core slows both, but adds no CPU time to the server).
+ */
+function serverCpu (seconds: number, updates: number): Figures {
+  return { 'server CPU ms per 1,000 updates': seconds * 1000 / updates * 1000 }
 }
 
 /** One small write plus fdatasync per operation, for two seconds. */

@@ -84,7 +84,8 @@ const scenarios: Record<string, Comparison | FigureSet> = {
         atMost('p99 vs Hocuspocus ≤ 1', ratio(p99('petaldb'), p99('hocuspocus')), 1),
         atLeast('throughput vs bare ws ceiling ≥ 0.5', ratio(throughput('petaldb'), throughput('bare')), 0.5),
         ...versusBaseline('throughput', () => ratio(throughput('petaldb'), throughput('baseline'))),
-        ...versusBaseline('p99', () => ratio(p99('petaldb'), p99('baseline')))
+        ...versusBaseline('p99', () => ratio(p99('petaldb'), p99('baseline'))),
+        ...versusBaseline('server CPU per update', () => ratio(m('petaldb', 'server CPU ms per 1,000 updates'), m('baseline', 'server CPU ms per 1,000 updates')))
       ]
     }
   },
@@ -124,7 +125,8 @@ const scenarios: Record<string, Comparison | FigureSet> = {
     measure: onServer((server, dataDir) => durableWrites(server, dataDir)),
     targets: m => [
       atLeast('acked updates/s vs one fdatasync per update ≥ 20', ratio(m('petaldb', 'acked updates/s'), m('petaldb', 'fdatasync/s (same disk)')), 20),
-      ...versusBaseline('acked updates/s', () => ratio(m('petaldb', 'acked updates/s'), m('baseline', 'acked updates/s')))
+      ...versusBaseline('acked updates/s', () => ratio(m('petaldb', 'acked updates/s'), m('baseline', 'acked updates/s'))),
+      ...versusBaseline('server CPU per update', () => ratio(m('petaldb', 'server CPU ms per 1,000 updates'), m('baseline', 'server CPU ms per 1,000 updates')))
     ]
   },
   'concurrent-trace': {
