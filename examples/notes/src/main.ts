@@ -45,13 +45,19 @@ const route = (): void => {
   drawList()
 }
 
+/** The note on screen was deleted elsewhere: say so, instead of leaving it on screen or showing an empty page. */
+const deletedElsewhere = (id: string): void => {
+  if (view.current !== id) return
+  history.replaceState(null, '', location.pathname)
+  view.show(null, 'This note was deleted on another device.')
+}
+
+// Whichever comes first: the list without the note, or the relay's word that it is gone.
 index.onChange(({ removed, local }) => {
-  if (!local && view.current !== null && removed.includes(view.current)) {
-    history.replaceState(null, '', location.pathname)
-    view.show(null, 'This note was deleted on another device.')
-  }
+  if (!local && view.current !== null && removed.includes(view.current)) deletedElsewhere(view.current)
   drawList()
 })
+replica.on('deleted', ({ docId }) => deletedElsewhere(docId))
 notes.on('change', drawList)
 link.on('change', drawList)
 watchStatus(index.handle, link, status => renderStatus(element('list-status'), status))
