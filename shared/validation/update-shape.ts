@@ -114,33 +114,76 @@ export function inspectUpdate (update: Uint8Array, maxClients = Infinity): Updat
   }
 }
 
+/**
+ * The state of one inspection: the clients named so far (a Set only once there are two:
+ * most updates name one), the references and deletions found, where sections start. One
+ * object shared by every inspection (they run one at a time), started afresh by each, so
+ * that inspecting an update allocates only what its shape keeps.
+ */
+class Inspection {
+  maxClients = Infinity
+  private first = NO_ID
+  private clients: Set<number> | null = null
+  // Most updates refer to no other client and delete nothing: no map for them.
+  references: Map<number, number> = NONE
+  deletions: Map<number, number[]> = NONE
+  readonly sectionStarts: number[] = []
+  readonly runs = new RunBuffer()
+
+  start (maxClients: number): void {
+    this.maxClients = maxClients
+    this.first = NO_ID
+    this.clients = null
+    this.references = NONE
+    this.deletions = NONE
+    this.sectionStarts.length = 0
+    this.runs.reset()
+  }
+
+  named (client: number): boolean {
+    return client === this.first || this.clients?.has(client) === true
+  }
+
+  name (client: number): void {
+    if (!safe(client)) throw malformed('invalid client id')
+    if (this.first === NO_ID) this.first = client
+    else (this.clients ??= new Set([this.first])).add(client)
+    if ((this.clients?.size ?? 1) > this.maxClients) throw new TooManyClientsError(this.maxClients)
+  }
+
+  refer (client: number, clock: number): void {
+    if (this.references === NONE) this.references = new Map()
+    if ((this.references.get(client) ?? -1) < clock) this.references.set(client, clock)
+  }
+
+  /** A range of the delete set (a property, not a method: it is passed to the reader as is). */
+  readonly deleted = (client: number, clock: number, length: number): void => {
+    if (!safe(client) || !safe(clock) || length < 1 || !safe(clock + length)) throw malformed('invalid deletion')
+    if (this.deletions === NONE) this.deletions = new Map()
+    let ranges = this.deletions.get(client)
+    if (ranges === undefined) {
+      if (!this.named(client)) this.name(client)
+      this.deletions.set(client, ranges = [])
+    }
+    ranges.push(clock, clock + length)
+  }
+}
+
+/** Made on first use: RunBuffer is declared further down. */
+let inspection: Inspection | null = null
+
 function inspect (bytes: Uint8Array, maxClients: number): UpdateShape {
   const reader = UpdateReader.shared(bytes)
-  // The clients named so far; a Set only once there are two (most updates name one).
-  let first = NO_ID
-  let clients: Set<number> | null = null
-  const named = (client: number): boolean => client === first || clients?.has(client) === true
+  const state = inspection ??= new Inspection()
+  state.start(maxClients)
+  const { runs, sectionStarts } = state
   const sections: Section[] = []
-  const sectionStarts: number[] = []
-  const runs = new RunBuffer()
-  // Most updates refer to no other client and delete nothing: no map for them.
-  let references: Map<number, number> = NONE
-  const refer = (client: number, clock: number): void => {
-    if (references === NONE) references = new Map()
-    if ((references.get(client) ?? -1) < clock) references.set(client, clock)
-  }
-  const name = (client: number): void => {
-    if (!safe(client)) throw malformed('invalid client id')
-    if (first === NO_ID) first = client
-    else (clients ??= new Set([first])).add(client)
-    if ((clients?.size ?? 1) > maxClients) throw new TooManyClientsError(maxClients)
-  }
   let descending = true
   while (reader.nextSection()) {
     const client = reader.client
     if (reader.sectionStructs === 0) throw invalid(`an empty section for client ${client}`)
-    if (named(client)) throw invalid(`two sections for client ${client}`)
-    name(client)
+    if (state.named(client)) throw invalid(`two sections for client ${client}`)
+    state.name(client)
     if (sections.length > 0 && client > sections[sections.length - 1]!.client) descending = false
     const section: Section = { client, ranges: [] }
     sections.push(section)
@@ -153,24 +196,15 @@ function inspect (bytes: Uint8Array, maxClients: number): UpdateShape {
       if (ranges.length > 0 && ranges[ranges.length - 1] === clock) ranges[ranges.length - 1] = clock + length
       else ranges.push(clock, clock + length)
       if (reader.kind === StructKind.gc) addGc(runs, client, clock, length)
-      else addItem(runs, reader, refer)
+      else addItem(runs, reader, state)
     }
   }
   const structsEnd = reader.pos
-  let deletions: Map<number, number[]> = NONE
-  reader.readDeleteSet((client, clock, length) => {
-    if (!safe(client) || !safe(clock) || length < 1 || !safe(clock + length)) throw malformed('invalid deletion')
-    if (deletions === NONE) deletions = new Map()
-    let ranges = deletions.get(client)
-    if (ranges === undefined) {
-      if (!named(client)) name(client)
-      deletions.set(client, ranges = [])
-    }
-    ranges.push(clock, clock + length)
-  })
+  reader.readDeleteSet(state.deleted)
   // Beyond the end: a length claimed more than the update has (see update-reader.ts).
   if (reader.pos > bytes.length) throw malformed('a length runs past the end of the update')
   if (reader.pos < bytes.length) throw malformed('trailing bytes after the delete set')
+  const { deletions, references } = state
   if (descending) return { bytes, sections, deletions, runs: runs.used(), references }
   return { bytes: descendingSections(bytes, sections, sectionStarts, structsEnd), sections: sortedDescending(sections), deletions, runs: runs.used(), references }
 }
@@ -184,6 +218,12 @@ class RunBuffer {
   private static shared = new Float64Array(Run.size * 64)
   data = RunBuffer.shared
   length = 0
+
+  /** Starts collecting afresh, in the shared buffer. */
+  reset (): void {
+    this.data = RunBuffer.shared
+    this.length = 0
+  }
 
   /** Offset of the last run, or -1. */
   get last (): number {
@@ -241,12 +281,12 @@ function addGc (buffer: RunBuffer, client: number, clock: number, length: number
   buffer.push(client, clock, clock + length, RunKind.gc, NO_ID, 0, NO_ID, 0, -1, NO_ID, 0)
 }
 
-function addItem (buffer: RunBuffer, item: UpdateReader, refer: (client: number, clock: number) => void): void {
+function addItem (buffer: RunBuffer, item: UpdateReader, state: Inspection): void {
   const { client, clock, length } = item
   const kind = item.content === Content.type ? RunKind.type : item.content === Content.deleted ? RunKind.deleted : RunKind.content
-  checkReference(item, item.originClient, item.originClock, 'origin', refer)
-  checkReference(item, item.rightClient, item.rightClock, 'right origin', refer)
-  checkReference(item, item.parentClient, item.parentClock, 'parent', refer)
+  checkReference(item, item.originClient, item.originClock, 'origin', state)
+  checkReference(item, item.rightClient, item.rightClock, 'right origin', state)
+  checkReference(item, item.parentClient, item.parentClock, 'parent', state)
   const last = buffer.last
   const runs = buffer.data
   const continues = last >= 0 &&
@@ -269,10 +309,10 @@ function addItem (buffer: RunBuffer, item: UpdateReader, refer: (client: number,
 }
 
 /** Refuses a reference to the item's own id or a later one of its client; notes other clients' ids. */
-function checkReference (item: UpdateReader, client: number, clock: number, what: string, refer: (client: number, clock: number) => void): void {
+function checkReference (item: UpdateReader, client: number, clock: number, what: string, state: Inspection): void {
   if (client === NO_ID) return
   if (!safe(client) || !safe(clock)) throw malformed(`invalid ${what}`)
-  if (client !== item.client) return refer(client, clock)
+  if (client !== item.client) return state.refer(client, clock)
   if (clock >= item.clock) throw invalid(`item ${item.client}:${item.clock} has its own or a later id as its ${what}`)
 }
 
