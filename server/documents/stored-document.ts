@@ -495,13 +495,17 @@ export class StoredDocument implements Settling, Snapshotter {
 function idsOf (update: Uint8Array): { structs: IdRanges, deletions: IdRanges } {
   const structs = new IdRanges()
   const deletions = new IdRanges()
-  const reader = UpdateReader.shared(update)
-  while (reader.nextSection()) {
-    while (reader.nextStruct()) {
-      if (reader.kind !== StructKind.skip) structs.add(reader.client, reader.clock, reader.length)
+  try {
+    const reader = UpdateReader.shared(update)
+    while (reader.nextSection()) {
+      while (reader.nextStruct()) {
+        if (reader.kind !== StructKind.skip) structs.add(reader.client, reader.clock, reader.length)
+      }
     }
+    reader.readDeleteSet((client, clock, length) => deletions.add(client, clock, length))
+  } finally {
+    UpdateReader.releaseShared()
   }
-  reader.readDeleteSet((client, clock, length) => deletions.add(client, clock, length))
   return { structs, deletions }
 }
 

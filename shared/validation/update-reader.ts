@@ -93,6 +93,11 @@ export class UpdateReader {
     return reader
   }
 
+  /** Lets the shared reader drop the bytes it last read (an update may be megabytes). */
+  static releaseShared (): void {
+    if (sharedReader !== null) sharedReader.decoder.arr = EMPTY
+  }
+
   /** Byte offset of the next unread byte. */
   get pos (): number {
     return this.decoder.pos

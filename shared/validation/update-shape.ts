@@ -111,6 +111,8 @@ export function inspectUpdate (update: Uint8Array, maxClients = Infinity): Updat
     throw malformed((error as Error).message)
   } finally {
     RunBuffer.shrink()
+    UpdateReader.releaseShared()
+    inspection?.start(0) // nor keep the maps the shape took
   }
 }
 
