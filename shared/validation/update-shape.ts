@@ -112,7 +112,7 @@ export function inspectUpdate (update: Uint8Array, maxClients = Infinity): Updat
   } finally {
     RunBuffer.shrink()
     UpdateReader.releaseShared()
-    inspection?.start(0) // nor keep the maps the shape took
+    inspection?.release()
   }
 }
 
@@ -140,6 +140,13 @@ class Inspection {
     this.deletions = NONE
     this.sectionStarts.length = 0
     this.runs.reset()
+  }
+
+  /** Lets go of what the last shape took (its maps), once the inspection is done. */
+  release (): void {
+    this.references = NONE
+    this.deletions = NONE
+    this.clients = null
   }
 
   named (client: number): boolean {
