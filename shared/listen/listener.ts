@@ -20,7 +20,7 @@ import type { TokenVerifier, Grant } from './auth.js'
 import { closeWith } from './closing.js'
 import type { Limits } from './limits.js'
 import type { Log } from './log.js'
-import { pingAll, wsLink, type WsLinkContext } from './ws-link.js'
+import { pingAll, wsLink, type WsLink, type WsLinkContext } from './ws-link.js'
 
 /** A stock client admitted to a document, with what its token grants. */
 export interface StockClient {
@@ -74,6 +74,8 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
   const { WebSocketServer } = requirePeer<{ WebSocketServer: typeof WebSocketServerType }>('ws', 'Accepting connections')
   const wss = new WebSocketServer({
     noServer: true,
+    // The links below are the clients: ws's own set would add a close listener (a closure and a listener array) per socket.
+    clientTracking: false,
     maxPayload: limits.maxFrameBytes,
     // Native peers ask for the PetalDB subprotocol; stock y-websocket clients ask for none.
     handleProtocols: protocols => protocols.has(NATIVE_SUBPROTOCOL) ? NATIVE_SUBPROTOCOL : false
@@ -82,10 +84,13 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
   const http = options.tls === undefined ? createServer(onHttp) : createHttpsServer(options.tls, onHttp)
   guardSockets(http, limits, options.requestTimeoutMs ?? 10_000, log)
   const perIp = new AddressCounts()
+  /** Every open link, for keep-alive and shutdown. */
+  const open = new Set<WsLink>()
   const links: WsLinkContext = {
     limits,
     log,
     closed: (link, code) => {
+      open.delete(link)
       options.onClosed?.(code)
       perIp.remove(link.ip)
     }
@@ -94,6 +99,7 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
   const onConnection = (ws: WebSocket, req: IncomingMessage, stock: Awaited<ReturnType<typeof admitStockClient>> | null): void => {
     const ip = req.socket.remoteAddress ?? ''
     const link = wsLink(ws, ip, links)
+    open.add(link)
     const count = perIp.add(ip)
     if (count > limits.maxConnectionsPerIp) {
       return closeWith(link, CloseCode.tryAgainLater, `more than ${limits.maxConnectionsPerIp} connections from one address`)
@@ -124,7 +130,7 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
     })
   })
 
-  const pinger = setInterval(() => pingAll(wss.clients), options.pingIntervalMs)
+  const pinger = setInterval(() => pingAll(open), options.pingIntervalMs)
   pinger.unref()
 
   await new Promise<void>((resolve, reject) => {
@@ -146,14 +152,14 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
     url: `${options.tls === undefined ? 'ws' : 'wss'}://${host}:${address.port}`,
     port: address.port,
     get connections () {
-      return wss.clients.size
+      return open.size
     },
     close (graceMs = 2000) {
       closing ??= (async () => {
         clearInterval(pinger)
         const stopped = new Promise<void>(resolve => http.close(() => resolve()))
         http.closeIdleConnections()
-        await closeClients(wss, graceMs)
+        await closeClients(open, graceMs)
         await stopped
       })()
       return closing
@@ -174,10 +180,9 @@ function guardSockets (http: Server, limits: Limits, requestTimeoutMs: number, l
   // By remote address and port (`ip:port`), which a TLS socket shares with the TCP socket under it.
   const deadlines = new Map<string, ReturnType<typeof setTimeout>>()
   const key = (socket: { remoteAddress?: string | undefined, remotePort?: number | undefined }): string => `${socket.remoteAddress ?? ''}:${socket.remotePort}`
-  const keys = new WeakMap<Socket, string>()
-  // One close listener for every socket.
+  // One close listener for every socket. Its address is still known once closed: Node keeps what it read on connection.
   function closed (this: Socket): void {
-    const socketKey = keys.get(this)!
+    const socketKey = key(this)
     clearTimeout(deadlines.get(socketKey))
     deadlines.delete(socketKey)
     perIp.remove(socketKey.slice(0, socketKey.lastIndexOf(':')))
@@ -199,7 +204,6 @@ function guardSockets (http: Server, limits: Limits, requestTimeoutMs: number, l
     }
     perIp.add(ip)
     const socketKey = key(socket)
-    keys.set(socket, socketKey)
     deadlines.set(socketKey, destroyAfter(socket, requestTimeoutMs))
     // 'close' comes once: `on` spares the wrapper `once` keeps per socket.
     socket.on('close', closed)
@@ -235,14 +239,14 @@ function destroyAfter (socket: Socket, ms: number): ReturnType<typeof setTimeout
   return deadline
 }
 
-async function closeClients (wss: WebSocketServerType, graceMs: number): Promise<void> {
-  const closed = [...wss.clients].map(ws => new Promise(resolve => {
-    ws.once('close', resolve)
-    closeWith(ws, CloseCode.goingAway, 'shutting down')
+async function closeClients (links: Set<WsLink>, graceMs: number): Promise<void> {
+  const closed = [...links].map(({ socket }) => new Promise(resolve => {
+    socket.once('close', resolve)
+    closeWith(socket, CloseCode.goingAway, 'shutting down')
   }))
   const timer = new Promise(resolve => setTimeout(resolve, graceMs).unref())
   await Promise.race([Promise.all(closed), timer])
-  for (const ws of wss.clients) ws.terminate()
+  for (const { socket } of links) socket.terminate()
 }
 
 /** A socket error before or during the upgrade just drops the socket (a module-level function, so the listener holds no request). */

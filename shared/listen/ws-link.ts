@@ -64,18 +64,16 @@ export function wsLink (socket: WebSocket, ip: string, context: WsLinkContext): 
 
 /**
  * Keep-alive: terminates each socket that did not answer the last ping, pings the others.
- * Call it every ping interval with every open socket.
+ * Call it every ping interval with every open link.
  */
-export function pingAll (sockets: Iterable<WebSocket>): void {
-  for (const socket of sockets) {
-    const link = links.get(socket)
-    if (link === undefined) continue
+export function pingAll (open: Iterable<WsLink>): void {
+  for (const link of open) {
     if (!link.alive) {
-      socket.terminate()
+      link.socket.terminate()
       continue
     }
     link.alive = false
-    socket.ping()
+    link.socket.ping()
   }
 }
 
@@ -87,7 +85,7 @@ export class WsLink extends ConnectionRates implements Link {
   alive = true
   private closing = false
 
-  constructor (private readonly socket: WebSocket, readonly ip: string, readonly context: WsLinkContext) {
+  constructor (readonly socket: WebSocket, readonly ip: string, readonly context: WsLinkContext) {
     super()
   }
 

@@ -54,9 +54,14 @@ const SCHEMA = `
 /** What this store knows of a document's rows: those it may compact away, and the snapshot it saw. */
 interface Seen {
   /** Log rows loaded or appended by this store, ascending. */
-  rows: number[]
+  rows: readonly number[]
   /** The snapshot version last loaded or written (0: none). */
   version: number
+}
+
+/** What a batch being committed knows of a document: its rows as they were before the batch (shared, never written to), and those the batch appended. */
+interface BatchSeen extends Seen {
+  added: number[]
 }
 
 const SQLite = requirePeer<typeof Database>('better-sqlite3', 'SqliteStore')
@@ -70,7 +75,7 @@ const ERASE_RETRY_MS = 1000
 /** Durable document storage in a SQLite file; see the module comment. */
 export class SqliteStore extends BatchedStore {
   private readonly db: Database.Database
-  private readonly commitWrites: (writes: StoreWrite[]) => { info: CommitInfo, seen: Map<DocId, Seen | null> }
+  private readonly commitWrites: (writes: StoreWrite[]) => { info: CommitInfo, seen: Map<DocId, BatchSeen | null> }
   private readonly statements
   /** A document's row and log, read in one transaction (another writer may compact in between otherwise). */
   private readonly readDoc: (docId: DocId) => { row: { snapshot: Uint8Array | null, meta: Uint8Array | null, version: number } | undefined, log: Array<{ seq: number, data: Uint8Array }> }
@@ -110,13 +115,13 @@ export class SqliteStore extends BatchedStore {
     this.commitWrites = this.db.transaction((writes: StoreWrite[]) => {
       const info: CommitInfo = { updates: 0, compactions: 0, bytes: 0, seconds: 0 }
       // What the batch teaches about rows, applied only once it has committed (null: forget the document).
-      const seen = new Map<DocId, Seen | null>()
-      const seenOf = (docId: DocId): Seen => {
+      const seen = new Map<DocId, BatchSeen | null>()
+      const seenOf = (docId: DocId): BatchSeen => {
         let entry = seen.get(docId)
         if (entry === undefined || entry === null) {
           // After a delete in this batch, the document starts afresh.
           const current = entry === null ? undefined : this.seen.get(docId)
-          entry = { rows: [...current?.rows ?? []], version: current?.version ?? 0 }
+          entry = { rows: current?.rows ?? [], version: current?.version ?? 0, added: [] }
           seen.set(docId, entry)
         }
         return entry
@@ -200,7 +205,8 @@ export class SqliteStore extends BatchedStore {
     info.seconds = (performance.now() - started) / 1000
     for (const [docId, entry] of seen) {
       if (entry === null) this.seen.delete(docId)
-      else this.seen.set(docId, entry)
+      // concat: an array of exactly the rows (one grown by push keeps slack, per open document).
+      else this.seen.set(docId, { rows: entry.added.length === 0 ? entry.rows : entry.rows.concat(entry.added), version: entry.version })
     }
     this.options.onCommit?.(info)
   }
@@ -209,12 +215,12 @@ export class SqliteStore extends BatchedStore {
     this.db.close()
   }
 
-  private apply (write: Exclude<StoreWrite, { kind: 'meta' }>, info: CommitInfo, seenOf: (docId: DocId) => Seen): void {
+  private apply (write: Exclude<StoreWrite, { kind: 'meta' }>, info: CommitInfo, seenOf: (docId: DocId) => BatchSeen): void {
     switch (write.kind) {
       case 'append': {
         const seen = seenOf(write.docId)
-        if (seen.rows.length === 0 && seen.version === 0) this.statements.ensureDoc.run(write.docId)
-        seen.rows.push(Number(this.statements.append.run(write.docId, write.data).lastInsertRowid))
+        if (seen.rows.length === 0 && seen.added.length === 0 && seen.version === 0) this.statements.ensureDoc.run(write.docId)
+        seen.added.push(Number(this.statements.append.run(write.docId, write.data).lastInsertRowid))
         info.updates++
         info.bytes += write.data.length
         break
@@ -229,8 +235,9 @@ export class SqliteStore extends BatchedStore {
         // could only leave updates that the snapshot already contains.
         this.statements.setSnapshot.run(write.docId, write.data, seen.version)
         this.options.betweenCompactionSteps?.()
-        this.deleteRows(write.docId, seen.rows)
+        this.deleteRows(write.docId, seen.added.length === 0 ? seen.rows : seen.rows.concat(seen.added))
         seen.rows = []
+        seen.added = []
         info.compactions++
         info.bytes += write.data.length
         break
@@ -243,7 +250,7 @@ export class SqliteStore extends BatchedStore {
   }
 
   /** Deletes `rows` of `docId`'s log: in one statement when no other store's row lies among them. */
-  private deleteRows (docId: DocId, rows: number[]): void {
+  private deleteRows (docId: DocId, rows: readonly number[]): void {
     const last = rows[rows.length - 1]
     if (last === undefined) return
     if (this.statements.rowsUpTo.get(docId, last) === rows.length) {
