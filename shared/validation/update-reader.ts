@@ -12,6 +12,7 @@
  * the position then ends up beyond the update's length, which callers must refuse.
  */
 import * as decoding from 'lib0/decoding'
+import { utf16Length } from './utf8.js'
 
 /** Kinds of struct. */
 export const StructKind = { gc: 0, item: 1, skip: 2 } as const
@@ -31,6 +32,12 @@ const SKIP_INFO = 10
 /** Type references that carry a name: YXmlElement (node name) and YXmlHook (hook name). */
 const NAMED_TYPES = new Set([3, 5])
 const LAST_TYPE_REF = 6
+
+/**
+ * Arrays and objects nested deeper than this in an `any` value are refused: Yjs reads and
+ * writes them recursively, so replicas with a smaller stack than the relay's would fail on them.
+ */
+export const MAX_ANY_DEPTH = 256
 
 const EMPTY = new Uint8Array([0, 0])
 let sharedReader: UpdateReader | null = null
@@ -197,7 +204,7 @@ export class UpdateReader {
         return 1
       case Content.string:
         // Yjs counts UTF-16 code units.
-        return decoding.readVarString(d).length
+        return skipString(d)
       case Content.embed:
         JSON.parse(decoding.readVarString(d))
         return 1
@@ -213,7 +220,7 @@ export class UpdateReader {
       }
       case Content.any: {
         const count = decoding.readVarUint(d)
-        for (let i = 0; i < count; i++) decoding.readAny(d)
+        for (let i = 0; i < count; i++) skipAny(d, 0)
         return count
       }
       case Content.doc: {
@@ -226,5 +233,61 @@ export class UpdateReader {
         // Yjs has no reader for content references 10 to 31 (10 is a Skip only as the whole info byte).
         throw new Error(`unknown content reference ${content}`)
     }
+  }
+}
+
+/** Moves past `length` bytes, which must be there. */
+function skipBytes (d: decoding.Decoder, length: number): void {
+  d.pos += length
+  if (d.pos > d.arr.length) throw new Error('a length runs past the end of the update')
+}
+
+/** Reads a string as lib0 does, without making it; returns its length in UTF-16 code units. */
+function skipString (d: decoding.Decoder): number {
+  const length = decoding.readVarUint(d)
+  const start = d.pos
+  skipBytes(d, length)
+  const units = utf16Length(d.arr, start, d.pos)
+  if (units < 0) throw new Error('a string is not valid UTF-8')
+  return units
+}
+
+/** Reads a value as lib0's `readAny` does (failing where it fails), without making it; `depth`: arrays and objects it is in. */
+function skipAny (d: decoding.Decoder, depth: number): void {
+  const type = decoding.readUint8(d)
+  switch (type) {
+    case 127: // undefined
+    case 126: // null
+    case 121: // false
+    case 120: // true
+      return
+    case 125:
+      decoding.readVarInt(d)
+      return
+    case 124: // float32
+      skipBytes(d, 4)
+      return
+    case 123: // float64
+    case 122: // bigint64
+      skipBytes(d, 8)
+      return
+    case 119:
+      skipString(d)
+      return
+    case 118: // object: keys and values
+    case 117: { // array
+      if (depth >= MAX_ANY_DEPTH) throw new Error(`a value nests arrays and objects more than ${MAX_ANY_DEPTH} deep`)
+      const count = decoding.readVarUint(d)
+      for (let i = 0; i < count; i++) {
+        if (type === 118) skipString(d)
+        skipAny(d, depth + 1)
+      }
+      return
+    }
+    case 116: // Uint8Array
+      skipBytes(d, decoding.readVarUint(d))
+      return
+    default:
+      throw new Error(`unknown value type ${type}`)
   }
 }
