@@ -7,9 +7,9 @@
  * hundred bytes of heap for a two-byte GC struct) and hides where sections begin and end,
  * which validation needs to see.
  *
- * lib0 reads a byte string as a view of the whole buffer, so a length that claims more than
- * is left reads on into the buffer's next bytes (whatever follows the update in its frame):
- * the position then ends up beyond the update's length, which callers must refuse.
+ * A length that claims more than is left throws here (and in lib0 since 0.2.120; earlier
+ * versions read on into whatever followed the update in its buffer). Callers still refuse a
+ * position beyond the update's length.
  */
 import * as decoding from 'lib0/decoding'
 import { utf16Length } from './utf8.js'
@@ -34,10 +34,18 @@ const NAMED_TYPES = new Set([3, 5])
 const LAST_TYPE_REF = 6
 
 /**
- * Arrays and objects nested deeper than this in an `any` value are refused: Yjs reads and
- * writes them recursively, so replicas with a smaller stack than the relay's would fail on them.
+ * Arrays and objects nested deeper than this in a value (`any` content, JSON content, embeds,
+ * formats, subdocument options) are refused: Yjs reads or writes them recursively (JSON
+ * content with `JSON.stringify`), so replicas with a smaller stack than the relay's, or the
+ * relay itself when it merges or compacts, would fail on them.
  */
 export const MAX_ANY_DEPTH = 256
+
+/** Type tags of lib0's `any` encoding that Yjs treats as no value. */
+const ANY_UNDEFINED = 127
+const ANY_NULL = 126
+
+const tooDeep = (): Error => new Error(`a value nests arrays and objects more than ${MAX_ANY_DEPTH} deep`)
 
 const EMPTY = new Uint8Array([0, 0])
 let sharedReader: UpdateReader | null = null
@@ -195,7 +203,7 @@ export class UpdateReader {
         const count = decoding.readVarUint(d)
         for (let i = 0; i < count; i++) {
           const json = decoding.readVarString(d)
-          if (json !== 'undefined') JSON.parse(json)
+          if (json !== 'undefined') parseJson(json)
         }
         return count
       }
@@ -206,11 +214,11 @@ export class UpdateReader {
         // Yjs counts UTF-16 code units.
         return skipString(d)
       case Content.embed:
-        JSON.parse(decoding.readVarString(d))
+        parseJson(decoding.readVarString(d))
         return 1
       case Content.format:
         decoding.readVarString(d)
-        JSON.parse(decoding.readVarString(d))
+        parseJson(decoding.readVarString(d))
         return 1
       case Content.type: {
         const type = decoding.readVarUint(d)
@@ -226,7 +234,9 @@ export class UpdateReader {
       case Content.doc: {
         decoding.readVarString(d)
         // Yjs reads `opts.shouldLoad` of the options it decodes here: null or undefined throws.
-        if (decoding.readAny(d) == null) throw new Error('subdocument without options')
+        const type = d.arr[d.pos]
+        if (type === ANY_NULL || type === ANY_UNDEFINED) throw new Error('subdocument without options')
+        skipAny(d, 0)
         return 1
       }
       default:
@@ -256,8 +266,8 @@ function skipString (d: decoding.Decoder): number {
 function skipAny (d: decoding.Decoder, depth: number): void {
   const type = decoding.readUint8(d)
   switch (type) {
-    case 127: // undefined
-    case 126: // null
+    case ANY_UNDEFINED:
+    case ANY_NULL:
     case 121: // false
     case 120: // true
       return
@@ -276,7 +286,7 @@ function skipAny (d: decoding.Decoder, depth: number): void {
       return
     case 118: // object: keys and values
     case 117: { // array
-      if (depth >= MAX_ANY_DEPTH) throw new Error(`a value nests arrays and objects more than ${MAX_ANY_DEPTH} deep`)
+      if (depth >= MAX_ANY_DEPTH) throw tooDeep()
       const count = decoding.readVarUint(d)
       for (let i = 0; i < count; i++) {
         if (type === 118) skipString(d)
@@ -289,5 +299,21 @@ function skipAny (d: decoding.Decoder, depth: number): void {
       return
     default:
       throw new Error(`unknown value type ${type}`)
+  }
+}
+
+/** Parses JSON as Yjs does (it throws where Yjs throws), refusing values nested deeper than {@link MAX_ANY_DEPTH}. */
+function parseJson (json: string): void {
+  JSON.parse(json)
+  // Deeper nesting needs at least one opening bracket per level.
+  if (json.length <= 2 * MAX_ANY_DEPTH) return
+  let depth = 0
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i)
+    if (c === 0x22) { // a string: skip to its closing quote (it is valid JSON, so there is one)
+      for (i++; json.charCodeAt(i) !== 0x22; i++) if (json.charCodeAt(i) === 0x5c) i++
+    } else if (c === 0x5b || c === 0x7b) { // [ {
+      if (++depth > MAX_ANY_DEPTH) throw tooDeep()
+    } else if (c === 0x5d || c === 0x7d) depth-- // ] }
   }
 }

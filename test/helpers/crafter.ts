@@ -71,7 +71,7 @@ export class Crafter {
 
   next (): Crafted {
     const item = (struct: CraftedStruct): CraftedSection => ({ client: this.fresh(), clock: 0, structs: [struct] })
-    switch (this.random.int(12)) {
+    switch (this.random.int(13)) {
       case 0: { // Sections in ascending client order, stored normalised.
         const clients = [this.fresh(), this.fresh(), this.fresh()]
         return { kind: 'ascending sections', update: craftUpdate(clients.map(client => ({ client, clock: 0, structs: [{ parent: 't', text: 'abc'.slice(this.random.int(3)) || 'a' }] }))), expected: 'stored' }
@@ -111,6 +111,11 @@ export class Crafter {
       }
       case 8: // Deletions of ids nobody has yet: they wait, everywhere.
         return { kind: 'deletes future ids', update: craftUpdate([], [[this.fresh(), [[this.random.int(10), 1 + this.random.int(5)]]]]), expected: 'stored' }
+      case 9: { // A value nested deeper than every replica's stack can read and write back.
+        let value: unknown = this.random.int(10)
+        for (let depth = 257 + this.random.int(200); depth > 0; depth--) value = this.random.next() < 0.5 ? [value] : { k: value }
+        return { kind: 'nested too deep', update: craftUpdate([item({ parent: 'a', any: [value] })]), expected: 4400 }
+      }
       default:
         return this.honest()
     }
