@@ -33,8 +33,12 @@ function onSocketMessage (this: WebSocket, data: RawData, isBinary: boolean): vo
 function onSocketClose (this: WebSocket, code: number, reason: Buffer): void {
   const link = links.get(this)
   if (link === undefined) return
-  link.onClose(code, reason.toString())
-  link.context.closed(link, code)
+  try {
+    link.onClose(code, reason.toString())
+  } finally {
+    // The listener forgets the link even if its handler threw.
+    link.context.closed(link, code)
+  }
 }
 
 function onSocketPong (this: WebSocket): void {
