@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { parseDocId } from '../shared/wire/doc-id.js'
-import { encodeSyncUpdate } from '../shared/wire/y-messages.js'
+import * as encoding from 'lib0/encoding'
+import { encodeAwarenessMessage, encodeSyncUpdate } from '../shared/wire/y-messages.js'
 import { SqliteStore } from '../shared/storage/sqlite-store.js'
 import { startRelay, type Relay } from '../server/relay.js'
 import { once } from './helpers/events.js'
@@ -64,6 +65,17 @@ function malformedUpdate (): Uint8Array {
   return encodeSyncUpdate(update.slice(0, update.length - 2))
 }
 
+/** Presence whose state nests 1,000 arrays: y-protocols clients re-encode states with JSON.stringify, which recurses. */
+function deepAwareness (): Uint8Array {
+  const json = '['.repeat(1000) + ']'.repeat(1000)
+  return encodeAwarenessMessage(encoding.encode(encoder => {
+    encoding.writeVarUint(encoder, 1)
+    encoding.writeVarUint(encoder, 77)
+    encoding.writeVarUint(encoder, 1)
+    encoding.writeVarString(encoder, json)
+  }))
+}
+
 describe('hostile frames', () => {
   it.each<[string, Uint8Array | string, number, RegExp]>([
     ['a text frame', 'hello', 1003, /text frames/],
@@ -73,6 +85,7 @@ describe('hostile frames', () => {
     ['a malformed update', malformedUpdate(), 4400, /malformed Yjs update/],
     ['a malformed state vector', new Uint8Array([0, 0, 3, 5, 1, 1]), 4400, /state vector/],
     ['a malformed awareness update', new Uint8Array([1, 3, 1, 1, 1]), 4400, /./],
+    ['an awareness state nested too deep', deepAwareness(), 4400, /nests arrays and objects more than 256 deep/],
     // ws closes with the standard 1009 (message too big) and no reason text.
     ['an oversize frame', new Uint8Array(MAX_FRAME + 1), 1009, /^$/]
   ])('closes the connection on %s, keeps the stored state and the other clients', async (_name, frame, code, reason) => {

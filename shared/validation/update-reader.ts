@@ -12,6 +12,7 @@
  * position beyond the update's length.
  */
 import * as decoding from 'lib0/decoding'
+import { MAX_NESTING, nestsTooDeep, tooDeep } from './nesting.js'
 import { utf16Length } from './utf8.js'
 
 /** Kinds of struct. */
@@ -33,19 +34,9 @@ const SKIP_INFO = 10
 const NAMED_TYPES = new Set([3, 5])
 const LAST_TYPE_REF = 6
 
-/**
- * Arrays and objects nested deeper than this in a value (`any` content, JSON content, embeds,
- * formats, subdocument options) are refused: Yjs reads or writes them recursively (JSON
- * content with `JSON.stringify`), so replicas with a smaller stack than the relay's, or the
- * relay itself when it merges or compacts, would fail on them.
- */
-export const MAX_ANY_DEPTH = 256
-
 /** Type tags of lib0's `any` encoding that Yjs treats as no value. */
 const ANY_UNDEFINED = 127
 const ANY_NULL = 126
-
-const tooDeep = (): Error => new Error(`a value nests arrays and objects more than ${MAX_ANY_DEPTH} deep`)
 
 const EMPTY = new Uint8Array([0, 0])
 let sharedReader: UpdateReader | null = null
@@ -286,7 +277,7 @@ function skipAny (d: decoding.Decoder, depth: number): void {
       return
     case 118: // object: keys and values
     case 117: { // array
-      if (depth >= MAX_ANY_DEPTH) throw tooDeep()
+      if (depth >= MAX_NESTING) throw new Error(tooDeep('a value'))
       const count = decoding.readVarUint(d)
       for (let i = 0; i < count; i++) {
         if (type === 118) skipString(d)
@@ -302,18 +293,8 @@ function skipAny (d: decoding.Decoder, depth: number): void {
   }
 }
 
-/** Parses JSON as Yjs does (it throws where Yjs throws), refusing values nested deeper than {@link MAX_ANY_DEPTH}. */
+/** Parses JSON as Yjs does (it throws where Yjs throws), refusing values nested deeper than {@link MAX_NESTING}. */
 function parseJson (json: string): void {
   JSON.parse(json)
-  // Deeper nesting needs at least one opening bracket per level.
-  if (json.length <= 2 * MAX_ANY_DEPTH) return
-  let depth = 0
-  for (let i = 0; i < json.length; i++) {
-    const c = json.charCodeAt(i)
-    if (c === 0x22) { // a string: skip to its closing quote (it is valid JSON, so there is one)
-      for (i++; json.charCodeAt(i) !== 0x22; i++) if (json.charCodeAt(i) === 0x5c) i++
-    } else if (c === 0x5b || c === 0x7b) { // [ {
-      if (++depth > MAX_ANY_DEPTH) throw tooDeep()
-    } else if (c === 0x5d || c === 0x7d) depth-- // ] }
-  }
+  if (nestsTooDeep(json)) throw new Error(tooDeep('a value'))
 }

@@ -8,6 +8,7 @@ import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import { decodeExactly, readString, readVarUint } from '../wire/bytes.js'
 import { ProtocolError } from '../errors.js'
+import { nestsTooDeep, tooDeep } from './nesting.js'
 import { inspectUpdate } from './update-shape.js'
 
 /**
@@ -60,6 +61,7 @@ function readAwarenessEntries (decoder: decoding.Decoder, length: number): Aware
     } catch {
       throw new ProtocolError('awareness state is not valid JSON')
     }
+    if (nestsTooDeep(json)) throw new ProtocolError(tooDeep('an awareness state'))
     entries.push({ clientId, clock, state })
   }
   return entries
