@@ -16,7 +16,7 @@ export function nestsTooDeep (json: string): boolean {
   for (let i = 0; i < json.length; i++) {
     const c = json.charCodeAt(i)
     if (c === 0x22) { // a string: skip to its closing quote, past escaped characters
-      for (i++; json.charCodeAt(i) !== 0x22; i++) if (json.charCodeAt(i) === 0x5c) i++
+      for (i++; i < json.length && json.charCodeAt(i) !== 0x22; i++) if (json.charCodeAt(i) === 0x5c) i++
     } else if (c === 0x5b || c === 0x7b) { // [ {
       if (++depth > MAX_NESTING) return true
     } else if (c === 0x5d || c === 0x7d) depth-- // ] }
