@@ -161,7 +161,7 @@ export async function coldLoad (kind: ServerKind, dataDir: string): Promise<Figu
  * Scenario 4 (PetalDB only): acknowledged updates per second with many writers over the
  * native protocol, ack latency, and the raw fdatasync rate of the same disk.
  */
-export async function durableWrites (server: BenchServer, dataDir: string, writers = 32, inFlight = 32, updatesPerWriter = 1000, docPrefix = 'durable'): Promise<Figures> {
+export async function durableWrites (server: BenchServer, dataDir: string, docPrefix = 'durable', writers = 32, inFlight = 32, updatesPerWriter = 1000): Promise<Figures> {
   const latencies: number[] = []
   // Every writer connects, syncs and encodes its messages first: the clock measures the writes only.
   const writing = Array.from({ length: writers }, async (_, w) => {

@@ -64,6 +64,9 @@ interface BatchSeen extends Seen {
   added: number[]
 }
 
+/** Every row a batch's entry knows of, in order (the shared array itself when the batch appended none). */
+const rowsOf = ({ rows, added }: BatchSeen): readonly number[] => added.length === 0 ? rows : rows.concat(added)
+
 const SQLite = requirePeer<typeof Database>('better-sqlite3', 'SqliteStore')
 
 /** better-sqlite3's default wait for a lock another connection holds. */
@@ -205,8 +208,8 @@ export class SqliteStore extends BatchedStore {
     info.seconds = (performance.now() - started) / 1000
     for (const [docId, entry] of seen) {
       if (entry === null) this.seen.delete(docId)
-      // concat: an array of exactly the rows (one grown by push keeps slack, per open document).
-      else this.seen.set(docId, { rows: entry.added.length === 0 ? entry.rows : entry.rows.concat(entry.added), version: entry.version })
+      // concat (in rowsOf): an array of exactly the rows (one grown by push keeps slack, per open document).
+      else this.seen.set(docId, { rows: rowsOf(entry), version: entry.version })
     }
     this.options.onCommit?.(info)
   }
@@ -235,7 +238,7 @@ export class SqliteStore extends BatchedStore {
         // could only leave updates that the snapshot already contains.
         this.statements.setSnapshot.run(write.docId, write.data, seen.version)
         this.options.betweenCompactionSteps?.()
-        this.deleteRows(write.docId, seen.added.length === 0 ? seen.rows : seen.rows.concat(seen.added))
+        this.deleteRows(write.docId, rowsOf(seen))
         seen.rows = []
         seen.added = []
         info.compactions++

@@ -262,7 +262,7 @@ function skipAny (d: decoding.Decoder, depth: number): void {
     case 121: // false
     case 120: // true
       return
-    case 125:
+    case 125: // integer
       decoding.readVarInt(d)
       return
     case 124: // float32
@@ -272,7 +272,7 @@ function skipAny (d: decoding.Decoder, depth: number): void {
     case 122: // bigint64
       skipBytes(d, 8)
       return
-    case 119:
+    case 119: // string
       skipString(d)
       return
     case 118: // object: keys and values
