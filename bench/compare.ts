@@ -3,6 +3,7 @@
  * figures. The driver (run.ts) repeats them, interleaving servers, and computes medians and
  * ratios.
  */
+import { randomUUID } from 'node:crypto'
 import { openSync, writeSync, fdatasyncSync, closeSync, rmSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -185,7 +186,7 @@ export async function durableWrites (server: BenchServer, dataDir: string, docPr
       acked = message.seq
       wake?.()
     }
-    link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: '', durable: false }, token: '' }))
+    link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: randomUUID(), durable: false }, token: '' }))
     link.send(encodeNativeMessage({ type: 'open', docId, stateVector: new Uint8Array([0]) }))
     await ready
     return async (): Promise<void> => {

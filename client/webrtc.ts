@@ -190,6 +190,6 @@ export class WebRtcPeers {
   }
 
   private signal (relay: PeerConnection, docId: DocId, peerId: string, signal: Signal): void {
-    if (!relay.closed) relay.send({ type: 'signal', docId, peerId, writable: false, payload: encoder.encode(JSON.stringify(signal)) })
+    if (!relay.closed) relay.send({ type: 'signal', docId, peerId, writable: false, user: '', payload: encoder.encode(JSON.stringify(signal)) })
   }
 }

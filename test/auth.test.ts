@@ -4,6 +4,7 @@
  * access, expiry, refresh and awareness ownership. Every refusal leaves the stored state
  * unchanged.
  */
+import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -72,7 +73,7 @@ async function native (token: string, messages: NativeMessage[] = []): Promise<N
     events.emit('message')
   }
   const closed = new Promise<{ code: number, reason: string }>(resolve => { link.onClose = (code, reason) => resolve({ code, reason }) })
-  link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: '', durable: false }, token }))
+  link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: randomUUID(), durable: false }, token }))
   for (const message of messages) link.send(encodeNativeMessage(message))
   return {
     received,

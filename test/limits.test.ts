@@ -2,6 +2,7 @@
  * One test per relay limit: the offending connection is closed with the documented code,
  * the stored state is unchanged, and other connections keep working.
  */
+import { randomUUID } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -63,7 +64,7 @@ describe('relay limits', () => {
     await relayWith({ maxDocsPerConnection: 2 })
     const link = await connectWebSocket(relay!.url, WebSocket as unknown as WebSocketConstructor)
     const closed = new Promise<{ code: number, reason: string }>(resolve => { link.onClose = (code, reason) => resolve({ code, reason }) })
-    link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: '', durable: false }, token: '' }))
+    link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: randomUUID(), durable: false }, token: '' }))
     for (const id of ['a', 'b', 'c']) link.send(encodeNativeMessage({ type: 'open', docId: parseDocId(id), stateVector: new Uint8Array([0]) }))
     expect(await closed).toEqual({ code: 1008, reason: 'more than 2 documents open on one connection' })
     await stillServing()

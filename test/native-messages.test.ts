@@ -21,7 +21,7 @@ describe('native protocol codec', () => {
     { type: 'cluster', map: { copies: 3, members: [{ id: 'r1', url: 'ws://a' }, { id: 'r2', url: 'ws://b' }] } },
     { type: 'redirect', docId, relayId: 'r3', url: 'ws://c' },
     { type: 'auth', token: 'eyJ...' },
-    { type: 'signal', docId, peerId: 'replica-7', writable: true, payload: bytes }
+    { type: 'signal', docId, peerId: 'replica-7', writable: true, user: 'alice', payload: bytes }
   ])('round-trips $type', message => {
     expect(decodeNativeMessage(encodeNativeMessage(message))).toEqual(message)
   })

@@ -1,5 +1,5 @@
 /**
- * Serves one native (`petaldb.v2`) connection accepted by a relay (the common part is
+ * Serves one native (`petaldb.v3`) connection accepted by a relay (the common part is
  * `shared/listen/native-accept.ts`): a client's documents come from the registry, in a
  * cluster after the cluster map and, for documents this relay is no home of, a redirect;
  * another relay's connection is a relay link. A client's updates are acknowledged once
@@ -99,7 +99,7 @@ function relaySignal (registry: DocumentRegistry, message: Extract<NativeMessage
   const own = from.session(message.docId)
   const doc = registry.peek(message.docId)
   if (own === null || doc === null) return
-  const frame = encodeNativeMessage({ type: 'signal', docId: message.docId, peerId: from.peer!.peerId, writable, payload: message.payload })
+  const frame = encodeNativeMessage({ type: 'signal', docId: message.docId, peerId: from.peer!.peerId, writable, user: '', payload: message.payload })
   for (const session of doc.peers) {
     if (session === own || session.peer.durable || session.options.framing !== nativeFraming) continue
     if (message.peerId === '' || session.peer.peerId === message.peerId) session.options.send(frame)

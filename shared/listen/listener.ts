@@ -3,7 +3,7 @@
  * listens for peers: an HTTP(S) server whose upgrades are checked (browser origin, and for
  * stock y-websocket clients the document id and token) and limited (connections per
  * address, frame size, rates, slow readers), kept alive with pings, and handed over as
- * Links: native (`petaldb.v2`) ones to `onNative`, stock ones with their admission to `onStock`.
+ * Links: native (`petaldb.v3`) ones to `onNative`, stock ones with their admission to `onStock`.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'

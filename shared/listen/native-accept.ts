@@ -1,5 +1,5 @@
 /**
- * The accepting side of a native (`petaldb.v2`) connection, the same on a relay and on a
+ * The accepting side of a native (`petaldb.v3`) connection, the same on a relay and on a
  * replica that listens for peers. A client's HELLO carries its token; then every message
  * is authorized against it (open needs read access, an update write access: a refused
  * write closes only that document), the client can refresh it with AUTH without dropping

@@ -1,5 +1,5 @@
 /**
- * One native-protocol link to a peer (`petaldb.v2`), carrying any number of documents.
+ * One native-protocol link to a peer (`petaldb.v3`), carrying any number of documents.
  * The dialer says HELLO (who it is, whether it is durable, its token); the acceptor admits
  * it and answers WELCOME with the same about itself. From then on the link is symmetric:
  * either side opens documents (a {@link SyncSession} each, in both roles) and the

@@ -35,7 +35,7 @@ export interface Framing {
   encode(docId: DocId, message: SessionOutput): Uint8Array | null
 }
 
-/** The native protocol's framing (`petaldb.v2`). */
+/** The native protocol's framing (`petaldb.v3`). */
 export const nativeFraming: Framing = {
   acknowledges: true,
   encode: (docId, message) => encodeNativeMessage({ ...message, docId })

@@ -25,6 +25,12 @@ export const CloseCode = {
   /** A peer declines a document it does not have open (a document refusal, not a connection close). */
   notOpenHere: 4404,
   /**
+   * Another live connection holds the peer id this HELLO claims: a relay binds each id to one
+   * connection at a time, since signaling is addressed by it. Retry later (the other may be a
+   * dead socket that the relay's keep-alive has not dropped yet).
+   */
+  peerIdInUse: 4409,
+  /**
    * The document was deleted on the relay (`DELETE /v1/docs/<id>`): its connections are
    * closed (stock clients) or the document refused (native ones), and it stays deleted: a
    * replica that gets this removes its local copy instead of uploading it again.

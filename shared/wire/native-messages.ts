@@ -1,5 +1,5 @@
 /**
- * Codec for PetalDB's native protocol (WebSocket subprotocol `petaldb.v1`); the byte
+ * Codec for PetalDB's native protocol (WebSocket subprotocol `petaldb.v3`); the byte
  * grammar is in PROTOCOL.md beside this file. One message per frame; many documents
  * share one connection, each message naming its document. A Yjs payload is always the
  * last field, so that it ends where the frame ends.
@@ -15,10 +15,10 @@ import { ProtocolError } from '../errors.js'
  * The WebSocket subprotocol name, which carries the protocol version. Every native link
  * speaks it: replica to relay, relay to relay, replica to replica.
  */
-export const NATIVE_SUBPROTOCOL = 'petaldb.v2'
+export const NATIVE_SUBPROTOCOL = 'petaldb.v3'
 
 /** Protocol version sent in HELLO and WELCOME. */
-export const NATIVE_PROTOCOL_VERSION = 2
+export const NATIVE_PROTOCOL_VERSION = 3
 
 /** What a peer says about itself in HELLO and WELCOME. */
 export interface PeerInfo {
@@ -64,10 +64,11 @@ export type NativeMessage =
   | { type: 'auth', token: string }
   /**
    * WebRTC signaling, relayed: from a client, `peerId` is the receiver ('' for every other
-   * client of the document); from a relay, it is the sender, and `writable` says whether
-   * the sender may write the document.
+   * client of the document) and `writable` and `user` are ignored; from a relay, `peerId` is
+   * the sender's id as the relay bound it to the sender's connection, `writable` says whether
+   * the sender may write the document, and `user` is its token's subject ('' for none).
    */
-  | { type: 'signal', docId: DocId, peerId: string, writable: boolean, payload: Uint8Array }
+  | { type: 'signal', docId: DocId, peerId: string, writable: boolean, user: string, payload: Uint8Array }
 
 function readDocId (decoder: decoding.Decoder): DocId {
   const id = readString(decoder)
@@ -109,16 +110,37 @@ function readMessage (decoder: decoding.Decoder): NativeMessage {
     case NativeType.auth:
       return { type: 'auth', token: readString(decoder) }
     case NativeType.signal:
-      return { type: 'signal', docId: readDocId(decoder), peerId: readString(decoder), writable: (readVarUint(decoder) & WRITABLE_FLAG) !== 0, payload: readBytes(decoder) }
+      return { type: 'signal', docId: readDocId(decoder), peerId: readSignalPeer(decoder), writable: (readVarUint(decoder) & WRITABLE_FLAG) !== 0, user: readString(decoder), payload: readBytes(decoder) }
     default:
       throw new ProtocolError(`unknown message type ${tag}`)
   }
 }
 
+/** Characters a peer id may have at most. */
+export const MAX_PEER_ID_LENGTH = 128
+
+/** Why `peerId` cannot name a peer (null if it can): it is 1 to {@link MAX_PEER_ID_LENGTH} characters, none a control character. */
+export function peerIdProblem (peerId: string): string | null {
+  if (peerId.length === 0 || peerId.length > MAX_PEER_ID_LENGTH) return `a peer id has 1 to ${MAX_PEER_ID_LENGTH} characters`
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(peerId)) return 'a peer id has no control characters'
+  return null
+}
+
 function readPeer (decoder: decoding.Decoder): PeerInfo {
   const peerId = readString(decoder)
+  const problem = peerIdProblem(peerId)
+  if (problem !== null) throw new ProtocolError(problem)
   const flags = readVarUint(decoder)
   return { peerId, durable: (flags & DURABLE_FLAG) !== 0 }
+}
+
+/** A signal's peer id: '' (every client of the document) or a peer id. */
+function readSignalPeer (decoder: decoding.Decoder): string {
+  const peerId = readString(decoder)
+  const problem = peerId === '' ? null : peerIdProblem(peerId)
+  if (problem !== null) throw new ProtocolError(problem)
+  return peerId
 }
 
 function writePeer (encoder: encoding.Encoder, peer: PeerInfo): void {
@@ -215,6 +237,7 @@ export function encodeNativeMessage (message: NativeMessage): Uint8Array {
         encoding.writeVarString(encoder, message.docId)
         encoding.writeVarString(encoder, message.peerId)
         encoding.writeVarUint(encoder, message.writable ? WRITABLE_FLAG : 0)
+        encoding.writeVarString(encoder, message.user)
         encoding.writeVarUint8Array(encoder, message.payload)
         break
     }
