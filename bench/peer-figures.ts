@@ -39,7 +39,7 @@ async function pingPong (from: Y.Doc, to: Y.Doc, trips: number): Promise<number[
 export function nodePeerLatency (): Promise<Record<string, number | string>> {
   return withTempDir(async dir => {
     const a = new Replica({ store: new SqliteStore(join(dir, 'a.db')) })
-    const server = await listenForPeers(a)
+    const server = await listenForPeers(a, { open: true })
     const b = new Replica({ store: new SqliteStore(join(dir, 'b.db')), peers: [server.url] })
     const [docA, docB] = await Promise.all([a.open('latency/p2p'), b.open('latency/p2p')])
     const p2p = await pingPong(docB, docA, ROUND_TRIPS)
@@ -70,7 +70,7 @@ export function chainConvergence (): Promise<Record<string, number | string>> {
     for (let i = 0; i < 5; i++) {
       const replica = new Replica({ store: new SqliteStore(join(dir, `chain-${i}.db`)), peers: servers.length === 0 ? [] : [servers[servers.length - 1]!.url] })
       replicas.push(replica)
-      servers.push(await listenForPeers(replica))
+      servers.push(await listenForPeers(replica, { open: true }))
     }
     const docs = await Promise.all(replicas.map(r => r.open('chain/trace')))
     const ends = [docs[0]!, docs[4]!]

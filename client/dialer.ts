@@ -15,8 +15,22 @@ import { LinkGroup } from './link-group.js'
 import { ProtocolError } from '../shared/errors.js'
 import type { LocalDoc } from './local-doc.js'
 
-/** Connection state of one URL. */
-export type LinkStatus = 'connecting' | 'online' | 'offline'
+/**
+ * Connection state of one URL: `refused` once it closed the connection as unauthorized
+ * (4401: no token, or an invalid or expired one), until a new token is set.
+ */
+export type LinkStatus = 'connecting' | 'online' | 'offline' | 'refused'
+
+/**
+ * How long a link must have been online for its close to reset the backoff: a link that the
+ * other side closes right after its welcome (a relay refusing what the handshake sends) must
+ * not be redialed at once, for ever.
+ */
+const STABLE_LINK_MS = 5_000
+
+/** After a 4401, with a token function (which may give a new token): first retry at once, then after this, doubling. */
+const REFUSED_RETRY_MIN_MS = 60_000
+const REFUSED_RETRY_MAX_MS = 10 * 60_000
 
 /** Options of {@link Dialer}. */
 export interface DialerOptions {
@@ -26,8 +40,17 @@ export interface DialerOptions {
   connect: (url: string) => Promise<Link>
   /** This replica, as told to the other side. */
   self: PeerInfo
+  /** Whether the URLs are relays this replica chose (see `LinkGroupOptions.relays`). */
+  relays?: boolean
   /** Reports each status change of a URL. */
   onStatus: (url: string, status: LinkStatus) => void
+  /** The other side refused the connection as unauthorized (4401): the dialer waits for {@link Dialer.refreshToken}. */
+  onRefused?: (url: string, code: number, reason: string) => void
+  /**
+   * Whether asking for the token again may give another (a token function): after a 4401 the
+   * dialer then tries once more at once, and then every few minutes, besides on a new token.
+   */
+  tokenRenews?: boolean
   /** A relay sent its cluster map. */
   onCluster?: (map: ClusterMap) => void
   /** A relay sent a document elsewhere. */
@@ -53,14 +76,19 @@ export class Dialer {
   private currentStatus: LinkStatus = 'connecting'
   private closed = false
   private wake: (() => void) | null = null
-  /** Failed attempts since the last link that got online (the backoff grows with them). */
+  /** Failed attempts since the last link that stayed online (the backoff grows with them). */
   private failures = 0
+  /** Connections refused as unauthorized in a row. */
+  private refusals = 0
+  /** Wakes a dialer that waits for a new token. */
+  private tokenSet: (() => void) | null = null
   private readonly running: Promise<void>
 
   constructor (private readonly options: DialerOptions) {
     this.group = new LinkGroup({
       self: options.self,
       ...(options.token === undefined ? {} : { token: options.token }),
+      ...(options.relays === undefined ? {} : { relays: options.relays }),
       ...(options.onOpen === undefined ? {} : { onOpen: options.onOpen }),
       onControl: (message, connection) => {
         if (message.type === 'cluster') return options.onCluster?.(message.map)
@@ -98,9 +126,10 @@ export class Dialer {
     this.group.detach(docId)
   }
 
-  /** Sends a fresh token on the current link (the relay keeps the open documents). */
+  /** Sends a fresh token on the current link (the relay keeps the open documents), or dials again with it if the last one was refused. */
   refreshToken (token: string): void {
     this.connection?.send({ type: 'auth', token })
+    this.tokenSet?.()
   }
 
   /**
@@ -119,6 +148,7 @@ export class Dialer {
   async close (): Promise<void> {
     this.closed = true
     this.wake?.()
+    this.tokenSet?.()
     this.group.close(CloseCode.normal, 'replica closing')
     await this.running
   }
@@ -142,29 +172,58 @@ export class Dialer {
         link.close(CloseCode.normal, 'replica closing')
         break
       }
-      const wasOnline = await this.serve(url, link)
+      const ended = await this.serve(url, link)
+      if (ended.code === CloseCode.unauthorized && !this.closed) {
+        await this.refused(url, ended.code, ended.reason)
+        continue
+      }
       this.setStatus(url, 'offline')
-      if (wasOnline) this.failures = 0
+      if (ended.onlineMs >= STABLE_LINK_MS) this.failures = 0
       await this.pause(this.failures++)
     }
   }
 
-  /** Runs the protocol on `link` until it closes; resolves whether it ever got online. */
-  private serve (url: string, link: Link): Promise<boolean> {
+  /** Runs the protocol on `link` until it closes; resolves how it closed and how long it was online. */
+  private serve (url: string, link: Link): Promise<{ code: number, reason: string, onlineMs: number }> {
     return new Promise(resolve => {
-      let welcomed = false
+      let welcomedAt: number | null = null
       const connection = this.group.run(link, 'dial', {
         onReady: () => {
-          welcomed = true
+          welcomedAt = Date.now()
+          this.refusals = 0
           this.setStatus(url, 'online')
         },
-        onClose: () => {
+        onClose: (code, reason) => {
           if (this.current === connection) this.current = null
-          resolve(welcomed)
+          resolve({ code, reason, onlineMs: welcomedAt === null ? 0 : Date.now() - welcomedAt })
         }
       })
       this.current = connection
     })
+  }
+
+  /**
+   * The other side refused this replica's token: every attached document shows it, the owner
+   * is told once, and no link is dialed again until a new token is set (or, with a token
+   * function, once at once and then every few minutes): redialing with the same token only
+   * gets the same answer.
+   */
+  private async refused (url: string, code: number, reason: string): Promise<void> {
+    this.setStatus(url, 'refused')
+    for (const doc of this.group.attached) doc.linkRefused({ code, reason })
+    this.options.onRefused?.(url, code, reason)
+    const attempt = this.refusals++
+    const retryMs = this.options.tokenRenews !== true ? null : attempt === 0 ? 0 : Math.min(REFUSED_RETRY_MAX_MS, REFUSED_RETRY_MIN_MS * 2 ** (attempt - 1))
+    await new Promise<void>(resolve => {
+      const timer = retryMs === null ? undefined : setTimeout(() => done(), retryMs)
+      const done = (): void => {
+        clearTimeout(timer)
+        this.tokenSet = null
+        resolve()
+      }
+      this.tokenSet = done
+    })
+    this.failures = 0
   }
 
   private setStatus (url: string, status: LinkStatus): void {

@@ -6,7 +6,7 @@
 import { ObservableV2 } from 'lib0/observable'
 import type { Awareness } from 'y-protocols/awareness'
 import type * as Y from 'yjs'
-import type { LocalDoc, SessionStatus } from './local-doc.js'
+import type { LocalDoc, Refusal, SessionStatus } from './local-doc.js'
 
 /**
  * Where a document stands, from loading to durable:
@@ -16,11 +16,15 @@ import type { LocalDoc, SessionStatus } from './local-doc.js'
  *   in sync with it to acknowledge them yet;
  * - `synced`: a relay is in sync with it, and local changes await its acknowledgement;
  * - `durable`: a relay is in sync with it and has acknowledged every local change;
+ * - `refused`: its relay refused it (see {@link DocHandle.refusal} for the code and reason):
+ *   a token that does not allow it or a write to it (4403), no valid token at all (4401),
+ *   or an update the relay will never take (4400: the document no longer syncs until it is
+ *   opened anew; delete the local copy to start again from the relay's). Until it syncs again;
  * - `failed`: it cannot be opened (an invalid id, or stored data that does not load);
  * - `deleted`: a relay said it was deleted (`DELETE /v1/docs/<id>`): the local copy is
  *   removed and the document closed; changes to its Y.Doc are no longer stored or sent.
  */
-export type DocStatus = 'loading' | 'offline' | 'saved' | 'synced' | 'durable' | 'failed' | 'deleted'
+export type DocStatus = 'loading' | 'offline' | 'saved' | 'synced' | 'durable' | 'refused' | 'failed' | 'deleted'
 
 /** Events of a {@link DocHandle}. */
 export interface DocHandleEvents {
@@ -84,6 +88,11 @@ export class DocHandle extends ObservableV2<DocHandleEvents> {
     return this.local?.pending ?? 0
   }
 
+  /** Why the relay refused the document (status `refused`), until it syncs again; null if it did not. */
+  get refusal (): Refusal | null {
+    return this.local?.refusal ?? null
+  }
+
   /** The relays and peers the document syncs with now, and how each stands. */
   get peers (): SessionStatus[] {
     return this.local?.status ?? []
@@ -141,6 +150,7 @@ export class DocHandle extends ObservableV2<DocHandleEvents> {
     if (this.wasDeleted) return 'deleted'
     if (this.failure !== null || local === null) return 'failed'
     if (!local.isLoaded) return 'loading'
+    if (local.refusal !== null) return 'refused'
     if (local.inSyncWithRelay) return local.pending === 0 && !local.unsaved ? 'durable' : 'synced'
     return local.pending > 0 ? 'saved' : 'offline'
   }

@@ -16,6 +16,12 @@ import type { LocalDoc } from './local-doc.js'
 export interface LinkGroupOptions {
   /** This replica, as told to the other side. */
   self: PeerInfo
+  /**
+   * Whether the group's links lead to relays this replica chose (its `relays`, or members a
+   * relay's cluster map names): only then may the other side be durable, and only then does
+   * a refusal from it count as the relay's (see `LocalDoc.refused`).
+   */
+  relays?: boolean
   /** The token presented when this side dials ('' for none). */
   token?: () => string | Promise<string>
   /** A control message (cluster map, redirect, signal). Default: a protocol error. */
@@ -35,6 +41,10 @@ export type Access = 'read' | 'write' | null
 export interface ConnectionHandlers {
   /** What the other side may do with each document; default: anything with attached ones. */
   access?: (docId: DocId) => Access
+  /** The peer id the other side must give (a WebRTC peer's, as its relay vouched for it). */
+  expectedPeerId?: string
+  /** The other side's user as its relay vouched for it, stamped as `sub` on the presence it sets. */
+  user?: string
   onReady?: (connection: PeerConnection) => void
   onClose?: (code: number, reason: string) => void
 }
@@ -65,9 +75,9 @@ export class LinkGroup {
     for (const connection of this.ready) this.open(connection, doc)
   }
 
-  /** Opens `doc` on `connection` if its other side may have it. */
+  /** Opens `doc` on `connection` if its other side may have it (and it is not quarantined: see `LocalDoc.quarantined`). */
   open (connection: PeerConnection, doc: LocalDoc): void {
-    if (this.access.get(connection)?.(doc.docId) === null || connection.session(doc.docId)?.opener === true) return
+    if (doc.quarantined || this.access.get(connection)?.(doc.docId) === null || connection.session(doc.docId)?.opener === true) return
     connection.open(doc)
     this.options.onOpen?.(doc.docId, connection)
   }
@@ -85,16 +95,18 @@ export class LinkGroup {
 
   /** Runs the native protocol on `link`, dialing (this side says HELLO) or accepting. */
   run (link: Link, role: 'dial' | 'accept', handlers: ConnectionHandlers = {}): PeerConnection {
+    const { access, user } = handlers
     const connection: PeerConnection = new PeerConnection(link, {
       self: this.options.self,
-      ...(role === 'dial' ? { token: () => this.options.token?.() ?? '' } : {}),
+      ...(role === 'dial' ? { token: () => this.options.token?.() ?? '', dialsRelay: this.options.relays === true } : {}),
+      ...(handlers.expectedPeerId === undefined ? {} : { expectedPeerId: handlers.expectedPeerId }),
       serve: docId => {
-        const doc = handlers.access?.(docId) === null ? undefined : this.docs.get(docId)
-        if (doc !== undefined) return { host: doc }
+        const doc = access?.(docId) === null ? undefined : this.docs.get(docId)
+        if (doc !== undefined && !doc.quarantined) return { host: doc }
         connection.refuse(docId, CloseCode.notOpenHere, `${docId} is not open here`)
         return null
       },
-      ...(handlers.access === undefined ? {} : { session: docId => ({ mayWrite: () => handlers.access!(docId) === 'write' }) }),
+      ...(access === undefined && user === undefined ? {} : { session: docId => ({ ...(access === undefined ? {} : { mayWrite: () => access(docId) === 'write' }), ...(user === undefined ? {} : { user }) }) }),
       onReady: () => {
         for (const doc of this.docs.values()) this.open(connection, doc)
         handlers.onReady?.(connection)
@@ -116,7 +128,7 @@ export class LinkGroup {
       }
     })
     this.connections.add(connection)
-    if (handlers.access !== undefined) this.access.set(connection, handlers.access)
+    if (access !== undefined) this.access.set(connection, access)
     return connection
   }
 

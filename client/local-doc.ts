@@ -19,7 +19,7 @@ import { decodeCounters, pendingOf, updateCounters, type Counters, type WriterCo
 import { SessionSet } from '../shared/sync/session-set.js'
 import { SyncSession, type DocumentHost, type HandOver } from '../shared/sync/session.js'
 import { decodeStateVector, encodeAwarenessEntries, validateUpdate } from '../shared/validation/update-validation.js'
-import { LimitError } from '../shared/errors.js'
+import { LimitError, RefusedError } from '../shared/errors.js'
 import { CloseCode } from '../shared/wire/close-codes.js'
 import { admitAwareness, type AwarenessLimits, type PresenceView } from '../shared/validation/awareness.js'
 import { TransactionBatch } from './transaction-batch.js'
@@ -51,6 +51,13 @@ function presenceOf (doc: LocalDoc): PresenceView {
 }
 
 interface Waiter { resolve: () => void, reject: (error: Error) => void }
+
+/** A relay's refusal: of the document (a docError), or of the whole connection (4401). */
+export interface Refusal {
+  /** A close code: 4401 no valid token, 4403 forbidden, 4400 an update the relay refuses, 4503 unavailable, ... */
+  code: number
+  reason: string
+}
 
 /** How one session of a document stands, as reported by `replica.peers(docId)`. */
 export interface SessionStatus {
@@ -95,8 +102,14 @@ export class LocalDoc implements DocumentHost {
   private syncWaiters: Waiter[] = []
   private durableWaiters: Array<Waiter & { local: number }> = []
   private lastError: Error | null = null
-  /** The last refusal by a relay, until the next successful sync. */
-  private refusal: Error | null = null
+  /** The last refusal by a relay, until the next sync with one. */
+  private lastRefusal: Refusal | null = null
+  /**
+   * Whether a relay refused an update of this document as invalid (4400): its local state
+   * holds something the relay will never take, so it no longer syncs (re-sending it on every
+   * handshake would only cost the link again) until it is opened anew.
+   */
+  private isQuarantined = false
 
   /** Called when a relay or a peer refuses the document (set by the replica). */
   onRefused: (code: number, reason: string, byRelay: boolean) => void = () => {}
@@ -136,6 +149,16 @@ export class LocalDoc implements DocumentHost {
   /** Whether a relay is in sync with the document now. */
   get inSyncWithRelay (): boolean {
     return this.isSynced
+  }
+
+  /** The last refusal by a relay, until the next sync with one; null if none. */
+  get refusal (): Refusal | null {
+    return this.lastRefusal
+  }
+
+  /** Whether the document no longer syncs because a relay refused an update of it as invalid (see {@link refused}). */
+  get quarantined (): boolean {
+    return this.isQuarantined
   }
 
   /**
@@ -262,7 +285,7 @@ export class LocalDoc implements DocumentHost {
   synced (session: SyncSession): void {
     if (session.peer.durable) {
       this.isSynced = true
-      this.refusal = null
+      this.lastRefusal = null
       for (const waiter of this.syncWaiters.splice(0)) waiter.resolve()
     }
     this.onChange()
@@ -293,27 +316,51 @@ export class LocalDoc implements DocumentHost {
     return this.awareness.getStates().has(clientId) || clientId === this.awareness.clientID ? 'local' : undefined
   }
 
-  /** A relay (`byRelay`) or a peer refused the document. */
+  /**
+   * A relay (`byRelay`) or a peer refused the document. Only a relay's refusal is the
+   * document's status: a peer may say anything. A relay's 4400 (an update it will never
+   * take) quarantines the document; its 4400 and 4403 (a write the token does not allow)
+   * mean what is pending will not become durable, so waiters are told.
+   */
   refused (code: number, reason: string, byRelay: boolean): void {
     if (byRelay) {
-      this.isSynced = false
-      const error = new Error(`relay refused document ${this.docId} (${code}): ${reason}`)
-      for (const waiter of this.syncWaiters.splice(0)) waiter.reject(error)
-      this.refusal = error
+      if (code === CloseCode.badRequest) this.isQuarantined = true
+      this.relayRefused({ code, reason }, code === CloseCode.badRequest || code === CloseCode.forbidden)
     }
     this.onRefused(code, reason, byRelay)
+  }
+
+  /** A relay refused the connection the document syncs over (4401: no valid token): the document's status until it syncs again. */
+  linkRefused (refusal: Refusal): void {
+    this.relayRefused(refusal, false)
+  }
+
+  private relayRefused (refusal: Refusal, final: boolean): void {
+    this.isSynced = false
+    this.lastRefusal = refusal
+    const error = this.refusalError()!
+    for (const waiter of this.syncWaiters.splice(0)) waiter.reject(error)
+    if (final) for (const waiter of this.durableWaiters.splice(0)) waiter.reject(error)
+    this.onChange()
+  }
+
+  private refusalError (): Error | null {
+    const refusal = this.lastRefusal
+    return refusal === null ? null : new RefusedError(refusal, `relay refused document ${this.docId} (${refusal.code}): ${refusal.reason}`)
   }
 
   /** Resolves once the document has completed a sync with a relay (now, if it is synced). */
   whenSynced (): Promise<void> {
     if (this.isSynced) return Promise.resolve()
-    if (this.refusal !== null) return Promise.reject(this.refusal)
+    const refused = this.refusalError()
+    if (refused !== null) return Promise.reject(refused)
     return new Promise((resolve, reject) => this.syncWaiters.push({ resolve, reject }))
   }
 
   /** Resolves once every local change made so far is acknowledged as durable by a relay. */
   whenDurable (): Promise<void> {
     if (this.lastError !== null) return Promise.reject(this.lastError)
+    if (this.isQuarantined || this.lastRefusal?.code === CloseCode.forbidden) return Promise.reject(this.refusalError())
     const local = this.counters.local + this.batch.count
     if (local <= this.counters.durable && this.othersPending() === 0) return Promise.resolve()
     return new Promise((resolve, reject) => this.durableWaiters.push({ local, resolve, reject }))

@@ -12,6 +12,8 @@ import type { Link } from '../shared/transport/link.js'
 import type { DocStore } from '../shared/storage/store.js'
 import type { PeerInfo } from '../shared/wire/native-messages.js'
 import { LocalDoc, type LocalDocOptions, type SessionStatus } from './local-doc.js'
+import type { AwarenessLimits } from '../shared/validation/awareness.js'
+import { LimitError } from '../shared/errors.js'
 import { DocHandle } from './doc-handle.js'
 import type { Served } from '../shared/sync/connection.js'
 import type { DocumentHost } from '../shared/sync/session.js'
@@ -75,10 +77,18 @@ export interface RelayStatusEvent {
   durable: boolean
 }
 
-/** A relay's refusal of a document (no access, a write with a read-only token, a failed load). */
+/**
+ * A refusal: of a document by its relay or a peer (no access, a write with a read-only token,
+ * an update the relay will never take, a failed load), or of the whole connection by a relay
+ * or a listening peer (4401: no token, or an invalid or expired one; call
+ * {@link Replica.setToken}, as nothing is dialed there again until then).
+ */
 export interface RefusedEvent {
-  docId: string
-  /** A close code: 4403 forbidden, 4503 unavailable, ... */
+  /** The document refused; absent when the whole connection was. */
+  docId?: string
+  /** The relay's or the peer's URL, when the whole connection was refused. */
+  url?: string
+  /** A close code: 4401 unauthorized, 4403 forbidden, 4400 an update refused as invalid, 4503 unavailable, ... */
   code: number
   reason: string
 }
@@ -125,6 +135,8 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   private readonly openedByApp = new Set<DocId>()
   /** Sessions of peers holding each document. */
   private readonly peerHolds = new Map<DocId, number>()
+  /** Documents not open here that peers may open (see `listenForPeers`). */
+  private maxPeerDocuments = Infinity
   private readonly router: Router | null
   private readonly peerDialers: Dialer[]
   private readonly tabs: Tabs | null
@@ -158,15 +170,20 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     const webrtc = this.webrtc === null
       ? {}
       : { onOpen: this.webrtc.announce.bind(this.webrtc), onSignal: this.webrtc.receive.bind(this.webrtc) }
+    const refusals = {
+      tokenRenews: typeof options.token === 'function',
+      onRefused: (url: string, code: number, reason: string) => this.emit('refused', [{ url, code, reason }])
+    }
     this.router = relays.length === 0
       ? null
-      : new Router({ relays, connect, self: this.self, token, onStatus: (relay, status) => this.emit('status', [{ relay, status, durable: true }]), ...webrtc, ...backoff })
+      : new Router({ relays, connect, self: this.self, token, onStatus: (relay, status) => this.emit('status', [{ relay, status, durable: true }]), ...refusals, ...webrtc, ...backoff })
     this.peerDialers = (options.peers ?? []).map(url => new Dialer({
       urls: [url],
       connect,
       self: this.self,
       token,
       onStatus: (relay, status) => this.emit('status', [{ relay, status, durable: false }]),
+      ...refusals,
       ...backoff
     }))
     const channel = tabsChannel(options)
@@ -235,12 +252,37 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     return { host: this.acquireForPeer(docId), release: () => this.releaseForPeer(docId) }
   }
 
+  /**
+   * Sets how documents are served to peers (`listenForPeers`): limits on what they send, as a
+   * relay's, and how many documents the app has not opened they may hold open at once.
+   * @internal
+   */
+  servePeers ({ limits, maxDocuments }: { limits: AwarenessLimits & { maxDocumentBytes: number }, maxDocuments: number }): void {
+    Object.assign(this.docOptions, { awarenessLimits: limits, maxDocumentBytes: limits.maxDocumentBytes })
+    this.maxPeerDocuments = maxDocuments
+  }
+
   /** {@link serveToPeer} in two halves: the document, held for a peer until {@link releaseForPeer}. @internal */
   acquireForPeer (docId: DocId): Promise<DocumentHost> {
     this.assertOpen()
+    if (!this.docs.has(docId) && this.peerOnly() >= this.maxPeerDocuments) {
+      // Refused before anything is loaded: the app's own documents, and their relay connection, come first.
+      return Promise.reject(new LimitError(CloseCode.tryAgainLater, `this replica serves at most ${this.maxPeerDocuments} documents to peers at once`))
+    }
     this.peerHolds.set(docId, (this.peerHolds.get(docId) ?? 0) + 1)
     const { local } = this.entry(docId)
-    return local.whenLoaded.then(() => local)
+    // A failed load holds nothing.
+    return local.whenLoaded.then(() => local, (error: unknown) => {
+      this.releaseForPeer(docId)
+      throw error
+    })
+  }
+
+  /** Documents open only because peers hold them. */
+  private peerOnly (): number {
+    let count = 0
+    for (const docId of this.peerHolds.keys()) if (!this.openedByApp.has(docId)) count++
+    return count
   }
 
   /** Gives back one {@link acquireForPeer}. @internal */

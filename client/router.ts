@@ -11,7 +11,7 @@ import type { LocalDoc } from './local-doc.js'
 import { Dialer, type DialerOptions } from './dialer.js'
 
 /** Options of {@link Router}. */
-export type RouterOptions = Pick<DialerOptions, 'connect' | 'self' | 'onStatus' | 'onOpen' | 'onSignal' | 'token' | 'minDelayMs' | 'maxDelayMs'> & {
+export type RouterOptions = Pick<DialerOptions, 'connect' | 'self' | 'onStatus' | 'onRefused' | 'onOpen' | 'onSignal' | 'token' | 'tokenRenews' | 'minDelayMs' | 'maxDelayMs' | 'untilOnline'> & {
   /** Relay URLs to start from, tried in turn. */
   relays: string[]
 }
@@ -64,6 +64,8 @@ export class Router {
     const connection: Dialer = new Dialer({
       ...shared,
       urls,
+      // The relays given, and the members and redirects they name: relays this replica chose.
+      relays: true,
       onStatus: (url, status) => {
         this.options.onStatus(url, status)
         if (status === 'offline') this.failover(connection)

@@ -1,17 +1,24 @@
 /**
  * Direct WebRTC links between replicas that have a document open through the same relay.
  * The relay only passes signals on (native `signal` messages, to clients that have the
- * document open, stamped with the sender's id and write access); each pair of replicas
- * then gets one RTCDataChannel running the native protocol, and every document both have
- * open through that relay syncs over it, with the access the relay vouched for. Edits keep
- * flowing between them when the relay goes away. Signals are JSON: `hi` (I am here), and
- * the offer, answer and ICE candidates; the replica whose id sorts first makes the offer.
+ * document open), stamped with what it knows of the sender: the id it bound to the sender's
+ * connection, whether the sender may write the document, and its token's user. Each pair of
+ * replicas then gets one RTCDataChannel running the native protocol, and every document
+ * both have open through that relay syncs over it, with the access the relay vouched for.
+ * Edits keep flowing between them when the relay goes away.
+ *
+ * Signals are JSON: `hi` (I am here), and the offer, answer and ICE candidates; the replica
+ * whose id sorts first makes the offer. A peer is known only through the relay connection
+ * that introduced it with a `hi`: signals about it from elsewhere are someone else's, a link
+ * must be made with the id the relay vouched for, and an offer, answer or candidate is taken
+ * only in its turn of the negotiation. Nothing a peer sends can throw out of an event handler.
  */
 import { CloseCode } from '../shared/wire/close-codes.js'
 import type { DocId } from '../shared/wire/doc-id.js'
 import type { PeerInfo } from '../shared/wire/native-messages.js'
 import type { ControlMessage, PeerConnection } from '../shared/sync/connection.js'
 import { rtcLink, type DataChannel } from '../shared/transport/rtc.js'
+import { DEFAULT_LIMITS } from '../shared/listen/limits.js'
 import { LinkGroup, type Access } from './link-group.js'
 import type { LocalDoc } from './local-doc.js'
 
@@ -36,36 +43,84 @@ export interface WebRtcOptions {
   iceServers?: Array<{ urls: string | string[], username?: string, credential?: string }>
   /** The RTCPeerConnection implementation. Default `globalThis.RTCPeerConnection`. */
   RTCPeerConnection?: new (configuration: { iceServers: NonNullable<WebRtcOptions['iceServers']> }) => RtcPeerConnection
+  /** Direct links at most, made or being made (each costs a connection and its buffers); peers beyond sync through the relay. Default 32. */
+  maxPeers?: number
 }
 
 type Signal =
   | { t: 'hi', reply?: boolean }
-  | { t: 'offer' | 'answer', sdp: string }
+  | { t: 'offer', sdp: string }
+  | { t: 'answer', sdp: string }
   | { t: 'ice', candidate: unknown }
 
+/** Where a peer's negotiation stands: an offer or an answer is taken only in its turn. */
+type Negotiation = 'idle' | 'offered' | 'answering' | 'done'
+
 interface Peer {
-  rtc: RtcPeerConnection
+  readonly peerId: string
+  /** The relay connection that introduced the peer: the only one its signals are taken from. */
+  readonly relay: PeerConnection
+  readonly rtc: RtcPeerConnection
   /** Documents the relay vouched for, with the access of the peer. */
-  access: Map<DocId, Access>
-  /** The relay connection to signal this peer through. */
-  relay: PeerConnection
+  readonly access: Map<DocId, Access>
+  /** The peer's user, as the relay stamped it ('' for none). */
+  user: string
+  /** The document the negotiation is signaled about (the relay passes signals only about documents both have open). */
+  readonly docId: DocId
+  negotiation: Negotiation
   connection: PeerConnection | null
+  /** Drops the peer if its link is not up in time. */
+  readonly deadline: ReturnType<typeof setTimeout>
 }
+
+/** How long a direct link may take to come up before the attempt is dropped (a later `hi` tries again). */
+const CONNECT_TIMEOUT_MS = 30_000
+
+/** Characters of an SDP at most; real ones are a few kilobytes. */
+const MAX_SDP_LENGTH = 16 * 1024
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
+/** Relay connections, numbered to key peers by the connection that introduced them. */
+const relayNumbers = new WeakMap<PeerConnection, number>()
+let lastRelayNumber = 0
+
+function keyOf (relay: PeerConnection, peerId: string): string {
+  let number = relayNumbers.get(relay)
+  if (number === undefined) relayNumbers.set(relay, number = ++lastRelayNumber)
+  return `${number} ${peerId}`
+}
+
+/** The signal in `payload`, or null if it is not one. */
+function parseSignal (payload: Uint8Array): Signal | null {
+  let signal: unknown
+  try {
+    signal = JSON.parse(decoder.decode(payload))
+  } catch {
+    return null
+  }
+  if (typeof signal !== 'object' || signal === null) return null
+  const { t, sdp } = signal as { t?: unknown, sdp?: unknown }
+  if (t === 'hi' || t === 'ice') return signal as Signal
+  if ((t === 'offer' || t === 'answer') && typeof sdp === 'string' && sdp.length <= MAX_SDP_LENGTH) return signal as Signal
+  return null
+}
+
 /** See the module comment. */
 export class WebRtcPeers {
   private readonly group: LinkGroup
+  /** By the relay connection that introduced each, and its id. */
   private readonly peers = new Map<string, Peer>()
   private readonly RTC: NonNullable<WebRtcOptions['RTCPeerConnection']>
+  private readonly maxPeers: number
   private closed = false
 
   constructor (private readonly self: PeerInfo, private readonly options: WebRtcOptions = {}) {
     const RTC = options.RTCPeerConnection ?? (globalThis as { RTCPeerConnection?: WebRtcOptions['RTCPeerConnection'] }).RTCPeerConnection
     if (RTC === undefined) throw new Error('webrtc needs an RTCPeerConnection: this platform has none, pass webrtc: { RTCPeerConnection }')
     this.RTC = RTC
+    this.maxPeers = options.maxPeers ?? 32
     this.group = new LinkGroup({ self })
   }
 
@@ -83,113 +138,165 @@ export class WebRtcPeers {
     this.signal(relay, docId, '', { t: 'hi' })
   }
 
-  /** A signal the relay passed on. */
+  /** A signal the relay passed on, stamped with its sender's id, access and user. */
   receive (message: Extract<ControlMessage, { type: 'signal' }>, relay: PeerConnection): void {
-    if (this.closed || message.peerId === '' || message.peerId === this.self.peerId) return
-    let signal: Signal
-    try {
-      signal = JSON.parse(decoder.decode(message.payload)) as Signal
-    } catch {
-      return // a peer's garbage costs it its link, not ours to the relay
-    }
     const { docId, peerId } = message
-    if (signal.t === 'hi') {
-      const peer = this.peers.get(peerId)
-      const fresh = peer === undefined || peer.connection === null && peer.rtc.connectionState === 'failed'
-      this.peerFor(peerId, relay).access.set(docId, message.writable ? 'write' : 'read')
-      if (signal.reply !== true) this.signal(relay, docId, peerId, { t: 'hi', reply: true })
-      if (fresh && this.self.peerId < peerId) void this.offer(peerId, docId, relay)
-      else this.openVouched(peerId, docId)
-      return
+    if (this.closed || relay.peer?.durable !== true || peerId === '' || peerId === this.self.peerId) return
+    const signal = parseSignal(message.payload)
+    if (signal === null) return // not ours to judge: the relay checks what it passes on
+    const key = keyOf(relay, peerId)
+    if (signal.t === 'hi') return this.hello(key, relay, message, signal)
+    let peer = this.peers.get(key)
+    if (peer === undefined) return // a peer that never said hi through this relay
+    if (signal.t === 'offer') {
+      // A peer that offers again gave up its side of an attempt that never linked: so do we.
+      if (peer.negotiation !== 'idle' && peer.connection === null) peer = this.restart(key, peer)
+      void this.answer(key, peer, signal.sdp)
+    } else if (signal.t === 'answer') {
+      this.answered(key, peer, signal.sdp)
+    } else if (peer.negotiation !== 'idle') {
+      peer.rtc.addIceCandidate(signal.candidate).catch(() => {})
     }
-    const peer = this.peers.get(peerId)
-    if (signal.t === 'offer') void this.answer(this.peerFor(peerId, relay), peerId, docId, signal.sdp)
-    else if (signal.t === 'answer') peer?.rtc.setRemoteDescription({ type: 'answer', sdp: signal.sdp }).catch(() => this.drop(peerId))
-    else if (signal.t === 'ice') peer?.rtc.addIceCandidate(signal.candidate).catch(() => {})
   }
 
   /** Peers with a direct link up. */
   get linked (): string[] {
-    return [...this.peers].filter(([, peer]) => peer.connection?.ready === true).map(([peerId]) => peerId)
+    return [...this.peers.values()].filter(peer => peer.connection?.ready === true).map(peer => peer.peerId)
   }
 
   close (): void {
     this.closed = true
     this.group.close(CloseCode.goingAway, 'replica closing')
-    for (const peerId of [...this.peers.keys()]) this.drop(peerId)
+    for (const key of [...this.peers.keys()]) this.drop(key)
   }
 
-  private peerFor (peerId: string, relay: PeerConnection): Peer {
-    let peer = this.peers.get(peerId)
-    if (peer === undefined || (peer.connection === null && peer.rtc.connectionState === 'failed')) {
-      if (peer !== undefined) peer.rtc.close()
-      const rtc = new this.RTC({ iceServers: this.options.iceServers ?? [] })
-      peer = { rtc, access: peer?.access ?? new Map(), relay, connection: null }
-      this.peers.set(peerId, peer)
-      const signalling = peer
-      rtc.onicecandidate = event => {
-        if (event.candidate !== null) this.signal(signalling.relay, [...signalling.access.keys()][0]!, peerId, { t: 'ice', candidate: event.candidate.toJSON?.() ?? event.candidate })
-      }
-      rtc.onconnectionstatechange = () => {
-        if (['failed', 'closed'].includes(rtc.connectionState) && this.peers.get(peerId)?.rtc === rtc) this.drop(peerId)
-      }
+  /** A peer says it is here (or answers our `hi`): record what the relay vouched for, and link if we do not yet. */
+  private hello (key: string, relay: PeerConnection, message: Extract<ControlMessage, { type: 'signal' }>, signal: { reply?: boolean }): void {
+    const { docId, peerId } = message
+    if (signal.reply !== true) this.signal(relay, docId, peerId, { t: 'hi', reply: true })
+    let peer = this.peers.get(key)
+    if (peer === undefined) {
+      if (this.peers.size >= this.maxPeers) return
+      peer = this.createPeer(key, relay, peerId, docId)
     }
-    peer.relay = relay
+    peer.access.set(docId, message.writable ? 'write' : 'read')
+    peer.user = message.user
+    if (peer.negotiation === 'idle' && this.self.peerId < peerId) void this.offer(key, peer)
+    const doc = this.group.doc(docId)
+    if (peer.connection?.ready === true && doc !== undefined) this.group.open(peer.connection, doc)
+  }
+
+  private createPeer (key: string, relay: PeerConnection, peerId: string, docId: DocId): Peer {
+    const rtc = new this.RTC({ iceServers: this.options.iceServers ?? [] })
+    const peer: Peer = {
+      peerId,
+      relay,
+      rtc,
+      access: new Map(),
+      user: '',
+      docId,
+      negotiation: 'idle',
+      connection: null,
+      deadline: setTimeout(() => { if (this.peers.get(key) === peer && peer.connection === null) this.drop(key) }, CONNECT_TIMEOUT_MS)
+    }
+    ;(peer.deadline as { unref?: () => void }).unref?.()
+    this.peers.set(key, peer)
+    rtc.onicecandidate = event => guard(() => {
+      if (event.candidate !== null && this.peers.get(key) === peer) this.signal(relay, docId, peerId, { t: 'ice', candidate: event.candidate.toJSON?.() ?? event.candidate })
+    })
+    rtc.onconnectionstatechange = () => guard(() => {
+      if (['failed', 'closed'].includes(rtc.connectionState) && this.peers.get(key) === peer) this.drop(key)
+    })
+    rtc.ondatachannel = event => guard(() => {
+      if (peer.negotiation === 'answering' || peer.negotiation === 'done') this.onChannel(key, peer, event.channel, 'accept')
+    })
     return peer
   }
 
-  private async offer (peerId: string, docId: DocId, relay: PeerConnection): Promise<void> {
-    const peer = this.peerFor(peerId, relay)
-    this.onChannel(peerId, peer, peer.rtc.createDataChannel('petaldb'), 'dial')
+  /** A fresh attempt with a peer, with what the relay vouched for it so far. */
+  private restart (key: string, old: Peer): Peer {
+    this.drop(key)
+    const peer = this.createPeer(key, old.relay, old.peerId, old.docId)
+    for (const [docId, access] of old.access) peer.access.set(docId, access)
+    peer.user = old.user
+    return peer
+  }
+
+  private async offer (key: string, peer: Peer): Promise<void> {
+    peer.negotiation = 'offered'
     try {
+      this.onChannel(key, peer, peer.rtc.createDataChannel('petaldb'), 'dial')
       const offer = await peer.rtc.createOffer()
       await peer.rtc.setLocalDescription(offer)
-      this.signal(relay, docId, peerId, { t: 'offer', sdp: offer.sdp ?? '' })
+      this.signal(peer.relay, peer.docId, peer.peerId, { t: 'offer', sdp: offer.sdp ?? '' })
     } catch {
-      this.drop(peerId)
+      this.drop(key)
     }
   }
 
-  private async answer (peer: Peer, peerId: string, docId: DocId, sdp: string): Promise<void> {
-    peer.rtc.ondatachannel = event => this.onChannel(peerId, peer, event.channel, 'accept')
+  /** An offer, taken only from a peer whose id sorts first (it makes the offer), once. */
+  private async answer (key: string, peer: Peer, sdp: string): Promise<void> {
+    if (peer.negotiation !== 'idle' || !(peer.peerId < this.self.peerId)) return
+    peer.negotiation = 'answering'
     try {
       await peer.rtc.setRemoteDescription({ type: 'offer', sdp })
       const answer = await peer.rtc.createAnswer()
       await peer.rtc.setLocalDescription(answer)
-      this.signal(peer.relay, docId, peerId, { t: 'answer', sdp: answer.sdp ?? '' })
+      this.signal(peer.relay, peer.docId, peer.peerId, { t: 'answer', sdp: answer.sdp ?? '' })
     } catch {
-      this.drop(peerId)
+      this.drop(key)
     }
   }
 
-  private onChannel (peerId: string, peer: Peer, raw: unknown, role: 'dial' | 'accept'): void {
+  /** An answer, taken only to an offer this replica made, once. */
+  private answered (key: string, peer: Peer, sdp: string): void {
+    if (peer.negotiation !== 'offered') return
+    peer.negotiation = 'done'
+    peer.rtc.setRemoteDescription({ type: 'answer', sdp }).catch(() => this.drop(key))
+  }
+
+  private onChannel (key: string, peer: Peer, raw: unknown, role: 'dial' | 'accept'): void {
     const channel = raw as DataChannel & { onopen: (() => void) | null }
-    channel.onopen = () => {
-      if (this.peers.get(peerId) !== peer || this.closed) return channel.close()
-      peer.connection = this.group.run(rtcLink(channel), role, {
-        // Only documents the relay vouched for, with the access it vouched for.
+    channel.onopen = () => guard(() => {
+      if (this.peers.get(key) !== peer || this.closed || peer.connection !== null) return channel.close()
+      clearTimeout(peer.deadline)
+      peer.connection = this.group.run(rtcLink(channel, DEFAULT_LIMITS.maxFrameBytes), role, {
+        // The link is with the peer the relay vouched for, for the documents and with the access it vouched for.
+        expectedPeerId: peer.peerId,
+        ...(peer.user === '' ? {} : { user: peer.user }),
         access: docId => peer.access.get(docId) ?? null,
-        onClose: () => { if (this.peers.get(peerId) === peer) this.drop(peerId) }
+        onReady: () => this.replaced(key, peer),
+        onClose: () => { if (this.peers.get(key) === peer) this.drop(key) }
       })
+    })
+  }
+
+  /** A new link to a peer is up: links to it that relays which are gone introduced go. */
+  private replaced (key: string, peer: Peer): void {
+    for (const [other, old] of this.peers) {
+      if (other !== key && old.peerId === peer.peerId && old.relay.closed) this.drop(other)
     }
   }
 
-  /** A document the relay vouched for may now sync over an existing link. */
-  private openVouched (peerId: string, docId: DocId): void {
-    const connection = this.peers.get(peerId)?.connection
-    const doc = this.group.doc(docId)
-    if (connection?.ready === true && doc !== undefined) this.group.open(connection, doc)
-  }
-
-  private drop (peerId: string): void {
-    const peer = this.peers.get(peerId)
+  private drop (key: string): void {
+    const peer = this.peers.get(key)
     if (peer === undefined) return
-    this.peers.delete(peerId)
+    this.peers.delete(key)
+    clearTimeout(peer.deadline)
     peer.connection?.close(CloseCode.normal, 'peer gone')
-    peer.rtc.close()
+    try {
+      peer.rtc.close()
+    } catch {}
   }
 
   private signal (relay: PeerConnection, docId: DocId, peerId: string, signal: Signal): void {
     if (!relay.closed) relay.send({ type: 'signal', docId, peerId, writable: false, user: '', payload: encoder.encode(JSON.stringify(signal)) })
   }
+}
+
+/** Runs an event handler's body: a WebRTC implementation calls handlers from its own dispatch, where a throw may end the process. */
+function guard (body: () => void): void {
+  try {
+    body()
+  } catch {}
 }

@@ -67,3 +67,15 @@ export class MovedError extends Error {
     super(message)
   }
 }
+
+/** A relay refused a document, or the connection it syncs over: its code (see `wire/close-codes.ts`) and reason. */
+export class RefusedError extends Error {
+  override name = 'RefusedError'
+  readonly code: number
+  readonly reason: string
+  constructor (refusal: { code: number, reason: string }, message: string) {
+    super(message)
+    this.code = refusal.code
+    this.reason = refusal.reason
+  }
+}

@@ -35,7 +35,7 @@ function replica (options: { peers?: string[], relays?: string[], path?: string,
 }
 
 async function listening (r: Replica, options: Parameters<typeof listenForPeers>[1] = {}): Promise<PeerServer> {
-  const server = await listenForPeers(r, { host: '127.0.0.1', port: 0, ...options })
+  const server = await listenForPeers(r, { host: '127.0.0.1', port: 0, ...(options.auth === undefined ? { open: true } : {}), ...options })
   cleanups.push(() => server.close())
   return server
 }
@@ -133,7 +133,7 @@ describe('Node peers', () => {
   it('keeps syncing when the listening replica restarts on the same port while its peer edits', async () => {
     const path = join(dir, 'restarting.db')
     let a = new Replica({ store: new SqliteStore(path) })
-    let server = await listenForPeers(a, { port: 0 })
+    let server = await listenForPeers(a, { port: 0, open: true })
     const port = Number(new URL(server.url).port)
     const b = replica({ peers: [server.url] })
     const docB = await b.open('restart')
@@ -144,7 +144,7 @@ describe('Node peers', () => {
     await a.close()
     docB.getText('t').insert(4, 'two ') // while the peer is down
     a = new Replica({ store: new SqliteStore(path) })
-    server = await listenForPeers(a, { port })
+    server = await listenForPeers(a, { port, open: true })
     cleanups.push(() => server.close(), () => a.close())
     docA = await a.open('restart')
     docA.getText('t').insert(0, '> ')

@@ -54,7 +54,7 @@ runLinkConformance('RTCDataChannel', async () => {
   left.onicecandidate = event => { if (event.candidate !== null) void right.addIceCandidate(event.candidate) }
   right.onicecandidate = event => { if (event.candidate !== null) void left.addIceCandidate(event.candidate) }
   const opened = (channel: DataChannel): Promise<Link> => new Promise(resolve => {
-    const ready = (): void => resolve(rtcLink(channel))
+    const ready = (): void => resolve(rtcLink(channel, 1024 * 1024))
     if (channel.readyState === 'open') ready()
     else (channel as unknown as { onopen: () => void }).onopen = ready
   })

@@ -157,6 +157,7 @@ export function dialRelayLink (link: Link, options: RelayLinkOptions): PeerConne
   const connection: PeerConnection = new PeerConnection(link, {
     self: options.self,
     token: () => options.secret,
+    dialsRelay: true,
     serve: docId => policy!.serve(docId),
     session: docId => policy!.session(docId),
     onReady: () => options.onReady(connection),

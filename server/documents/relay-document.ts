@@ -215,7 +215,7 @@ export class RelayDocument implements DocumentHost {
 
   /**
    * Validates and applies presence from `from`: a session may set or remove only the
-   * entries it introduced (or any a relay forwarded), its user is stamped on them as `sub`.
+   * entries it introduced (or new ones), its user is stamped on them as `sub`.
    * Throws a LimitError if the document would hold too many entries or an entry is too large.
    */
   applyAwareness (update: Uint8Array, from: SyncSession): void {

@@ -31,6 +31,14 @@ export interface ConnectionOptions {
   self: PeerInfo
   /** The dialing side presents a token (a JWT, a cluster secret, or ''); the accepting side leaves this out. */
   token?: () => string | Promise<string>
+  /**
+   * Dialing side: whether the other end is a relay this node chose (a configured relay, or a
+   * member a relay's cluster map names). Only then is a WELCOME that says it is durable
+   * believed: any other peer may lie, and its acknowledgements never make a change durable.
+   */
+  dialsRelay?: boolean
+  /** The peer id the other end must give (a WebRTC peer, whose id its relay vouched for); another closes the link. */
+  expectedPeerId?: string
   /** Accepting side: verifies the dialer's HELLO; throw (an AuthError) to refuse it. */
   admit?: (hello: Extract<NativeMessage, { type: 'hello' }>) => void | Promise<void>
   /**
@@ -174,7 +182,11 @@ export class PeerConnection {
     if (this.state === 'closed') return
     if (this.options.onError?.(error, docId) === true) return
     const code = (error as { code?: unknown }).code
-    this.close(typeof code === 'number' ? code : CloseCode.badRequest, error instanceof Error ? error.message : 'message could not be processed')
+    const closeCode = typeof code === 'number' ? code : CloseCode.badRequest
+    const reason = error instanceof Error ? error.message : 'message could not be processed'
+    // The document first: an honest peer whose store holds what was refused learns which one it was.
+    if (docId !== null) this.refuse(docId, closeCode, reason)
+    this.close(closeCode, reason)
   }
 
   private onSessionError (error: unknown, docId: DocId): void {
@@ -204,15 +216,18 @@ export class PeerConnection {
 
   private greet (message: NativeMessage): void {
     const dialer = this.options.token !== undefined
-    const expected = dialer ? 'welcome' : 'hello'
-    if (message.type !== expected) throw new ProtocolError(`expected ${expected} first, got ${message.type}`)
+    const first = dialer ? 'welcome' : 'hello'
+    if (message.type !== first) throw new ProtocolError(`expected ${first} first, got ${message.type}`)
     if (message.version !== NATIVE_PROTOCOL_VERSION) throw new ProtocolError(`unsupported protocol version ${message.version}`)
-    if (message.type === 'welcome') return this.welcomed(message.peer)
+    const expected = this.options.expectedPeerId
+    if (expected !== undefined && message.peer.peerId !== expected) throw new ProtocolError(`the peer says it is ${JSON.stringify(message.peer.peerId)}, but the link was made with ${JSON.stringify(expected)}`)
+    if (message.type === 'welcome') return this.welcomed({ peerId: message.peer.peerId, durable: message.peer.durable && this.options.dialsRelay === true })
     this.state = 'admitting'
     Promise.resolve(this.options.admit?.(message)).then(() => {
       if (this.state !== 'admitting') return
       this.sendMessage({ type: 'welcome', version: NATIVE_PROTOCOL_VERSION, peer: this.options.self })
-      this.welcomed(message.peer)
+      // A peer is durable only if an admission checked it (a relay's: the cluster secret).
+      this.welcomed({ peerId: message.peer.peerId, durable: message.peer.durable && this.options.admit !== undefined })
       const early = this.early
       this.early = []
       for (const frame of early) this.onFrame(frame)

@@ -25,11 +25,15 @@ export interface BroadcastLinksOptions {
   selfId: string
   /** A link to another member; `dialer` says whether this side opened it (and should say HELLO). */
   onLink: (link: Link, dialer: boolean, peerId: string) => void
+  /** Largest message a member may send on a link (1009 beyond, closing it). Default 16 MiB. */
+  maxMessageBytes?: number
   /** Milliseconds between heartbeats; a member silent for three of them is gone. Default 2000. */
   heartbeatMs?: number
   /** The implementation. Default `globalThis.BroadcastChannel`. */
   BroadcastChannel?: BroadcastChannelConstructor
 }
+
+const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 interface Member {
   link: Link
@@ -84,7 +88,9 @@ export class BroadcastLinks {
         if (member === undefined) this.link(envelope.from, false)
         return
       case 'data':
-        member?.link.onMessage(envelope.data)
+        if (member === undefined) return
+        if (!(envelope.data instanceof Uint8Array) || envelope.data.length > (this.options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES)) return member.link.close(1009, 'message too large, or not bytes')
+        member.link.onMessage(envelope.data)
         return
       case 'close':
         return this.drop(envelope.from, envelope.code, envelope.reason)

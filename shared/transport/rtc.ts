@@ -2,7 +2,8 @@
  * A {@link Link} over an open RTCDataChannel (browsers, or an injected implementation on
  * Node). Data channels limit message sizes (Chromium: 256 KiB) and have no close codes,
  * so each message is framed: a first byte says whether this is a whole message, a piece
- * of a longer one, or the close (with its code and reason).
+ * of a longer one, or the close (with its code and reason). The other end is a peer that may
+ * lie: a message it sends in pieces may not grow past the largest one this side accepts.
  */
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
@@ -25,11 +26,12 @@ export interface DataChannel {
   onclose: ((event: unknown) => void) | null
 }
 
-/** A Link over `channel`, which must be open. */
-export function rtcLink (channel: DataChannel): Link {
+/** A Link over `channel`, which must be open, taking messages of up to `maxMessageBytes` (1009 beyond). */
+export function rtcLink (channel: DataChannel, maxMessageBytes: number): Link {
   channel.binaryType = 'arraybuffer'
   let closed = false
   let pieces: Uint8Array[] = []
+  let piecesBytes = 0
   const end = (code: number, reason: string): void => {
     if (closed) return
     closed = true
@@ -72,18 +74,24 @@ export function rtcLink (channel: DataChannel): Link {
     if (closed || !(event.data instanceof ArrayBuffer) || event.data.byteLength === 0) return
     const frame = new Uint8Array(event.data)
     const body = frame.subarray(1)
+    if ((frame[0] === MORE || frame[0] === LAST) && piecesBytes + body.length > maxMessageBytes) {
+      pieces = []
+      return link.close(1009, `message larger than ${maxMessageBytes} bytes`)
+    }
     if (frame[0] === MORE) {
       pieces.push(body.slice())
+      piecesBytes += body.length
     } else if (frame[0] === LAST) {
       if (pieces.length === 0) return link.onMessage(body.slice())
       pieces.push(body)
-      const whole = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.length, 0))
+      const whole = new Uint8Array(piecesBytes + body.length)
       let at = 0
       for (const piece of pieces) {
         whole.set(piece, at)
         at += piece.length
       }
       pieces = []
+      piecesBytes = 0
       link.onMessage(whole)
     } else if (frame[0] === CLOSE) {
       let code = 1000

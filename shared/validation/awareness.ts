@@ -1,8 +1,10 @@
 /**
  * Admission of presence (y-protocols awareness) from a peer, the same on a relay and on a
- * listening replica: a peer may set or remove only the states it brought (or new ones, or
- * ones a relay forwarded, whose owner is gone from here), a state carries the peer's
- * authenticated user as `sub`, and a document holds a bounded number of bounded states.
+ * listening replica, on a link to a peer and to a relay: a link may set or remove only the
+ * states it brought (or new ones), whoever is on the other end (a peer that says it is a
+ * relay, or a relay forwarding what it was told, is no owner of others' states); a state
+ * carries the link's authenticated user as `sub`, and a document holds a bounded number of
+ * bounded states. A state whose owner left goes with it, and may then be set anew.
  */
 import { LimitError } from '../errors.js'
 import { CloseCode } from '../wire/close-codes.js'
@@ -34,7 +36,7 @@ export function admitAwareness (update: Uint8Array, view: PresenceView, from: Sy
   const allowed = decodeAwarenessUpdate(update).filter(entry => {
     const owner = view.ownerOf(entry.clientId)
     if (owner === undefined) return entry.state !== null // removing an entry nobody has is a no-op
-    return owner !== 'local' && (owner === from || owner.peer.durable)
+    return owner === from
   })
   let count = view.size
   for (const entry of allowed) {

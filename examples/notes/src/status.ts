@@ -24,6 +24,8 @@ export function describeStatus (status: DocStatus, pending: number, relayOnline:
       return { text: 'Could not open', detail: 'This note cannot be read from this device', tone: 'failed' }
     case 'deleted':
       return { text: 'Deleted', detail: 'This note was deleted on the server', tone: 'failed' }
+    case 'refused':
+      return { text: `Refused by the server${pending > 0 ? ` · ${pending} pending` : ''}`, detail: `The server does not accept this note from you; ${pending > 0 ? `${changes(pending)} stay on this device only` : 'nothing is pending'}`, tone: 'failed' }
     case 'durable':
       return { text: 'Saved on the server', detail: 'Every change is on this device and on the server', tone: 'server' }
     case 'synced':
