@@ -5,6 +5,8 @@ import type { AddressInfo } from 'node:net'
 export interface TcpProxy {
   port: number
   url: string
+  /** Connections accepted so far. */
+  readonly accepted: number
   /** Destroys every connection through the proxy and refuses new ones until {@link heal}. */
   cut(): void
   heal(): void
@@ -15,8 +17,10 @@ export interface TcpProxy {
 export async function tcpProxy (target: () => number): Promise<TcpProxy> {
   const sockets = new Set<Socket>()
   let cut = false
+  let accepted = 0
   const server = createServer(client => {
     if (cut) return client.destroy()
+    accepted++
     const upstream = connect(target(), '127.0.0.1')
     for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
       sockets.add(a)
@@ -30,6 +34,9 @@ export async function tcpProxy (target: () => number): Promise<TcpProxy> {
   return {
     port,
     url: `ws://127.0.0.1:${port}`,
+    get accepted () {
+      return accepted
+    },
     cut () {
       cut = true
       for (const socket of sockets) socket.destroy()
