@@ -88,6 +88,9 @@ describe('WebRTC signals from an attacker', { timeout: 30_000 }, () => {
     const to = victim.self.peerId
     // Before any hi: a real offer (it used to make the victim signal to an undefined document, which threw inside node-datachannel and ended the process).
     evil.send(signal(docId, to, { t: 'offer', sdp: await realOffer() }))
+    // Nothing answers an ignored offer, so there is no event to wait for: give a victim that
+    // did answer it the time to gather candidates (it ended 15 ms after the offer) before a hi.
+    await new Promise(resolve => setTimeout(resolve, 300))
     evil.send(signal(docId, to, { t: 'ice', candidate: { candidate: 'candidate:1 1 UDP 1 127.0.0.1 9 typ host', sdpMid: '0' } }))
     evil.send(signal(docId, to, { t: 'answer', sdp: 'v=0' }))
     await handled(evil, victim, docId)
@@ -113,8 +116,15 @@ describe('WebRTC signals from an attacker', { timeout: 30_000 }, () => {
     const victim = replica(relay, await signToken(SECRET, { sub: 'v', write: ['rtc/*'] }))
     const [docW, docV] = await Promise.all([writer.open(docId), victim.open(docId)])
     await Promise.all([linked(writer, docId, victim), linked(victim, docId, writer)])
-    const evil = await attacker(relay, docId, await signToken(SECRET, { sub: 'mallory', read: ['rtc/*'] }))
-    // A bogus answer used to make the victim drop its link to the writer.
+    const token = await signToken(SECRET, { sub: 'mallory', read: ['rtc/*'] })
+    // The relay binds ids to connections: the attacker cannot be the writer or the victim there.
+    for (const peerId of [writer.self.peerId, victim.self.peerId]) {
+      const impostor = await nativeClient(relay.url, { token, peerId })
+      cleanups.push(() => impostor.close())
+      expect(await impostor.closed).toMatchObject({ code: 4409 })
+    }
+    const evil = await attacker(relay, docId, token)
+    // A bogus answer as the writer used to make the victim drop its link to it; as itself, it touches nothing.
     for (const to of [victim.self.peerId, writer.self.peerId]) {
       evil.send(signal(docId, to, { t: 'hi' }))
       evil.send(signal(docId, to, { t: 'answer', sdp: 'v=0' }))

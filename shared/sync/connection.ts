@@ -7,7 +7,7 @@
  * whom it admits and what it does with relay-only messages (cluster map, redirects, token
  * refresh, signaling) are the owner's decisions, passed in as options.
  */
-import { MovedError, ProtocolError } from '../errors.js'
+import { LimitError, MovedError, ProtocolError } from '../errors.js'
 import { CloseCode } from '../wire/close-codes.js'
 import type { DocId } from '../wire/doc-id.js'
 import { NATIVE_PROTOCOL_VERSION, decodeNativeMessage, encodeNativeMessage, type NativeMessage, type PeerInfo } from '../wire/native-messages.js'
@@ -286,7 +286,8 @@ export class PeerConnection {
       session.end()
       if (error instanceof MovedError) return this.sendMessage({ type: 'redirect', docId, relayId: error.relay.id, url: error.relay.url })
       const code = (error as { code?: unknown }).code
-      this.sendMessage({ type: 'doc-error', docId, code: typeof code === 'number' ? code : CloseCode.documentUnavailable, reason: `document failed to load: ${(error as Error).message}` })
+      const message = (error as Error).message
+      this.sendMessage({ type: 'doc-error', docId, code: typeof code === 'number' ? code : CloseCode.documentUnavailable, reason: error instanceof LimitError ? message : `document failed to load: ${message}` })
     })
   }
 
