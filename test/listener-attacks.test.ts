@@ -8,11 +8,13 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Replica } from '../client/replica.js'
 import { listenForPeers, SqliteStore } from '../client/node.js'
-import { parseDocId } from '../shared/wire/doc-id.js'
+import * as Y from 'yjs'
+import { parseDocId, type DocId } from '../shared/wire/doc-id.js'
 import { encodeAwarenessEntries } from '../shared/validation/update-validation.js'
 import { startRelay, type Relay } from '../server/relay.js'
 import { until } from './helpers/events.js'
 import { captureLog } from './helpers/log-capture.js'
+import { craftUpdate } from './helpers/crafted-updates.js'
 import { nativeClient } from './helpers/native-client.js'
 import { stockClient } from './helpers/stock-client.js'
 import { tcpProxy, type TcpProxy } from './helpers/tcp-proxy.js'
@@ -37,11 +39,71 @@ function replica (relays: string[]): Replica {
   return r
 }
 
+/** Resolves once a fresh client of `relay` reads `docId` as `expected` (its root texts t and u, joined by '|'). */
+async function relayHas (relay: Relay, docId: DocId, expected: string): Promise<void> {
+  const client = stockClient(relay.url, docId)
+  cleanups.push(() => client.destroy())
+  const read = (): string => `${client.doc.getText('t').toString()}|${client.doc.getText('u').toString()}`
+  await until(`the relay to hold ${expected} (holds ${read()})`, cb => { client.doc.on('update', cb); return () => client.doc.off('update', cb) }, () => read() === expected)
+}
+
 async function listening (r: Replica, options: Parameters<typeof listenForPeers>[1] = {}): Promise<string> {
   const server = await listenForPeers(r, { open: true, ...options })
   cleanups.push(() => server.close())
   return server.url
 }
+
+describe('updates from a peer of a listening replica', () => {
+  it('are checked as a relay checks them: an item between lists is refused, neither stored nor forwarded, and the relay link stays up', async () => {
+    const { relay, proxy } = await relayBehindProxy()
+    const listener = replica([proxy.url])
+    const url = await listening(listener)
+    const docId = parseDocId('items/doc')
+    const handle = listener.doc(docId)
+    await handle.synced()
+    // Items in two lists (what the attacker refers to), through the listener, durable on the relay.
+    const base = craftUpdate([{ client: 1, clock: 0, structs: [{ parent: 't', text: 'a' }] }, { client: 2, clock: 0, structs: [{ parent: 'u', text: 'b' }] }])
+    const honest = await nativeClient(url, { messages: [{ type: 'open', docId, stateVector: new Uint8Array([0]) }, { type: 'update', docId, seq: 1, update: base }] })
+    cleanups.push(() => honest.close())
+    await honest.until('the update acknowledged', received => received.some(message => message.type === 'ack'))
+    await relayHas(relay, docId, 'a|b')
+    const before = Y.encodeStateAsUpdate(handle.ydoc)
+
+    const evil = await nativeClient(url, { messages: [{ type: 'open', docId, stateVector: new Uint8Array([0]) }] })
+    cleanups.push(() => evil.close())
+    await evil.until('the document', received => received.some(message => message.type === 'sync'))
+    evil.send({ type: 'update', docId, seq: 1, update: craftUpdate([{ client: 3, clock: 0, structs: [{ origin: [1, 0], right: [2, 0], text: 'd' }] }]) })
+    expect(await evil.closed).toMatchObject({ code: 4400, reason: expect.stringMatching(/different lists/) })
+    expect(evil.received.at(-1)).toMatchObject({ type: 'doc-error', docId, code: 4400 })
+    expect(Y.encodeStateAsUpdate(handle.ydoc)).toEqual(before)
+    // The relay never saw it, and never had cause to close the listener's link.
+    handle.ydoc.getText('t').insert(0, '>')
+    await handle.durable()
+    await relayHas(relay, docId, '>a|b')
+    expect(proxy.accepted).toBe(1)
+  })
+
+  it('are held to the relay\'s limits on waiting updates and on clients per document', async () => {
+    const limits = { maxWaitingBytes: 1024, maxClientsPerDocument: 20 }
+    const listener = replica([])
+    const url = await listening(listener, { limits })
+    const docId = parseDocId('limits/doc')
+    const handle = listener.doc(docId)
+    await handle.whenLoaded()
+    // Updates that wait for a client nobody has, past the bytes allowed to wait.
+    const waiting = await nativeClient(url, { messages: [{ type: 'open', docId, stateVector: new Uint8Array([0]) }] })
+    cleanups.push(() => waiting.close())
+    await waiting.until('the document', received => received.some(message => message.type === 'sync'))
+    for (let i = 0; i < 20; i++) waiting.send({ type: 'update', docId, seq: i + 1, update: craftUpdate([{ client: 100 + i, clock: 0, structs: [{ origin: [99, 5], text: 'w'.repeat(100) }] }]) })
+    expect(await waiting.closed).toMatchObject({ code: 1008, reason: expect.stringMatching(/wait for missing dependencies/) })
+    // Clients past the limit.
+    const many = await nativeClient(url, { messages: [{ type: 'open', docId, stateVector: new Uint8Array([0]) }] })
+    cleanups.push(() => many.close())
+    await many.until('the document', received => received.some(message => message.type === 'sync'))
+    many.send({ type: 'update', docId, seq: 1, update: craftUpdate(Array.from({ length: 30 }, (_, i) => ({ client: 500 + i, clock: 0, structs: [{ parent: 't', text: 'c' }] }))) })
+    expect(await many.closed).toMatchObject({ code: 1008, reason: expect.stringMatching(/more than 20 clients/) })
+  })
+})
 
 describe('a peer opening many documents on a listening replica', () => {
   it('is refused past maxDocuments (1013), and cannot cut the listener\'s relay connection or starve its own documents', async () => {
