@@ -25,7 +25,7 @@ import { Run, TooManyClientsError, inspectUpdate, type Section, type UpdateShape
 import { NO_ID } from '../../shared/validation/update-reader.js'
 import { StructKind, UpdateReader } from '../../shared/validation/update-reader.js'
 import { LimitError } from '../../shared/errors.js'
-import { IdRanges } from './id-ranges.js'
+import { IdRanges } from '../../shared/validation/id-ranges.js'
 import { DiffBudget, SyncAnswers } from './sync-answers.js'
 import { DocDeletedError, DocLoadError } from '../../shared/errors.js'
 import { decodeDocMeta, encodeDocMeta, STAMP_EVERY_MS } from './doc-meta.js'
