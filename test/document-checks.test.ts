@@ -10,6 +10,7 @@ import { LimitError, ProtocolError } from '../shared/errors.js'
 import { DocumentChecks, type DocumentChecksOptions } from '../shared/validation/document-checks.js'
 import { TooManyClientsError } from '../shared/validation/update-shape.js'
 import { craftUpdate } from './helpers/crafted-updates.js'
+import { updatesOf } from './helpers/updates-of.js'
 
 const docId = parseDocId('doc')
 
@@ -36,16 +37,6 @@ function take (checks: DocumentChecks, update: Uint8Array): boolean {
   if (prepared === null) return false
   checks.record(prepared)
   return true
-}
-
-/** The updates `doc` emits while `edit` runs. */
-function updatesOf (doc: Y.Doc, edit: () => void): Uint8Array[] {
-  const updates: Uint8Array[] = []
-  const collect = (update: Uint8Array): void => { updates.push(update) }
-  doc.on('update', collect)
-  edit()
-  doc.off('update', collect)
-  return updates
 }
 
 const thrown = (run: () => unknown): unknown => {

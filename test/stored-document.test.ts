@@ -12,20 +12,11 @@ import { AWARENESS_TIMEOUT_MS, RelayAwareness } from '../server/documents/relay-
 import { StoredDocument } from '../server/documents/stored-document.js'
 import { decodeAwarenessUpdate } from '../shared/validation/update-validation.js'
 import { craftUpdate } from './helpers/crafted-updates.js'
+import { updatesOf } from './helpers/updates-of.js'
 import { prng, testSeed } from './helpers/prng.js'
 import type { SyncSession } from '../shared/sync/session.js'
 
 const id = parseDocId('doc')
-
-/** The updates a Y.Doc emits while `edit` runs. */
-function updatesOf (doc: Y.Doc, edit: () => void): Uint8Array[] {
-  const updates: Uint8Array[] = []
-  const collect = (u: Uint8Array): void => { updates.push(u) }
-  doc.on('update', collect)
-  edit()
-  doc.off('update', collect)
-  return updates
-}
 
 async function store (doc: StoredDocument, update: Uint8Array): Promise<boolean> {
   const prepared = doc.checks.prepare(update)
