@@ -160,7 +160,7 @@ describe('DocumentChecks', () => {
   it('lets go of its ids and index once settled, and reads them again from the one part when needed', () => {
     const parts = [base()]
     let rebuilt = 0
-    const checks = new DocumentChecks(() => parts, { docId, rebuilt: () => rebuilt++ })
+    const checks = new DocumentChecks(() => parts, { docId, onRebuilt: () => rebuilt++ })
     checks.loadPart(parts[0]!)
     const stateVector = checks.stateVector()
     checks.settle()

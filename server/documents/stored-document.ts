@@ -84,7 +84,7 @@ export class StoredDocument implements Settling, Snapshotter {
   private constructor (private readonly store: DocStore, private readonly docId: DocId, stored: Awaited<ReturnType<DocStore['load']>>, options: StoredDocumentOptions) {
     this.updatedAt = this.stamped = decodeDocMeta(stored?.meta ?? null)?.updatedAt ?? 0
     this.log = new DocLog(store, docId, stored, this, options)
-    this.checks = new DocumentChecks(() => this.parts, { docId, maxClients: options.maxClients, maxWaitingBytes: options.maxWaitingBytes, rebuilt: () => keepBusy(this) })
+    this.checks = new DocumentChecks(() => this.parts, { docId, maxClients: options.maxClients, maxWaitingBytes: options.maxWaitingBytes, onRebuilt: () => keepBusy(this) })
     this.logger = options.log
     this.answers = new SyncAnswers(options.diffBudget ?? new DiffBudget())
   }

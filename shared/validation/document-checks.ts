@@ -39,7 +39,7 @@ export interface DocumentChecksOptions {
   /** Bytes of updates waiting for missing dependencies beyond which an update that would wait too is refused (1008). Default: no limit. */
   maxWaitingBytes?: number
   /** Called when the checks read again what {@link DocumentChecks.settle} let go (the ids, the item index): the document is busy again. */
-  rebuilt?: () => void
+  onRebuilt?: () => void
 }
 
 /** What a document that waits for nothing has as `awaited`: shared, and never written to (see `await`). */
@@ -72,14 +72,14 @@ export class DocumentChecks {
   private readonly docId: DocId
   private readonly maxClients: number
   private readonly maxWaitingBytes: number
-  private readonly rebuilt: (() => void) | undefined
+  private readonly onRebuilt: (() => void) | undefined
 
   /** `parts`: the updates the document is made of, as it keeps them (read when the item index is built, and the ids read again). */
   constructor (private readonly parts: () => readonly Uint8Array[], options: DocumentChecksOptions) {
     this.docId = options.docId
     this.maxClients = options.maxClients ?? Infinity
     this.maxWaitingBytes = options.maxWaitingBytes ?? Infinity
-    this.rebuilt = options.rebuilt
+    this.onRebuilt = options.onRebuilt
   }
 
   /** The ids of every struct held. */
@@ -100,7 +100,7 @@ export class DocumentChecks {
     const ids = parts.length === 0 ? { structs: new IdRanges(), deletions: new IdRanges() } : idsOf(parts[0]!)
     this.heldStructs = ids.structs
     this.heldDeletions = ids.deletions
-    this.rebuilt?.()
+    this.onRebuilt?.()
   }
 
   /** Bytes of updates recorded that wait for missing dependencies (ids of some client they need, that the document lacks). */
@@ -139,7 +139,7 @@ export class DocumentChecks {
     if (this.index === null && !ItemIndex.needed(shape) && !this.continuesHeld(shape)) return { shape, lists: null, waits }
     if (this.index === null) {
       this.index = ItemIndex.of(this.inspectedParts())
-      this.rebuilt?.()
+      this.onRebuilt?.()
     }
     return { shape, lists: this.index.check(shape), waits }
   }
