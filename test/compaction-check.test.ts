@@ -27,7 +27,7 @@ vi.mock('yjs', async importOriginal => {
 const id = parseDocId('checked')
 
 async function write (doc: StoredDocument, update: Uint8Array): Promise<void> {
-  const prepared = doc.prepare(update)
+  const prepared = doc.checks.prepare(update)
   if (prepared !== null) await doc.append(prepared)
 }
 

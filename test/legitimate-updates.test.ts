@@ -140,7 +140,7 @@ async function accepted (updates: Uint8Array[], compactMinBytes = 512): Promise<
   const log = captureLog('error')
   const doc = await StoredDocument.load(store, id, { compactMinBytes, log: log.logger })
   for (const update of updates) {
-    const prepared = doc.prepare(update)
+    const prepared = doc.checks.prepare(update)
     if (prepared === null) continue
     if (prepared.lists !== null) checkedAgainstItems++
     await doc.append(prepared)

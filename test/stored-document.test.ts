@@ -7,28 +7,19 @@ import * as Y from 'yjs'
 import { parseDocId } from '../shared/wire/doc-id.js'
 import { MemoryStore } from '../shared/storage/memory-store.js'
 import { inspectUpdate } from '../shared/validation/update-shape.js'
-import { IdRanges } from '../server/documents/id-ranges.js'
+import { IdRanges } from '../shared/validation/id-ranges.js'
 import { AWARENESS_TIMEOUT_MS, RelayAwareness } from '../server/documents/relay-awareness.js'
 import { StoredDocument } from '../server/documents/stored-document.js'
 import { decodeAwarenessUpdate } from '../shared/validation/update-validation.js'
 import { craftUpdate } from './helpers/crafted-updates.js'
+import { updatesOf } from './helpers/updates-of.js'
 import { prng, testSeed } from './helpers/prng.js'
 import type { SyncSession } from '../shared/sync/session.js'
 
 const id = parseDocId('doc')
 
-/** The updates a Y.Doc emits while `edit` runs. */
-function updatesOf (doc: Y.Doc, edit: () => void): Uint8Array[] {
-  const updates: Uint8Array[] = []
-  const collect = (u: Uint8Array): void => { updates.push(u) }
-  doc.on('update', collect)
-  edit()
-  doc.off('update', collect)
-  return updates
-}
-
 async function store (doc: StoredDocument, update: Uint8Array): Promise<boolean> {
-  const prepared = doc.prepare(update)
+  const prepared = doc.checks.prepare(update)
   if (prepared === null) return false
   await doc.append(prepared)
   return true
@@ -164,9 +155,9 @@ describe('StoredDocument', () => {
     const source = new Y.Doc()
     const [a, b] = updatesOf(source, () => { source.getText('t').insert(0, 'a'); source.getText('t').insert(1, 'b') })
     await store(doc, b!)
-    expect(doc.waitingBytes).toBe(b!.length)
+    expect(doc.checks.waitingBytes).toBe(b!.length)
     await store(doc, a!)
-    expect(doc.waitingBytes).toBe(0)
+    expect(doc.checks.waitingBytes).toBe(0)
     expect(textOf(doc.missingFor(new Uint8Array([0])))).toBe('ab')
   })
 
@@ -174,14 +165,14 @@ describe('StoredDocument', () => {
     const doc = await StoredDocument.load(new MemoryStore(), id)
     const after = craftUpdate([{ client: 2, clock: 0, structs: [{ origin: [1, 0], text: 'b' }] }])
     const deletion = craftUpdate([], [[1, [[0, 1]]]])
-    expect(doc.waits(inspectUpdate(after))).toBe(true)
+    expect(doc.checks.waits(inspectUpdate(after))).toBe(true)
     await store(doc, after)
     await store(doc, deletion)
-    expect(doc.waitingBytes).toBe(after.length + deletion.length)
+    expect(doc.checks.waitingBytes).toBe(after.length + deletion.length)
     const missing = craftUpdate([{ client: 1, clock: 0, structs: [{ parent: 't', text: 'a' }] }])
-    expect(doc.waits(inspectUpdate(missing))).toBe(false)
+    expect(doc.checks.waits(inspectUpdate(missing))).toBe(false)
     await store(doc, missing)
-    expect(doc.waitingBytes).toBe(0)
+    expect(doc.checks.waitingBytes).toBe(0)
     expect(textOf(doc.missingFor(new Uint8Array([0])))).toBe('b')
   })
 
@@ -189,17 +180,17 @@ describe('StoredDocument', () => {
     const doc = await StoredDocument.load(new MemoryStore(), id)
     const waiting = craftUpdate([{ client: 2, clock: 0, structs: [{ origin: [1, 0], text: 'w' }] }])
     await store(doc, waiting)
-    expect(doc.waitingBytes).toBe(waiting.length)
+    expect(doc.checks.waitingBytes).toBe(waiting.length)
     // A peer holding the waiting item as pending sends it with every state it encodes.
     for (let i = 0; i < 3; i++) {
       const resent = Y.mergeUpdates([waiting, craftUpdate([{ client: 10 + i, clock: 0, structs: [{ parent: 't', text: `${i}` }] }])])
-      expect(doc.waits(inspectUpdate(resent))).toBe(false)
+      expect(doc.checks.waits(inspectUpdate(resent))).toBe(false)
       await store(doc, resent)
     }
-    expect(doc.waitingBytes).toBe(waiting.length)
+    expect(doc.checks.waitingBytes).toBe(waiting.length)
     // New work that waits still counts.
     const more = craftUpdate([{ client: 3, clock: 0, structs: [{ origin: [1, 0], text: 'v' }] }])
-    expect(doc.waits(inspectUpdate(Y.mergeUpdates([waiting, more])))).toBe(true)
+    expect(doc.checks.waits(inspectUpdate(Y.mergeUpdates([waiting, more])))).toBe(true)
   })
 
   it('normalises stored updates whose sections are in ascending client order, and refuses stored data Yjs mishandles (DocLoadError)', async () => {
@@ -217,11 +208,11 @@ describe('StoredDocument', () => {
     const source = new Y.Doc()
     const [a, b, c] = updatesOf(source, () => { for (const char of 'abc') source.getText('t').insert(source.getText('t').length, char) })
     await store(doc, c!)
-    expect(doc.waits(inspectUpdate(b!))).toBe(true)
+    expect(doc.checks.waits(inspectUpdate(b!))).toBe(true)
     await store(doc, b!)
-    expect(doc.waits(inspectUpdate(a!))).toBe(false)
+    expect(doc.checks.waits(inspectUpdate(a!))).toBe(false)
     await store(doc, a!)
-    expect(doc.waitingBytes).toBe(0)
+    expect(doc.checks.waitingBytes).toBe(0)
     expect(textOf(doc.missingFor(new Uint8Array([0])))).toBe('abc')
   })
 
@@ -236,7 +227,7 @@ describe('StoredDocument', () => {
     })
     const [waiting] = updatesOf(source, () => text.insert(0, 'late'))
     await store(doc, waiting!)
-    expect(doc.waitingBytes).toBeGreaterThan(0)
+    expect(doc.checks.waitingBytes).toBeGreaterThan(0)
     for (const update of updates) await store(doc, update)
     // Write on until a compaction follows the deletion.
     const before = (await memory.load(id))!.snapshot
@@ -264,22 +255,22 @@ describe('StoredDocument once quiet', () => {
     ]
     for (const update of updates) await store(doc, update)
     const parts = (): unknown[] => (doc as unknown as { parts: unknown[] }).parts
-    const index = (): unknown => (doc as unknown as { index: unknown }).index
+    const index = (): unknown => (doc.checks as unknown as { index: unknown }).index
     expect(parts()).toHaveLength(3)
     expect(index()).not.toBeNull()
     const stateVector = doc.stateVector()
     doc.settle()
     expect(parts()).toHaveLength(1)
     expect(index()).toBeNull()
-    expect((doc as unknown as { heldStructs: unknown }).heldStructs).toBeNull()
+    expect((doc.checks as unknown as { heldStructs: unknown }).heldStructs).toBeNull()
     // The ids, read back from the merged part: what the document has is still known.
-    expect(doc.prepare(updates[1]!)).toBeNull()
+    expect(doc.checks.prepare(updates[1]!)).toBeNull()
     expect(doc.stateVector()).toEqual(stateVector)
     const served = new Y.Doc()
     Y.applyUpdate(served, doc.missingFor(new Uint8Array([0])))
     expect([served.getText('a').toString(), served.getText('b').toString()]).toEqual(['xaaaa', 'bbbb'])
     // The index, rebuilt from the merged part, still refuses an item between two lists.
-    expect(() => doc.prepare(craftUpdate([{ client: 70, clock: 0, structs: [{ origin: [50, 1], right: [50, 5], text: 'Q' }] }]))).toThrow(/different lists/)
+    expect(() => doc.checks.prepare(craftUpdate([{ client: 70, clock: 0, structs: [{ origin: [50, 1], right: [50, 5], text: 'Q' }] }]))).toThrow(/different lists/)
     expect(index()).not.toBeNull()
     const [more] = updatesOf(source, () => source.getText('b').insert(0, 'y'))
     expect(await store(doc, more!)).toBe(true)

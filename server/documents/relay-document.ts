@@ -86,7 +86,7 @@ export class RelayDocument implements DocumentHost {
   /** Loads `docId` from the store. Rejects (storing nothing) if the stored data is unreadable. */
   static async load (docId: DocId, options: RelayDocumentOptions): Promise<RelayDocument> {
     const limits = options.limits ?? DEFAULT_LIMITS
-    const stored = await StoredDocument.load(options.store, docId, { ...options, maxClients: limits.maxClientsPerDocument })
+    const stored = await StoredDocument.load(options.store, docId, { ...options, maxClients: limits.maxClientsPerDocument, maxWaitingBytes: limits.maxWaitingBytes })
     return new RelayDocument(docId, stored, options)
   }
 
@@ -117,7 +117,7 @@ export class RelayDocument implements DocumentHost {
   }
 
   changes (update: Uint8Array): boolean {
-    return this.stored.prepare(update) !== null
+    return this.stored.checks.prepare(update) !== null
   }
 
   readyToShare (): null {
@@ -165,14 +165,14 @@ export class RelayDocument implements DocumentHost {
     const started = this.observer === null ? 0 : performance.now()
     const source = from === null ? 'http' : from.peer.durable ? 'relay' : 'client'
     this.observer?.received(source, update.length)
-    const prepared = this.stored.prepare(update)
+    const prepared = this.stored.checks.prepare(update)
     if (prepared === null) return this.durable(from)
     const { shape } = prepared
     const { logBytes, snapshotBytes } = this.stored.sizes
     if (logBytes + snapshotBytes + shape.bytes.length > this.limits.maxDocumentBytes) {
       throw new LimitError(CloseCode.messageTooBig, `document ${this.docId} would exceed ${this.limits.maxDocumentBytes} bytes`)
     }
-    this.checkWaiting(prepared.waits)
+    this.stored.checks.checkWaiting(prepared.waits)
     this.stored.append(prepared).catch((error: unknown) => this.storeFailed(error))
     if (this.outgoing === null) {
       this.outgoing = []
@@ -181,7 +181,7 @@ export class RelayDocument implements DocumentHost {
     this.outgoing.push({ update: shape.bytes, origin: from })
     this.replication?.stored()
     // What was taken is stored; the sender is cut off from adding more that cannot integrate.
-    this.checkWaiting(prepared.waits)
+    this.stored.checks.checkWaiting(prepared.waits)
     const durable = this.durable(from)
     if (this.observer !== null) durable.then(() => this.observer!.durable({ docId: this.docId, update: shape.bytes, source, seconds: (performance.now() - started) / 1000 }), () => {})
     return durable
@@ -200,17 +200,6 @@ export class RelayDocument implements DocumentHost {
     const confirmed = forwarded.then(() => replication.confirm())
     if (this.observer !== null) confirmed.then(() => this.observer!.replicated((performance.now() - started) / 1000), () => {})
     return Promise.all([committed, confirmed]).then(() => {})
-  }
-
-  /**
-   * Throws a LimitError if too many stored bytes wait for missing dependencies and the
-   * update (`waits`: something new of it would wait too): the update that fills the gap,
-   * and others' work, still get in.
-   */
-  private checkWaiting (waits: boolean): void {
-    if (waits && this.stored.waitingBytes > this.limits.maxWaitingBytes) {
-      throw new LimitError(CloseCode.policyViolation, `more than ${this.limits.maxWaitingBytes} bytes of updates wait for missing dependencies`)
-    }
   }
 
   /**

@@ -1,8 +1,9 @@
 /**
- * Sets of Yjs ids: per client, sorted disjoint clock ranges. A relay that stores updates
- * without integrating them keeps two of these per document (the structs it holds and the
- * deletions it knows) to tell a new update from one it already has, and to derive its
- * state vector. Updates mostly extend a client's last range, which is the fast path.
+ * Sets of Yjs ids: per client, sorted disjoint clock ranges. The checks of a document
+ * (document-checks.ts, on a relay and on a replica alike) keep two of these, the structs it
+ * holds and the deletions it knows, to tell a new update from one it already has without
+ * integrating it; a relay, which holds updates rather than a Y.Doc, derives its state
+ * vector from them too. Updates mostly extend a client's last range, which is the fast path.
  *
  * Most clients hold one range from clock 0: those cost one map entry (their end), the
  * others a map entry and an array. A document has at most `maxClientsPerDocument` clients.
