@@ -20,6 +20,9 @@ import { SessionSet } from '../shared/sync/session-set.js'
 import { SyncSession, type DocumentHost, type HandOver } from '../shared/sync/session.js'
 import { decodeStateVector, encodeAwarenessEntries, validateUpdate } from '../shared/validation/update-validation.js'
 import { LimitError, RefusedError } from '../shared/errors.js'
+import { DocumentChecks, type PreparedUpdate } from '../shared/validation/document-checks.js'
+import { TooManyClientsError } from '../shared/validation/update-shape.js'
+import { DEFAULT_LIMITS, type Limits } from '../shared/listen/limits.js'
 import { CloseCode } from '../shared/wire/close-codes.js'
 import { admitAwareness, type AwarenessLimits, type PresenceView } from '../shared/validation/awareness.js'
 import { TransactionBatch } from './transaction-batch.js'
@@ -69,13 +72,15 @@ export interface SessionStatus {
   state: 'syncing' | 'synced' | 'sending'
 }
 
-/** Options of a {@link LocalDoc}: who writes, and limits on what peers send (a listening replica faces the same input as a relay). */
+/** The limits a document holds its peers to, as a relay holds its clients (relays themselves are trusted). */
+export type PeerLimits = AwarenessLimits & Pick<Limits, 'maxDocumentBytes' | 'maxWaitingBytes' | 'maxClientsPerDocument'>
+
+/** Options of a {@link LocalDoc}: who writes, and limits on what peers send (a replica faces the same input from them as a relay). */
 export interface LocalDocOptions {
   /** This replica's id, under which it counts its local changes in the store (see `counters.ts`). Default ''. */
   writer?: string
-  awarenessLimits?: AwarenessLimits
-  /** Stored size of the document (snapshot + log) that a peer's update may not make it exceed (1009). */
-  maxDocumentBytes?: number
+  /** Default: a relay's defaults. */
+  limits?: PeerLimits
 }
 
 /** A document open in a replica; see the module comment. */
@@ -98,6 +103,12 @@ export class LocalDoc implements DocumentHost {
   private integrated = false
   /** Which session brought each remote presence state. */
   private readonly presenceOwners = new Map<number, SyncSession>()
+  /**
+   * A relay's checks of the updates peers send (items against the document's, clients,
+   * waiting bytes), kept while peers' sessions are attached: built from the Y.Doc's state
+   * the first time a peer sends an update, then told every update the document takes.
+   */
+  private checks: DocumentChecks | null = null
   private isSynced = false
   private syncWaiters: Waiter[] = []
   private durableWaiters: Array<Waiter & { local: number }> = []
@@ -235,12 +246,26 @@ export class LocalDoc implements DocumentHost {
     return { update: Y.encodeStateAsUpdate(this.ydoc, peerStateVector), localChanges: this.counters.local }
   }
 
-  applyUpdate (update: Uint8Array, from: SyncSession): Promise<void> {
-    validateUpdate(update)
-    const { logBytes, snapshotBytes } = this.persisted!.sizes
-    const limit = this.options.maxDocumentBytes
-    if (limit !== undefined && logBytes + snapshotBytes + update.length > limit) {
-      throw new LimitError(CloseCode.messageTooBig, `document ${this.docId} would exceed ${limit} bytes`)
+  /**
+   * A peer's update gets a relay's checks (see {@link checks}), and what it brings is what is
+   * applied, stored and forwarded; a relay's update is trusted to be valid, and checked for
+   * its shape only (Yjs may apply part of a malformed update before it throws).
+   */
+  applyUpdate (received: Uint8Array, from: SyncSession): Promise<void> {
+    let update = received
+    let prepared: PreparedUpdate | null = null
+    if (from.peer.durable) {
+      if (this.checks === null) validateUpdate(update)
+      else this.checks.recordOwn(update)
+    } else {
+      const { logBytes, snapshotBytes } = this.persisted!.sizes
+      const limit = this.limits.maxDocumentBytes
+      if (logBytes + snapshotBytes + update.length > limit) {
+        throw new LimitError(CloseCode.messageTooBig, `document ${this.docId} would exceed ${limit} bytes`)
+      }
+      prepared = this.peerChecks().prepare(update)
+      if (prepared === null) return this.persisted!.settled() // nothing new
+      update = prepared.shape.bytes
     }
     // Yjs merges what waits into the existing pending object, replacing its update bytes: compare those.
     const waitingBefore = this.ydoc.store.pendingStructs?.update
@@ -256,11 +281,35 @@ export class LocalDoc implements DocumentHost {
     if (this.integrated || store.pendingStructs?.update !== waitingBefore || store.pendingDs !== pendingDs) {
       stored.then(() => this.sessions.forwardUpdate(update, from, this.shared), () => {})
     }
+    if (prepared !== null) {
+      this.checks!.record(prepared)
+      // What was taken is kept; the sender is cut off from adding more that cannot integrate.
+      this.checks!.checkWaiting(prepared.waits)
+    }
     return stored
   }
 
+  private get limits (): PeerLimits {
+    return this.options.limits ?? DEFAULT_LIMITS
+  }
+
+  /** The checks of peers' updates, built from the document's state if there are none yet. */
+  private peerChecks (): DocumentChecks {
+    if (this.checks !== null) return this.checks
+    const state = (): Uint8Array[] => [Y.encodeStateAsUpdate(this.ydoc)]
+    const checks = new DocumentChecks(state, { docId: this.docId, maxClients: this.limits.maxClientsPerDocument, maxWaitingBytes: this.limits.maxWaitingBytes })
+    try {
+      checks.loadPart(state()[0]!)
+    } catch (error) {
+      if (error instanceof TooManyClientsError) throw new LimitError(CloseCode.policyViolation, `document ${this.docId} has more than ${this.limits.maxClientsPerDocument} clients`)
+      throw error
+    }
+    this.checks = checks
+    return checks
+  }
+
   applyAwareness (update: Uint8Array, from: SyncSession): void {
-    const allowed = admitAwareness(update, this.presence, from, this.options.awarenessLimits)
+    const allowed = admitAwareness(update, this.presence, from, from.peer.durable ? undefined : this.limits)
     if (allowed.length > 0) applyAwarenessUpdate(this.awareness, encodeAwarenessEntries(allowed), from)
   }
 
@@ -279,6 +328,8 @@ export class LocalDoc implements DocumentHost {
     const brought = [...this.presenceOwners].filter(([, owner]) => owner === session).map(([clientId]) => clientId)
     if (brought.length > 0) removeAwarenessStates(this.awareness, brought, session)
     if (session.peer.durable && ![...this.sessions].some(other => other.peer.durable && other.synced)) this.isSynced = false
+    // The checks cost memory; with no peer left to send updates they are built again when one does.
+    if (!session.peer.durable && ![...this.sessions].some(other => !other.peer.durable)) this.checks = null
     this.onChange()
   }
 
@@ -442,6 +493,7 @@ export class LocalDoc implements DocumentHost {
       return this.fail(error as Error) // runs as a microtask too: never throw
     }
     const local = this.counters.local += batch.count
+    this.checks?.recordOwn(update)
     const stored = this.persisted.write(update)
     const counted = this.saveCounters()
     Promise.all([stored, counted]).then(() => {

@@ -11,8 +11,7 @@ import { InvalidDocIdError, docIdProblem, parseDocId, type DocId } from '../shar
 import type { Link } from '../shared/transport/link.js'
 import type { DocStore } from '../shared/storage/store.js'
 import type { PeerInfo } from '../shared/wire/native-messages.js'
-import { LocalDoc, type LocalDocOptions, type SessionStatus } from './local-doc.js'
-import type { AwarenessLimits } from '../shared/validation/awareness.js'
+import { LocalDoc, type LocalDocOptions, type PeerLimits, type SessionStatus } from './local-doc.js'
 import { LimitError } from '../shared/errors.js'
 import { DocHandle } from './doc-handle.js'
 import type { Served } from '../shared/sync/connection.js'
@@ -257,8 +256,8 @@ export class Replica extends ObservableV2<ReplicaEvents> {
    * relay's, and how many documents the app has not opened they may hold open at once.
    * @internal
    */
-  servePeers ({ limits, maxDocuments }: { limits: AwarenessLimits & { maxDocumentBytes: number }, maxDocuments: number }): void {
-    Object.assign(this.docOptions, { awarenessLimits: limits, maxDocumentBytes: limits.maxDocumentBytes })
+  servePeers ({ limits, maxDocuments }: { limits: PeerLimits, maxDocuments: number }): void {
+    this.docOptions.limits = limits
     this.maxPeerDocuments = maxDocuments
   }
 
