@@ -4,7 +4,10 @@
  * peer, so that the relays' documents meet only through replicas) on in-memory links, in virtual time
  * (fake timers, a seeded Math.random), with delays, duplicated messages, dropped messages
  * (a drop breaks the link, as on TCP), partitions, crashes that lose what was not yet
- * committed, restarts, and a hostile client sending the crafted shapes. Each seed checks:
+ * committed, restarts, a hostile client sending the crafted shapes, and a lying peer (one
+ * replica dials it: it says it is a durable relay under another relay's id, acknowledges
+ * everything at once, and sends crafted updates, items a relay refuses among them, that no
+ * relay checked). Each seed checks:
  * no change a replica saw acknowledged is missing from its relay's disk at any crash, and
  * after healing, every replica and both relays converge and every stored document loads in
  * a fresh Y.Doc. `SIM_SEEDS=<n>` runs more seeds; a failing seed is printed and replays
@@ -17,7 +20,7 @@ import { Replica } from '../client/replica.js'
 import { linkPair, type DeliveryPolicy, type Link } from '../shared/transport/link.js'
 import { acceptNative } from '../shared/listen/native-accept.js'
 import { silentLog } from '../shared/listen/log.js'
-import { NATIVE_PROTOCOL_VERSION, NativeType, encodeNativeMessage } from '../shared/wire/native-messages.js'
+import { NATIVE_PROTOCOL_VERSION, NativeType, decodeNativeMessage, encodeNativeMessage } from '../shared/wire/native-messages.js'
 import { parseDocId, type DocId } from '../shared/wire/doc-id.js'
 import { DocumentRegistry } from '../server/documents/registry.js'
 import { serveNativeLink } from '../server/connections/native-connection.js'
@@ -187,7 +190,14 @@ class SimReplica {
       // Everything this replica inserted so far is durable once this resolves.
       const upTo = [...this.markers]
       const relay = this.options.relay
-      if (relay !== null) this.replica.durable(DOC).then(() => { for (const m of upTo) relay.acked.add(m) }, () => {})
+      if (relay !== null) {
+        this.replica.durable(DOC).then(() => {
+          // Durable means committed by the relay: on its disk now, whatever happens next.
+          const onDisk = new Set(fromDisk(relay.disk).getArray<string>('a').toArray())
+          this.world.notOnDisk.push(...upTo.filter(m => !onDisk.has(m)))
+          for (const m of upTo) relay.acked.add(m)
+        }, () => {})
+      }
     } else if (roll < 0.75 || text.length === 0) {
       text.insert(random.int(text.length + 1), 'xyz'.slice(random.int(3)) || 'q')
     } else {
@@ -216,17 +226,61 @@ class World {
     const [a, b] = this.relays as [SimRelay, SimRelay]
     this.replicas = [
       new SimReplica('r0', { relay: a, peers: [] }, this),
-      new SimReplica('r1', { relay: a, peers: ['r0'] }, this),
+      new SimReplica('r1', { relay: a, peers: ['r0', LIAR] }, this),
       new SimReplica('r2', { relay: b, peers: [] }, this),
       new SimReplica('r3', { relay: null, peers: ['r0', 'r2'] }, this)
     ]
   }
 
+  readonly liar = new LyingPeer()
+  /** Markers a replica saw as durable that its relay had not committed. */
+  readonly notOnDisk: string[] = []
+
   connect (from: string, url: string): Link {
     const target = url.slice('sim://'.length)
+    if (target === LIAR) return this.liar.accept(this.network.pair(from, LIAR))
     const relay = this.relays.find(candidate => candidate.name === target)
     if (relay !== undefined) return relay.connect(from)
     return this.replicas.find(replica => replica.name === target)!.accept(from)
+  }
+}
+
+const LIAR = 'liar'
+
+/**
+ * A peer that lies: it says it is a durable relay, under relay-a's id, acknowledges every
+ * numbered update at once, and sends crafted updates nobody checked before: honest edits
+ * (which replicas take and pass on), and the shapes a relay refuses (which must cost it the
+ * link, and reach nobody). If a replica believed it, `durable()` would resolve for changes
+ * no relay holds, and the loss check would see them missing after a relay's crash.
+ */
+class LyingPeer {
+  private readonly links = new Set<Link>()
+  private readonly mirror = new Y.Doc()
+
+  accept ([client, server]: [Link, Link]): Link {
+    const send = (message: Parameters<typeof encodeNativeMessage>[0]): void => server.send(encodeNativeMessage(message))
+    server.onMessage = frame => {
+      const message = decodeNativeMessage(frame)
+      if (message.type === 'hello') send({ type: 'welcome', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: 'relay-a', durable: true } })
+      if (message.type === 'open') send({ type: 'sync', docId: message.docId, stateVector: new Uint8Array([0]), update: new Uint8Array([0, 0]) })
+      if (message.type === 'update' && message.seq > 0) send({ type: 'ack', docId: message.docId, seq: message.seq })
+    }
+    server.onClose = () => this.links.delete(server)
+    this.links.add(server)
+    return client
+  }
+
+  /** Sends a crafted update to every replica linked to it. */
+  lie (crafter: Crafter): void {
+    const { update, expected } = crafter.next()
+    if (expected === 'stored' && this.links.size > 0) Y.applyUpdate(this.mirror, update)
+    for (const link of this.links) link.send(encodeNativeMessage({ type: 'update', docId: DOC, seq: 0, update }))
+  }
+
+  /** What its crafter builds on: the updates it sent that replicas keep. */
+  get sent (): Y.Doc {
+    return this.mirror
   }
 }
 
@@ -262,6 +316,7 @@ async function simulate (seed: number): Promise<void> {
     mirror.clientID = 1 + i // never writes; deterministic all the same
     return { relay, mirror, crafter: new Crafter(random, mirror, 10_000 + 1_000_000 * i) }
   })
+  const liarCrafter = new Crafter(random, world.liar.sent, 10_000 + 2_000_000)
   const lost: string[] = []
   const settle = async (ms: number): Promise<void> => { await vi.advanceTimersByTimeAsync(ms) }
   for (const replica of world.replicas) await replica.start()
@@ -295,10 +350,12 @@ async function simulate (seed: number): Promise<void> {
       } else if (roll < 0.94) {
         const { crafter, mirror } = hostiles[world.relays.indexOf(relay)]!
         hostile(relay, crafter, mirror)
+        world.liar.lie(liarCrafter)
       } else {
         world.network.cut(target.name)
       }
       await settle(random.int(15))
+      expect(world.notOnDisk, `seen as durable at step ${step}, not on the relay's disk`).toEqual([])
     }
 
     // Heal: no more faults; everyone converges.
