@@ -10,6 +10,7 @@ import { Authenticator, parseAuthKeys } from '../shared/listen/auth.js'
 import { listen } from '../shared/listen/listener.js'
 import { silentLog, type Log } from '../shared/listen/log.js'
 import { acceptNative } from '../shared/listen/native-accept.js'
+import { PeerIds } from '../shared/listen/peer-ids.js'
 import { acceptStock, type StockContext } from '../shared/listen/stock-accept.js'
 import type { Replica } from './replica.js'
 
@@ -56,6 +57,7 @@ export async function listenForPeers (replica: Replica, options: ListenForPeersO
   const keys = parseAuthKeys(options.auth ?? [])
   const authenticator = keys.size === 0 ? null : new Authenticator(keys)
   const log = options.log ?? silentLog
+  const peerIds = new PeerIds()
   Object.assign(replica.docOptions, { awarenessLimits: limits, maxDocumentBytes: limits.maxDocumentBytes })
   const stock: StockContext = {
     // Stock clients' documents, held for them as for native peers (see `serveToPeer`).
@@ -80,6 +82,7 @@ export async function listenForPeers (replica: Replica, options: ListenForPeersO
         maxDocs: limits.maxDocsPerConnection,
         // A replica wants to know what its peers hold (see `replica.peers()`).
         numbered: true,
+        peerIds,
         serve: docId => replica.serveToPeer(docId)
       })
     },
