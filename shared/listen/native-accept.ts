@@ -5,7 +5,8 @@
  * write closes only that document), the client can refresh it with AUTH without dropping
  * its documents, and its expiry ends the connection. A client's peer id is bound to its
  * connection (see `peer-ids.ts`). A durable peer's HELLO (another relay of a cluster) is
- * handed to the relay's own policy. Hostile input closes the connection.
+ * handed to the relay's own policy. Hostile input closes the connection; when it is about
+ * one document, that document is refused first, so that an honest peer learns which one.
  */
 import { AuthError, DocDeletedError, LimitError, MovedError, ProtocolError, StorageError } from '../errors.js'
 import { CloseCode } from '../wire/close-codes.js'
@@ -82,7 +83,11 @@ export function acceptNative (link: Link, options: NativeAcceptOptions): PeerCon
       connection.refuse(docId, CloseCode.forbidden, `no access to ${docId}`)
       return null
     }
-    if (connection.documents.length >= options.maxDocs) throw new LimitError(CloseCode.policyViolation, `more than ${options.maxDocs} documents open on one connection`)
+    if (connection.documents.length >= options.maxDocs) {
+      // A limit of the connection, not of this document: the link closes, no document is refused.
+      fail(new LimitError(CloseCode.policyViolation, `more than ${options.maxDocs} documents open on one connection`))
+      return null
+    }
     return options.serve(docId, connection)
   }
 
@@ -142,6 +147,10 @@ export function acceptNative (link: Link, options: NativeAcceptOptions): PeerCon
         connection.refuse(docId, error.code, error.message)
         return true
       }
+      // Hostile input about one document (an invalid update, a document's limit) closes the
+      // link, but names the document first: an honest replica whose store holds an update
+      // this node refuses learns which document to set aside.
+      if (docId !== null && (error instanceof ProtocolError || error instanceof LimitError)) connection.refuse(docId, error.code, error.message)
       fail(error)
       return true
     },
