@@ -15,6 +15,7 @@ import { SqliteStore, listenForPeers } from '../client/node.js'
 import { parseDocId, type DocId } from '../shared/wire/doc-id.js'
 import { NATIVE_PROTOCOL_VERSION, NATIVE_SUBPROTOCOL, decodeNativeMessage, encodeNativeMessage, type NativeMessage } from '../shared/wire/native-messages.js'
 import { startRelay, type Relay } from '../server/relay.js'
+import { SIGNAL_BURST_BYTES, SignalBudget } from '../server/connections/signal-budget.js'
 import { until } from './helpers/events.js'
 import { captureLog, type CapturedLog } from './helpers/log-capture.js'
 import { tempDir } from './helpers/temp.js'
@@ -117,6 +118,9 @@ async function joined (token: string, ...docIds: string[]): Promise<Client> {
   return client
 }
 
+/** The payloads of the signals `client` received, parsed. */
+const payloads = (client: Client): unknown[] => client.signals().map(s => JSON.parse(new TextDecoder().decode(s.payload)))
+
 /** Resolves once `client` got a signal about `docId` from `from`: a marker that what `from` sent it before has arrived too. */
 const gotFrom = (client: Client, from: Client, docId: string): Promise<void> =>
   client.until(`a signal from ${from.peerId}`, () => client.signals(docId).some(s => s.peerId === from.peerId))
@@ -208,10 +212,10 @@ describe('signals', () => {
     a.signal(doc, c.peerId, { t: 'hi' })
     a.signal(other, d.peerId, { t: 'hi' })
     await Promise.all([gotFrom(b, a, doc), gotFrom(c, a, doc), gotFrom(d, a, other)])
-    expect(b.signals().map(s => JSON.parse(new TextDecoder().decode(s.payload)))).toEqual([{ t: 'offer', sdp: 'for b' }])
+    expect(payloads(b)).toEqual([{ t: 'offer', sdp: 'for b' }])
     expect(b.signals()).toEqual([expect.objectContaining({ peerId: a.peerId, user: 'a' })])
     expect(impostor.signals()).toEqual([])
-    expect(c.signals().map(s => JSON.parse(new TextDecoder().decode(s.payload)))).toEqual([{ t: 'hi' }])
+    expect(payloads(c)).toEqual([{ t: 'hi' }])
     expect(d.signals()).toEqual([expect.objectContaining({ docId: other })])
     expect([a, b, c, d].some(client => client.isClosed())).toBe(false)
   })
@@ -288,4 +292,21 @@ describe('signals', () => {
     other.signal(doc, first!.peerId, { t: 'hi' })
     await gotFrom(first!, other, doc)
   }, 20_000)
+})
+
+describe('the signaling budget', () => {
+  it('lets a replica join a document with 100 other clients, and no more than its burst at once', () => {
+    const budget = new SignalBudget()
+    const now = 1_000_000
+    // What a relay delivers for one replica joining: a hi to each, then an offer or answer and a dozen ICE candidates.
+    const copy = 120 // a signal's frame, besides its payload: document and peer ids, the user
+    budget.take(100 * (copy + 20), now)
+    for (let peer = 0; peer < 100; peer++) {
+      budget.take(copy + 1500, now)
+      for (let candidate = 0; candidate < 12; candidate++) budget.take(copy + 250, now)
+    }
+    expect(() => budget.take(SIGNAL_BURST_BYTES / 2, now)).toThrow(/signals to other clients over/)
+    // It refills: a second later, a second's worth goes again.
+    budget.take(64 * 1024, now + 1000)
+  })
 })
