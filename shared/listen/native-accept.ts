@@ -95,7 +95,7 @@ export function acceptNative (link: Link, options: NativeAcceptOptions): PeerCon
     // A connection that closed while its token was being verified must not hold the id.
     if (connection.closed) return
     client = { peerId, connection, auth }
-    if (options.peerIds?.bind(client) === false) throw new AuthError(CloseCode.peerIdInUse, `peer id ${peerId} is in use by another live connection`)
+    if (options.peerIds?.bind(client) === false) throw new AuthError(CloseCode.peerIdInUse, `peer id in use by another live connection: ${peerId}`)
   }
 
   const control = (message: ControlMessage): void => {
