@@ -12,6 +12,7 @@ import { Authenticator, parseAuthKeys } from '../shared/listen/auth.js'
 import { listen } from '../shared/listen/listener.js'
 import { silentLog, type Log } from '../shared/listen/log.js'
 import { acceptNative } from '../shared/listen/native-accept.js'
+import { PeerIds } from '../shared/listen/peer-ids.js'
 import { acceptStock, type StockContext } from '../shared/listen/stock-accept.js'
 import type { Replica } from './replica.js'
 
@@ -78,6 +79,7 @@ export async function listenForPeers (replica: Replica, options: ListenForPeersO
   const log = options.log ?? silentLog
   if (authenticator === null) log.warn({}, 'listening for peers with no auth keys: any peer that can reach this port may read and write every document of this replica, and its writes reach this replica\'s relays under its own token')
   replica.servePeers({ limits, maxDocuments: options.maxDocuments ?? DEFAULT_MAX_PEER_DOCUMENTS })
+  const peerIds = new PeerIds()
   const stock: StockContext = {
     // Stock clients' documents, held for them as for native peers (see `serveToPeer`).
     documents: { acquire: docId => replica.acquireForPeer(docId), release: docId => replica.releaseForPeer(docId) },
@@ -101,6 +103,7 @@ export async function listenForPeers (replica: Replica, options: ListenForPeersO
         maxDocs: limits.maxDocsPerConnection,
         // A replica wants to know what its peers hold (see `replica.peers()`).
         numbered: true,
+        peerIds,
         serve: docId => replica.serveToPeer(docId)
       })
     },

@@ -46,17 +46,22 @@ export class Router {
 
   /** Sends a fresh token to every connected relay. */
   refreshToken (token: string): void {
-    for (const connection of [this.bootstrap, ...this.members.values()]) connection.refreshToken(token)
+    for (const connection of this.dialers) connection.refreshToken(token)
   }
 
   /** Reconnects every link now (see `Dialer.reconnect`). */
   reconnect (): void {
-    for (const connection of [this.bootstrap, ...this.members.values()]) connection.reconnect()
+    for (const connection of this.dialers) connection.reconnect()
   }
 
   async close (): Promise<void> {
     this.closed = true
-    await Promise.all([this.bootstrap, ...this.members.values()].map(connection => connection.close()))
+    await Promise.all([...this.dialers].map(connection => connection.close()))
+  }
+
+  /** Every connection, each once (the bootstrap may be a member's too). */
+  private get dialers (): Set<Dialer> {
+    return new Set([this.bootstrap, ...this.members.values()])
   }
 
   private connection (urls: string[]): Dialer {
@@ -82,7 +87,9 @@ export class Router {
   private member (url: string): Dialer {
     let connection = this.members.get(url)
     if (connection === undefined) {
-      connection = this.connection([url])
+      // One connection per relay: a relay binds this replica's peer id to one connection, and refuses a second (4409).
+      const { relays } = this.options
+      connection = relays.length === 1 && relays[0] === url ? this.bootstrap : this.connection([url])
       this.members.set(url, connection)
     }
     return connection

@@ -22,6 +22,7 @@ import { Webhooks, type WebhookOptions } from './webhooks.js'
 import { acceptStock, type StockContext } from '../shared/listen/stock-accept.js'
 import { DEFAULT_LIMITS, WS_CLIENT_MAX_PAYLOAD, type Limits } from '../shared/listen/limits.js'
 import { listen } from '../shared/listen/listener.js'
+import { PeerIds } from '../shared/listen/peer-ids.js'
 import type { ClusterOptions } from './cluster/cluster.js'
 import { lockDataDir, type DataDirLock } from './data-dir.js'
 import type { RelayNode } from './relay-node.js'
@@ -256,6 +257,7 @@ async function serve (options: RelayOptions, parts: Parts, reportGauges: (read: 
   if (options.cluster !== undefined) node = clusterNode = new ClusterNode(options.cluster, registry, log)
   let relayId = options.relayId ?? options.cluster?.selfId ?? ''
   const open = new OpenConnections()
+  const peerIds = new PeerIds()
   const stock: StockContext = {
     // Every stock connection gets its document from the registry, which says why a load failed.
     documents: {
@@ -298,6 +300,7 @@ async function serve (options: RelayOptions, parts: Parts, reportGauges: (read: 
         self: { peerId: relayId, durable: true },
         authenticator,
         maxDocs: limits.maxDocsPerConnection,
+        peerIds,
         ...(node === null ? {} : { routing: node.routing }),
         ...(node?.relayLinks === undefined ? {} : { relayLinks: node.relayLinks })
       })

@@ -18,7 +18,7 @@ export class LimitError extends Error {
   }
 }
 
-/** Missing or invalid credentials (4401), or credentials that do not allow this (4403). */
+/** Missing or invalid credentials (4401), credentials that do not allow this (4403), or a peer id another live connection holds (4409). */
 export class AuthError extends Error {
   override name = 'AuthError'
   constructor (readonly code: number, message: string) {

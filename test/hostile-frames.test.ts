@@ -3,11 +3,13 @@
  * with a reason; the relay stays up, the stored document is unchanged, and other clients
  * keep syncing.
  */
+import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { parseDocId } from '../shared/wire/doc-id.js'
+import { NATIVE_PROTOCOL_VERSION, NATIVE_SUBPROTOCOL, decodeNativeMessage, encodeNativeMessage, type NativeMessage } from '../shared/wire/native-messages.js'
 import * as encoding from 'lib0/encoding'
 import { encodeAwarenessMessage, encodeSyncUpdate } from '../shared/wire/y-messages.js'
 import { SqliteStore } from '../shared/storage/sqlite-store.js'
@@ -96,6 +98,27 @@ describe('hostile frames', () => {
     expect(await stored()).toBe(before)
     expect(bob.text.toString()).toContain('precious')
     await honestClientsStillSync('.')
+  })
+
+  it('refuses the document of a malformed update on a native connection before closing it (4400)', async () => {
+    const before = await stored()
+    const ws = new WebSocket(relay.url, NATIVE_SUBPROTOCOL)
+    ws.on('error', () => {})
+    const received: NativeMessage[] = []
+    ws.on('message', (data: Buffer) => received.push(decodeNativeMessage(new Uint8Array(data))))
+    await once(ws, 'open')
+    const docId = parseDocId(DOC)
+    ws.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: randomUUID(), durable: false }, token: '' }))
+    ws.send(encodeNativeMessage({ type: 'open', docId, stateVector: new Uint8Array([0]) }))
+    const evil = new Y.Doc()
+    evil.getText('t').insert(0, 'evil')
+    const update = Y.encodeStateAsUpdate(evil)
+    ws.send(encodeNativeMessage({ type: 'update', docId, seq: 1, update: update.slice(0, update.length - 2) }))
+    const [code, reason] = await once<[number, Buffer]>(ws, 'close')
+    expect({ code, reason: reason.toString() }).toEqual({ code: 4400, reason: expect.stringMatching(/malformed Yjs update/) })
+    expect(received.at(-1)).toEqual({ type: 'doc-error', docId, code: 4400, reason: expect.stringMatching(/malformed Yjs update/) })
+    expect(await stored()).toBe(before)
+    await honestClientsStillSync(';')
   })
 
   it('survives random frames (seeded) with the stored state intact', async () => {

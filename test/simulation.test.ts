@@ -24,6 +24,7 @@ import { NATIVE_PROTOCOL_VERSION, NativeType, decodeNativeMessage, encodeNativeM
 import { parseDocId, type DocId } from '../shared/wire/doc-id.js'
 import { DocumentRegistry } from '../server/documents/registry.js'
 import { serveNativeLink } from '../server/connections/native-connection.js'
+import { PeerIds } from '../shared/listen/peer-ids.js'
 import { CrashStore, type Disk } from './helpers/crash-store.js'
 import { Crafter } from './helpers/crafter.js'
 import { prng } from './helpers/prng.js'
@@ -107,6 +108,8 @@ class SimRelay {
   readonly disk: Disk = new Map()
   private store: CrashStore
   private registry: DocumentRegistry
+  /** Client ids bound on this relay: a restart (a new process) starts with none. */
+  private peerIds = new PeerIds()
   up = true
 
   /** Markers of changes this relay acknowledged (to the replicas' knowledge). */
@@ -120,7 +123,7 @@ class SimRelay {
   connect (from: string): Link {
     if (!this.up) throw new Error('relay is down')
     const [client, server] = this.network.pair(from, this.name)
-    serveNativeLink(server, { registry: this.registry, log: quiet, self: { peerId: this.name, durable: true }, authenticator: null, maxDocs: 100 })
+    serveNativeLink(server, { registry: this.registry, log: quiet, self: { peerId: this.name, durable: true }, authenticator: null, maxDocs: 100, peerIds: this.peerIds })
     return client
   }
 
@@ -134,6 +137,7 @@ class SimRelay {
   restart (): void {
     this.store = new CrashStore(this.disk, commitDelay(this.random))
     this.registry = this.boot()
+    this.peerIds = new PeerIds()
     this.up = true
   }
 

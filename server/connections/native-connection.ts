@@ -10,12 +10,13 @@ import { CloseCode } from '../../shared/wire/close-codes.js'
 import type { DocId } from '../../shared/wire/doc-id.js'
 import type { Link } from '../../shared/transport/link.js'
 import type { ClusterMap, ClusterMember } from '../../shared/placement.js'
-import { encodeNativeMessage, type NativeMessage, type PeerInfo } from '../../shared/wire/native-messages.js'
-import { nativeFraming } from '../../shared/sync/framing.js'
+import type { NativeMessage, PeerInfo } from '../../shared/wire/native-messages.js'
 import { PeerConnection, type ConnectionOptions, type Served } from '../../shared/sync/connection.js'
 import type { TokenVerifier } from '../../shared/listen/auth.js'
 import { acceptNative } from '../../shared/listen/native-accept.js'
+import type { PeerIds } from '../../shared/listen/peer-ids.js'
 import type { DocumentRegistry } from '../documents/registry.js'
+import { relaySignal } from './signal-relay.js'
 
 /** What the relay tells native clients about its cluster, and how it routes their documents. */
 export interface NativeRouting {
@@ -47,6 +48,8 @@ export interface NativeConnectionOptions {
   authenticator: TokenVerifier | null
   /** Documents one client connection may have open. */
   maxDocs: number
+  /** The relay's client peer ids, one set for all its native connections: signals are routed and stamped by them. */
+  peerIds: PeerIds
   /** In a cluster: the map sent to clients and where to redirect them. */
   routing?: NativeRouting
   /** In a cluster: links from other relays. Without it, a relay's HELLO is refused. */
@@ -58,7 +61,7 @@ const mapSubscriptions = new WeakMap<PeerConnection, () => void>()
 
 /** Serves the native protocol on `link`; see the module comment. */
 export function serveNativeLink (link: Link, options: NativeConnectionOptions): PeerConnection {
-  const { registry, log, routing, relayLinks } = options
+  const { registry, log, routing, relayLinks, peerIds } = options
   return acceptNative(link, {
     self: options.self,
     authenticator: options.authenticator,
@@ -82,28 +85,12 @@ export function serveNativeLink (link: Link, options: NativeConnectionOptions): 
       mapSubscriptions.get(connection)?.()
       mapSubscriptions.delete(connection)
     },
-    onSignal: (message, connection, writable) => relaySignal(registry, message, connection, writable),
+    peerIds,
+    onSignal: (message, from) => relaySignal(registry, peerIds, message, from),
     ...(relayLinks === undefined
       ? {}
       : { durablePeers: { admit: hello => relayLinks.admit(hello), policy: connection => relayPolicy(connection, registry, log), accepted: relayLinks.accepted, closed: relayLinks.closed } })
   })
-}
-
-/**
- * Passes a client's WebRTC signal on to the other clients of the document on this relay
- * (or the one it names), stamped with the sender's id and write access. Only a client
- * that has the document open here may signal about it, and only to clients that have it
- * open too: that is what makes a direct link between them as authorized as their relay links.
- */
-function relaySignal (registry: DocumentRegistry, message: Extract<NativeMessage, { type: 'signal' }>, from: PeerConnection, writable: boolean): void {
-  const own = from.session(message.docId)
-  const doc = registry.peek(message.docId)
-  if (own === null || doc === null) return
-  const frame = encodeNativeMessage({ type: 'signal', docId: message.docId, peerId: from.peer!.peerId, writable, user: '', payload: message.payload })
-  for (const session of doc.peers) {
-    if (session === own || session.peer.durable || session.options.framing !== nativeFraming) continue
-    if (message.peerId === '' || session.peer.peerId === message.peerId) session.options.send(frame)
-  }
 }
 
 /**

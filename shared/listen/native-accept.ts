@@ -3,17 +3,20 @@
  * replica that listens for peers. A client's HELLO carries its token; then every message
  * is authorized against it (open needs read access, an update write access: a refused
  * write closes only that document), the client can refresh it with AUTH without dropping
- * its documents, and its expiry ends the connection. A durable peer's HELLO (another relay
- * of a cluster) is handed to the relay's own policy. Hostile input closes the connection.
+ * its documents, and its expiry ends the connection. A client's peer id is bound to its
+ * connection (see `peer-ids.ts`). A durable peer's HELLO (another relay of a cluster) is
+ * handed to the relay's own policy. Hostile input closes the connection; when it is about
+ * one document, that document is refused first, so that an honest peer learns which one.
  */
 import { AuthError, DocDeletedError, LimitError, MovedError, ProtocolError, StorageError } from '../errors.js'
 import { CloseCode } from '../wire/close-codes.js'
 import type { DocId } from '../wire/doc-id.js'
 import type { NativeMessage, PeerInfo } from '../wire/native-messages.js'
 import type { Link } from '../transport/link.js'
-import { PeerConnection, type ConnectionOptions, type Served } from '../sync/connection.js'
+import { PeerConnection, type ConnectionOptions, type ControlMessage, type Served } from '../sync/connection.js'
 import type { TokenVerifier } from './auth.js'
 import { ConnectionAuth } from './connection-auth.js'
+import type { BoundClient, PeerIds } from './peer-ids.js'
 import { HELLO_DEADLINE_MS, closeForError } from './closing.js'
 import type { Log } from './log.js'
 
@@ -50,10 +53,15 @@ export interface NativeAcceptOptions {
   /** The client's connection, once up, closed. */
   onClosed?: (connection: PeerConnection) => void
   /**
-   * WebRTC signaling from a client (`writable`: whether its token lets it write the
-   * document); without it, a signal is a protocol error.
+   * Binds client peer ids to their connections: a client's HELLO claiming an id another
+   * live connection holds is refused (4409). Without it, ids are not checked.
    */
-  onSignal?: (message: Extract<NativeMessage, { type: 'signal' }>, connection: PeerConnection, writable: boolean) => void
+  peerIds?: PeerIds
+  /**
+   * WebRTC signaling from a client, `from` as its HELLO bound it; throw (a ProtocolError or
+   * LimitError) to close the client's connection. Without it, a signal is a protocol error.
+   */
+  onSignal?: (message: Extract<NativeMessage, { type: 'signal' }>, from: BoundClient) => void
   /** Durable peers' connections; without it, a durable peer's HELLO is refused. */
   durablePeers?: DurablePeers
 }
@@ -63,6 +71,8 @@ export function acceptNative (link: Link, options: NativeAcceptOptions): PeerCon
   const { log, durablePeers } = options
   const auth = new ConnectionAuth(options.authenticator, error => fail(error))
   let durable: ReturnType<DurablePeers['policy']> | null = null
+  /** The client, once admitted (null for a durable peer). */
+  let client: BoundClient | null = null
 
   const fail = (error: unknown): void => {
     closeForError(link, error, log, { protocol: 'native' })
@@ -73,8 +83,31 @@ export function acceptNative (link: Link, options: NativeAcceptOptions): PeerCon
       connection.refuse(docId, CloseCode.forbidden, `no access to ${docId}`)
       return null
     }
-    if (connection.documents.length >= options.maxDocs) throw new LimitError(CloseCode.policyViolation, `more than ${options.maxDocs} documents open on one connection`)
+    if (connection.documents.length >= options.maxDocs) {
+      // A limit of the connection, not of this document: the link closes, no document is refused.
+      fail(new LimitError(CloseCode.policyViolation, `more than ${options.maxDocs} documents open on one connection`))
+      return null
+    }
     return options.serve(docId, connection)
+  }
+
+  const bindClient = (peerId: string): void => {
+    // A connection that closed while its token was being verified must not hold the id.
+    if (connection.closed) return
+    client = { peerId, connection, auth }
+    if (options.peerIds?.bind(client) === false) throw new AuthError(CloseCode.peerIdInUse, `peer id in use by another live connection: ${peerId}`)
+  }
+
+  const control = (message: ControlMessage): void => {
+    if (durable !== null) throw new ProtocolError(`unexpected ${message.type} message`)
+    // A client's control messages concern its link, not a document: what fails closes the link and refuses no document.
+    try {
+      if (message.type === 'signal' && options.onSignal !== undefined) return options.onSignal(message, client!)
+      if (message.type !== 'auth') throw new ProtocolError(`unexpected ${message.type} message`)
+      auth.authenticate(message.token).then(reauthorize, fail)
+    } catch (error) {
+      fail(error)
+    }
   }
 
   /** A refreshed token may cover fewer documents: close those it no longer allows. */
@@ -88,7 +121,10 @@ export function acceptNative (link: Link, options: NativeAcceptOptions): PeerCon
     self: options.self,
     admit: async hello => {
       clearTimeout(helloDeadline)
-      if (!hello.peer.durable) return await auth.authenticate(hello.token)
+      if (!hello.peer.durable) {
+        await auth.authenticate(hello.token)
+        return bindClient(hello.peer.peerId)
+      }
       if (durablePeers === undefined) throw new AuthError(CloseCode.unauthorized, 'durable peers are not accepted here')
       durablePeers.admit(hello)
       durable = durablePeers.policy(connection)
@@ -98,11 +134,7 @@ export function acceptNative (link: Link, options: NativeAcceptOptions): PeerCon
       ? durable.session(docId)
       : { numbered: options.numbered, mayWrite: () => auth.canWrite(docId), ...(auth.user === undefined ? {} : { user: auth.user }) },
     onReady: () => durable !== null ? durablePeers!.accepted(connection) : options.onReady?.(connection),
-    onControl: message => {
-      if (durable === null && message.type === 'signal' && options.onSignal !== undefined) return options.onSignal(message, connection, auth.canWrite(message.docId))
-      if (message.type !== 'auth' || durable !== null) throw new ProtocolError(`unexpected ${message.type} message`)
-      auth.authenticate(message.token).then(reauthorize, fail)
-    },
+    onControl: control,
     onError: (error, docId) => {
       if (durable !== null && durable.onError(error, docId) === true) return true
       // A document another relay serves now moves there alone.
@@ -115,6 +147,10 @@ export function acceptNative (link: Link, options: NativeAcceptOptions): PeerCon
         connection.refuse(docId, error.code, error.message)
         return true
       }
+      // Hostile input about one document (an invalid update, a document's limit) closes the
+      // link, but names the document first: an honest replica whose store holds an update
+      // this node refuses learns which document to set aside.
+      if (docId !== null && (error instanceof ProtocolError || error instanceof LimitError)) connection.refuse(docId, error.code, error.message)
       fail(error)
       return true
     },
@@ -122,6 +158,7 @@ export function acceptNative (link: Link, options: NativeAcceptOptions): PeerCon
     onClose: () => {
       clearTimeout(helloDeadline)
       auth.dispose()
+      if (client !== null) options.peerIds?.release(client)
       if (connection.peer === null) return
       if (durable !== null) durablePeers!.closed(connection)
       else options.onClosed?.(connection)

@@ -146,6 +146,14 @@ export class PeerConnection {
     this.sendMessage(message)
   }
 
+  /**
+   * Counts `bytes` of work done for the peer (what it had sent to others) against its rate
+   * budget, on links that keep one (see `Link.charge`).
+   */
+  charge (bytes: number): void {
+    if (this.state !== 'closed') this.link.charge?.(bytes)
+  }
+
   /** Closes the link. */
   close (code: number, reason: string): void {
     if (this.state === 'closed') return
@@ -158,7 +166,7 @@ export class PeerConnection {
       peer: this.remote!,
       framing: nativeFraming,
       send: frame => { if (this.state !== 'closed') this.link.send(frame) },
-      charge: bytes => this.link.charge?.(bytes),
+      charge: bytes => this.charge(bytes),
       ...this.options.session?.(docId),
       onError: error => this.onSessionError(error, docId)
     })

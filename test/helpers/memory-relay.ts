@@ -7,6 +7,7 @@ import { MemoryStore } from '../../shared/storage/memory-store.js'
 import { deliverInOrder, linkPair, type DeliveryPolicy, type Link } from '../../shared/transport/link.js'
 import { DocumentRegistry } from '../../server/documents/registry.js'
 import { serveNativeLink } from '../../server/connections/native-connection.js'
+import { PeerIds } from '../../shared/listen/peer-ids.js'
 import { captureLog } from './log-capture.js'
 
 export interface MemoryRelay {
@@ -24,6 +25,7 @@ export function memoryRelay (): MemoryRelay {
   const store = new MemoryStore()
   const log = captureLog('warn').logger
   const registry = new DocumentRegistry({ store, log, idleMs: 60_000 })
+  const peerIds = new PeerIds()
   const links = new Set<Link>()
   let isUp = true
   const relay: MemoryRelay = {
@@ -33,7 +35,7 @@ export function memoryRelay (): MemoryRelay {
       if (!isUp) throw new Error('relay is down')
       const [client, server] = linkPair((message, deliver) => relay.policy(message, deliver))
       links.add(client)
-      serveNativeLink(server, { registry, log, self: { peerId: 'memory', durable: true }, authenticator: null, maxDocs: 1000 })
+      serveNativeLink(server, { registry, log, self: { peerId: 'memory', durable: true }, authenticator: null, maxDocs: 1000, peerIds })
       const onClose = server.onClose
       server.onClose = (code, reason) => { links.delete(client); onClose.call(server, code, reason) }
       return client
