@@ -74,6 +74,9 @@ export class Dialer {
   private readonly group: LinkGroup
   private current: PeerConnection | null = null
   private currentStatus: LinkStatus = 'connecting'
+  /** The URLs dialed in turn (one, once {@link pin} chose it). */
+  private urls: string[]
+  private currentUrl: string
   private closed = false
   private wake: (() => void) | null = null
   /** Failed attempts since the last link that stayed online (the backoff grows with them). */
@@ -85,6 +88,8 @@ export class Dialer {
   private readonly running: Promise<void>
 
   constructor (private readonly options: DialerOptions) {
+    this.urls = options.urls
+    this.currentUrl = options.urls[0]!
     this.group = new LinkGroup({
       self: options.self,
       ...(options.token === undefined ? {} : { token: options.token }),
@@ -99,6 +104,16 @@ export class Dialer {
     })
     // Not from inside the constructor: status callbacks may reach code still constructing this dialer's owner.
     this.running = Promise.resolve().then(() => this.run())
+  }
+
+  /** The URL of the latest attempt. */
+  get url (): string {
+    return this.currentUrl
+  }
+
+  /** Dials only `url` from now on (a relay of a cluster, found among several given). */
+  pin (url: string): void {
+    this.urls = [url]
   }
 
   /** The status of the latest attempt. */
@@ -154,9 +169,9 @@ export class Dialer {
   }
 
   private async run (): Promise<void> {
-    const { urls } = this.options
     for (let attempt = 0; !this.closed; attempt++) {
-      const url = urls[attempt % urls.length]!
+      const url = this.urls[attempt % this.urls.length]!
+      this.currentUrl = url
       await this.untilOnline(url)
       if (this.closed) break
       this.setStatus(url, 'connecting')

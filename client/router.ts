@@ -88,8 +88,13 @@ export class Router {
     let connection = this.members.get(url)
     if (connection === undefined) {
       // One connection per relay: a relay binds this replica's peer id to one connection, and refuses a second (4409).
-      const { relays } = this.options
-      connection = relays.length === 1 && relays[0] === url ? this.bootstrap : this.connection([url])
+      // The bootstrap connection is the member it reached (the one that sent the map), and stays with it.
+      if (this.bootstrap.url === url) {
+        this.bootstrap.pin(url)
+        connection = this.bootstrap
+      } else {
+        connection = this.connection([url])
+      }
       this.members.set(url, connection)
     }
     return connection

@@ -63,8 +63,8 @@ interface Peer {
   readonly rtc: RtcPeerConnection
   /** Documents the relay vouched for, with the access of the peer. */
   readonly access: Map<DocId, Access>
-  /** The peer's user, as the relay stamped it ('' for none). */
-  user: string
+  /** The peer's user, as the relay stamped it ('' for none): signals stamped with another are someone else's. */
+  readonly user: string
   /** The document the negotiation is signaled about (the relay passes signals only about documents both have open). */
   readonly docId: DocId
   negotiation: Negotiation
@@ -175,25 +175,30 @@ export class WebRtcPeers {
     const { docId, peerId } = message
     if (signal.reply !== true) this.signal(relay, docId, peerId, { t: 'hi', reply: true })
     let peer = this.peers.get(key)
+    // Another user under the id (the one we knew left the relay, someone else's connection took
+    // it): not the peer our link is with, whatever that link was vouched for.
+    if (peer !== undefined && peer.user !== message.user) {
+      this.drop(key)
+      peer = undefined
+    }
     if (peer === undefined) {
       if (this.peers.size >= this.maxPeers) return
-      peer = this.createPeer(key, relay, peerId, docId)
+      peer = this.createPeer(key, relay, peerId, docId, message.user)
     }
     peer.access.set(docId, message.writable ? 'write' : 'read')
-    peer.user = message.user
     if (peer.negotiation === 'idle' && this.self.peerId < peerId) void this.offer(key, peer)
     const doc = this.group.doc(docId)
     if (peer.connection?.ready === true && doc !== undefined) this.group.open(peer.connection, doc)
   }
 
-  private createPeer (key: string, relay: PeerConnection, peerId: string, docId: DocId): Peer {
+  private createPeer (key: string, relay: PeerConnection, peerId: string, docId: DocId, user: string): Peer {
     const rtc = new this.RTC({ iceServers: this.options.iceServers ?? [] })
     const peer: Peer = {
       peerId,
       relay,
       rtc,
       access: new Map(),
-      user: '',
+      user,
       docId,
       negotiation: 'idle',
       connection: null,
@@ -216,9 +221,8 @@ export class WebRtcPeers {
   /** A fresh attempt with a peer, with what the relay vouched for it so far. */
   private restart (key: string, old: Peer): Peer {
     this.drop(key)
-    const peer = this.createPeer(key, old.relay, old.peerId, old.docId)
+    const peer = this.createPeer(key, old.relay, old.peerId, old.docId, old.user)
     for (const [docId, access] of old.access) peer.access.set(docId, access)
-    peer.user = old.user
     return peer
   }
 

@@ -162,7 +162,7 @@ describe('peer ids bound to connections', () => {
 
   it('binds ids on a replica that listens for peers too', async () => {
     const replica = new Replica({ store: new SqliteStore(join(root, `listener-${n++}.db`)) })
-    const server = await listenForPeers(replica, { port: 0 })
+    const server = await listenForPeers(replica, { port: 0, open: true })
     try {
       const hello = (ws: WebSocket): void => {
         ws.on('open', () => ws.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: 'twin', durable: false }, token: '' })))

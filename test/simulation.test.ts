@@ -55,6 +55,21 @@ function fromDisk (disk: Disk): Y.Doc {
   return doc
 }
 
+/**
+ * The markers a disk holds: in its items, whether they are integrated or still wait for an
+ * item they follow (a relay acknowledges what it stored, which may wait for a dependency).
+ */
+function markersOn (disk: Disk): Set<string> {
+  const stored = disk.get(DOC)
+  const parts = [stored?.snapshot ?? null, ...stored?.updates ?? []].filter(part => part !== null)
+  const markers = new Set<string>()
+  if (parts.length === 0) return markers
+  for (const struct of Y.decodeUpdate(Y.mergeUpdates(parts)).structs) {
+    if (struct instanceof Y.Item && struct.content instanceof Y.ContentAny) for (const value of struct.content.arr) if (typeof value === 'string') markers.add(value)
+  }
+  return markers
+}
+
 class Network {
   /** Every link end the network made, by the node at each end. */
   private readonly links = new Map<string, Set<Link>>()
@@ -197,7 +212,7 @@ class SimReplica {
       if (relay !== null) {
         this.replica.durable(DOC).then(() => {
           // Durable means committed by the relay: on its disk now, whatever happens next.
-          const onDisk = new Set(fromDisk(relay.disk).getArray<string>('a').toArray())
+          const onDisk = markersOn(relay.disk)
           this.world.notOnDisk.push(...upTo.filter(m => !onDisk.has(m)))
           for (const m of upTo) relay.acked.add(m)
         }, () => {})
@@ -335,7 +350,7 @@ async function simulate (seed: number): Promise<void> {
         // A relay dies at some moment of the next few milliseconds: nothing it acknowledged may be missing from its disk.
         setTimeout(() => {
           relay.crash()
-          const onDisk = new Set(fromDisk(relay.disk).getArray<string>('a').toArray())
+          const onDisk = markersOn(relay.disk)
           lost.push(...[...relay.acked].filter(marker => !onDisk.has(marker)))
         }, random.int(10))
         await settle(10 + random.int(50))
