@@ -19,6 +19,7 @@ import type { PeerInfo } from '../shared/wire/native-messages.js'
 import type { ControlMessage, PeerConnection } from '../shared/sync/connection.js'
 import { rtcLink, type DataChannel } from '../shared/transport/rtc.js'
 import { DEFAULT_LIMITS } from '../shared/listen/limits.js'
+import { readSignalPayload, type SignalPayload } from '../shared/validation/signal-payload.js'
 import { LinkGroup, type Access } from './link-group.js'
 import type { LocalDoc } from './local-doc.js'
 
@@ -80,7 +81,6 @@ const CONNECT_TIMEOUT_MS = 30_000
 const MAX_SDP_LENGTH = 16 * 1024
 
 const encoder = new TextEncoder()
-const decoder = new TextDecoder()
 
 /** Relay connections, numbered to key peers by the connection that introduced them. */
 const relayNumbers = new WeakMap<PeerConnection, number>()
@@ -92,19 +92,16 @@ function keyOf (relay: PeerConnection, peerId: string): string {
   return `${number} ${peerId}`
 }
 
-/** The signal in `payload`, or null if it is not one. */
+/** The signal in `payload`, or null if it is not one (its relay checked it; this replica does too). */
 function parseSignal (payload: Uint8Array): Signal | null {
-  let signal: unknown
+  let signal: SignalPayload
   try {
-    signal = JSON.parse(decoder.decode(payload))
+    signal = readSignalPayload(payload, false)
   } catch {
     return null
   }
-  if (typeof signal !== 'object' || signal === null) return null
-  const { t, sdp } = signal as { t?: unknown, sdp?: unknown }
-  if (t === 'hi' || t === 'ice') return signal as Signal
-  if ((t === 'offer' || t === 'answer') && typeof sdp === 'string' && sdp.length <= MAX_SDP_LENGTH) return signal as Signal
-  return null
+  if ((signal.t === 'offer' || signal.t === 'answer') && (typeof signal.sdp !== 'string' || signal.sdp.length > MAX_SDP_LENGTH)) return null
+  return signal as Signal
 }
 
 /** See the module comment. */

@@ -13,7 +13,7 @@ import type { DocId } from '../../shared/wire/doc-id.js'
 import type { PeerConnection } from '../../shared/sync/connection.js'
 import type { SyncSession } from '../../shared/sync/session.js'
 import type { BoundClient, PeerIds } from '../../shared/listen/peer-ids.js'
-import { checkSignalPayload } from '../../shared/validation/signal-payload.js'
+import { readSignalPayload } from '../../shared/validation/signal-payload.js'
 import type { DocumentRegistry } from '../documents/registry.js'
 import { SignalBudget } from './signal-budget.js'
 
@@ -27,7 +27,7 @@ const budgets = new WeakMap<PeerConnection, SignalBudget>()
  */
 export function relaySignal (registry: DocumentRegistry, peerIds: PeerIds, message: Extract<NativeMessage, { type: 'signal' }>, from: BoundClient): void {
   const broadcast = message.peerId === ''
-  checkSignalPayload(message.payload, broadcast)
+  readSignalPayload(message.payload, broadcast)
   const { docId } = message
   // A signal may cross the close of its document in flight: dropped, like an update would be.
   if (from.connection.session(docId) === null) return

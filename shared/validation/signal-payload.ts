@@ -17,14 +17,18 @@ export const MAX_SIGNAL_PAYLOAD_BYTES = 32 * 1024
 /** The kinds of signal (the `t` field). */
 const KINDS: ReadonlySet<string> = new Set(['hi', 'offer', 'answer', 'ice'])
 
+/** A signal's payload, decoded: its kind, and whatever else the replicas put in it. */
+export type SignalPayload = { t: 'hi' | 'offer' | 'answer' | 'ice' } & Record<string, unknown>
+
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 /**
- * Throws a {@link ProtocolError} unless `payload` is a signal a relay passes on: at most
- * {@link MAX_SIGNAL_PAYLOAD_BYTES}, a JSON object whose `t` is a known kind, and a `hi` if
- * it is a `broadcast` (to every client of the document: anything else is meant for one peer).
+ * Decodes `payload`; throws a {@link ProtocolError} unless it is a signal a relay passes on:
+ * at most {@link MAX_SIGNAL_PAYLOAD_BYTES}, a JSON object whose `t` is a known kind, and a
+ * `hi` if it is a `broadcast` (to every client of the document: anything else is meant for
+ * one peer). Relays check what they pass on, and replicas what they are passed.
  */
-export function checkSignalPayload (payload: Uint8Array, broadcast: boolean): void {
+export function readSignalPayload (payload: Uint8Array, broadcast: boolean): SignalPayload {
   if (payload.length > MAX_SIGNAL_PAYLOAD_BYTES) throw new ProtocolError(`a signal's payload is larger than ${MAX_SIGNAL_PAYLOAD_BYTES} bytes`)
   let signal: unknown
   let json: string
@@ -40,4 +44,5 @@ export function checkSignalPayload (payload: Uint8Array, broadcast: boolean): vo
   if (broadcast && kind !== 'hi') throw new ProtocolError(`a signal to every client must be a hi, not ${kind}`)
   // Replicas parse it, and may re-encode what it carries.
   if (nestsTooDeep(json)) throw new ProtocolError(tooDeep('a signal'))
+  return signal as SignalPayload
 }
