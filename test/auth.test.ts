@@ -4,8 +4,6 @@
  * access, expiry, refresh and awareness ownership. Every refusal leaves the stored state
  * unchanged.
  */
-import { randomUUID } from 'node:crypto'
-import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
@@ -14,7 +12,7 @@ import { Replica } from '../client/replica.js'
 import { SqliteStore } from '../client/node.js'
 import { connectWebSocket, type WebSocketConstructor } from '../shared/transport/websocket.js'
 import { parseDocId } from '../shared/wire/doc-id.js'
-import { NATIVE_PROTOCOL_VERSION, decodeNativeMessage, encodeNativeMessage, type NativeMessage } from '../shared/wire/native-messages.js'
+import { NATIVE_PROTOCOL_VERSION, encodeNativeMessage, type NativeMessage } from '../shared/wire/native-messages.js'
 import { encodeAwarenessMessage, encodeSyncStep2, encodeSyncUpdate } from '../shared/wire/y-messages.js'
 import { encodeAwarenessEntries } from '../shared/validation/update-validation.js'
 import { startRelay, type Relay } from '../server/relay.js'
@@ -23,6 +21,7 @@ import { captureLog } from './helpers/log-capture.js'
 import { stockClient } from './helpers/stock-client.js'
 import { tempDir } from './helpers/temp.js'
 import { signToken } from './helpers/tokens.js'
+import { nativeClient, type NativeClient } from './helpers/native-client.js'
 
 const SECRET = 'default-secret-0123456789'
 const ROTATED = 'rotated-secret-9876543210'
@@ -55,34 +54,8 @@ async function stockClose (docId: string, token: string | null, send?: Uint8Arra
   return { code, reason: reason.toString() }
 }
 
-/** A raw native connection: hello with `token`, then the messages; collects what the relay sends. */
-interface NativeConnection {
-  received: NativeMessage[]
-  /** Resolves once `check(received)` holds. */
-  until(what: string, check: (received: NativeMessage[]) => boolean): Promise<void>
-  closed: Promise<{ code: number, reason: string }>
-  send(m: NativeMessage): void
-  close(): void
-}
-async function native (token: string, messages: NativeMessage[] = []): Promise<NativeConnection> {
-  const link = await connectWebSocket(relay.url, WebSocket as unknown as WebSocketConstructor)
-  const received: NativeMessage[] = []
-  const events = new EventEmitter()
-  link.onMessage = frame => {
-    received.push(decodeNativeMessage(frame))
-    events.emit('message')
-  }
-  const closed = new Promise<{ code: number, reason: string }>(resolve => { link.onClose = (code, reason) => resolve({ code, reason }) })
-  link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: randomUUID(), durable: false }, token }))
-  for (const message of messages) link.send(encodeNativeMessage(message))
-  return {
-    received,
-    until: (what, check) => until(what, cb => { events.on('message', cb); return () => events.off('message', cb) }, () => check(received)),
-    closed,
-    send: m => link.send(encodeNativeMessage(m)),
-    close: () => link.close(1000, 'done')
-  }
-}
+/** A raw native connection to the relay: hello with `token`, then the messages. */
+const native = (token: string, messages: NativeMessage[] = []): Promise<NativeClient> => nativeClient(relay.url, { token, messages })
 
 const sv = Y.encodeStateVector(new Y.Doc())
 function textUpdate (text: string): Uint8Array {
