@@ -157,9 +157,12 @@ describe('presence on a listening replica', () => {
 })
 
 describe('a listener with no token keys', () => {
-  it('must be asked for with open: true', async () => {
+  it('must be asked for with open: true, and warns', async () => {
     const r = replica([])
     await expect(listenForPeers(r)).rejects.toThrow(/auth keys .* or open: true/)
     await expect(listenForPeers(r, { auth: ['a-listener-secret-16+'], open: true })).rejects.toThrow(/exclude each other/)
+    const log = captureLog('warn')
+    await listening(r, { log: log.logger })
+    expect(log.entries.map(entry => entry.msg)).toEqual([expect.stringMatching(/^listening for peers with no auth keys: any peer .* under its own token$/)])
   })
 })
