@@ -411,9 +411,10 @@ export class LocalDoc implements DocumentHost {
   /** Resolves once every local change made so far is acknowledged as durable by a relay. */
   whenDurable (): Promise<void> {
     if (this.lastError !== null) return Promise.reject(this.lastError)
-    if (this.isQuarantined || this.lastRefusal?.code === CloseCode.forbidden) return Promise.reject(this.refusalError())
     const local = this.counters.local + this.batch.count
     if (local <= this.counters.durable && this.othersPending() === 0) return Promise.resolve()
+    // What the relay refused (see `refused`) will not become durable.
+    if (this.isQuarantined || this.lastRefusal?.code === CloseCode.forbidden) return Promise.reject(this.refusalError())
     return new Promise((resolve, reject) => this.durableWaiters.push({ local, resolve, reject }))
   }
 
@@ -493,7 +494,11 @@ export class LocalDoc implements DocumentHost {
       return this.fail(error as Error) // runs as a microtask too: never throw
     }
     const local = this.counters.local += batch.count
-    this.checks?.recordOwn(update)
+    try {
+      this.checks?.recordOwn(update)
+    } catch {
+      this.checks = null // built again from the document's state when a peer next sends an update
+    }
     const stored = this.persisted.write(update)
     const counted = this.saveCounters()
     Promise.all([stored, counted]).then(() => {
