@@ -120,11 +120,13 @@ describe('a document whose store holds an update the relay refuses', () => {
     const healthy = r.doc('q/healthy')
     await Promise.all([poisoned.whenLoaded(), healthy.whenLoaded()])
     healthy.ydoc.getText('t').insert(0, 'fine')
+    poisoned.ydoc.getText('t').insert(0, 'stays here')
     expect(await refused).toMatchObject({ docId: 'q/poisoned', code: 4400, reason: expect.stringMatching(/different lists/) })
     await healthy.durable()
     expect(poisoned.status).toBe('refused')
     expect(poisoned.refusal).toMatchObject({ code: 4400 })
     await expect(poisoned.durable()).rejects.toMatchObject({ code: 4400 })
+    expect(poisoned.pending).toBe(1)
     await quietWindow()
     // The relay closed the link once; the replica came back once, without the poisoned document.
     expect(proxy.accepted).toBe(2)
