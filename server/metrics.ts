@@ -2,8 +2,8 @@
  * A relay's metrics, served as Prometheus text on `GET /metrics` (through prom-client, in a
  * registry of the relay's own, so that several relays in one process do not mix): open
  * connections by kind, documents in memory, updates and bytes received, commit and
- * acknowledgement latency, compactions, connections closed by close code, cluster members
- * and how long the write quorum takes.
+ * acknowledgement latency, compactions, connections closed by close code, cluster members,
+ * how long the write quorum takes, and webhook calls waiting.
  */
 import type * as PromClient from 'prom-client'
 import { requirePeer } from '../shared/node-peers.js'
@@ -18,6 +18,8 @@ export interface RelayGauges {
   documents: number
   /** Cluster members, and those with a link up; null for a relay on its own. */
   members: { total: number, linked: number } | null
+  /** Webhook calls waiting (retries included) and in flight, over all URLs; null without webhooks. */
+  webhooks: { queued: number, inFlight: number } | null
 }
 
 /** Buckets (seconds) for commit, acknowledgement and replication latency: 0.5 ms to 10 s. */
@@ -88,6 +90,18 @@ export class RelayMetrics implements DocumentObserver {
         if (members === null) return
         this.set({ state: 'total' }, members.total)
         this.set({ state: 'linked' }, members.linked)
+      }
+    })
+    new prom.Gauge({
+      name: 'petaldb_webhook_deliveries',
+      help: 'Webhook calls waiting (state="queued", retries included) and in flight, over all webhook URLs',
+      labelNames: ['state'],
+      registers,
+      collect () {
+        const deliveries = gauges().webhooks
+        if (deliveries === null) return
+        this.set({ state: 'queued' }, deliveries.queued)
+        this.set({ state: 'in_flight' }, deliveries.inFlight)
       }
     })
   }

@@ -139,7 +139,7 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   if (options.postgres !== undefined && (options.cluster !== undefined || options.store !== undefined)) {
     throw new Error('a relay on PostgreSQL finds the other relays through the database: it takes neither a member list nor another store')
   }
-  let gauges: () => RelayGauges = () => ({ connections: { native: 0, 'y-websocket': 0, relay: 0 }, documents: 0, members: null })
+  let gauges: () => RelayGauges = () => ({ connections: { native: 0, 'y-websocket': 0, relay: 0 }, documents: 0, members: null, webhooks: null })
   const metrics = new RelayMetrics(() => gauges())
   const storage = await openStorage(options, log, info => {
     log.debug(info, 'commit')
@@ -338,7 +338,8 @@ async function serve (options: RelayOptions, parts: Parts, reportGauges: (read: 
       // Links other relays dialed arrive as native connections.
       connections: { native: open.native - links.inbound, 'y-websocket': open['y-websocket'], relay: links.up },
       documents: registry.size,
-      members: members === null ? null : { total: members, linked: clusterNode === null ? members : links.up + 1 }
+      members: members === null ? null : { total: members, linked: clusterNode === null ? members : links.up + 1 },
+      webhooks: webhooks?.deliveries ?? null
     }
   })
   clusterNode?.start(store, lock === null ? undefined : options.dataDir ?? DEFAULTS.dataDir)

@@ -5,10 +5,12 @@
  * ten waits), signed with HMAC-SHA256 of the body in `X-PetalDB-Signature: sha256=<hex>`,
  * retried with exponential backoff when the receiver fails or cannot be reached. Nothing
  * here runs on the write path: a change only notes the document, and deliveries run on
- * their own, so a slow or dead receiver never slows writes.
+ * their own, so a slow or dead receiver never slows writes. Calls to each URL go through a
+ * {@link DeliveryQueue}: a few at a time, one queued call per document (see its module).
  */
 import { createHmac } from 'node:crypto'
 import type { Logger } from 'pino'
+import { DeliveryQueue } from './webhook-queue.js'
 
 /** Options of {@link Webhooks}. */
 export interface WebhookOptions {
@@ -22,12 +24,30 @@ export interface WebhookOptions {
   retryBaseMs?: number
   /** Attempts per call before it is given up (and logged). Default 10. */
   attempts?: number
+  /** Calls in flight at once per URL (so connections open to it). Default {@link WEBHOOK_CONCURRENCY}. */
+  concurrency?: number
+  /** Documents waiting for a call per URL, at most; changes to more are dropped and logged. Default {@link WEBHOOK_MAX_QUEUED}. */
+  maxQueued?: number
+  /** How long one call may take before it counts as failed. Default 10 s. */
+  timeoutMs?: number
   log: Logger
 }
 
-/** How long one call may take before it counts as failed. */
+/**
+ * Calls in flight at once per URL by default: enough for a receiver that answers in tens of
+ * milliseconds to hear of a hundred changes a second, few enough that a receiver that hangs
+ * holds only that many of the relay's connections (and file descriptors).
+ */
+export const WEBHOOK_CONCURRENCY = 4
+
+/**
+ * Documents waiting for a call per URL by default. Coalescing keeps one entry per changed
+ * document (about a hundred bytes), so this is reached only when a receiver stays down while
+ * this many distinct documents change: a bound on the memory it can cost.
+ */
+export const WEBHOOK_MAX_QUEUED = 100_000
+
 const CALL_TIMEOUT_MS = 10_000
-const MAX_RETRY_MS = 60_000
 
 interface Waiting {
   timer: ReturnType<typeof setTimeout>
@@ -38,18 +58,38 @@ interface Waiting {
 /** See the module comment. */
 export class Webhooks {
   private readonly waiting = new Map<string, Waiting>()
-  private readonly retries = new Set<ReturnType<typeof setTimeout>>()
-  private closed = false
+  private readonly queues: DeliveryQueue[]
+  /** Aborts the calls in flight on close. */
+  private readonly closing = new AbortController()
   private readonly debounceMs: number
 
   constructor (private readonly options: WebhookOptions) {
     if (options.secret === '') throw new Error('webhooks need a signing secret')
     this.debounceMs = options.debounceMs ?? 1000
+    this.queues = options.urls.map(url => new DeliveryQueue({
+      concurrency: options.concurrency ?? WEBHOOK_CONCURRENCY,
+      maxQueued: options.maxQueued ?? WEBHOOK_MAX_QUEUED,
+      attempts: options.attempts ?? 10,
+      retryBaseMs: options.retryBaseMs ?? 1000,
+      send: (docId, updatedAt) => this.call(url, docId, updatedAt),
+      log: options.log.child({ webhook: url })
+    }))
+  }
+
+  /** Calls waiting in the queues (retries included) and in flight, over all URLs. */
+  get deliveries (): { queued: number, inFlight: number } {
+    let queued = 0
+    let inFlight = 0
+    for (const queue of this.queues) {
+      queued += queue.size.queued
+      inFlight += queue.size.inFlight
+    }
+    return { queued, inFlight }
   }
 
   /** `docId` changed now. */
   changed (docId: string): void {
-    if (this.closed) return
+    if (this.closing.signal.aborted) return
     const now = Date.now()
     const waiting = this.waiting.get(docId)
     if (waiting !== undefined) {
@@ -61,13 +101,12 @@ export class Webhooks {
     this.waiting.set(docId, entry)
   }
 
-  /** Stops calling: changes still waiting are not sent, retries are dropped. */
+  /** Stops calling: changes still waiting are not sent, retries are dropped, calls in flight aborted. */
   close (): void {
-    this.closed = true
+    this.closing.abort()
     for (const { timer } of this.waiting.values()) clearTimeout(timer)
-    for (const timer of this.retries) clearTimeout(timer)
     this.waiting.clear()
-    this.retries.clear()
+    for (const queue of this.queues) queue.close()
   }
 
   private due (docId: string): void {
@@ -80,39 +119,26 @@ export class Webhooks {
       return
     }
     this.waiting.delete(docId)
-    const body = JSON.stringify({ docId, updatedAt: new Date(entry.updatedAt).toISOString() })
-    for (const url of this.options.urls) void this.deliver(url, body, 1)
+    for (const queue of this.queues) queue.add(docId, entry.updatedAt)
   }
 
-  private async deliver (url: string, body: string, attempt: number): Promise<void> {
-    if (this.closed) return
+  /** One signed POST; null once the receiver answered 2xx, else why not. */
+  private async call (url: string, docId: string, updatedAt: number): Promise<string | null> {
+    const body = JSON.stringify({ docId, updatedAt: new Date(updatedAt).toISOString() })
     const signature = `sha256=${createHmac('sha256', this.options.secret).update(body).digest('hex')}`
-    let failure: string
     try {
       const response = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-petaldb-signature': signature },
         body,
-        signal: AbortSignal.timeout(CALL_TIMEOUT_MS)
+        signal: AbortSignal.any([this.closing.signal, AbortSignal.timeout(this.options.timeoutMs ?? CALL_TIMEOUT_MS)])
       })
       await response.body?.cancel()
-      if (response.ok) return
-      failure = `answered ${response.status}`
+      return response.ok ? null : `answered ${response.status}`
     } catch (error) {
-      failure = (error as Error).message
+      // fetch says only "fetch failed"; the cause says why (ECONNREFUSED, ...).
+      const cause = (error as { cause?: { message?: string } }).cause?.message
+      return cause === undefined ? (error as Error).message : `${(error as Error).message}: ${cause}`
     }
-    const attempts = this.options.attempts ?? 10
-    if (attempt >= attempts) {
-      this.options.log.error({ url, body, attempts }, `webhook failed ${attempts} times (${failure}); giving up on this call`)
-      return
-    }
-    const delay = Math.min(MAX_RETRY_MS, (this.options.retryBaseMs ?? 1000) * 2 ** (attempt - 1))
-    this.options.log.warn({ url, attempt, retryInMs: delay }, `webhook ${failure}; retrying`)
-    const timer = setTimeout(() => {
-      this.retries.delete(timer)
-      void this.deliver(url, body, attempt + 1)
-    }, delay)
-    timer.unref?.()
-    this.retries.add(timer)
   }
 }

@@ -1,8 +1,9 @@
 /**
  * Webhooks against a local HTTP receiver: one signed call per burst of changes (debounced
  * per document), retried after the receiver fails, and never in the way of writes (a
- * receiver that hangs does not delay acknowledgements). And the relay's hooks for an app
- * embedding it: authenticate, load, change, store, delete.
+ * receiver that hangs does not delay acknowledgements); deliveries queued per receiver (a
+ * few calls in flight, one queued call per document, retries held in the queue, a bound).
+ * And the relay's hooks for an app embedding it: authenticate, load, change, store, delete.
  */
 import { createHmac } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -14,6 +15,7 @@ import { startRelay, type Relay, type RelayOptions } from '../server/relay.js'
 import { AuthError } from '../shared/errors.js'
 import { CloseCode } from '../shared/wire/close-codes.js'
 import type { ChangeEvent } from '../server/hooks.js'
+import { Webhooks, type WebhookOptions } from '../server/webhooks.js'
 import { Replica } from '../client/replica.js'
 import { MemoryStore } from '../shared/storage/memory-store.js'
 import '../client/node.js' // the ws WebSocket for replicas on Node
@@ -30,11 +32,22 @@ afterEach(async () => { for (const cleanup of cleanups.splice(0).reverse()) awai
 
 interface Call { body: string, signature: string, at: number }
 
+interface Receiver {
+  url: string
+  calls: Call[]
+  changed: EventTarget
+  /** Most calls it held unanswered at once. */
+  peakOpen(): number
+  /** Answers the calls it holds with `status`. */
+  release(status: number): void
+}
+
 /** A receiver on loopback: `answer` decides each call's fate (a status, or 'hang'). */
-async function receiver (answer: (call: Call, index: number) => number | 'hang'): Promise<{ url: string, calls: Call[], changed: EventTarget }> {
+async function receiver (answer: (call: Call, index: number) => number | 'hang'): Promise<Receiver> {
   const calls: Call[] = []
   const changed = new EventTarget()
   const hanging: ServerResponse[] = []
+  let peak = 0
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let body = ''
     req.on('data', chunk => { body += String(chunk) })
@@ -42,15 +55,36 @@ async function receiver (answer: (call: Call, index: number) => number | 'hang')
       const call = { body, signature: String(req.headers['x-petaldb-signature']), at: Date.now() }
       calls.push(call)
       const fate = answer(call, calls.length - 1)
+      if (fate === 'hang') {
+        hanging.push(res)
+        res.on('close', () => hanging.splice(hanging.indexOf(res), 1))
+        peak = Math.max(peak, hanging.length)
+      } else {
+        res.writeHead(fate).end()
+      }
       changed.dispatchEvent(new Event('call'))
-      if (fate === 'hang') hanging.push(res)
-      else res.writeHead(fate).end()
     })
   })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   cleanups.push(() => new Promise(resolve => { for (const res of hanging) res.destroy(); server.closeAllConnections(); server.close(resolve) }))
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, calls, changed }
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    calls,
+    changed,
+    peakOpen: () => peak,
+    release: status => { for (const res of [...hanging]) res.writeHead(status).end() }
+  }
 }
+
+/** Webhooks on their own, without a relay: `changed(docId)` is what a relay calls after a durable change. */
+function webhooks (options: Omit<WebhookOptions, 'secret' | 'log'>, log = captureLog('warn')): Webhooks {
+  const w = new Webhooks({ secret: SECRET, log: log.logger, ...options })
+  cleanups.push(() => w.close())
+  return w
+}
+
+const bodyOf = (call: Call): { docId: string, updatedAt: string } => JSON.parse(call.body) as { docId: string, updatedAt: string }
+const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
 async function relay (options: Partial<RelayOptions>): Promise<Relay> {
   const r = await startRelay({ port: 0, dataDir: join(root, `data-${n++}`), logger: captureLog('warn').logger, ...options })
@@ -64,7 +98,7 @@ function client (url: string, docId: string, params: Record<string, string> = {}
   return c
 }
 
-const callsReach = (hook: { calls: Call[], changed: EventTarget }, count: number, timeoutMs = 10_000): Promise<void> =>
+const callsReach = (hook: Receiver, count: number, timeoutMs = 10_000): Promise<void> =>
   until(`${count} webhook call(s) (have ${hook.calls.length})`, cb => { hook.changed.addEventListener('call', cb); return () => hook.changed.removeEventListener('call', cb) }, () => hook.calls.length >= count, timeoutMs)
 
 describe('webhooks', () => {
@@ -113,6 +147,73 @@ describe('webhooks', () => {
       if (i === 0) await callsReach(hook, 1) // the receiver is now holding a call open
     }
     expect(replica.pending('slow-hook/doc')).toBe(0)
+  })
+})
+
+describe('webhook deliveries', () => {
+  it('keeps a few calls in flight per receiver and one queued call per document, which carries its latest change', async () => {
+    let hang = true
+    const hook = await receiver(() => hang ? 'hang' : 204)
+    const w = webhooks({ urls: [hook.url], debounceMs: 1, concurrency: 2 })
+    const ids = Array.from({ length: 20 }, (_, i) => `queued/${i}`)
+    for (const id of ids) w.changed(id)
+    await callsReach(hook, 2)
+    await sleep(100)
+    expect(hook.calls).toHaveLength(2) // the other 18 wait: no connection each
+    expect(w.deliveries).toEqual({ queued: 18, inFlight: 2 })
+    const inFlight = hook.calls.map(call => bodyOf(call).docId)
+
+    await sleep(5)
+    const secondChangeAt = Date.now()
+    for (const id of ids) w.changed(id)
+    await sleep(50)
+    // Queued documents took the later time in place; each document in flight queued one more call.
+    expect(w.deliveries).toEqual({ queued: 20, inFlight: 2 })
+
+    hang = false
+    hook.release(204)
+    await callsReach(hook, 22)
+    await sleep(100)
+    expect(hook.calls).toHaveLength(22)
+    expect(hook.peakOpen()).toBe(2)
+    const latest = new Map<string, number>()
+    for (const call of hook.calls) {
+      const { docId, updatedAt } = bodyOf(call)
+      latest.set(docId, Math.max(latest.get(docId) ?? 0, Date.parse(updatedAt)))
+    }
+    expect([...latest.keys()].sort()).toEqual([...ids].sort())
+    for (const time of latest.values()) expect(time).toBeGreaterThanOrEqual(secondChangeAt)
+    // A document's calls reach the receiver in order: its second call came after its first ended.
+    for (const id of inFlight) expect(hook.calls.filter(call => bodyOf(call).docId === id)).toHaveLength(2)
+    expect(w.deliveries).toEqual({ queued: 0, inFlight: 0 })
+  })
+
+  it('holds a failed call in the queue for its retry, and a change meanwhile joins that retry', async () => {
+    const hook = await receiver((_call, index) => index === 0 ? 503 : 204)
+    const w = webhooks({ urls: [hook.url], debounceMs: 1, retryBaseMs: 300 })
+    w.changed('retried/doc')
+    await callsReach(hook, 1)
+    await sleep(50)
+    expect(w.deliveries).toEqual({ queued: 1, inFlight: 0 }) // waiting out its backoff
+    const laterChangeAt = Date.now()
+    w.changed('retried/doc')
+    await callsReach(hook, 2)
+    expect(hook.calls[1]!.at - hook.calls[0]!.at).toBeGreaterThanOrEqual(300) // the change did not cut the backoff short
+    expect(Date.parse(bodyOf(hook.calls[1]!).updatedAt)).toBeGreaterThanOrEqual(laterChangeAt)
+    await sleep(100)
+    expect(hook.calls).toHaveLength(2) // the retry and the change were one call
+  })
+
+  it('drops changes to documents beyond the queue bound, and logs it', async () => {
+    const hook = await receiver(() => 'hang')
+    const log = captureLog('warn')
+    const w = webhooks({ urls: [hook.url], debounceMs: 1, concurrency: 1, maxQueued: 3 }, log)
+    for (let i = 0; i < 10; i++) w.changed(`bounded/${i}`)
+    await callsReach(hook, 1)
+    await sleep(50)
+    expect(w.deliveries).toEqual({ queued: 3, inFlight: 1 })
+    const full = await log.waitFor('webhook queue full: the receiver will not hear of changes to further documents until it catches up')
+    expect(full).toMatchObject({ webhook: hook.url, maxQueued: 3 })
   })
 })
 
