@@ -6,9 +6,13 @@
  * retried with exponential backoff when the receiver fails or cannot be reached. Nothing
  * here runs on the write path: a change only notes the document, and deliveries run on
  * their own, so a slow or dead receiver never slows writes. Calls to each URL go through a
- * {@link DeliveryQueue}: a few at a time, one queued call per document (see its module).
+ * {@link DeliveryQueue}: a few at a time, one queued call per document (see its module), on
+ * an HTTP agent of that many kept-alive connections at most. A call succeeds when the
+ * receiver answers 2xx; a redirect is not followed (it counts as a failure).
  */
 import { createHmac } from 'node:crypto'
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import type { Logger } from 'pino'
 import { DeliveryQueue } from './webhook-queue.js'
 
@@ -24,7 +28,7 @@ export interface WebhookOptions {
   retryBaseMs?: number
   /** Attempts per call before it is given up (and logged). Default 10. */
   attempts?: number
-  /** Calls in flight at once per URL (so connections open to it). Default {@link WEBHOOK_CONCURRENCY}. */
+  /** Calls in flight at once per URL, and connections open to it at most. Default {@link WEBHOOK_CONCURRENCY}. */
   concurrency?: number
   /** Documents waiting for a call per URL, at most; changes to more are dropped and logged. Default {@link WEBHOOK_MAX_QUEUED}. */
   maxQueued?: number
@@ -59,6 +63,7 @@ interface Waiting {
 export class Webhooks {
   private readonly waiting = new Map<string, Waiting>()
   private readonly queues: DeliveryQueue[]
+  private readonly agents: Array<HttpAgent | HttpsAgent>
   /** Aborts the calls in flight on close. */
   private readonly closing = new AbortController()
   private readonly debounceMs: number
@@ -66,12 +71,16 @@ export class Webhooks {
   constructor (private readonly options: WebhookOptions) {
     if (options.secret === '') throw new Error('webhooks need a signing secret')
     this.debounceMs = options.debounceMs ?? 1000
-    this.queues = options.urls.map(url => new DeliveryQueue({
-      concurrency: options.concurrency ?? WEBHOOK_CONCURRENCY,
+    const concurrency = options.concurrency ?? WEBHOOK_CONCURRENCY
+    // The queue keeps `concurrency` calls in flight; the agent's cap holds even while a
+    // finished call's connection is being handed back, where fetch's pool would open another.
+    this.agents = options.urls.map(url => new (url.startsWith('https:') ? HttpsAgent : HttpAgent)({ keepAlive: true, maxSockets: concurrency }))
+    this.queues = options.urls.map((url, i) => new DeliveryQueue({
+      concurrency,
       maxQueued: options.maxQueued ?? WEBHOOK_MAX_QUEUED,
       attempts: options.attempts ?? 10,
       retryBaseMs: options.retryBaseMs ?? 1000,
-      send: (docId, updatedAt) => this.call(url, docId, updatedAt),
+      send: (docId, updatedAt) => this.call(url, this.agents[i]!, docId, updatedAt),
       log: options.log.child({ webhook: url })
     }))
   }
@@ -107,6 +116,7 @@ export class Webhooks {
     for (const { timer } of this.waiting.values()) clearTimeout(timer)
     this.waiting.clear()
     for (const queue of this.queues) queue.close()
+    for (const agent of this.agents) agent.destroy()
   }
 
   private due (docId: string): void {
@@ -123,22 +133,36 @@ export class Webhooks {
   }
 
   /** One signed POST; null once the receiver answered 2xx, else why not. */
-  private async call (url: string, docId: string, updatedAt: number): Promise<string | null> {
+  private async call (url: string, agent: HttpAgent | HttpsAgent, docId: string, updatedAt: number): Promise<string | null> {
     const body = JSON.stringify({ docId, updatedAt: new Date(updatedAt).toISOString() })
-    const signature = `sha256=${createHmac('sha256', this.options.secret).update(body).digest('hex')}`
+    const headers = {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      'x-petaldb-signature': `sha256=${createHmac('sha256', this.options.secret).update(body).digest('hex')}`
+    }
+    const timeoutMs = this.options.timeoutMs ?? CALL_TIMEOUT_MS
+    const timeout = AbortSignal.timeout(timeoutMs)
     try {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-petaldb-signature': signature },
-        body,
-        signal: AbortSignal.any([this.closing.signal, AbortSignal.timeout(this.options.timeoutMs ?? CALL_TIMEOUT_MS)])
-      })
-      await response.body?.cancel()
-      return response.ok ? null : `answered ${response.status}`
+      const status = await post(url, agent, headers, body, AbortSignal.any([this.closing.signal, timeout]))
+      return status >= 200 && status < 300 ? null : `answered ${status}`
     } catch (error) {
-      // fetch says only "fetch failed"; the cause says why (ECONNREFUSED, ...).
-      const cause = (error as { cause?: { message?: string } }).cause?.message
-      return cause === undefined ? (error as Error).message : `${(error as Error).message}: ${cause}`
+      return timeout.aborted ? `no answer within ${timeoutMs} ms` : (error as Error).message
     }
   }
+}
+
+/** POSTs `body` to `url` through `agent`; resolves with the answer's status once its body was read. */
+function post (url: string, agent: HttpAgent | HttpsAgent, headers: OutgoingHttpHeaders, body: string, signal: AbortSignal): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const options = { method: 'POST', headers, signal }
+    const request = url.startsWith('https:')
+      ? httpsRequest(url, { ...options, agent: agent as HttpsAgent }, answered)
+      : httpRequest(url, { ...options, agent }, answered)
+    function answered (response: IncomingMessage): void {
+      response.resume() // the body is dropped, and the connection is free for the next call once it was read
+      response.on('close', () => response.complete ? resolve(response.statusCode ?? 0) : reject(new Error('the answer was cut short')))
+    }
+    request.on('error', reject)
+    request.end(body)
+  })
 }
