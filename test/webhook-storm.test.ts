@@ -148,7 +148,9 @@ describe('webhook storm', () => {
     await prober
     clearInterval(sampler)
 
-    expect(hook.peakConnections()).toBeLessThanOrEqual(WEBHOOK_CONCURRENCY)
+    // The pool's connections, and one more if a call timed out (after 10 s, on a slow machine)
+    // and the receiver had yet to see its connection close when the retry's opened.
+    expect(hook.peakConnections()).toBeLessThanOrEqual(WEBHOOK_CONCURRENCY + 1)
     // The writer's connections, the probe's, the clients' and the webhook pool: a few dozen at most.
     expect(peakFds - baselineFds).toBeLessThan(40)
     expect(healthz.length).toBeGreaterThan(5)

@@ -147,6 +147,14 @@ describe('webhooks', () => {
       if (i === 0) await callsReach(hook, 1) // the receiver is now holding a call open
     }
     expect(replica.pending('slow-hook/doc')).toBe(0)
+    // One call hangs; the changes since wait as one more call for the document (once their debounce ends).
+    let metrics = ''
+    for (let tries = 0; tries < 40 && !metrics.includes('petaldb_webhook_deliveries{state="queued"} 1'); tries++) {
+      if (tries > 0) await sleep(50)
+      metrics = await (await fetch(`${r.url.replace('ws:', 'http:')}/metrics`)).text()
+    }
+    expect(metrics).toContain('petaldb_webhook_deliveries{state="in_flight"} 1')
+    expect(metrics).toContain('petaldb_webhook_deliveries{state="queued"} 1')
   })
 })
 
