@@ -12,14 +12,14 @@
  *
  *   npm run build && PETALDB_BASELINE=<dir> npx tsx bench/webhook-figures.ts [--docs N] [--fd-limit N] [--answer-ms N]
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, get, type IncomingMessage, type ServerResponse } from 'node:http'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import * as Y from 'yjs'
-import { CLI_PATH, startRelayProcess } from '../test/helpers/relay-process.js'
+import { CLI_PATH, healthzMs, openFds, startRelayProcess } from '../test/helpers/relay-process.js'
 import { stockClient } from '../test/helpers/stock-client.js'
 
 const { values } = parseArgs({ options: { docs: { type: 'string', default: '3000' }, 'fd-limit': { type: 'string', default: '4096' }, 'answer-ms': { type: 'string', default: '30000' } } })
@@ -68,30 +68,9 @@ async function receiver (): Promise<{ url: string, latest: Map<string, number>, 
   }
 }
 
-/** `GET /healthz` on a new connection: milliseconds to a 200, or Infinity (failed, or no answer within 10 s). */
-function healthzMs (base: string): Promise<number> {
-  const started = performance.now()
-  return new Promise(resolve => {
-    const req = get(`${base}/healthz`, { agent: false, timeout: 10_000 }, res => {
-      res.resume()
-      res.on('end', () => resolve(res.statusCode === 200 ? performance.now() - started : Infinity))
-    })
-    req.on('timeout', () => req.destroy())
-    req.on('error', () => resolve(Infinity))
-  })
-}
-
 function statusMb (pid: number, field: string): number {
   try {
     return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024
-  } catch {
-    return NaN
-  }
-}
-
-function openFds (pid: number): number {
-  try {
-    return readdirSync(`/proc/${pid}/fd`).length
   } catch {
     return NaN
   }
@@ -105,7 +84,7 @@ async function storm (cli: string): Promise<Record<string, string>> {
   try {
     const pid = relay.child.pid!
     const base = relay.url.replace('ws:', 'http:')
-    const quietHealthz = await healthzMs(base)
+    const quietHealthz = await healthzMs(base, 10_000)
     const fdsBefore = openFds(pid)
     const rssBefore = statusMb(pid, 'VmRSS')
     let peakFds = fdsBefore
@@ -133,7 +112,7 @@ async function storm (cli: string): Promise<Record<string, string>> {
     })).then(() => performance.now() - started)
     const healthz: number[] = []
     while (performance.now() - started < WINDOW_MS) {
-      healthz.push(await healthzMs(base))
+      healthz.push(await healthzMs(base, 10_000))
       await sleep(100)
     }
     const writeMs = await writing

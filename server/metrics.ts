@@ -80,29 +80,22 @@ export class RelayMetrics implements DocumentObserver {
       }
     })
     new prom.Gauge({ name: 'petaldb_documents', help: 'Documents in memory', registers, collect () { this.set(gauges().documents) } })
-    new prom.Gauge({
-      name: 'petaldb_cluster_members',
-      help: 'Members of the cluster (state="linked": those with a link up to this relay; this relay counts as linked)',
-      labelNames: ['state'],
-      registers,
-      collect () {
-        const members = gauges().members
-        if (members === null) return
-        this.set({ state: 'total' }, members.total)
-        this.set({ state: 'linked' }, members.linked)
-      }
-    })
-    new prom.Gauge({
-      name: 'petaldb_webhook_deliveries',
-      help: 'Webhook calls waiting (state="queued", retries included) and in flight, over all webhook URLs',
-      labelNames: ['state'],
-      registers,
-      collect () {
-        const deliveries = gauges().webhooks
-        if (deliveries === null) return
-        this.set({ state: 'queued' }, deliveries.queued)
-        this.set({ state: 'in_flight' }, deliveries.inFlight)
-      }
+    /** A gauge labelled `state`, set from `read()` when scraped (left out while it reads null). */
+    const byState = (name: string, help: string, read: () => Record<string, number> | null): void => {
+      new prom.Gauge({
+        name,
+        help,
+        labelNames: ['state'],
+        registers,
+        collect () {
+          for (const [state, value] of Object.entries(read() ?? {})) this.set({ state }, value)
+        }
+      })
+    }
+    byState('petaldb_cluster_members', 'Members of the cluster (state="linked": those with a link up to this relay; this relay counts as linked)', () => gauges().members)
+    byState('petaldb_webhook_deliveries', 'Webhook calls waiting (state="queued", retries included) and in flight, over all webhook URLs', () => {
+      const deliveries = gauges().webhooks
+      return deliveries === null ? null : { queued: deliveries.queued, in_flight: deliveries.inFlight }
     })
   }
 

@@ -6,15 +6,15 @@
  * counted in /proc), `/healthz` and honest clients must be served meanwhile, and once the
  * receiver answers again every changed document must be delivered with its latest change.
  */
-import { writeFileSync, readdirSync } from 'node:fs'
-import { createServer, get, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { writeFileSync } from 'node:fs'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { WEBHOOK_CONCURRENCY } from '../server/webhooks.js'
 import { until } from './helpers/events.js'
-import { startRelayProcess } from './helpers/relay-process.js'
+import { healthzMs, openFds, startRelayProcess } from './helpers/relay-process.js'
 import { stockClient } from './helpers/stock-client.js'
 import { tempDir } from './helpers/temp.js'
 
@@ -68,19 +68,6 @@ async function slowReceiver (): Promise<{ url: string, latest: Map<string, numbe
   }
 }
 
-/** Milliseconds for `GET /healthz` to answer 200 on a new connection, or Infinity if it fails or takes over 5 s. */
-function healthzMs (base: string): Promise<number> {
-  const started = performance.now()
-  return new Promise(resolve => {
-    const req = get(`${base}/healthz`, { agent: false, timeout: 5000 }, res => {
-      res.resume()
-      res.on('end', () => resolve(res.statusCode === 200 ? performance.now() - started : Infinity))
-    })
-    req.on('timeout', () => req.destroy())
-    req.on('error', () => resolve(Infinity))
-  })
-}
-
 /** A small Yjs update of its own for each call (a new client inserting text). */
 function anUpdate (text: string): Uint8Array<ArrayBuffer> {
   const doc = new Y.Doc()
@@ -112,17 +99,16 @@ describe('webhook storm', () => {
     cleanups.push(() => relay.stop('SIGKILL'))
     const base = relay.url.replace('ws:', 'http:')
     const pid = relay.child.pid!
-    const fds = (): number => readdirSync(`/proc/${pid}/fd`).length
-    expect(await healthzMs(base)).toBeLessThan(1000)
-    const baselineFds = fds()
+    expect(await healthzMs(base, 5000)).toBeLessThan(1000)
+    const baselineFds = openFds(pid)
 
     let peakFds = baselineFds
-    const sampler = setInterval(() => { peakFds = Math.max(peakFds, fds()) }, 10)
+    const sampler = setInterval(() => { peakFds = Math.max(peakFds, openFds(pid)) }, 10)
     const healthz: number[] = []
     let probing = true
     const prober = (async () => {
       while (probing) {
-        healthz.push(await healthzMs(base))
+        healthz.push(await healthzMs(base, 5000))
         await new Promise(resolve => setTimeout(resolve, 100))
       }
     })()

@@ -5,6 +5,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
+import { readdirSync } from 'node:fs'
+import { get } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { createServer, type AddressInfo } from 'node:net'
 import { createInterface } from 'node:readline'
@@ -25,6 +27,28 @@ export interface RelayProcess {
   logs: Array<Record<string, unknown>>
   /** Resolves with the first log entry whose message is `msg` (or that `msg` accepts). */
   waitForLog(msg: string | ((entry: Record<string, unknown>) => boolean), timeoutMs?: number): Promise<Record<string, unknown>>
+}
+
+/** Milliseconds for `GET <base>/healthz` to answer 200 on a new connection; Infinity if it fails or takes over `timeoutMs`. */
+export function healthzMs (base: string, timeoutMs: number): Promise<number> {
+  const started = performance.now()
+  return new Promise(resolve => {
+    const req = get(`${base}/healthz`, { agent: false, timeout: timeoutMs }, res => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode === 200 ? performance.now() - started : Infinity))
+    })
+    req.on('timeout', () => req.destroy())
+    req.on('error', () => resolve(Infinity))
+  })
+}
+
+/** File descriptors process `pid` has open (NaN once it is gone). */
+export function openFds (pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length
+  } catch {
+    return NaN
+  }
 }
 
 /** A port that was free a moment ago (for a relay that must start later at a known URL). */
