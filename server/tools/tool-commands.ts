@@ -77,7 +77,8 @@ const IMPORT_USAGE = `Usage: petaldb import --from DIR2 [--data DIR | --relay UR
 
 Applies each file of an export directory to its document as a Yjs update, checked as the
 relay checks a client's update: what the document has is kept, what the file adds is added.
-A file that is refused is reported and the rest imported; the exit code is then 1.
+A file that is refused (a symbolic link too: never followed) is reported and the rest
+imported; the exit code is then 1.
 
 Into a data directory no relay runs on (its lock is held meanwhile), or, with --relay,
 through a running relay's HTTP API (POST /v1/docs/<id>; live clients get the changes, and
