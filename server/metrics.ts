@@ -2,8 +2,8 @@
  * A relay's metrics, served as Prometheus text on `GET /metrics` (through prom-client, in a
  * registry of the relay's own, so that several relays in one process do not mix): open
  * connections by kind, documents in memory, updates and bytes received, commit and
- * acknowledgement latency, compactions, connections closed by close code, cluster members
- * and how long the write quorum takes.
+ * acknowledgement latency, compactions, connections closed by close code, cluster members,
+ * how long the write quorum takes, and the bytes of HTTP request bodies held.
  */
 import type * as PromClient from 'prom-client'
 import { requirePeer } from '../shared/node-peers.js'
@@ -17,6 +17,8 @@ export interface RelayGauges {
   connections: { native: number, 'y-websocket': number, relay: number }
   /** Documents in memory. */
   documents: number
+  /** Bytes of HTTP request bodies held while they arrive. */
+  bodyBytes: number
   /** Cluster members, and those with a link up; null for a relay on its own. */
   members: { total: number, linked: number } | null
 }
@@ -87,6 +89,7 @@ export class RelayMetrics implements DocumentObserver {
       }
     })
     new prom.Gauge({ name: 'petaldb_documents', help: 'Documents in memory', registers, collect () { this.set(gauges().documents) } })
+    new prom.Gauge({ name: 'petaldb_http_body_bytes', help: 'Bytes of HTTP request bodies held while they arrive', registers, collect () { this.set(gauges().bodyBytes) } })
     new prom.Gauge({
       name: 'petaldb_cluster_members',
       help: 'Members of the cluster (state="linked": those with a link up to this relay; this relay counts as linked)',
