@@ -39,9 +39,12 @@ export function freePort (): Promise<number> {
   })
 }
 
-/** Starts a relay on `port` with its data in `dataDir` (null: none, for a relay whose arguments name other storage). */
-export async function startRelayProcess (dataDir: string | null, extraArgs: string[] = [], port = 0): Promise<RelayProcess> {
-  const child = spawn(process.execPath, [CLI_PATH, 'relay', '--port', String(port), ...(dataDir === null ? [] : ['--data', dataDir]), '--log-level', 'debug', ...extraArgs], {
+/**
+ * Starts a relay on `port` with its data in `dataDir` (null: none, for a relay whose arguments
+ * name other storage), from the CLI at `cli` (another build's, for benchmarks comparing them).
+ */
+export async function startRelayProcess (dataDir: string | null, extraArgs: string[] = [], port = 0, cli = CLI_PATH): Promise<RelayProcess> {
+  const child = spawn(process.execPath, [cli, 'relay', '--port', String(port), ...(dataDir === null ? [] : ['--data', dataDir]), '--log-level', 'debug', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const events = new EventEmitter()
