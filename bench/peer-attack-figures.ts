@@ -304,6 +304,8 @@ interface Child {
   alive(): boolean
   /** The last lines it wrote to stderr. */
   stderr(): string
+  /** The last error it wrote to stderr ('' for none). */
+  lastError(): string
 }
 
 /** The preamble of every child: its arguments (one JSON value) and `load(path)` of a module of the build under test. */
@@ -347,7 +349,8 @@ function child (source: string, args: Record<string, unknown>, { exposeGc = fals
     send: message => { if (!gone && proc.connected) proc.send(message) },
     exited,
     alive: () => !gone,
-    stderr: () => stderr.trim().split('\n').filter(line => !/^\s+at |^Node\.js v|^\s*$/.test(line)).slice(-3).join(' / ')
+    stderr: () => stderr.trim().split('\n').filter(line => !/^\s+at |^Node\.js v|^\s*$/.test(line)).slice(-3).join(' / '),
+    lastError: () => stderr.split('\n').filter(line => /^[A-Za-z]*Error\b/.test(line)).at(-1) ?? ''
   }
 }
 
@@ -484,8 +487,9 @@ const cases: Record<string, (build: Build, dir: string) => Promise<Figures>> = {
     const linked = await until(() => linkedTo(writer, victim) && linkedTo(victim, writer), 15_000)
     await sleep(1000) // late ICE candidates
     // The attacker signals someone else as the writer: what the relay stamps on it.
-    for (const peer of impostors) peer.send(signal(docId, observer.peerId, { t: 'hi', reply: true }))
-    await until(() => observer.signals().length >= impostors.length, 2000)
+    const marked = (s: Signal): boolean => (payloadOf(s) as { by?: string }).by === 'mallory'
+    for (const peer of impostors) peer.send(signal(docId, observer.peerId, { t: 'hi', reply: true, by: 'mallory' }))
+    await until(() => observer.signals().filter(marked).length >= impostors.length, 2000)
     // Broadcast hi's reach every reader of the document; anything else was addressed to the id.
     const addressed = (peer: RawPeer): string => {
       const kinds = peer.signals().map(payloadOf).filter(p => p.t !== 'hi' || p.reply === true).map(p => p.t === 'hi' ? 'hi reply' : p.t!)
@@ -494,8 +498,8 @@ const cases: Record<string, (build: Build, dir: string) => Promise<Figures>> = {
       for (const kind of kinds) counts.set(kind, (counts.get(kind) ?? 0) + 1)
       return `${kinds.length} (${[...counts].map(([kind, count]) => `${count} ${kind}`).join(', ')})`
     }
-    const stampedAsWriter = observer.signals().filter(s => s.peerId === writer.self.peerId).length
-    const fate = (peer: RawPeer, welcomed: boolean): string => welcomed ? 'accepted (WELCOME)' : `closed ${peer.closed?.code} ${JSON.stringify(peer.closed?.reason.slice(0, 40))}`
+    const stampedAsWriter = observer.signals().filter(s => marked(s) && s.peerId === writer.self.peerId).length
+    const fate = (peer: RawPeer, welcomed: boolean): string => welcomed ? 'accepted (WELCOME)' : `closed ${peer.closed?.code} ${JSON.stringify(peer.closed?.reason.split(':')[0])}`
     return {
       'connection under the writer\'s id': fate(asWriter, accepted[0]),
       'connection under the victim\'s id': fate(asVictim, accepted[1]),
@@ -524,7 +528,7 @@ const cases: Record<string, (build: Build, dir: string) => Promise<Figures>> = {
       'replica process after an offer without a hi': exit === null
         ? 'alive 2 s later'
         : `died ${ms(exit.at - sentAt)} ms after the offer (exit ${exit.code ?? exit.signal})`,
-      'its last error': exit === null ? '—' : victim.stderr().slice(0, 160)
+      'its last error': exit === null ? '—' : victim.lastError().slice(0, 120) || victim.stderr().slice(0, 120)
     }
   },
 
@@ -592,7 +596,7 @@ const cases: Record<string, (build: Build, dir: string) => Promise<Figures>> = {
     const connectionsBefore = proxy.accepted
     peer.send({ type: 'update', docId: docId as Signal['docId'], seq: 2, update: craftUpdate([{ client: 3, clock: 0, structs: [{ origin: [1, 0], right: [2, 0], text: 'd' }] }]) })
     await until(() => acked(2)() || peer.closed !== null, 5000)
-    const answer = acked(2)() ? 'acknowledged' : peer.closed === null ? 'no answer' : `closed ${peer.closed.code} ${JSON.stringify(peer.closed.reason.slice(0, 50))}`
+    const answer = acked(2)() ? 'acknowledged' : peer.closed === null ? 'no answer' : `closed ${peer.closed.code} ${JSON.stringify(peer.closed.reason.slice(0, 80))}`
     const holds = Y.decodeStateVector(Y.encodeStateVector(handle.ydoc)).has(3)
     await sleep(9000)
     const closes = proxy.accepted - connectionsBefore
@@ -642,7 +646,7 @@ const cases: Record<string, (build: Build, dir: string) => Promise<Figures>> = {
     return {
       'documents the peer opened / refused (codes)': `${served} / ${refused.length}${codes === '' ? '' : ` (${codes})`}`,
       'every open answered': allAnswered ? `in ${ms(answeredIn)} ms` : 'no',
-      'peer\'s connection to the listener': peer.closed === null ? 'open' : `closed ${peer.closed.code} after ${ms(peer.closed.at - started)} ms`,
+      'peer\'s connection to the listener': peer.closed === null ? 'open' : `closed ${peer.closed.code} after ${ms(peer.closed.at - started)} ms ${JSON.stringify(peer.closed.reason.slice(0, 80))}`,
       'relay closed the listener\'s link, 15 s (new connections through the proxy)': closes,
       'listener\'s own write durable': durable === null ? 'not within 15 s' : `after ${ms(durable)} ms`,
       'listener RSS after GC: before → after 15 s (MB)': after === null ? 'n/a' : `${mb(ready.memory.rss)} → ${mb(after.rss)}`,
@@ -718,7 +722,7 @@ const cases: Record<string, (build: Build, dir: string) => Promise<Figures>> = {
       const state = seen.getStates().get(honestId) as { name?: string } | undefined
       return state === undefined ? 'removed' : JSON.stringify(state)
     }
-    const arrived = await until(() => stateOf() !== 'removed', 10_000)
+    const first = await until(() => stateOf() !== 'removed', 10_000) ? stateOf() : 'did not arrive within 10 s'
     const peer = rawPeer(build, server.url)
     await peer.open(docId)
     const send = (clientId: number, clock: number, state: unknown): void =>
@@ -733,7 +737,7 @@ const cases: Record<string, (build: Build, dir: string) => Promise<Figures>> = {
     await until(() => (seen.getStates().get(4242) as { name?: string } | undefined)?.name === 'peer again', 5000)
     const removed = stateOf()
     return {
-      'honest state on the listener first': arrived ? stateOf() : 'did not arrive',
+      'honest client\'s state on the listener first': first,
       'peer\'s messages handled': yesNo(handled),
       'after the forged overwrite (clock 1000)': forged,
       'after the forged removal (clock 1001)': removed
@@ -790,7 +794,7 @@ if (unknown.length > 0) {
 const loaded = await Promise.all(builds.map(({ name, root }) => loadBuild(name, root)))
 const commit = (root: string): string => {
   const head = spawnSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim()
-  const dirty = spawnSync('git', ['-C', root, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).stdout.trim() !== ''
+  const dirty = spawnSync('git', ['-C', root, 'status', '--porcelain', '--untracked-files=no', '--', 'client', 'server', 'shared'], { encoding: 'utf8' }).stdout.trim() !== ''
   return `${head || 'unknown'}${dirty ? ' with uncommitted changes' : ''}`
 }
 console.log(`## Attacks on replicas and peer links\n\n${new Date().toISOString().slice(0, 10)}; ${loaded.map(build => `${build.name}: ${commit(build.root)}`).join('; ')}.`)

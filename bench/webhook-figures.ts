@@ -80,7 +80,7 @@ async function storm (cli: string): Promise<Record<string, string>> {
   const dir = mkdtempSync(join(tmpdir(), 'petaldb-webhooks-'))
   const hook = await receiver()
   writeFileSync(join(dir, 'secret'), 'bench-secret\n')
-  const relay = await startRelayProcess(join(dir, 'data'), ['--webhook', hook.url, '--webhook-secret-file', join(dir, 'secret'), '--log-level', 'info'], 0, { fdLimit: FD_LIMIT, cli })
+  const relay = await startRelayProcess(join(dir, 'data'), ['--webhook', hook.url, '--webhook-secret-file', join(dir, 'secret'), '--log-level', 'info'], 0, cli, { fdLimit: FD_LIMIT })
   try {
     const pid = relay.child.pid!
     const base = relay.url.replace('ws:', 'http:')

@@ -114,8 +114,10 @@ export class Router {
   /** The connection `docId` should use now. */
   private choose (docId: DocId): Dialer {
     if (this.map === null) return this.bootstrap
-    const candidates = homesOf(docId, this.map.members, this.map.copies).map(member => this.member(member.url))
-    return candidates.find(connection => connection.status !== 'offline') ?? candidates[0]!
+    // The first home whose connection is not known to be offline: only the one chosen is dialed.
+    const homes = homesOf(docId, this.map.members, this.map.copies)
+    const home = homes.find(member => this.members.get(member.url)?.status !== 'offline') ?? homes[0]!
+    return this.member(home.url)
   }
 
   private assign (doc: LocalDoc, connection: Dialer): void {

@@ -46,7 +46,10 @@ const LIMIT_FLAGS: Array<[string, keyof Limits, string]> = [
   ['max-clients-per-document', 'maxClientsPerDocument', 'distinct Yjs client ids in one document, 1008'],
   ['max-awareness-entries', 'maxAwarenessEntries', 'awareness entries per document, 1008'],
   ['max-awareness-state-bytes', 'maxAwarenessStateBytes', 'bytes of one awareness state, 1008'],
-  ['max-buffered-bytes', 'maxBufferedBytes', 'bytes queued to a slow reader before it is dropped']
+  ['max-buffered-bytes', 'maxBufferedBytes', 'bytes queued to a slow reader before it is dropped'],
+  ['min-body-bytes-per-second', 'minBodyBytesPerSecond', 'slowest HTTP request body, over each 10 s; a slower one is cut off'],
+  ['max-body-bytes-per-ip', 'maxBodyBytesPerIp', 'bytes of HTTP request bodies held at once from one address, HTTP 429'],
+  ['max-body-bytes-total', 'maxBodyBytesTotal', 'bytes of HTTP request bodies held at once in all, HTTP 503']
 ]
 
 const RELAY_USAGE = `Usage: petaldb relay [flags]

@@ -3,10 +3,12 @@
  * registry of the relay's own, so that several relays in one process do not mix): open
  * connections by kind, documents in memory, updates and bytes received, commit and
  * acknowledgement latency, compactions, connections closed by close code, cluster members,
- * how long the write quorum takes, and webhook calls waiting.
+ * how long the write quorum takes, the bytes of HTTP request bodies held, and webhook calls
+ * waiting.
  */
 import type * as PromClient from 'prom-client'
 import { requirePeer } from '../shared/node-peers.js'
+import { CloseCode } from '../shared/wire/close-codes.js'
 import type { CommitInfo } from '../shared/storage/sqlite-store.js'
 import type { DocumentObserver } from './documents/relay-document.js'
 
@@ -16,11 +18,21 @@ export interface RelayGauges {
   connections: { native: number, 'y-websocket': number, relay: number }
   /** Documents in memory. */
   documents: number
+  /** Bytes of HTTP request bodies held while they arrive. */
+  bodyBytes: number
   /** Cluster members, and those with a link up; null for a relay on its own. */
   members: { total: number, linked: number } | null
   /** Webhook calls waiting (retries included) and in flight, over all URLs; null without webhooks. */
   webhooks: { queued: number, inFlight: number } | null
 }
+
+/**
+ * The close codes counted under their own label: PetalDB's, and those the relay's side sets
+ * for a close frame without a code (1005) and for a connection dropped without one (1006).
+ * Any other counts as `other`: a client picks the code it closes with (any of 3000-4999),
+ * and each label value is a series of its own that a scraper keeps.
+ */
+const LABELLED_CLOSE_CODES = new Set<number>([...Object.values(CloseCode), 1005, 1006])
 
 /** Buckets (seconds) for commit, acknowledgement and replication latency: 0.5 ms to 10 s. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -69,7 +81,7 @@ export class RelayMetrics implements DocumentObserver {
     this.ackSeconds = new prom.Histogram({ name: 'petaldb_ack_seconds', help: 'From receiving an update to it being durable (committed, and on the write quorum in a cluster)', buckets: LATENCY_BUCKETS, registers })
     this.replicationSeconds = new prom.Histogram({ name: 'petaldb_replication_seconds', help: 'From storing an update to the write quorum confirming it (replication lag)', buckets: LATENCY_BUCKETS, registers })
     this.compactions = new prom.Counter({ name: 'petaldb_compactions_total', help: 'Document logs compacted into snapshots', registers })
-    this.closes = new prom.Counter({ name: 'petaldb_connections_closed_total', help: 'WebSocket connections closed, by close code (4xxx and 1008/1009/1013 are refusals)', labelNames: ['code'], registers })
+    this.closes = new prom.Counter({ name: 'petaldb_connections_closed_total', help: 'WebSocket connections closed, by close code (4xxx and 1008/1009/1013 are refusals; codes PetalDB does not define count as other)', labelNames: ['code'], registers })
     new prom.Gauge({
       name: 'petaldb_connections',
       help: 'Open connections, by kind',
@@ -80,6 +92,7 @@ export class RelayMetrics implements DocumentObserver {
       }
     })
     new prom.Gauge({ name: 'petaldb_documents', help: 'Documents in memory', registers, collect () { this.set(gauges().documents) } })
+    new prom.Gauge({ name: 'petaldb_http_body_bytes', help: 'Bytes of HTTP request bodies held while they arrive', registers, collect () { this.set(gauges().bodyBytes) } })
     /** A gauge labelled `state`, set from `read()` when scraped (left out while it reads null). */
     const byState = (name: string, help: string, read: () => Record<string, number> | null): void => {
       new prom.Gauge({
@@ -119,9 +132,9 @@ export class RelayMetrics implements DocumentObserver {
     if (info.compactions > 0) this.compactions.inc(info.compactions)
   }
 
-  /** A WebSocket connection closed with `code`. */
+  /** A WebSocket connection closed with `code` (see {@link LABELLED_CLOSE_CODES}). */
   closed (code: number): void {
-    this.closes.inc({ code: String(code) })
+    this.closes.inc({ code: LABELLED_CLOSE_CODES.has(code) ? String(code) : 'other' })
   }
 
   /** The Prometheus text exposition, and its content type. */

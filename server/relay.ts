@@ -29,6 +29,7 @@ import type { RelayNode } from './relay-node.js'
 import type { PostgresNode, PostgresOptions } from './postgres/postgres-node.js'
 import type { Database } from './postgres/database.js'
 import type { DocsApiContext } from './http/docs-api.js'
+import { BodyBudget } from './http/body-budget.js'
 import { answerHttp } from './http/routes.js'
 import { RelayMetrics, type RelayGauges } from './metrics.js'
 import type { Link } from '../shared/transport/link.js'
@@ -64,7 +65,11 @@ export interface RelayOptions {
   compactMinBytes?: number
   /** Milliseconds between keep-alive pings; a connection that misses one is dropped. Default 30 000. */
   pingIntervalMs?: number
-  /** Milliseconds a connection may take to send its whole upgrade request. Default 10 000. */
+  /**
+   * Milliseconds a connection may take to send its request's headers (an upgrade, or HTTP);
+   * also the window over which an HTTP body's pace is counted (see `minBodyBytesPerSecond`).
+   * Default 10 000.
+   */
   requestTimeoutMs?: number
   /** This relay's id, sent to native clients and, with `postgres`, its id among the relays on the database. Default: its cluster id, else its URL. */
   relayId?: string
@@ -133,13 +138,16 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
   if (limits.maxDocumentBytes > WS_CLIENT_MAX_PAYLOAD) {
     log.warn({ maxDocumentBytes: limits.maxDocumentBytes }, 'documents this large are sent in frames that Node ws clients refuse by default (100 MiB): they will not sync')
   }
+  if (limits.maxFrameBytes > Math.min(limits.maxBodyBytesPerIp, limits.maxBodyBytesTotal)) {
+    log.warn({ maxFrameBytes: limits.maxFrameBytes }, 'HTTP bodies as large as the largest frame cannot be held: the body limits refuse them (429 or 503)')
+  }
   if (authenticator !== null && options.cluster !== undefined && (options.cluster.secret ?? '') === '') {
     throw new Error('a relay with client authentication in a cluster needs a cluster secret: without one, anyone could join as a relay')
   }
   if (options.postgres !== undefined && (options.cluster !== undefined || options.store !== undefined)) {
     throw new Error('a relay on PostgreSQL finds the other relays through the database: it takes neither a member list nor another store')
   }
-  let gauges: () => RelayGauges = () => ({ connections: { native: 0, 'y-websocket': 0, relay: 0 }, documents: 0, members: null, webhooks: null })
+  let gauges: () => RelayGauges = () => ({ connections: { native: 0, 'y-websocket': 0, relay: 0 }, documents: 0, bodyBytes: 0, members: null, webhooks: null })
   const metrics = new RelayMetrics(() => gauges())
   const storage = await openStorage(options, log, info => {
     log.debug(info, 'commit')
@@ -274,11 +282,13 @@ async function serve (options: RelayOptions, parts: Parts, reportGauges: (read: 
     log,
     onClosed: open.stockClosed
   }
+  const bodies = new BodyBudget(limits)
   const docsApi: DocsApiContext = {
     registry,
     list: prefix => store.list(prefix),
     authenticator,
     limits,
+    bodies,
     log,
     cluster: null // set once the relay knows its URL (see below)
   }
@@ -338,6 +348,7 @@ async function serve (options: RelayOptions, parts: Parts, reportGauges: (read: 
       // Links other relays dialed arrive as native connections.
       connections: { native: open.native - links.inbound, 'y-websocket': open['y-websocket'], relay: links.up },
       documents: registry.size,
+      bodyBytes: bodies.held,
       members: members === null ? null : { total: members, linked: clusterNode === null ? members : links.up + 1 },
       webhooks: webhooks?.deliveries ?? null
     }

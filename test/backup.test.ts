@@ -3,11 +3,14 @@
  * replicas keep writing restores to a relay that serves every document, with everything
  * acknowledged before the backup began (and nothing the relay never had); the relay goes
  * on committing while the backup runs. Restore refuses a data directory a relay holds, one
- * that has a database (unless --force), and a file that is not a sound relay database;
- * backup refuses to overwrite a file (unless --force). Underneath, the copy is of one snapshot
+ * that has a database (unless --force), a file that is not a sound relay database, and one
+ * holding a row a relay would not accept (leaving the directory as it was); it copies the
+ * rows into a database of PetalDB's own schema, so that nothing else a backup carries (a
+ * trigger that deletes every stored update, a view, a table) reaches the relay. Backup
+ * refuses to overwrite a file (unless --force). Underneath, the copy is of one snapshot
  * and never starts over, however often another connection writes, and never makes it wait.
  */
-import { writeFileSync } from 'node:fs'
+import { copyFileSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
@@ -35,6 +38,39 @@ async function servedText (relay: RelayProcess, docId: string): Promise<string |
   if (response.status === 404) return null
   expect(response.status).toBe(200)
   return ((await response.json()) as { t: string }).t
+}
+
+/** A copy of the backup, altered by `tamper` as a hostile backup would be. */
+function tampered (name: string, tamper: (db: Database.Database) => void): string {
+  const path = join(root, name)
+  copyFileSync(backupFile, path)
+  const db = new Database(path)
+  try {
+    tamper(db)
+  } finally {
+    db.close()
+  }
+  return path
+}
+
+/** The schema of the database at `path`: every object SQLite lists, as created. */
+function schemaOf (path: string): unknown[] {
+  const db = new Database(path, { readonly: true })
+  try {
+    return db.prepare('SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name').all()
+  } finally {
+    db.close()
+  }
+}
+
+/** How many rows the database at `path` has in its docs and updates tables. */
+function rowCounts (path: string): { docs: unknown, updates: unknown } {
+  const db = new Database(path, { readonly: true })
+  try {
+    return { docs: db.prepare('SELECT count(*) FROM docs').pluck().get(), updates: db.prepare('SELECT count(*) FROM updates').pluck().get() }
+  } finally {
+    db.close()
+  }
 }
 
 /** The one line a failure prints. */
@@ -103,7 +139,8 @@ describe('petaldb backup', () => {
     const target = join(root, 'restored')
     const restore = await runCli(['restore', '--from', backupFile, '--data', target])
     expect(restore.code, restore.stderr).toBe(0)
-    expect(summaryOf(restore)).toMatchObject({ command: 'restore', data: target, pages: summary.pages })
+    const counts = rowCounts(backupFile)
+    expect(summaryOf(restore)).toMatchObject({ command: 'restore', data: target, documents: counts.docs, updates: counts.updates, leftOut: '' })
 
     const restored = await relayAt(target)
     for (const [i, id] of DOCS.entries()) {
@@ -178,5 +215,68 @@ describe('petaldb restore', () => {
     const run = await runCli(['restore', '--from', garbage, '--data', join(root, 'never')])
     expect(run.code).toBe(1)
     expect(failureLine(run.stderr)).toMatch(new RegExp(`^petaldb: ${garbage} is not a readable SQLite database: `))
+  })
+
+  it('leaves out a trigger that deletes every stored update: ten writes a relay on the restored data acknowledged survive its crash', async () => {
+    const hostile = tampered('trigger.backup', db => db.exec('CREATE TRIGGER forget AFTER INSERT ON updates BEGIN DELETE FROM updates WHERE seq = new.seq; END'))
+    const target = join(root, 'restored-trigger')
+    const run = await runCli(['restore', '--from', hostile, '--data', target])
+    expect(run.code, run.stderr).toBe(0)
+    expect(summaryOf(run)).toMatchObject({ leftOut: 'trigger forget' })
+
+    let restored = await relayAt(target)
+    const writer = new Y.Doc()
+    let sent = Y.encodeStateVector(writer)
+    for (let i = 0; i < 10; i++) {
+      writer.getText('t').insert(writer.getText('t').length, `write ${i};`)
+      const response = await fetch(`${restored.url.replace('ws:', 'http:')}/v1/docs/after%2Frestore`, { method: 'POST', body: new Uint8Array(Y.encodeStateAsUpdate(writer, sent)) })
+      expect(response.status).toBe(200) // durable
+      sent = Y.encodeStateVector(writer)
+    }
+    await restored.stop('SIGKILL')
+    restored = await relayAt(target)
+    expect(await servedText(restored, 'after/restore')).toBe(writer.getText('t').toString())
+    await restored.stop()
+  })
+
+  it('restores a backup carrying a table, a view, an index, a trigger and an altered table with PetalDB\'s schema alone, naming what it left out', async () => {
+    const hostile = tampered('extras.backup', db => db.exec(`
+      CREATE TABLE stash (x);
+      CREATE VIEW everything AS SELECT * FROM docs;
+      CREATE INDEX docs_by_meta ON docs (meta);
+      CREATE TRIGGER wipe AFTER UPDATE ON docs BEGIN DELETE FROM docs; END;
+      ALTER TABLE updates ADD COLUMN note TEXT DEFAULT 'x';
+    `))
+    const target = join(root, 'restored-extras')
+    const run = await runCli(['restore', '--from', hostile, '--data', target])
+    expect(run.code, run.stderr).toBe(0)
+    expect(summaryOf(run)).toMatchObject({ leftOut: 'index docs_by_meta, table stash, trigger wipe, view everything' })
+
+    const fresh = join(root, 'fresh.db')
+    await new SqliteStore(fresh).close()
+    expect(schemaOf(join(target, 'relay.db'))).toEqual(schemaOf(fresh))
+    expect(rowCounts(join(target, 'relay.db'))).toEqual(rowCounts(backupFile))
+  })
+
+  it('refuses a backup holding a row a relay would not accept, naming it, and leaves the data directory as it was', async () => {
+    const target = join(root, 'restored')
+    const database = join(target, 'relay.db')
+    const before = readFileSync(database)
+    const files = readdirSync(target).sort()
+    const cases: Array<[string, string, RegExp]> = [
+      ['bad-id.backup', 'INSERT INTO docs (id) VALUES (\'../outside\')', /holds a docs row a relay would not accept \(id "\.\.\/outside": document id has a "\." or "\.\." path segment\): not restored$/],
+      ['text-update.backup', 'INSERT INTO updates (seq, doc, data) VALUES (1000000, \'notes/1\', \'not a blob\')', /holds an updates row a relay would not accept \(seq 1000000: data is text, not a blob\): not restored$/],
+      ['integer-snapshot.backup', 'INSERT INTO docs (id, snapshot) VALUES (\'notes/odd\', 42)', /holds a docs row a relay would not accept \(id "notes\/odd": snapshot is an integer, not a blob\): not restored$/]
+    ]
+    for (const [name, tamper, problem] of cases) {
+      const hostile = tampered(name, db => db.exec(tamper))
+      const run = await runCli(['restore', '--from', hostile, '--data', target, '--force'])
+      expect(run.code, name).toBe(1)
+      const line = failureLine(run.stderr)
+      expect(line.startsWith(`petaldb: ${hostile} `), line).toBe(true)
+      expect(line).toMatch(problem)
+      expect(readFileSync(database).equals(before), name).toBe(true)
+      expect(readdirSync(target).sort()).toEqual(files)
+    }
   })
 })

@@ -3,14 +3,16 @@
  * (and of a stopped one) holds every document but the deleted ones, each file the whole
  * document; importing it into a fresh data directory gives a relay that serves the same
  * documents; a refused file is reported and the rest imported through a running relay; an
- * import into a held data directory, or into a deleted document, is refused.
+ * import into a held data directory, or into a deleted document, is refused; a `.yjs` file
+ * that is a symbolic link is refused without reading what it points to.
  */
-import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { documentJson } from '../server/http/doc-json.js'
 import { MANIFEST_FILE, type Manifest } from '../server/tools/export-files.js'
+import { onDisk } from './helpers/on-disk.js'
 import { runCli, summaryOf } from './helpers/petaldb-cli.js'
 import { startRelayProcess, type RelayProcess } from './helpers/relay-process.js'
 import { tempDir } from './helpers/temp.js'
@@ -128,6 +130,38 @@ describe('petaldb import', () => {
     const refused = await runCli(['import', '--data', target, '--from', exported])
     expect(refused.code).toBe(1)
     expect(refused.stderr).toMatch(new RegExp(`^petaldb: data directory ${target} is in use by another relay \\(pid ${restored.child.pid} .*\\): stop it, or import through it with --relay URL\\n$`))
+  })
+
+  it('refuses a .yjs file that is a symbolic link, reading nothing it points to, and imports the rest', async () => {
+    const MARKER = 'text-from-outside-the-export-directory'
+    const outside = join(root, 'outside')
+    mkdirSync(outside)
+    writeFileSync(join(outside, 'secret.yjs'), updateOf(doc => doc.getText('t').insert(0, MARKER)))
+    const SYMLINK = 'it is a symbolic link: only files inside the export directory are read'
+
+    // Listed in the manifest, in place of an exported file.
+    const linked = join(root, 'export-linked')
+    cpSync(exported, linked, { recursive: true })
+    rmSync(join(linked, 'notes%2F1.yjs'))
+    symlinkSync(join(outside, 'secret.yjs'), join(linked, 'notes%2F1.yjs'))
+    const target = join(root, 'imported-linked')
+    const run = await runCli(['import', '--data', target, '--from', linked])
+    expect(run.code).toBe(1)
+    expect(run.events.filter(event => event.event === 'failed')).toEqual([expect.objectContaining({ file: 'notes%2F1.yjs', id: 'notes/1', reason: SYMLINK })])
+    expect(summaryOf(run)).toMatchObject({ imported: 5, failed: 1 })
+
+    // Found by its name, without a manifest.
+    const loose = join(root, 'loose-linked')
+    mkdirSync(loose)
+    symlinkSync(join(outside, 'secret.yjs'), join(loose, 'notes%2Fsecret.yjs'))
+    writeFileSync(join(loose, 'notes%2Finside.yjs'), updateOf(doc => doc.getText('t').insert(0, 'inside')))
+    const looseRun = await runCli(['import', '--data', target, '--from', loose])
+    expect(looseRun.code).toBe(1)
+    expect(looseRun.events.filter(event => event.event === 'failed')).toEqual([expect.objectContaining({ file: 'notes%2Fsecret.yjs', id: 'notes/secret', reason: SYMLINK })])
+    expect(summaryOf(looseRun)).toMatchObject({ imported: 1, failed: 1 })
+
+    expect(onDisk(target, MARKER)).toBe(false)
+    expect(onDisk(target, 'inside')).toBe(true)
   })
 
   it('through a running relay reports a refused file and imports the rest, and exits 1', async () => {

@@ -1,7 +1,8 @@
 /**
  * `GET /metrics`, parsed as Prometheus text, after real traffic on an in-process relay:
  * connections by kind, documents, updates and bytes by source, commit and acknowledgement
- * latency, compactions, and refused connections by close code.
+ * latency, compactions, and refused connections by close code (PetalDB's codes only: those
+ * clients pick count as `other`).
  */
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -10,6 +11,8 @@ import * as Y from 'yjs'
 import { startRelay, type Relay } from '../server/relay.js'
 import { Replica } from '../client/replica.js'
 import { SqliteStore } from '../client/node.js'
+import { CloseCode } from '../shared/wire/close-codes.js'
+import { NATIVE_SUBPROTOCOL } from '../shared/wire/native-messages.js'
 import { once } from './helpers/events.js'
 import { captureLog } from './helpers/log-capture.js'
 import { stockClient } from './helpers/stock-client.js'
@@ -88,5 +91,34 @@ describe('GET /metrics', () => {
     while (after.get('petaldb_connections{kind="native"}')! + after.get('petaldb_connections{kind="y-websocket"}')! > 0 && Date.now() < deadline) after = await scrape()
     expect(after.get('petaldb_connections{kind="native"}')).toBe(0)
     expect(after.get('petaldb_connections{kind="y-websocket"}')).toBe(0)
+  })
+
+  it('labels only the close codes PetalDB defines: 2,000 codes a client picks make one series, other', async () => {
+    const closedTotal = (samples: Map<string, number>): number =>
+      [...samples].filter(([key]) => key.startsWith('petaldb_connections_closed_total{')).reduce((sum, [, value]) => sum + value, 0)
+    const before = await scrape()
+    const codes = Array.from({ length: 2000 }, (_, i) => 3000 + i)
+    // Native connections, closed by the client before its HELLO: a hundred at a time, under the per-address allowance.
+    for (let i = 0; i < codes.length; i += 100) {
+      await Promise.all(codes.slice(i, i + 100).map(async code => {
+        const ws = new WebSocket(`${relay.url}/`, NATIVE_SUBPROTOCOL)
+        await once(ws, 'open')
+        ws.close(code)
+        await once(ws, 'close')
+      }))
+    }
+    const deadline = Date.now() + 5000
+    let after = await scrape()
+    while (closedTotal(after) < closedTotal(before) + codes.length && Date.now() < deadline) after = await scrape()
+
+    // PetalDB's codes, and those the relay's side sets for a close without a code and for a dropped connection.
+    const defined = new Set<number>([...Object.values(CloseCode), 1005, 1006])
+    const definedHere = codes.filter(code => defined.has(code))
+    const labels = [...after.keys()].flatMap(key => /^petaldb_connections_closed_total\{code="([^"]*)"\}$/.exec(key)?.[1] ?? [])
+    expect(labels.filter(label => label !== 'other' && !defined.has(Number(label)))).toEqual([])
+    const count = (label: string, samples: Map<string, number>): number => samples.get(`petaldb_connections_closed_total{code="${label}"}`) ?? 0
+    expect(count('other', after) - count('other', before)).toBe(codes.length - definedHere.length)
+    // A client closing with one of PetalDB's codes is counted under it.
+    for (const code of definedHere) expect(count(String(code), after) - count(String(code), before)).toBe(1)
   })
 })

@@ -78,6 +78,24 @@ describe.runIf(runPostgresTests)('relays on one PostgreSQL database', () => {
     expect(group.relays[serving.indexOf(1)]!.id).toBe(homeOf('shared/notes', ['r1', 'r2', 'r3']))
   })
 
+  it('keeps one connection per replica to each relay it uses: the relay it started from serves as a member too', async () => {
+    const { group } = await relays(['r1', 'r2', 'r3'])
+    const ids = group.relays.map(relay => relay.id)
+    // Four replicas, each with two documents that the relay it starts from serves.
+    const docsAt = (id: string): string[] => Array.from({ length: 40 }, (_, i) => `own/${i}`).filter(docId => homeOf(docId, ids) === id).slice(0, 2)
+    const started = Array.from({ length: 4 }, (_, i) => group.relays[i % 3]!)
+    const opened = started.map(relay => ({ replica: replica(relay.url), docs: docsAt(relay.id) }))
+    for (const { replica: r, docs } of opened) {
+      for (const docId of docs) {
+        r.doc(docId).ydoc.getText('t').insert(0, 'x')
+        await r.durable(docId)
+      }
+    }
+    // Before, the replica's first connection and its connection to the same relay as a member were two sockets under one peer id.
+    const clients = await Promise.all(group.relays.map(async relay => (await healthOf(relay.url)).body.clients))
+    expect(clients.reduce((sum, count) => sum + count, 0)).toBe(4)
+  })
+
   it('answers the HTTP document API at any relay: a write through one is read through another, listed once, and deleted for everyone', async () => {
     const { url, group } = await relays(['r1', 'r2', 'r3'])
     const docId = 'http/on-postgres'

@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { WEBHOOK_CONCURRENCY } from '../server/webhooks.js'
 import { until } from './helpers/events.js'
-import { healthzMs, openFds, startRelayProcess } from './helpers/relay-process.js'
+import { CLI_PATH, healthzMs, openFds, startRelayProcess } from './helpers/relay-process.js'
 import { stockClient } from './helpers/stock-client.js'
 import { tempDir } from './helpers/temp.js'
 
@@ -95,7 +95,7 @@ describe('webhook storm', () => {
     const hook = await slowReceiver()
     const secretFile = join(root, 'webhook-secret')
     writeFileSync(secretFile, 'storm-secret\n')
-    const relay = await startRelayProcess(join(root, 'data'), ['--webhook', hook.url, '--webhook-secret-file', secretFile, '--webhook-debounce-ms', '50'], 0, { fdLimit: FD_LIMIT })
+    const relay = await startRelayProcess(join(root, 'data'), ['--webhook', hook.url, '--webhook-secret-file', secretFile, '--webhook-debounce-ms', '50'], 0, CLI_PATH, { fdLimit: FD_LIMIT })
     cleanups.push(() => relay.stop('SIGKILL'))
     const base = relay.url.replace('ws:', 'http:')
     const pid = relay.child.pid!

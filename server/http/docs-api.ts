@@ -20,6 +20,7 @@ import type { ClusterMember } from '../../shared/placement.js'
 import { CloseCode } from '../../shared/wire/close-codes.js'
 import { InvalidDocIdError, parseDocId, type DocId } from '../../shared/wire/doc-id.js'
 import type { DocumentRegistry } from '../documents/registry.js'
+import type { BodyBudget } from './body-budget.js'
 import { documentJson } from './doc-json.js'
 import { HttpError, readBody, sendError, sendJson } from './respond.js'
 
@@ -30,6 +31,8 @@ export interface DocsApiContext {
   list: (prefix: string) => Promise<DocId[]>
   authenticator: TokenVerifier | null
   limits: Limits
+  /** The bytes of request bodies held while they arrive, per address and in all. */
+  bodies: BodyBudget
   log: Logger
   /**
    * Among several relays: those that hold a document (this one included, if it does), the
@@ -74,7 +77,7 @@ async function route (req: IncomingMessage, res: ServerResponse, url: URL, conte
     }
     case 'POST': {
       authorize(await grantOf(req, context), docId, 'write')
-      const body = await readBody(req, context.limits.maxFrameBytes)
+      const body = await readBody(req, context.limits.maxFrameBytes, context.bodies)
       if (homes !== null && !isHome(homes, context)) return forward(req, res, url, homes, body)
       return await hereOrWhereMoved(() => postUpdate(res, docId, body, context), home => forward(req, res, url, [home], body))
     }

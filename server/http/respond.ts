@@ -3,6 +3,7 @@
  * reason that is sent as JSON, so every route fails the same way.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { BodyBudget } from './body-budget.js'
 
 /** An HTTP request ends with `status` and `{ "error": message }`. */
 export class HttpError extends Error {
@@ -30,26 +31,48 @@ export function sendError (res: ServerResponse, error: unknown): void {
 }
 
 /**
- * The request body, at most `maxBytes` (413 beyond, without reading the rest). A body that
- * stalls is left to the server's request timeout.
+ * The request body, at most `maxBytes` (413 beyond, without reading the rest). Its bytes are
+ * taken from `budget` as they arrive (429 or 503 once that is spent, at once if the declared
+ * length does not fit) and given back when it ends, fails or is cut off. The listener closes
+ * the socket of a body that falls behind its pace.
  */
-export function readBody (req: IncomingMessage, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
+export function readBody (req: IncomingMessage, maxBytes: number, budget: BodyBudget): Promise<Uint8Array<ArrayBuffer>> {
   const declared = Number(req.headers['content-length'] ?? NaN)
   if (declared > maxBytes) return Promise.reject(new HttpError(413, `body larger than ${maxBytes} bytes`))
+  const ip = req.socket.remoteAddress ?? ''
+  try {
+    if (declared > 0) budget.check(ip, declared)
+  } catch (error) {
+    return Promise.reject(error)
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let length = 0
-    req.on('data', (chunk: Buffer) => {
-      length += chunk.length
-      if (length > maxBytes) {
-        req.removeAllListeners('data')
-        req.resume()
-        reject(new HttpError(413, `body larger than ${maxBytes} bytes`))
-        return
+    const finish = (error: unknown): void => {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', finish)
+      req.off('close', onClose)
+      budget.release(ip, length)
+      if (error === null) return resolve(new Uint8Array(Buffer.concat(chunks, length)))
+      req.resume() // the rest is read and dropped
+      reject(error)
+    }
+    const onData = (chunk: Buffer): void => {
+      try {
+        if (length + chunk.length > maxBytes) throw new HttpError(413, `body larger than ${maxBytes} bytes`)
+        budget.take(ip, chunk.length)
+      } catch (error) {
+        return finish(error)
       }
+      length += chunk.length
       chunks.push(chunk)
-    })
-    req.once('end', () => resolve(new Uint8Array(Buffer.concat(chunks, length))))
-    req.once('error', reject)
+    }
+    const onEnd = (): void => finish(null)
+    const onClose = (): void => finish(new HttpError(400, 'the request was cut off before its body ended'))
+    req.on('data', onData)
+    req.once('end', onEnd)
+    req.once('error', finish)
+    req.once('close', onClose)
   })
 }

@@ -14,10 +14,9 @@
  * flushed to disk, so the destination is never a partial file. It is left in rollback
  * journal mode, one self-contained file (a relay switches it back to WAL when it opens it).
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs'
-import { dirname } from 'node:path'
 import type Database from 'better-sqlite3'
 import { requirePeer } from '../../shared/node-peers.js'
+import { partialPathOf, putInPlace, removeDatabase } from './database-file.js'
 
 /** Pages copied per backup step: small enough to report progress, large enough to be few. */
 const PAGES_PER_STEP = 256
@@ -38,7 +37,7 @@ export async function copyDatabase (
   destination: string,
   onProgress: (copied: number, total: number, pageSize: number) => void = () => {}
 ): Promise<CopyResult> {
-  const partial = `${destination}.partial-${process.pid}`
+  const partial = partialPathOf(destination)
   const pageSize = source.pragma('page_size', { simple: true }) as number
   const SQLite = requirePeer<typeof Database>('better-sqlite3', 'petaldb')
   source.exec('BEGIN')
@@ -58,26 +57,12 @@ export async function copyDatabase (
     } finally {
       copy.close()
     }
-    syncPath(partial)
-    // A write-ahead log beside the destination belongs to the file being replaced: SQLite would apply it to the copy.
-    for (const suffix of ['-wal', '-shm', '-journal']) rmSync(destination + suffix, { force: true })
-    renameSync(partial, destination)
-    syncPath(dirname(destination))
+    putInPlace(partial, destination)
     return { pages: result.totalPages, bytes: result.totalPages * pageSize }
   } catch (error) {
-    for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(partial + suffix, { force: true })
+    removeDatabase(partial)
     throw error
   } finally {
     if (source.inTransaction) source.exec('COMMIT')
-  }
-}
-
-/** Flushes a file or a directory (a rename) to disk. */
-function syncPath (path: string): void {
-  const fd = openSync(path, 'r')
-  try {
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
   }
 }

@@ -9,9 +9,12 @@
  * system that ignores case. Such a file gets a hashed name instead, its encoded id cut
  * short, `!` and a hash of the id; `!` is never in a document id, so a hashed name never
  * equals another's plain name, and the manifest says which id it holds.
+ *
+ * An export directory may come from anyone: its files are read only if they are regular
+ * files in it, never through a symbolic link (which could lead anywhere on the machine).
  */
 import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseDocId, type DocId } from '../../shared/wire/doc-id.js'
 import { ToolError } from './tool-error.js'
@@ -77,12 +80,44 @@ export function isDocumentFileName (name: string): boolean {
   return name.endsWith(SUFFIX) && !name.startsWith('.') && !/[/\\\0]/.test(name)
 }
 
+/** Why a file of an export directory that is a symbolic link is not read. */
+const SYMBOLIC_LINK = 'it is a symbolic link: only files inside the export directory are read'
+
+/**
+ * Opening flags: never follow a symbolic link (should one replace the file after it was
+ * checked), and do not wait on a FIFO for a writer (it is then refused as not a regular
+ * file). Windows has neither; the check before opening still refuses a link there.
+ */
+const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0)
+
+/**
+ * The bytes of the file `name` of the export directory `dir`. Throws, saying why, if it
+ * is a symbolic link or not a regular file (nothing is read through it), or cannot be read.
+ */
+export function readExportFile (dir: string, name: string): Buffer {
+  const path = join(dir, name)
+  if (lstatSync(path).isSymbolicLink()) throw new Error(SYMBOLIC_LINK)
+  let fd: number
+  try {
+    fd = openSync(path, OPEN_FLAGS)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw new Error(SYMBOLIC_LINK)
+    throw error
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw new Error('it is not a regular file')
+    return readFileSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
 /** Reads `dir`'s manifest, or returns null if it has none; throws a {@link ToolError} if it is not one. */
 export function readManifest (dir: string): Manifest | null {
   const path = join(dir, MANIFEST_FILE)
   let text: string
   try {
-    text = readFileSync(path, 'utf8')
+    text = readExportFile(dir, MANIFEST_FILE).toString('utf8')
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null
     throw new ToolError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)

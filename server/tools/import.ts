@@ -5,13 +5,13 @@
  *
  * The documents are those the manifest lists; a directory without one (files gathered by
  * hand, `GET /v1/docs/<id>` saved under percent-encoded names) contributes every `.yjs`
- * file, its id decoded from its name. A file that cannot be read or that the relay refuses
- * is reported, and the import goes on with the rest.
+ * file, its id decoded from its name. A file that cannot be read, that is a symbolic link
+ * (never followed: it could lead anywhere on the machine, see export-files.ts) or that the
+ * relay refuses is reported, and the import goes on with the rest.
  */
-import { readFileSync, readdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { readdirSync } from 'node:fs'
 import { docIdProblem, type DocId } from '../../shared/wire/doc-id.js'
-import { docIdOfFileName, isDocumentFileName, readManifest, type ManifestEntry } from './export-files.js'
+import { docIdOfFileName, isDocumentFileName, readExportFile, readManifest, type ManifestEntry } from './export-files.js'
 import type { ImportTarget } from './import-targets.js'
 import { ToolError } from './tool-error.js'
 
@@ -52,7 +52,7 @@ export async function importDocuments ({ from, target, onStart, onDocument, onFa
     const one = async (item: Item): Promise<void> => {
       try {
         if (item.problem !== null) throw new Error(item.problem)
-        const update = readFileSync(join(from, item.file))
+        const update = readExportFile(from, item.file)
         await target.apply(item.docId!, update)
         result.imported++
         result.bytes += update.length

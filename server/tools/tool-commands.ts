@@ -8,6 +8,7 @@ import { requirePeer } from '../../shared/node-peers.js'
 import { DataDirError } from '../data-dir.js'
 import { backupRelay } from './backup.js'
 import type { CopyResult } from './database-copy.js'
+import type { RebuildResult } from './database-rebuild.js'
 import { exportDocuments } from './export.js'
 import { importDocuments } from './import.js'
 import { dataDirTarget, relayTarget } from './import-targets.js'
@@ -40,9 +41,12 @@ ${PROGRESS_NOTE}
 
 const RESTORE_USAGE = `Usage: petaldb restore --from FILE [--data DIR] [--force]
 
-Puts a backup in place as the database of a data directory (created if needed), after
-checking that it opens and passes SQLite's integrity check. No relay may run on the
-directory meanwhile: it is locked while restoring.
+Rebuilds the database of a data directory (created if needed) from a backup: once the
+file opens and passes SQLite's integrity check, the rows of its documents are copied into a
+new database of PetalDB's own schema, which then replaces the directory's. A row a relay
+would not accept refuses the backup, leaving the directory as it was; anything else the
+file holds (a trigger, a view, another table or index) is left out, and named. No relay
+may run on the directory meanwhile: it is locked while restoring.
 
 Flags:
   --from FILE   the backup file ("petaldb backup")
@@ -73,7 +77,8 @@ const IMPORT_USAGE = `Usage: petaldb import --from DIR2 [--data DIR | --relay UR
 
 Applies each file of an export directory to its document as a Yjs update, checked as the
 relay checks a client's update: what the document has is kept, what the file adds is added.
-A file that is refused is reported and the rest imported; the exit code is then 1.
+A file that is refused (a symbolic link too: never followed) is reported and the rest
+imported; the exit code is then 1.
 
 Into a data directory no relay runs on (its lock is held meanwhile), or, with --relay,
 through a running relay's HTTP API (POST /v1/docs/<id>; live clients get the changes, and
@@ -121,16 +126,16 @@ async function run<T> (task: () => Promise<T>, fail: Fail): Promise<T> {
   }
 }
 
-/** Progress of a page copy (backup, restore): started at its first report. */
-function pageProgress (command: string): { progress: Progress, onProgress: (copied: number, total: number, pageSize: number) => void } {
-  const progress = new Progress({ command, unit: 'pages' })
+/** Progress of a copy (pages for backup, rows for restore): started at its first report. */
+function copyProgress (command: string, unit: string): { progress: Progress, onProgress: (copied: number, total: number, bytes: number) => void } {
+  const progress = new Progress({ command, unit })
   let started = false
   return {
     progress,
-    onProgress: (copied, total, pageSize) => {
+    onProgress: (copied, total, bytes) => {
       if (!started) progress.start(total)
       started = true
-      progress.update(copied, copied * pageSize)
+      progress.update(copied, bytes)
     }
   }
 }
@@ -139,13 +144,27 @@ function copied (result: CopyResult, where: string): [string, Record<string, num
   return [`${formatBytes(result.bytes)} (${result.pages} pages) written to ${where}`, { pages: result.pages, bytes: result.bytes }]
 }
 
+function restored (result: RebuildResult, where: string): [string, Record<string, number | string>] {
+  const leftOut = result.leftOut.join(', ')
+  const note = leftOut === '' ? '' : `; left out, as PetalDB does not create them: ${leftOut}`
+  return [
+    `${result.documents} documents and ${result.updates} updates (${formatBytes(result.bytes)}) restored into ${where}${note}`,
+    { documents: result.documents, updates: result.updates, pages: result.pages, bytes: result.bytes, leftOut }
+  ]
+}
+
 async function backupCommand (args: string[], fail: Fail): Promise<void> {
   const values = flags(args, { data: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' } }, BACKUP_USAGE, fail)
   if (values === null) return
   const out = text(values, 'out')
   if (out === undefined) fail(`--out FILE is required\n\n${BACKUP_USAGE}`)
-  const { progress, onProgress } = pageProgress('backup')
-  const result = await run(() => backupRelay({ dataDir: text(values, 'data') ?? DEFAULT_DATA_DIR, out, force: values.force === true, onProgress }), fail)
+  const { progress, onProgress } = copyProgress('backup', 'pages')
+  const result = await run(() => backupRelay({
+    dataDir: text(values, 'data') ?? DEFAULT_DATA_DIR,
+    out,
+    force: values.force === true,
+    onProgress: (pages, total, pageSize) => onProgress(pages, total, pages * pageSize)
+  }), fail)
   const [summary, fields] = copied(result, out)
   progress.finish(summary, { out, ...fields })
 }
@@ -156,9 +175,9 @@ async function restoreCommand (args: string[], fail: Fail): Promise<void> {
   const from = text(values, 'from')
   if (from === undefined) fail(`--from FILE is required\n\n${RESTORE_USAGE}`)
   const dataDir = text(values, 'data') ?? DEFAULT_DATA_DIR
-  const { progress, onProgress } = pageProgress('restore')
+  const { progress, onProgress } = copyProgress('restore', 'rows')
   const result = await run(() => restoreRelay({ from, dataDir, force: values.force === true, onProgress }), fail)
-  const [summary, fields] = copied(result, dataDir)
+  const [summary, fields] = restored(result, dataDir)
   progress.finish(summary, { data: dataDir, ...fields })
 }
 

@@ -1,7 +1,8 @@
 /**
  * Per-connection and per-document limits of a relay, with their defaults. Exceeding one
  * closes the offending connection with a specific close code (1008 policy violation, 1009
- * too big, 1013 try again later); other connections and documents are unaffected.
+ * too big, 1013 try again later), or refuses the HTTP request; other connections and
+ * documents are unaffected.
  */
 import { LimitError } from '../errors.js'
 import { CloseCode } from '../wire/close-codes.js'
@@ -34,6 +35,16 @@ export interface Limits {
   maxAwarenessStateBytes: number
   /** Bytes queued for sending to one connection before it counts as a slow reader and is dropped. */
   maxBufferedBytes: number
+  /**
+   * Slowest pace of an HTTP request body, in bytes per second, counted over each request
+   * timeout from the end of its headers: a body that brings less in one of them (and has not
+   * ended) has its socket closed.
+   */
+  minBodyBytesPerSecond: number
+  /** Bytes of HTTP request bodies held in memory at once from one address (HTTP 429 beyond). Keep it at least `maxFrameBytes`, the largest body. */
+  maxBodyBytesPerIp: number
+  /** Bytes of HTTP request bodies held in memory at once in all (HTTP 503 beyond). */
+  maxBodyBytesTotal: number
 }
 
 /** The largest frame a Node `ws` client accepts by default (its `maxPayload`). */
@@ -50,7 +61,12 @@ export const DEFAULT_LIMITS: Limits = {
   maxClientsPerDocument: 100_000,
   maxAwarenessEntries: 1000,
   maxAwarenessStateBytes: 64 * 1024,
-  maxBufferedBytes: 32 * 1024 * 1024
+  maxBufferedBytes: 32 * 1024 * 1024,
+  // 512 kbit/s: a 16 MiB body may take four minutes, a stalled one is cut within two request timeouts.
+  minBodyBytesPerSecond: 64 * 1024,
+  // Two of the largest bodies from one address, four in all: a relay on its own holds at most 64 MiB of bodies.
+  maxBodyBytesPerIp: 32 * 1024 * 1024,
+  maxBodyBytesTotal: 64 * 1024 * 1024
 }
 
 /**

@@ -2,8 +2,9 @@
  * Accepting WebSocket connections on Node, the same for a relay and for a replica that
  * listens for peers: an HTTP(S) server whose upgrades are checked (browser origin, and for
  * stock y-websocket clients the document id and token) and limited (connections per
- * address, frame size, rates, slow readers), kept alive with pings, and handed over as
- * Links: native (`petaldb.v3`) ones to `onNative`, stock ones with their admission to `onStock`.
+ * address, frame size, rates, slow readers, slow request bodies), kept alive with pings,
+ * and handed over as Links: native (`petaldb.v3`) ones to `onNative`, stock ones with their
+ * admission to `onStock`.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
@@ -17,6 +18,7 @@ import { NATIVE_SUBPROTOCOL } from '../wire/native-messages.js'
 import type { Link } from '../transport/link.js'
 import { admitStockClient, originAllowed } from './admission.js'
 import type { TokenVerifier, Grant } from './auth.js'
+import { paceBody } from './body-pace.js'
 import { closeWith } from './closing.js'
 import type { Limits } from './limits.js'
 import type { Log } from './log.js'
@@ -45,7 +47,7 @@ export interface ListenerOptions {
   log: Log
   /** Milliseconds between keep-alive pings; a connection that misses one is dropped. */
   pingIntervalMs: number
-  /** Milliseconds a connection may take to send its whole HTTP request (the upgrade). Default 10 000. */
+  /** Milliseconds a connection may take to send its HTTP request's headers; also the window over which a body's pace is counted. Default 10 000. */
   requestTimeoutMs?: number
   /** A native connection: its first message will be HELLO. */
   onNative: (link: Link) => void
@@ -171,9 +173,10 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
  * Counts every TCP connection by address from its first byte, before any upgrade, so that
  * half-sent requests count too: an address with twice its WebSocket allowance of sockets
  * open has further ones dropped at once (within the allowance, WebSockets over it are
- * closed with 1013, which tells honest clients to retry). A socket that has not finished
- * its request within `requestTimeoutMs` is dropped: seconds, not the minutes of Node's
- * defaults.
+ * closed with 1013, which tells honest clients to retry). A socket that has not sent its
+ * request's headers within `requestTimeoutMs` is dropped, and so is one whose body then
+ * brings less than `minBodyBytesPerSecond` in a `requestTimeoutMs`: seconds, not the
+ * minutes of Node's defaults.
  */
 function guardSockets (http: Server, limits: Limits, requestTimeoutMs: number, log: Log): void {
   const perIp = new AddressCounts()
@@ -193,7 +196,11 @@ function guardSockets (http: Server, limits: Limits, requestTimeoutMs: number, l
     clearTimeout(deadlines.get(socketKey))
     deadlines.delete(socketKey)
   }
-  http.on('request', requestArrived)
+  const tooSlow = (req: IncomingMessage): void => log.info({ ip: req.socket.remoteAddress }, 'dropping a connection: its request body is too slow')
+  http.on('request', (req: IncomingMessage) => {
+    requestArrived(req)
+    paceBody(req, limits.minBodyBytesPerSecond, requestTimeoutMs, () => tooSlow(req))
+  })
   http.on('upgrade', requestArrived)
   http.on('connection', (socket: Socket) => {
     const ip = socket.remoteAddress ?? ''

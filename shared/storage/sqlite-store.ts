@@ -51,6 +51,17 @@ const SCHEMA = `
   CREATE INDEX IF NOT EXISTS updates_by_doc ON updates (doc, seq);
 `
 
+/**
+ * Creates the tables of a {@link SqliteStore} in `db` where they are missing, and brings
+ * those of an older store up to date: what a store does to the file it opens, and all of
+ * what a fresh file then holds (a restore builds its database with it, and nothing else).
+ */
+export function prepareStoreSchema (db: Database.Database): void {
+  db.exec(SCHEMA)
+  const columns = db.prepare('SELECT name FROM pragma_table_info(\'docs\')').pluck().all() as string[]
+  if (!columns.includes('version')) db.exec('ALTER TABLE docs ADD COLUMN version INTEGER NOT NULL DEFAULT 0')
+}
+
 /** What this store knows of a document's rows: those it may compact away, and the snapshot it saw. */
 interface Seen {
   /** Log rows loaded or appended by this store, ascending. */
@@ -92,9 +103,7 @@ export class SqliteStore extends BatchedStore {
     this.db.pragma('journal_mode = WAL')
     this.db.pragma('synchronous = FULL')
     if (options.secureDelete === true) this.db.pragma('secure_delete = ON')
-    this.db.exec(SCHEMA)
-    const columns = this.db.prepare('SELECT name FROM pragma_table_info(\'docs\')').pluck().all() as string[]
-    if (!columns.includes('version')) this.db.exec('ALTER TABLE docs ADD COLUMN version INTEGER NOT NULL DEFAULT 0')
+    prepareStoreSchema(this.db)
     this.statements = {
       ensureDoc: this.db.prepare('INSERT OR IGNORE INTO docs (id) VALUES (?)'),
       append: this.db.prepare('INSERT INTO updates (doc, data) VALUES (?, ?)'),

@@ -65,10 +65,11 @@ export function freePort (): Promise<number> {
 
 /**
  * Starts a relay on `port` with its data in `dataDir` (null: none, for a relay whose arguments
- * name other storage); with `fdLimit`, under that open-file limit (`ulimit -n` in a shell that
- * then becomes the relay, so the child's pid is the relay's); `cli` runs another build.
+ * name other storage), from the CLI at `cli` (another build's, for benchmarks comparing them);
+ * with `fdLimit`, under that open-file limit (`ulimit -n` in a shell that then becomes the
+ * relay, so the child's pid is the relay's).
  */
-export async function startRelayProcess (dataDir: string | null, extraArgs: string[] = [], port = 0, { fdLimit, cli = CLI_PATH }: { fdLimit?: number, cli?: string } = {}): Promise<RelayProcess> {
+export async function startRelayProcess (dataDir: string | null, extraArgs: string[] = [], port = 0, cli = CLI_PATH, { fdLimit }: { fdLimit?: number } = {}): Promise<RelayProcess> {
   const command = [process.execPath, cli, 'relay', '--port', String(port), ...(dataDir === null ? [] : ['--data', dataDir]), '--log-level', 'debug', ...extraArgs]
   const child = fdLimit === undefined
     ? spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
