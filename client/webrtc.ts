@@ -69,6 +69,8 @@ interface Peer {
   /** The document the negotiation is signaled about (the relay passes signals only about documents both have open). */
   readonly docId: DocId
   negotiation: Negotiation
+  /** Candidates that came before the other side's description was set (adding one then fails): null once it is. */
+  early: unknown[] | null
   connection: PeerConnection | null
   /** Drops the peer if its link is not up in time. */
   readonly deadline: ReturnType<typeof setTimeout>
@@ -76,6 +78,9 @@ interface Peer {
 
 /** How long a direct link may take to come up before the attempt is dropped (a later `hi` tries again). */
 const CONNECT_TIMEOUT_MS = 30_000
+
+/** Candidates held for a peer until its description is set: a real one sends a dozen or so. */
+const MAX_EARLY_CANDIDATES = 64
 
 /** Characters of an SDP at most; real ones are a few kilobytes. */
 const MAX_SDP_LENGTH = 16 * 1024
@@ -151,8 +156,9 @@ export class WebRtcPeers {
       void this.answer(key, peer, signal.sdp)
     } else if (signal.t === 'answer') {
       this.answered(key, peer, signal.sdp)
-    } else if (peer.negotiation !== 'idle') {
-      peer.rtc.addIceCandidate(signal.candidate).catch(() => {})
+    } else {
+      // Candidates may come before the offer they belong to: a side gathers them while it sets its own description.
+      this.candidate(peer, signal.candidate)
     }
   }
 
@@ -198,6 +204,7 @@ export class WebRtcPeers {
       user,
       docId,
       negotiation: 'idle',
+      early: [],
       connection: null,
       deadline: setTimeout(() => { if (this.peers.get(key) === peer && peer.connection === null) this.drop(key) }, CONNECT_TIMEOUT_MS)
     }
@@ -220,6 +227,8 @@ export class WebRtcPeers {
     this.drop(key)
     const peer = this.createPeer(key, old.relay, old.peerId, old.docId, old.user)
     for (const [docId, access] of old.access) peer.access.set(docId, access)
+    // Candidates that came just before the new offer belong to it.
+    if (old.early !== null) peer.early = old.early
     return peer
   }
 
@@ -241,6 +250,7 @@ export class WebRtcPeers {
     peer.negotiation = 'answering'
     try {
       await peer.rtc.setRemoteDescription({ type: 'offer', sdp })
+      this.described(peer)
       const answer = await peer.rtc.createAnswer()
       await peer.rtc.setLocalDescription(answer)
       this.signal(peer.relay, peer.docId, peer.peerId, { t: 'answer', sdp: answer.sdp ?? '' })
@@ -253,7 +263,20 @@ export class WebRtcPeers {
   private answered (key: string, peer: Peer, sdp: string): void {
     if (peer.negotiation !== 'offered') return
     peer.negotiation = 'done'
-    peer.rtc.setRemoteDescription({ type: 'answer', sdp }).catch(() => this.drop(key))
+    peer.rtc.setRemoteDescription({ type: 'answer', sdp }).then(() => this.described(peer), () => this.drop(key))
+  }
+
+  /** Adds a candidate of the other side's, or holds it until its description is set (a few: a peer may not flood). */
+  private candidate (peer: Peer, candidate: unknown): void {
+    if (peer.early === null) peer.rtc.addIceCandidate(candidate).catch(() => {})
+    else if (peer.early.length < MAX_EARLY_CANDIDATES) peer.early.push(candidate)
+  }
+
+  /** The other side's description is set: the candidates held can be added now. */
+  private described (peer: Peer): void {
+    const early = peer.early ?? []
+    peer.early = null
+    for (const candidate of early) this.candidate(peer, candidate)
   }
 
   private onChannel (key: string, peer: Peer, raw: unknown, role: 'dial' | 'accept'): void {
