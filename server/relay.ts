@@ -255,6 +255,8 @@ async function serve (options: RelayOptions, parts: Parts, reportGauges: (read: 
     ...(options.compactMinBytes === undefined ? {} : { compactMinBytes: options.compactMinBytes })
   })
   if (options.cluster !== undefined) node = clusterNode = new ClusterNode(options.cluster, registry, log)
+  // A deletion cut short (a crash before its erasure) is finished before anything is served.
+  await registry.resumeErasure().catch((error: unknown) => log.error({ err: error }, 'could not finish erasing deleted documents'))
   let relayId = options.relayId ?? options.cluster?.selfId ?? ''
   const open = new OpenConnections()
   const peerIds = new PeerIds()

@@ -14,6 +14,7 @@ import type { DocId } from '../../shared/wire/doc-id.js'
 import { DocLoadError, FencedError } from '../../shared/errors.js'
 import { RelayDocument, type RelayDocumentOptions } from './relay-document.js'
 import type { Served } from '../../shared/sync/connection.js'
+import { Erasure } from './erasure.js'
 
 interface Entry {
   loading: Promise<RelayDocument>
@@ -35,8 +36,8 @@ export interface RegistryOptions extends RelayDocumentOptions {
    * openers). Relays on one database claim the document here.
    */
   claim?: (docId: DocId) => Promise<void>
-  /** Called once a deletion is durable. */
-  onDelete?: (docId: DocId) => void
+  /** Called once a deletion is durable, with when the document was deleted. */
+  onDelete?: (docId: DocId, deletedAt: number) => void
 }
 
 /** Loads, shares and evicts {@link RelayDocument}s; see the module comment. */
@@ -44,6 +45,7 @@ export class DocumentRegistry {
   private readonly entries = new Map<DocId, Entry>()
 
   private readonly options: RegistryOptions
+  private readonly erasure: Erasure
 
   constructor (options: RegistryOptions) {
     this.options = {
@@ -51,6 +53,7 @@ export class DocumentRegistry {
       ...options,
       onStoreFailed: (doc, error) => this.storeFailed(doc, error)
     }
+    this.erasure = new Erasure(options.store, options.log)
   }
 
   /** Number of documents in memory (loaded or loading). */
@@ -150,8 +153,10 @@ export class DocumentRegistry {
    * Deletes `docId` from this relay: its sessions end with 4410, what is stored is replaced
    * by a tombstone (it stays deleted, see doc-meta.ts), and erased from the store's files
    * where the store can. Resolves once that is durable, with whether there was a document.
+   * Deleting a deleted document changes nothing but finishes its erasure (an earlier
+   * deletion may have been cut short), and resolves false.
    */
-  async delete (docId: DocId): Promise<boolean> {
+  async delete (docId: DocId, deletedAt = Date.now()): Promise<boolean> {
     const { store } = this.options
     const entry = this.entries.get(docId)
     const doc = entry === undefined ? null : await entry.loading.catch(() => null)
@@ -160,13 +165,22 @@ export class DocumentRegistry {
     if (doc === null) {
       const stat = await this.stat(docId)
       existed = stat !== null && stat.bytes > 0
-      if (stat?.deleted === true) return false
+      if (stat?.deleted === true) {
+        await this.erasure.complete([docId])
+        return false
+      }
     }
-    const tombstone = encodeDocMeta({ updatedAt: Date.now(), deletedAt: Date.now() })
+    // Marked pending in the same commit: a relay killed before the erasure finishes it at its next start.
+    const tombstone = encodeDocMeta({ updatedAt: Date.now(), deletedAt, ...(this.erasure.erases ? { erasePending: true } : {}) })
     await Promise.all([store.delete(docId), store.updateMeta(docId, () => tombstone)])
-    await store.erase?.()
-    this.options.onDelete?.(docId)
+    await this.erasure.complete([docId])
+    this.options.onDelete?.(docId, deletedAt)
     return existed
+  }
+
+  /** At startup: erases the content of documents whose deletion was cut short before its erasure finished. */
+  resumeErasure (): Promise<void> {
+    return this.erasure.resume()
   }
 
   /** What is stored for `docId`: its size, when it changed, and whether it was deleted; null if nothing is. */
