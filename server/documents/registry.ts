@@ -4,7 +4,8 @@
  * evicted once nobody has held it or written to it for `idleMs` (its state stays in the store). A failed
  * load is forgotten, so the next opener tries again; nothing is stored for it. A document
  * that failed to store an update is reloaded from the store; one whose relay lost its claim
- * on it (relays on one database) is dropped.
+ * on it (relays on one database) is dropped. In a cluster a load waits at a gate until the
+ * relay knows whether the document was deleted elsewhere.
  */
 import { DocDeletedError } from '../../shared/errors.js'
 import type { DocStore } from '../../shared/storage/store.js'
@@ -18,9 +19,22 @@ import { Erasure } from './erasure.js'
 
 interface Entry {
   loading: Promise<RelayDocument>
+  /** Whether the load has yet to pass the gate, and so to read the store. */
+  beforeGate: boolean
   doc: RelayDocument | null
   holders: number
   idleTimer: ReturnType<typeof setTimeout> | null
+}
+
+/**
+ * Whether the relay may serve a document now: in a cluster, only once it has heard from the
+ * other relays whether it was deleted (see `cluster/tombstone-gate.ts`).
+ */
+export interface ServeGate {
+  /** Whether `docId` may be served now. */
+  ready(docId: DocId): boolean
+  /** Resolves once `docId` may be served; rejects (a DocLoadError, 4503) if that does not come in time. */
+  whenReady(docId: DocId): Promise<void>
 }
 
 /** Options of {@link DocumentRegistry}. */
@@ -36,6 +50,8 @@ export interface RegistryOptions extends RelayDocumentOptions {
    * openers). Relays on one database claim the document here.
    */
   claim?: (docId: DocId) => Promise<void>
+  /** Awaited before each load of a document, after its claim; a loaded document that is no longer ready is dropped and loaded again. */
+  gate?: ServeGate
   /** Called once a deletion is durable, with when the document was deleted. */
   onDelete?: (docId: DocId, deletedAt: number) => void
 }
@@ -93,7 +109,10 @@ export class DocumentRegistry {
    * rejects and the acquisition is void: do not release it.
    */
   acquire (docId: DocId): Promise<RelayDocument> {
-    if (this.entries.get(docId)?.doc?.isDeleted === true) return Promise.reject(new DocDeletedError(docId))
+    const loaded = this.entries.get(docId)?.doc ?? null
+    if (loaded?.isDeleted === true) return Promise.reject(new DocDeletedError(docId))
+    // Loaded before the relay was cut off from the others: served again only once it has heard them.
+    if (loaded !== null && this.options.gate?.ready(docId) === false) this.drop(docId, new DocLoadError(`${docId} is checked again for a deletion; try again`))
     let entry = this.entries.get(docId)
     if (entry === undefined) {
       entry = this.startLoad(docId)
@@ -158,8 +177,7 @@ export class DocumentRegistry {
    */
   async delete (docId: DocId, deletedAt = Date.now()): Promise<boolean> {
     const { store } = this.options
-    const entry = this.entries.get(docId)
-    const doc = entry === undefined ? null : await entry.loading.catch(() => null)
+    const doc = await this.loadedOrNone(docId)
     let existed = doc !== null && !doc.isDeleted && !doc.isEmpty
     doc?.markDeleted()
     if (doc === null) {
@@ -173,9 +191,22 @@ export class DocumentRegistry {
     // Marked pending in the same commit: a relay killed before the erasure finishes it at its next start.
     const tombstone = encodeDocMeta({ updatedAt: Date.now(), deletedAt, ...(this.erasure.erases ? { erasePending: true } : {}) })
     await Promise.all([store.delete(docId), store.updateMeta(docId, () => tombstone)])
+    // A load that read the store before the tombstone was written holds the content: it is deleted too.
+    ;(await this.loadedOrNone(docId))?.markDeleted()
     await this.erasure.complete([docId])
     this.options.onDelete?.(docId, deletedAt)
     return existed
+  }
+
+  /**
+   * `docId` as loaded (once a load in progress ends), or null. A load still waiting at the
+   * gate is not waited for: it reads the store later, and the gate may be waiting for the
+   * very deletion that asks.
+   */
+  private async loadedOrNone (docId: DocId): Promise<RelayDocument | null> {
+    const entry = this.entries.get(docId)
+    if (entry === undefined || entry.beforeGate) return null
+    return await entry.loading.catch(() => null)
   }
 
   /** At startup: erases the content of documents whose deletion was cut short before its erasure finished. */
@@ -204,7 +235,7 @@ export class DocumentRegistry {
   }
 
   private startLoad (docId: DocId): Entry {
-    const entry = { doc: null, holders: 0, idleTimer: null } as unknown as Entry // `loading` is set by load()
+    const entry = { doc: null, holders: 0, idleTimer: null, beforeGate: false } as unknown as Entry // `loading` is set by load()
     this.entries.set(docId, entry)
     this.load(docId, entry)
     return entry
@@ -212,8 +243,13 @@ export class DocumentRegistry {
 
   /** (Re)loads `docId` into `entry`, which its holders keep holding. */
   private load (docId: DocId, entry: Entry): void {
-    const claimed = this.options.claim?.(docId) ?? Promise.resolve()
-    const loading = claimed.then(() => RelayDocument.load(docId, this.options)).catch((error: unknown) => {
+    const { claim, gate } = this.options
+    const claimed = claim?.(docId) ?? Promise.resolve()
+    entry.beforeGate = gate !== undefined
+    const checked = gate === undefined
+      ? claimed
+      : claimed.then(() => gate.ready(docId) ? undefined : gate.whenReady(docId)).finally(() => { if (entry.loading === loading) entry.beforeGate = false })
+    const loading = checked.then(() => RelayDocument.load(docId, this.options)).catch((error: unknown) => {
       // Openers are told why with a code: what carries none (a database that is away, say) means "try again later".
       throw typeof (error as { code?: unknown }).code === 'number' ? error : new DocLoadError(`${docId} could not be loaded: ${(error as Error).message}`)
     })
