@@ -18,31 +18,21 @@
  *   backup does), then restarted and sent the DELETE again: the rounds whose bytes remain.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { createServer, type AddressInfo } from 'node:net'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import * as Y from 'yjs'
+import { onDisk } from '../test/helpers/on-disk.js'
+import { freePort } from '../test/helpers/relay-process.js'
 
 type Figures = Record<string, string | number>
 
 interface Relay { url: string, http: string, child: ChildProcess }
 
 const running = new Set<ChildProcess>()
-
-function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 async function startRelay (root: string, dataDir: string, port: number, args: string[] = []): Promise<Relay> {
   const child = spawn(process.execPath, [join(root, 'dist/server/cli.js'), 'relay', '--port', String(port), '--data', dataDir, ...args], { stdio: ['ignore', 'pipe', 'ignore'] })
@@ -63,15 +53,6 @@ async function kill (relay: Relay): Promise<void> {
   const exited = new Promise(resolve => relay.child.once('exit', resolve))
   relay.child.kill('SIGKILL')
   await exited
-}
-
-/** Whether `marker` is in any file under `dir`. */
-function onDisk (dir: string, marker: string): boolean {
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name)
-    if (statSync(path).isDirectory() ? onDisk(path, marker) : readFileSync(path).includes(marker)) return true
-  }
-  return false
 }
 
 function textUpdate (text: string): Uint8Array<ArrayBuffer> {
