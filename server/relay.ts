@@ -254,15 +254,19 @@ async function serve (options: RelayOptions, parts: Parts, reportGauges: (read: 
       callHook(hooks, 'load', { docId: doc.docId }, log)
     },
     onEvict: doc => node?.onEvict(doc),
-    onDelete: docId => {
+    onDelete: (docId, deletedAt) => {
+      clusterNode?.onDelete(docId, deletedAt)
       callHook(hooks, 'delete', { docId }, log)
       webhooks?.changed(docId)
     },
     ...(storage.postgres === null ? {} : { claim: (docId: DocId) => postgresNode!.claim(docId) }),
+    ...(options.cluster === undefined ? {} : { gate: { ready: (docId: DocId) => clusterNode!.gate.ready(docId), whenReady: (docId: DocId) => clusterNode!.gate.whenReady(docId) } }),
     limits,
     ...(options.compactMinBytes === undefined ? {} : { compactMinBytes: options.compactMinBytes })
   })
-  if (options.cluster !== undefined) node = clusterNode = new ClusterNode(options.cluster, registry, log)
+  if (options.cluster !== undefined) node = clusterNode = new ClusterNode(options.cluster, registry, store, log)
+  // A deletion cut short (a crash before its erasure) is finished before anything is served.
+  await registry.resumeErasure().catch((error: unknown) => log.error({ err: error }, 'could not finish erasing deleted documents'))
   let relayId = options.relayId ?? options.cluster?.selfId ?? ''
   const open = new OpenConnections()
   const peerIds = new PeerIds()
@@ -353,7 +357,7 @@ async function serve (options: RelayOptions, parts: Parts, reportGauges: (read: 
       webhooks: webhooks?.deliveries ?? null
     }
   })
-  clusterNode?.start(store, lock === null ? undefined : options.dataDir ?? DEFAULTS.dataDir)
+  clusterNode?.start(lock === null ? undefined : options.dataDir ?? DEFAULTS.dataDir)
   if (storage.postgres !== null) {
     node = postgresNode = storage.postgres(registry, url)
     try {

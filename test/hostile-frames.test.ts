@@ -121,6 +121,19 @@ describe('hostile frames', () => {
     await honestClientsStillSync(';')
   })
 
+  it('closes a client that sends tombstones, which only relays of a cluster send each other (4400), deleting nothing', async () => {
+    const before = await stored()
+    const ws = new WebSocket(relay.url, NATIVE_SUBPROTOCOL)
+    ws.on('error', () => {})
+    await once(ws, 'open')
+    ws.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: randomUUID(), durable: false }, token: '' }))
+    ws.send(encodeNativeMessage({ type: 'tombstones', last: true, entries: [{ docId: parseDocId(DOC), deletedAt: Date.now() }] }))
+    const [code, reason] = await once<[number, Buffer]>(ws, 'close')
+    expect({ code, reason: reason.toString() }).toEqual({ code: 4400, reason: 'unexpected tombstones message' })
+    expect(await stored()).toBe(before)
+    await honestClientsStillSync('!')
+  })
+
   it('survives random frames (seeded) with the stored state intact', async () => {
     const seed = testSeed()
     const random = prng(seed)

@@ -101,6 +101,45 @@ describe('the HTTP document API on relay processes', () => {
   })
 })
 
+describe('tombstones in a cluster', () => {
+  it('a home that was down when documents were deleted serves none of them when it returns, and erases them without anyone opening them', async () => {
+    // Deleted documents leave the other homes' memory soon (as they do a while after a deletion).
+    const c = await cluster(3, { replicas: 3, writeQuorum: 2, extraArgs: ['--idle-ms', '100'] })
+    const marker = (name: string): string => `MARKER-returning-${name}-c07e`
+    const names = ['read', 'opened', 'untouched']
+    for (const name of names) {
+      expect((await fetch(`${http(c.relays[0]!.url)}/v1/docs/returning/${name}`, { method: 'POST', body: textUpdate(marker(name)) })).status).toBe(200)
+    }
+    await until('every home to store the markers', cb => { const t = setInterval(cb, 10); return () => clearInterval(t) },
+      () => c.relays.every(relay => names.every(name => onDisk(relay.dataDir, marker(name)))))
+    const away = c.relays[2]!
+    await c.kill(away.id)
+    for (const name of names) expect((await fetch(`${http(c.relays[0]!.url)}/v1/docs/returning/${name}`, { method: 'DELETE' })).status).toBe(204)
+    expect(names.every(name => onDisk(away.dataDir, marker(name)))).toBe(true)
+    await new Promise(resolve => setTimeout(resolve, 500))
+
+    await c.start(away.id)
+    // At once, before the returning home could have synced anything: a reader gets no content.
+    const [read, stock] = await Promise.all([
+      fetch(`${http(away.url)}/v1/docs/returning/read`),
+      (async () => {
+        const client = stockClient(away.url, 'returning/opened')
+        const seen: string[] = []
+        client.doc.on('update', () => seen.push(client.text.toString()))
+        const code = await new Promise<number>(resolve => client.provider.on('connection-close', (event: { code: number } | null) => { if (event !== null) resolve(event.code) }))
+        client.destroy()
+        return { code, seen }
+      })()
+    ])
+    expect([404, 410]).toContain(read.status)
+    expect(stock.code).toBe(CloseCode.deleted)
+    expect(stock.seen.filter(text => text !== '')).toEqual([])
+    // Nobody opens the third document there: the tombstone reaches it anyway.
+    await until('the returning home to erase every deleted document', cb => { const t = setInterval(cb, 20); return () => clearInterval(t) },
+      () => names.every(name => !onDisk(away.dataDir, marker(name))), 5000)
+  })
+})
+
 async function cluster (size: number, settings: Parameters<typeof startCluster>[2]): Promise<TestCluster> {
   const c = await startCluster(fresh('cluster'), size, settings)
   clusters.push(c)

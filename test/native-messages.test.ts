@@ -21,7 +21,9 @@ describe('native protocol codec', () => {
     { type: 'cluster', map: { copies: 3, members: [{ id: 'r1', url: 'ws://a' }, { id: 'r2', url: 'ws://b' }] } },
     { type: 'redirect', docId, relayId: 'r3', url: 'ws://c' },
     { type: 'auth', token: 'eyJ...' },
-    { type: 'signal', docId, peerId: 'replica-7', writable: true, user: 'alice', payload: bytes }
+    { type: 'signal', docId, peerId: 'replica-7', writable: true, user: 'alice', payload: bytes },
+    { type: 'tombstones', last: true, entries: [{ docId, deletedAt: 1_767_225_600_000 }, { docId: parseDocId('notes/2'), deletedAt: 1 }] },
+    { type: 'tombstones', last: false, entries: [] }
   ])('round-trips $type', message => {
     expect(decodeNativeMessage(encodeNativeMessage(message))).toEqual(message)
   })
@@ -34,5 +36,12 @@ describe('native protocol codec', () => {
     const badId = encodeNativeMessage({ type: 'close', docId: '../x' as never })
     expect(() => decodeNativeMessage(badId)).toThrow(/"\.\."/)
     expect(() => decodeNativeMessage(new Uint8Array([7, 2, 0xc3, 0x28]))).toThrow(/UTF-8/)
+  })
+
+  it('encodes tombstones byte by byte as PROTOCOL.md says, and refuses a count larger than the frame', () => {
+    const encoded = encodeNativeMessage({ type: 'tombstones', last: true, entries: [{ docId: parseDocId('a'), deletedAt: 300 }] })
+    // tag 13, flags 1 (last), 1 entry, docId "a", deletedAt 300 as LEB128 (0xac 0x02)
+    expect([...encoded]).toEqual([13, 1, 1, 1, 0x61, 0xac, 0x02])
+    expect(() => decodeNativeMessage(new Uint8Array([13, 0, 100]))).toThrow(/more entries than/)
   })
 })

@@ -130,6 +130,22 @@ export function runStoreConformance (name: string, setup: () => Promise<StoreFix
       await reopened.close()
     })
 
+    it('lists the documents that hold metadata only (where it can), and no other', async () => {
+      const { store } = await setup()
+      if (store.metaOnly === undefined) return await store.close()
+      const c = parseDocId('notes/c')
+      await store.updateMeta(a, () => bytes(7))
+      await store.append(b, bytes(1))
+      await store.updateMeta(b, () => bytes(8))
+      await store.compact(c, bytes(2))
+      await store.updateMeta(c, () => bytes(9))
+      expect((await store.metaOnly()).map(({ docId, meta }) => [docId, [...meta]])).toEqual([[a, [7]]])
+      await store.delete(b)
+      await store.updateMeta(b, () => bytes(10))
+      expect((await store.metaOnly()).map(({ docId }) => docId)).toEqual([a, b])
+      await store.close()
+    })
+
     it('removes metadata when an update returns null', async () => {
       const { store } = await setup()
       await store.append(a, bytes(1))

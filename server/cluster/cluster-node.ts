@@ -1,7 +1,9 @@
 /**
  * A relay's membership in a cluster, composed of the placement rules (Cluster), the links
- * to the other relays (RelayLinks), replication and write quorum (Replicator) and the moves
- * after a membership change (Rebalancer). The relay asks it where documents live.
+ * to the other relays (RelayLinks), replication and write quorum (Replicator), the moves
+ * after a membership change (Rebalancer), and tombstones: exchanged over the links
+ * (TombstoneExchange), and heard before a document is served (TombstoneGate). The relay
+ * asks it where documents live.
  */
 import type { Logger } from 'pino'
 import type { DocId } from '../../shared/wire/doc-id.js'
@@ -14,6 +16,8 @@ import { Rebalancer } from './rebalancer.js'
 import type { DocumentRegistry } from '../documents/registry.js'
 import type { RelayDocument } from '../documents/relay-document.js'
 import { Replicator } from './replicator.js'
+import { TombstoneExchange } from './tombstone-exchange.js'
+import { TombstoneGate } from './tombstone-gate.js'
 import type { RelayNode } from '../relay-node.js'
 
 /** See the module comment. */
@@ -23,13 +27,33 @@ export class ClusterNode implements RelayNode {
   private readonly links: RelayLinks
   private rebalancer: Rebalancer | null = null
 
-  constructor (options: ClusterOptions, private readonly registry: DocumentRegistry, private readonly log: Logger) {
+  /** Whether a document may be served: once its other homes' tombstones were heard. */
+  readonly gate: TombstoneGate
+  private readonly tombstones: TombstoneExchange
+
+  constructor (options: ClusterOptions, private readonly registry: DocumentRegistry, private readonly store: DocStore, private readonly log: Logger) {
     this.cluster = new Cluster(options)
     this.replicator = new Replicator(this.cluster, registry, log)
+    this.gate = new TombstoneGate(this.cluster)
+    this.tombstones = new TombstoneExchange({ cluster: this.cluster, registry, store: this.store, log, heard: peerId => this.gate.exchanged(peerId) })
     this.links = new RelayLinks(this.cluster, registry, {
-      up: (peerId, connection) => this.replicator.linkUp(peerId, connection),
-      down: (peerId, connection) => this.replicator.linkDown(peerId, connection)
+      up: (peerId, connection) => {
+        this.gate.linkUp(peerId)
+        this.tombstones.linkUp(peerId, connection)
+        this.replicator.linkUp(peerId, connection)
+      },
+      down: (peerId, connection) => {
+        this.gate.linkDown(peerId)
+        this.tombstones.linkDown(peerId, connection)
+        this.replicator.linkDown(peerId, connection)
+      },
+      tombstones: (peerId, connection, message) => this.tombstones.receive(peerId, connection, message)
     }, log)
+  }
+
+  /** Registry hook: a document was deleted here; the other relays learn it at once. */
+  onDelete (docId: DocId, deletedAt: number): void {
+    this.tombstones.deleted(docId, deletedAt)
   }
 
   /** Registry hook: a document loaded. */
@@ -43,11 +67,11 @@ export class ClusterNode implements RelayNode {
   }
 
   /** Starts dialing the other relays and, if the member list changed, moving documents. */
-  start (store: DocStore, dataDir: string | undefined): void {
+  start (dataDir: string | undefined): void {
     this.links.start()
     this.rebalancer = new Rebalancer({
       cluster: this.cluster,
-      store,
+      store: this.store,
       registry: this.registry,
       replicator: this.replicator,
       log: this.log,
@@ -87,6 +111,7 @@ export class ClusterNode implements RelayNode {
   }
 
   async close (): Promise<void> {
+    this.gate.close()
     this.rebalancer?.stop()
     await this.links.close()
   }

@@ -21,6 +21,8 @@ import { dialRelayLink, type RelayLinks as AcceptedLinks } from '../connections/
 export interface RelayLinkEvents {
   up(peerId: string, connection: PeerConnection): void
   down(peerId: string, connection: PeerConnection): void
+  /** Tombstones arrived on the link that is up to `peerId`. */
+  tombstones(peerId: string, connection: PeerConnection, message: Extract<NativeMessage, { type: 'tombstones' }>): void
 }
 
 /** Longest pause between two dials of a lost relay. */
@@ -71,7 +73,8 @@ export class RelayLinks {
     return {
       admit: hello => this.admit(hello),
       accepted: connection => this.up(connection.peer!.peerId, connection),
-      closed: connection => this.down(connection)
+      closed: connection => this.down(connection),
+      tombstones: (connection, message) => this.tombstones(connection, message)
     }
   }
 
@@ -111,6 +114,12 @@ export class RelayLinks {
     this.events.down(peerId, connection)
   }
 
+  private tombstones (connection: PeerConnection, message: Extract<NativeMessage, { type: 'tombstones' }>): void {
+    const peerId = connection.peer?.peerId ?? ''
+    // What a replaced link still delivers is its predecessor's: the new link sends it all again.
+    if (this.links.get(peerId) === connection) this.events.tombstones(peerId, connection, message)
+  }
+
   private async dialLoop (peerId: string, url: string): Promise<void> {
     for (let failures = 0; !this.closed;) {
       const closedAfterUp = await this.dialOnce(peerId, url)
@@ -143,6 +152,7 @@ export class RelayLinks {
           welcomed = true
           this.up(peerId, ready)
         },
+        onTombstones: (ready, message) => this.tombstones(ready, message),
         onClose: (code, reason) => {
           if (welcomed) this.down(connection)
           else if (code === CloseCode.unauthorized) this.log.error({ peer: peerId, reason }, 'relay refused this relay\'s cluster secret')

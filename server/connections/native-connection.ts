@@ -16,6 +16,7 @@ import type { TokenVerifier } from '../../shared/listen/auth.js'
 import { acceptNative } from '../../shared/listen/native-accept.js'
 import type { PeerIds } from '../../shared/listen/peer-ids.js'
 import type { DocumentRegistry } from '../documents/registry.js'
+import { ProtocolError } from '../../shared/errors.js'
 import { relaySignal } from './signal-relay.js'
 
 /** What the relay tells native clients about its cluster, and how it routes their documents. */
@@ -36,7 +37,12 @@ export interface RelayLinks {
   accepted(connection: PeerConnection): void
   /** A relay link that was up closed. */
   closed(connection: PeerConnection): void
+  /** Tombstones from the relay on a link. */
+  tombstones(connection: PeerConnection, message: TombstonesMessage): void
 }
+
+/** Tombstones, which only relays of a cluster send each other. */
+type TombstonesMessage = Extract<NativeMessage, { type: 'tombstones' }>
 
 /** Options of {@link serveNativeLink}. */
 export interface NativeConnectionOptions {
@@ -89,7 +95,7 @@ export function serveNativeLink (link: Link, options: NativeConnectionOptions): 
     onSignal: (message, from) => relaySignal(registry, peerIds, message, from),
     ...(relayLinks === undefined
       ? {}
-      : { durablePeers: { admit: hello => relayLinks.admit(hello), policy: connection => relayPolicy(connection, registry, log), accepted: relayLinks.accepted, closed: relayLinks.closed } })
+      : { durablePeers: { admit: hello => relayLinks.admit(hello), policy: connection => relayPolicy(connection, registry, log, relayLinks.tombstones), accepted: relayLinks.accepted, closed: relayLinks.closed } })
   })
 }
 
@@ -99,9 +105,10 @@ export function serveNativeLink (link: Link, options: NativeConnectionOptions): 
  * for ever (their updates keep it warm; its sessions end when it is evicted). Updates are
  * numbered both ways (replication waits for acknowledgements). What fails for one document
  * closes only that document there, with a docError telling the other relay why (it is
- * retried later); a message that names no document fails the link.
+ * retried later); a message that names no document fails the link. Tombstones, the one
+ * control message relays send each other, go to the cluster.
  */
-function relayPolicy (connection: PeerConnection, registry: DocumentRegistry, log: Logger): Required<Pick<ConnectionOptions, 'serve' | 'session' | 'onError' | 'onRefused'>> {
+function relayPolicy (connection: PeerConnection, registry: DocumentRegistry, log: Logger, tombstones: RelayLinks['tombstones']): Required<Pick<ConnectionOptions, 'serve' | 'session' | 'onError' | 'onRefused' | 'onControl'>> {
   return {
     serve: (docId): Served => ({
       host: registry.acquire(docId).then(doc => {
@@ -122,6 +129,10 @@ function relayPolicy (connection: PeerConnection, registry: DocumentRegistry, lo
       if (code !== CloseCode.deleted) return
       log.info({ doc: docId, peer: connection.peer?.peerId }, 'another relay deleted this document; deleting it here')
       registry.delete(docId).catch((error: unknown) => log.error({ err: error, doc: docId }, 'failed to delete a document another relay deleted'))
+    },
+    onControl: message => {
+      if (message.type !== 'tombstones') throw new ProtocolError(`unexpected ${message.type} message on a relay link`)
+      tombstones(connection, message)
     }
   }
 }
@@ -136,6 +147,8 @@ export interface RelayLinkOptions {
   secret: string
   onReady: (connection: PeerConnection) => void
   onClose: (code: number, reason: string) => void
+  /** Tombstones from the other relay. */
+  onTombstones: RelayLinks['tombstones']
 }
 
 /** Runs the dialing side of a link to another relay of the cluster over `link`. */
@@ -150,8 +163,9 @@ export function dialRelayLink (link: Link, options: RelayLinkOptions): PeerConne
     onReady: () => options.onReady(connection),
     onError: (error, docId) => policy!.onError(error, docId),
     onRefused: (docId, code, reason) => policy!.onRefused(docId, code, reason),
+    onControl: message => policy!.onControl(message),
     onClose: options.onClose
   })
-  policy = relayPolicy(connection, options.registry, options.log)
+  policy = relayPolicy(connection, options.registry, options.log, options.onTombstones)
   return connection
 }

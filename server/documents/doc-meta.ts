@@ -11,6 +11,11 @@ export interface RelayDocMeta {
   updatedAt: number
   /** When the document was deleted, if it was. */
   deletedAt?: number
+  /**
+   * A deleted document's content may still be in the store's files: set in the same commit
+   * as the tombstone, cleared once the store has erased (see `erasure.ts`).
+   */
+  erasePending?: boolean
 }
 
 /** How often at most a document's `updatedAt` is rewritten while updates stream in. */

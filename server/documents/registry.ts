@@ -4,7 +4,8 @@
  * evicted once nobody has held it or written to it for `idleMs` (its state stays in the store). A failed
  * load is forgotten, so the next opener tries again; nothing is stored for it. A document
  * that failed to store an update is reloaded from the store; one whose relay lost its claim
- * on it (relays on one database) is dropped.
+ * on it (relays on one database) is dropped. In a cluster a load waits at a gate until the
+ * relay knows whether the document was deleted elsewhere.
  */
 import { DocDeletedError } from '../../shared/errors.js'
 import type { DocStore } from '../../shared/storage/store.js'
@@ -14,12 +15,26 @@ import type { DocId } from '../../shared/wire/doc-id.js'
 import { DocLoadError, FencedError } from '../../shared/errors.js'
 import { RelayDocument, type RelayDocumentOptions } from './relay-document.js'
 import type { Served } from '../../shared/sync/connection.js'
+import { Erasure } from './erasure.js'
 
 interface Entry {
   loading: Promise<RelayDocument>
+  /** Whether the load has yet to pass the gate, and so to read the store. */
+  beforeGate: boolean
   doc: RelayDocument | null
   holders: number
   idleTimer: ReturnType<typeof setTimeout> | null
+}
+
+/**
+ * Whether the relay may serve a document now: in a cluster, only once it has heard from the
+ * other relays whether it was deleted (see `cluster/tombstone-gate.ts`).
+ */
+export interface ServeGate {
+  /** Whether `docId` may be served now. */
+  ready(docId: DocId): boolean
+  /** Resolves once `docId` may be served; rejects (a DocLoadError, 4503) if that does not come in time. */
+  whenReady(docId: DocId): Promise<void>
 }
 
 /** Options of {@link DocumentRegistry}. */
@@ -35,8 +50,10 @@ export interface RegistryOptions extends RelayDocumentOptions {
    * openers). Relays on one database claim the document here.
    */
   claim?: (docId: DocId) => Promise<void>
-  /** Called once a deletion is durable. */
-  onDelete?: (docId: DocId) => void
+  /** Awaited before each load of a document, after its claim; a loaded document that is no longer ready is dropped and loaded again. */
+  gate?: ServeGate
+  /** Called once a deletion is durable, with when the document was deleted. */
+  onDelete?: (docId: DocId, deletedAt: number) => void
 }
 
 /** Loads, shares and evicts {@link RelayDocument}s; see the module comment. */
@@ -44,6 +61,7 @@ export class DocumentRegistry {
   private readonly entries = new Map<DocId, Entry>()
 
   private readonly options: RegistryOptions
+  private readonly erasure: Erasure
 
   constructor (options: RegistryOptions) {
     this.options = {
@@ -51,6 +69,7 @@ export class DocumentRegistry {
       ...options,
       onStoreFailed: (doc, error) => this.storeFailed(doc, error)
     }
+    this.erasure = new Erasure(options.store, options.log)
   }
 
   /** Number of documents in memory (loaded or loading). */
@@ -90,7 +109,10 @@ export class DocumentRegistry {
    * rejects and the acquisition is void: do not release it.
    */
   acquire (docId: DocId): Promise<RelayDocument> {
-    if (this.entries.get(docId)?.doc?.isDeleted === true) return Promise.reject(new DocDeletedError(docId))
+    const loaded = this.entries.get(docId)?.doc ?? null
+    if (loaded?.isDeleted === true) return Promise.reject(new DocDeletedError(docId))
+    // Loaded before the relay was cut off from the others: served again only once it has heard them.
+    if (loaded !== null && this.options.gate?.ready(docId) === false) this.drop(docId, new DocLoadError(`${docId} is checked again for a deletion; try again`))
     let entry = this.entries.get(docId)
     if (entry === undefined) {
       entry = this.startLoad(docId)
@@ -150,23 +172,46 @@ export class DocumentRegistry {
    * Deletes `docId` from this relay: its sessions end with 4410, what is stored is replaced
    * by a tombstone (it stays deleted, see doc-meta.ts), and erased from the store's files
    * where the store can. Resolves once that is durable, with whether there was a document.
+   * Deleting a deleted document changes nothing but finishes its erasure (an earlier
+   * deletion may have been cut short), and resolves false.
    */
-  async delete (docId: DocId): Promise<boolean> {
+  async delete (docId: DocId, deletedAt = Date.now()): Promise<boolean> {
     const { store } = this.options
-    const entry = this.entries.get(docId)
-    const doc = entry === undefined ? null : await entry.loading.catch(() => null)
+    const doc = await this.loadedOrNone(docId)
     let existed = doc !== null && !doc.isDeleted && !doc.isEmpty
     doc?.markDeleted()
     if (doc === null) {
       const stat = await this.stat(docId)
       existed = stat !== null && stat.bytes > 0
-      if (stat?.deleted === true) return false
+      if (stat?.deleted === true) {
+        await this.erasure.complete([docId])
+        return false
+      }
     }
-    const tombstone = encodeDocMeta({ updatedAt: Date.now(), deletedAt: Date.now() })
+    // Marked pending in the same commit: a relay killed before the erasure finishes it at its next start.
+    const tombstone = encodeDocMeta({ updatedAt: Date.now(), deletedAt, ...(this.erasure.erases ? { erasePending: true } : {}) })
     await Promise.all([store.delete(docId), store.updateMeta(docId, () => tombstone)])
-    await store.erase?.()
-    this.options.onDelete?.(docId)
+    // A load that read the store before the tombstone was written holds the content: it is deleted too.
+    ;(await this.loadedOrNone(docId))?.markDeleted()
+    await this.erasure.complete([docId])
+    this.options.onDelete?.(docId, deletedAt)
     return existed
+  }
+
+  /**
+   * `docId` as loaded (once a load in progress ends), or null. A load still waiting at the
+   * gate is not waited for: it reads the store later, and the gate may be waiting for the
+   * very deletion that asks.
+   */
+  private async loadedOrNone (docId: DocId): Promise<RelayDocument | null> {
+    const entry = this.entries.get(docId)
+    if (entry === undefined || entry.beforeGate) return null
+    return await entry.loading.catch(() => null)
+  }
+
+  /** At startup: erases the content of documents whose deletion was cut short before its erasure finished. */
+  resumeErasure (): Promise<void> {
+    return this.erasure.resume()
   }
 
   /** What is stored for `docId`: its size, when it changed, and whether it was deleted; null if nothing is. */
@@ -190,7 +235,7 @@ export class DocumentRegistry {
   }
 
   private startLoad (docId: DocId): Entry {
-    const entry = { doc: null, holders: 0, idleTimer: null } as unknown as Entry // `loading` is set by load()
+    const entry = { doc: null, holders: 0, idleTimer: null, beforeGate: false } as unknown as Entry // `loading` is set by load()
     this.entries.set(docId, entry)
     this.load(docId, entry)
     return entry
@@ -198,8 +243,13 @@ export class DocumentRegistry {
 
   /** (Re)loads `docId` into `entry`, which its holders keep holding. */
   private load (docId: DocId, entry: Entry): void {
-    const claimed = this.options.claim?.(docId) ?? Promise.resolve()
-    const loading = claimed.then(() => RelayDocument.load(docId, this.options)).catch((error: unknown) => {
+    const { claim, gate } = this.options
+    const claimed = claim?.(docId) ?? Promise.resolve()
+    entry.beforeGate = gate !== undefined
+    const checked = gate === undefined
+      ? claimed
+      : claimed.then(() => gate.ready(docId) ? undefined : gate.whenReady(docId)).finally(() => { if (entry.loading === loading) entry.beforeGate = false })
+    const loading = checked.then(() => RelayDocument.load(docId, this.options)).catch((error: unknown) => {
       // Openers are told why with a code: what carries none (a database that is away, say) means "try again later".
       throw typeof (error as { code?: unknown }).code === 'number' ? error : new DocLoadError(`${docId} could not be loaded: ${(error as Error).message}`)
     })

@@ -5,7 +5,8 @@
  * - `POST /v1/docs/<id>`: applies a Yjs v1 update; 200 once it is durable, as a native
  *   acknowledgement is (committed, and on a write quorum in a cluster). Live clients get it at once.
  * - `GET /v1/docs?prefix=P&limit=N&after=ID`: `{ docs: [{ id, bytes, updatedAt }], next }`.
- * - `DELETE /v1/docs/<id>`: deletes it on every home (see `DocumentRegistry.delete`).
+ * - `DELETE /v1/docs/<id>`: deletes it on every home (see `DocumentRegistry.delete`); 404
+ *   if none had it, also when it is deleted already (a retry finishes what is left of its erasure).
  *
  * Tokens (`Authorization: Bearer <JWT>`) are checked by the WebSocket rules. In a cluster any
  * relay answers: a document's requests go to one of its homes, and listings and deletions
@@ -199,7 +200,7 @@ async function deleteEverywhere (req: IncomingMessage, res: ServerResponse, url:
       throw new HttpError(response.status, `relay ${home.id} answered ${response.status}`)
     } catch (error) {
       if (error instanceof HttpError && error.status < 500) throw error
-      // A home that is away learns of the deletion when it next syncs the document with one that has it.
+      // A home that is away learns of the deletion from the others' tombstones when its links come back.
       context.log.warn({ err: error, doc: docId, relay: home.id }, 'a home of the document did not answer the deletion')
       return 'unreachable'
     }

@@ -25,7 +25,7 @@ export interface DurablePeers {
   /** Verifies the peer's HELLO (cluster secret, membership); throws an AuthError or ProtocolError. */
   admit(hello: Extract<NativeMessage, { type: 'hello' }>): void
   /** How `connection` behaves once the peer is admitted. */
-  policy(connection: PeerConnection): Required<Pick<ConnectionOptions, 'serve' | 'session' | 'onError' | 'onRefused'>>
+  policy(connection: PeerConnection): Required<Pick<ConnectionOptions, 'serve' | 'session' | 'onError' | 'onRefused' | 'onControl'>>
   /** The connection is up. */
   accepted(connection: PeerConnection): void
   /** The connection, once up, closed. */
@@ -99,7 +99,7 @@ export function acceptNative (link: Link, options: NativeAcceptOptions): PeerCon
   }
 
   const control = (message: ControlMessage): void => {
-    if (durable !== null) throw new ProtocolError(`unexpected ${message.type} message`)
+    if (durable !== null) return durable.onControl(message)
     // A client's control messages concern its link, not a document: what fails closes the link and refuses no document.
     try {
       if (message.type === 'signal' && options.onSignal !== undefined) return options.onSignal(message, client!)

@@ -118,7 +118,9 @@ export class SqliteStore extends BatchedStore {
       meta: this.db.prepare('SELECT meta FROM docs WHERE id = ?').pluck(),
       log: this.db.prepare('SELECT seq, data FROM updates WHERE doc = ? ORDER BY seq'),
       list: this.db.prepare('SELECT id FROM docs WHERE substr(id, 1, ?) = ? ORDER BY id').pluck(),
-      stat: this.db.prepare('SELECT coalesce(length(snapshot), 0) + (SELECT coalesce(sum(length(data)), 0) FROM updates WHERE doc = docs.id) AS bytes, meta FROM docs WHERE id = ?')
+      stat: this.db.prepare('SELECT coalesce(length(snapshot), 0) + (SELECT coalesce(sum(length(data)), 0) FROM updates WHERE doc = docs.id) AS bytes, meta FROM docs WHERE id = ?'),
+      // `snapshot IS NULL` reads a row's header only, never a snapshot's pages.
+      metaOnly: this.db.prepare('SELECT id AS docId, meta FROM docs WHERE snapshot IS NULL AND meta IS NOT NULL AND NOT EXISTS (SELECT 1 FROM updates WHERE doc = docs.id) ORDER BY id')
     }
     this.readDoc = this.db.transaction((docId: DocId) => ({
       row: this.statements.doc.get(docId) as { snapshot: Uint8Array | null, meta: Uint8Array | null, version: number } | undefined,
@@ -183,19 +185,24 @@ export class SqliteStore extends BatchedStore {
     return (this.statements.stat.get(docId) as { bytes: number, meta: Uint8Array | null } | undefined) ?? null
   }
 
-  async erase (): Promise<void> {
+  async metaOnly (): Promise<Array<{ docId: DocId, meta: Uint8Array }>> {
     this.flush()
-    this.checkpoint(ERASE_ATTEMPTS)
+    return this.statements.metaOnly.all() as Array<{ docId: DocId, meta: Uint8Array }>
+  }
+
+  async erase (): Promise<boolean> {
+    this.flush()
+    return this.checkpoint(ERASE_ATTEMPTS)
   }
 
   /**
    * Folds the write-ahead log, which still holds the pages as they were before a delete,
-   * into the file and empties it. A reader (another process, a backup) holding an older
-   * snapshot keeps those pages: then it tries again later instead of waiting, which would
-   * stall every write behind it.
+   * into the file and empties it; returns whether it did. A reader (another process, a
+   * backup) holding an older snapshot keeps those pages: then it tries again later instead
+   * of waiting, which would stall every write behind it.
    */
-  private checkpoint (attempts: number): void {
-    if (!this.db.open) return
+  private checkpoint (attempts: number): boolean {
+    if (!this.db.open) return false
     this.db.pragma('busy_timeout = 0')
     let busy: number
     try {
@@ -204,6 +211,7 @@ export class SqliteStore extends BatchedStore {
       this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
     }
     if (busy !== 0 && attempts > 1) setTimeout(() => this.checkpoint(attempts - 1), ERASE_RETRY_MS).unref?.()
+    return busy === 0
   }
 
   protected get description (): string {

@@ -56,8 +56,15 @@ export interface DocStore {
   /**
    * Optional: makes what was deleted so far unrecoverable from the storage's files (freed
    * pages overwritten, write-ahead log truncated), once every queued write has committed.
+   * Resolves whether that is done; if not (another reader holds old pages), the store keeps
+   * trying for a while, but only a later call that resolves true says it is done.
    */
-  erase?(): Promise<void>
+  erase?(): Promise<boolean>
+  /**
+   * Optional: the documents that hold metadata and nothing else (no snapshot, no log), with
+   * their metadata, without reading any other document's content: a relay's tombstones.
+   */
+  metaOnly?(): Promise<Array<{ docId: DocId, meta: Uint8Array }>>
   /** Commits what is pending and releases the store. */
   close(): Promise<void>
 }

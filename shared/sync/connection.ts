@@ -23,7 +23,7 @@ export interface Served {
 }
 
 /** A message that is not about one document's sync: relay-only and signaling messages. */
-export type ControlMessage = Extract<NativeMessage, { type: 'cluster' | 'redirect' | 'auth' | 'signal' }>
+export type ControlMessage = Extract<NativeMessage, { type: 'cluster' | 'redirect' | 'auth' | 'signal' | 'tombstones' }>
 
 /** Options of {@link PeerConnection}. */
 export interface ConnectionOptions {
@@ -51,7 +51,7 @@ export interface ConnectionOptions {
   session?: (docId: DocId) => Pick<SessionOptions, 'numbered' | 'mayWrite'>
   /** The link is welcomed: documents may be opened. */
   onReady?: (peer: PeerInfo) => void
-  /** A control message from the peer (cluster map, redirect, token refresh, signal). Throw a ProtocolError if it is not expected. */
+  /** A control message from the peer (cluster map, redirect, token refresh, signal, tombstones). Throw a ProtocolError if it is not expected. */
   onControl?: (message: ControlMessage) => void
   /** The peer refused a document (docError); its session has ended. */
   onRefused?: (docId: DocId, code: number, reason: string) => void
@@ -141,7 +141,7 @@ export class PeerConnection {
     this.sendMessage({ type: 'redirect', docId, relayId: relay.id, url: relay.url })
   }
 
-  /** Sends a control message (signaling, token refresh, cluster map, redirect). */
+  /** Sends a control message (signaling, token refresh, cluster map, redirect, tombstones). */
   send (message: ControlMessage): void {
     this.sendMessage(message)
   }
@@ -271,6 +271,7 @@ export class PeerConnection {
       case 'redirect':
       case 'auth':
       case 'signal':
+      case 'tombstones':
         if (this.options.onControl === undefined) throw new ProtocolError(`unexpected ${message.type} message`)
         return this.options.onControl(message)
       case 'hello':

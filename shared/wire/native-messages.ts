@@ -30,6 +30,7 @@ export interface PeerInfo {
 
 const DURABLE_FLAG = 1
 const WRITABLE_FLAG = 1
+const LAST_FLAG = 1
 
 /** Message tags of the native protocol. */
 export const NativeType = {
@@ -45,8 +46,16 @@ export const NativeType = {
   cluster: 9,
   redirect: 10,
   auth: 11,
-  signal: 12
+  signal: 12,
+  tombstones: 13
 } as const
+
+/** A deleted document, as relays of a cluster tell each other. */
+export interface TombstoneEntry {
+  docId: DocId
+  /** When it was deleted, in milliseconds since the epoch. */
+  deletedAt: number
+}
 
 /** A decoded native protocol message. */
 export type NativeMessage =
@@ -69,6 +78,12 @@ export type NativeMessage =
    * the sender may write the document, and `user` is its token's subject ('' for none).
    */
   | { type: 'signal', docId: DocId, peerId: string, writable: boolean, user: string, payload: Uint8Array }
+  /**
+   * Relay to relay: deleted documents. When a link comes up each side sends every tombstone
+   * it holds, in one or more of these, `last` set on the final one; a deletion made later
+   * is sent alone, `last` unset.
+   */
+  | { type: 'tombstones', last: boolean, entries: TombstoneEntry[] }
 
 function readDocId (decoder: decoding.Decoder): DocId {
   const id = readString(decoder)
@@ -111,6 +126,8 @@ function readMessage (decoder: decoding.Decoder): NativeMessage {
       return { type: 'auth', token: readString(decoder) }
     case NativeType.signal:
       return { type: 'signal', docId: readDocId(decoder), peerId: readSignalPeer(decoder), writable: (readVarUint(decoder) & WRITABLE_FLAG) !== 0, user: readString(decoder), payload: readBytes(decoder) }
+    case NativeType.tombstones:
+      return { type: 'tombstones', last: (readVarUint(decoder) & LAST_FLAG) !== 0, entries: readTombstones(decoder) }
     default:
       throw new ProtocolError(`unknown message type ${tag}`)
   }
@@ -157,6 +174,14 @@ function readClusterMap (decoder: decoding.Decoder): ClusterMap {
   return { copies, members }
 }
 
+function readTombstones (decoder: decoding.Decoder): TombstoneEntry[] {
+  const count = readVarUint(decoder)
+  if (count > decoder.arr.length) throw new ProtocolError('tombstones claim more entries than they have bytes')
+  const entries: TombstoneEntry[] = []
+  for (let i = 0; i < count; i++) entries.push({ docId: readDocId(decoder), deletedAt: readVarUint(decoder) })
+  return entries
+}
+
 const TAGS: Record<NativeMessage['type'], number> = {
   hello: NativeType.hello,
   welcome: NativeType.welcome,
@@ -170,7 +195,8 @@ const TAGS: Record<NativeMessage['type'], number> = {
   cluster: NativeType.cluster,
   redirect: NativeType.redirect,
   auth: NativeType.auth,
-  signal: NativeType.signal
+  signal: NativeType.signal,
+  tombstones: NativeType.tombstones
 }
 
 /** Encodes one native message. */
@@ -239,6 +265,14 @@ export function encodeNativeMessage (message: NativeMessage): Uint8Array {
         encoding.writeVarUint(encoder, message.writable ? WRITABLE_FLAG : 0)
         encoding.writeVarString(encoder, message.user)
         encoding.writeVarUint8Array(encoder, message.payload)
+        break
+      case 'tombstones':
+        encoding.writeVarUint(encoder, message.last ? LAST_FLAG : 0)
+        encoding.writeVarUint(encoder, message.entries.length)
+        for (const entry of message.entries) {
+          encoding.writeVarString(encoder, entry.docId)
+          encoding.writeVarUint(encoder, entry.deletedAt)
+        }
         break
     }
   })
