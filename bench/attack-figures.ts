@@ -33,6 +33,7 @@ import { prng } from '../test/helpers/prng.js'
 import { CLI_PATH } from '../test/helpers/relay-process.js'
 import { stockClient, type StockClient } from '../test/helpers/stock-client.js'
 import { sendUpdates } from '../test/helpers/update-sender.js'
+import { sleep, until, within } from './waiting.js'
 
 type Figures = Record<string, string | number>
 const MiB = 1024 * 1024
@@ -129,25 +130,11 @@ async function startRelayAt (cli: string, dataDir: string, flags: string[] = [])
 // ---------------------------------------------------------------------------------------
 // Small tools
 
-const sleep = (delay: number): Promise<void> => new Promise(resolve => setTimeout(resolve, delay))
 const ms = (value: number): string => Number.isFinite(value) ? value.toFixed(1) : 'n/a'
 const mb = (value: number): string => Number.isFinite(value) ? String(Math.round(value)) : 'n/a'
 const quote = (text: string): string => JSON.stringify(text.slice(0, 40))
 const percentile = (sorted: number[], p: number): number => sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)] ?? NaN
 
-/** Resolves true once `check()` holds (re-checked every 20 ms), false after `timeoutMs`. */
-async function until (check: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > end) return false
-    await sleep(20)
-  }
-  return true
-}
-
-/** Resolves with the value of `promise`, or `fallback` after `timeoutMs`. */
-const within = <T>(promise: Promise<T>, timeoutMs: number, fallback: T): Promise<T> =>
-  Promise.race([promise, new Promise<T>(resolve => setTimeout(() => resolve(fallback), timeoutMs))])
 
 /** Sends `updates` to `docId` on a fresh socket: 'stored', 'closed <code>' or 'no answer'. */
 async function send (url: string, docId: string, updates: Uint8Array[]): Promise<string> {

@@ -12,6 +12,9 @@
  *
  *   npm run build && PETALDB_BASELINE=<dir> npx tsx bench/peer-attack-figures.ts [case...]
  *
+ * It prints one markdown table per case (figure, before, after) on stdout, and each build's
+ * figures as JSON on stderr as they come.
+ *
  * Cases:
  * - impersonation: a read-only client connects to an auth relay under the peer ids of a
  *   writer and a victim already connected there, and listens while they negotiate a WebRTC
@@ -20,7 +23,9 @@
  * - durable-lie: a listener that says it is a durable relay and acknowledges every update;
  * - poisoned-listener: a peer of a listening replica sends an item whose origin and right
  *   origin are in different lists, which the replica's relay refuses;
- * - many-documents: a peer opens 1,200 documents on a listening replica;
+ * - many-documents: a peer opens 1,200 documents on a listening replica (over two
+ *   connections, each under the listener's limit of documents per connection), which then
+ *   writes its own document;
  * - reassembly: 256 MiB of data-channel pieces with no last one;
  * - amplification: a read-only client broadcasts 16 KiB hi signals to 30 readers that do not read;
  * - presence-forgery: a peer of a listening replica overwrites, then removes, the presence
@@ -33,7 +38,6 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import * as encoding from 'lib0/encoding'
 import { RTCPeerConnection } from 'node-datachannel/polyfill'
 import WebSocket, { WebSocketServer } from 'ws'
 import { WebsocketProvider } from 'y-websocket'
@@ -44,6 +48,8 @@ import { captureLog, type CapturedLog } from '../test/helpers/log-capture.js'
 import { craftUpdate } from '../test/helpers/crafted-updates.js'
 import { tcpProxy, type TcpProxy } from '../test/helpers/tcp-proxy.js'
 import { signToken } from '../test/helpers/tokens.js'
+import { sleep, until, within } from './waiting.js'
+import { encodeAwarenessEntries } from '../shared/validation/update-validation.js'
 
 type Figures = Record<string, string | number>
 const MiB = 1024 * 1024
@@ -110,24 +116,9 @@ async function loadBuild (name: string, root: string): Promise<Build> {
 // ---------------------------------------------------------------------------------------
 // Small tools
 
-const sleep = (delay: number): Promise<void> => new Promise(resolve => setTimeout(resolve, delay))
 const ms = (value: number): string => Number.isFinite(value) ? value.toFixed(0) : 'n/a'
 const mb = (bytes: number): string => (bytes / MiB).toFixed(1)
 const yesNo = (value: boolean): string => value ? 'yes' : 'no'
-
-/** Resolves true once `check()` holds (re-checked every 20 ms), false after `timeoutMs`. */
-async function until (check: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > end) return false
-    await sleep(20)
-  }
-  return true
-}
-
-/** Resolves with the value of `promise`, or `fallback` after `timeoutMs`. */
-const within = <T>(promise: Promise<T>, timeoutMs: number, fallback: T): Promise<T> =>
-  Promise.race([promise, new Promise<T>(resolve => setTimeout(() => resolve(fallback), timeoutMs))])
 
 /** Milliseconds until `promise` settles: `resolved <ms>`, `rejected <ms> (<why>)`, or null after `timeoutMs`. */
 async function settleTime (promise: Promise<unknown>, timeoutMs: number): Promise<string | null> {
@@ -190,17 +181,6 @@ const signal = (docId: string, to: string, payload: unknown): NativeMessage =>
 /** A signal's payload, parsed. */
 const payloadOf = (message: Signal): { t?: string, reply?: boolean } => JSON.parse(decoder.decode(message.payload)) as { t?: string, reply?: boolean }
 
-/** An awareness update of y-protocols' format: entries of client id, clock and state (null removes it). */
-function awarenessUpdate (entries: Array<{ clientId: number, clock: number, state: unknown }>): Uint8Array {
-  return encoding.encode(encoder => {
-    encoding.writeVarUint(encoder, entries.length)
-    for (const { clientId, clock, state } of entries) {
-      encoding.writeVarUint(encoder, clientId)
-      encoding.writeVarUint(encoder, clock)
-      encoding.writeVarString(encoder, JSON.stringify(state))
-    }
-  })
-}
 
 /** A raw native-protocol connection speaking `build`'s protocol version, as a peer would, honest or not. */
 interface RawPeer {
@@ -624,34 +604,49 @@ const cases: Record<string, (build: Build, dir: string) => Promise<Figures>> = {
     const ready = await listener.next<{ url: string, memory: Memory }>('ready', 20_000)
     if (ready === null) throw new Error(`the listener did not start: ${listener.stderr()}`)
     const connectionsBefore = proxy.accepted
-    const peer = rawPeer(build, ready.url)
-    await peer.welcomed
+    // 1,200 documents over two connections, each under the listener's limit of 1,000 documents
+    // per connection (a connection past it is closed, and its documents with it), with at most
+    // 100 opens unanswered on each, as fast as the listener answers.
+    const peers = [rawPeer(build, ready.url), rawPeer(build, ready.url)]
+    await Promise.all(peers.map(peer => peer.welcomed))
+    const answers = (peer: RawPeer): NativeMessage[] => peer.received.filter(m => m.type === 'sync' || m.type === 'doc-error')
     const started = performance.now()
-    for (let i = 0; i < 1200; i++) peer.send({ type: 'open', docId: `peer/doc-${i}` as Signal['docId'], stateVector: new Uint8Array([0]) })
-    // The listener writes its own document meanwhile.
+    const elapsed = (): number => performance.now() - started
+    await Promise.all(peers.map(async (peer, k) => {
+      for (let sent = 0; sent < 600 && peer.closed === null && elapsed() < 15_000;) {
+        if (sent - answers(peer).length >= 100) {
+          await sleep(2)
+          continue
+        }
+        peer.send({ type: 'open', docId: `peer/doc-${k * 600 + sent}` as Signal['docId'], stateVector: new Uint8Array([0]) })
+        sent++
+      }
+    }))
+    const everyAnswer = await until(() => peers.every(peer => answers(peer).length === 600 || peer.closed !== null), Math.max(0, 15_000 - elapsed()))
+    const answeredIn = elapsed()
+    // Then the listener writes its own document.
     listener.send({ do: 'write', timeoutMs: 15_000 })
-    const answers = (): NativeMessage[] => peer.received.filter(m => m.type === 'sync' || m.type === 'doc-error')
-    const allAnswered = await until(() => answers().length >= 1200 || peer.closed !== null, 15_000)
-    const answeredIn = performance.now() - started
     const durable = await listener.next<number | null>('durable', 16_000)
-    await sleep(Math.max(0, 15_000 - (performance.now() - started)))
+    await sleep(Math.max(0, 15_000 - elapsed()))
     const closes = proxy.accepted - connectionsBefore
     listener.send({ do: 'memory' })
     const after = await listener.next<Memory>('memory', 10_000)
     const peak = procMemory(listener.pid, 'VmHWM')
-    const served = answers().filter(m => m.type === 'sync').length
-    const refused = answers().filter(m => m.type === 'doc-error') as Array<{ code: number }>
+    const all = peers.flatMap(answers)
+    const served = all.filter(m => m.type === 'sync').length
+    const refused = all.filter(m => m.type === 'doc-error') as Array<{ code: number }>
     const codes = [...new Set(refused.map(m => m.code))].join(', ')
     const perDocument = (grown: number): string => served === 0 ? 'n/a' : `${(grown / served / 1024).toFixed(1)} KiB`
+    const closedPeers = peers.filter(peer => peer.closed !== null).map(peer => `${peer.closed!.code} ${JSON.stringify(peer.closed!.reason.slice(0, 60))}`)
     return {
-      'documents the peer opened / refused (codes)': `${served} / ${refused.length}${codes === '' ? '' : ` (${codes})`}`,
-      'every open answered': allAnswered ? `in ${ms(answeredIn)} ms` : 'no',
-      'peer\'s connection to the listener': peer.closed === null ? 'open' : `closed ${peer.closed.code} after ${ms(peer.closed.at - started)} ms ${JSON.stringify(peer.closed.reason.slice(0, 80))}`,
-      'relay closed the listener\'s link, 15 s (new connections through the proxy)': closes,
-      'listener\'s own write durable': durable === null ? 'not within 15 s' : `after ${ms(durable)} ms`,
-      'listener RSS after GC: before → after 15 s (MB)': after === null ? 'n/a' : `${mb(ready.memory.rss)} → ${mb(after.rss)}`,
+      'documents served to the peer / refused (codes)': `${served} / ${refused.length}${codes === '' ? '' : ` (${codes})`}`,
+      'every open answered': everyAnswer ? `in ${ms(answeredIn)} ms` : 'not within 15 s',
+      'peer\'s connections closed by the listener': closedPeers.length === 0 ? 'none' : closedPeers.join('; '),
+      'relay closed the listener\'s link (new connections through the proxy, from the first open)': `${closes} in ${(elapsed() / 1000).toFixed(0)} s`,
+      'listener\'s own write, made once the opens were answered, durable': durable === null ? 'not within 15 s' : `after ${ms(durable)} ms`,
+      'listener RSS after GC: before → after (MB)': after === null ? 'n/a' : `${mb(ready.memory.rss)} → ${mb(after.rss)}`,
       'listener peak RSS (MB)': mb(peak),
-      'listener heap after GC: before → after 15 s (MB)': after === null ? 'n/a' : `${mb(ready.memory.heapUsed)} → ${mb(after.heapUsed)}`,
+      'listener heap after GC: before → after (MB)': after === null ? 'n/a' : `${mb(ready.memory.heapUsed)} → ${mb(after.heapUsed)}`,
       'growth per document served, RSS / heap': after === null ? 'n/a' : `${perDocument(after.rss - ready.memory.rss)} / ${perDocument(after.heapUsed - ready.memory.heapUsed)}`
     }
   },
@@ -703,7 +698,7 @@ const cases: Record<string, (build: Build, dir: string) => Promise<Figures>> = {
       'readers dropped as slow readers (of 30)': dropped(),
       'first reader dropped after (s)': firstDrop?.time === undefined ? '—' : ((firstDrop.time - startedAt) / 1000).toFixed(1),
       'relay clients: before → after': `${clientsBefore} → ${relay.health().clients}`,
-      'attacker closed': attacker.closed === null ? 'no' : `${attacker.closed.code} after ${((attacker.closed.at - started) / 1000).toFixed(2)} s ${JSON.stringify(attacker.closed.reason.slice(0, 50))}`
+      'attacker closed': attacker.closed === null ? 'no' : `${attacker.closed.code} after ${((attacker.closed.at - started) / 1000).toFixed(2)} s ${JSON.stringify(attacker.closed.reason.slice(0, 80))}`
     }
   },
 
@@ -726,7 +721,7 @@ const cases: Record<string, (build: Build, dir: string) => Promise<Figures>> = {
     const peer = rawPeer(build, server.url)
     await peer.open(docId)
     const send = (clientId: number, clock: number, state: unknown): void =>
-      peer.send({ type: 'awareness', docId: docId as Signal['docId'], update: awarenessUpdate([{ clientId, clock, state }]) })
+      peer.send({ type: 'awareness', docId: docId as Signal['docId'], update: encodeAwarenessEntries([{ clientId, clock, state }]) })
     // Each forgery, then the peer's own state as a marker that the listener has handled it.
     send(honestId, 1000, { name: 'forged' })
     send(4242, 1, { name: 'peer' })
