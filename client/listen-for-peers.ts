@@ -66,7 +66,7 @@ export interface PeerServer {
  * Makes `replica` accept peers on a WebSocket port; see the module comment.
  *
  * ```ts
- * const server = await listenForPeers(replica, { host: '127.0.0.1', port: 0 })
+ * const server = await listenForPeers(replica, { host: '127.0.0.1', port: 0, auth: [process.env.PEER_SECRET!] })
  * const other = new Replica({ store: new SqliteStore('b.db'), peers: [server.url] })
  * ```
  */

@@ -10,7 +10,7 @@ import * as Y from 'yjs'
 import { InvalidDocIdError, docIdProblem, parseDocId, type DocId } from '../shared/wire/doc-id.js'
 import type { Link } from '../shared/transport/link.js'
 import type { DocStore } from '../shared/storage/store.js'
-import type { PeerInfo } from '../shared/wire/native-messages.js'
+import { peerIdProblem, type PeerInfo } from '../shared/wire/native-messages.js'
 import { LocalDoc, type LocalDocOptions, type PeerLimits, type SessionStatus } from './local-doc.js'
 import { LimitError } from '../shared/errors.js'
 import { DocHandle } from './doc-handle.js'
@@ -438,6 +438,8 @@ function validateOptions (options: ReplicaOptions): void {
     }
   }
   if (options.token !== undefined && typeof options.token !== 'string' && typeof options.token !== 'function') throw new TypeError('Replica option token must be a string or a function returning one')
+  const peerIdWrong = options.peerId === undefined ? null : peerIdProblem(String(options.peerId))
+  if (peerIdWrong !== null) throw new TypeError(`Replica option peerId: ${peerIdWrong}`)
 }
 
 /** The BroadcastChannel name tabs sync on, or null if tab sync is off; see {@link ReplicaOptions.tabs}. */

@@ -142,5 +142,7 @@ describe('document handle', () => {
     expect(() => new Replica({} as ReplicaOptions)).toThrow(/need a store: a MemoryStore, a SqliteStore/)
     expect(() => new Replica({ store: new MemoryStore(), relays: 'ws://127.0.0.1:4321' } as unknown as ReplicaOptions)).toThrow(/relays must be an array of URLs/)
     expect(() => new Replica({ store: new MemoryStore(), peers: ['http://x'] })).toThrow(/not a ws:\/\/ or wss:\/\/ URL/)
+    expect(() => new Replica({ store: new MemoryStore(), peerId: '' })).toThrow(/peerId: a peer id has 1 to 128 characters/)
+    expect(() => new Replica({ store: new MemoryStore(), peerId: 'tab\n1' })).toThrow(/no control characters/)
   })
 })
