@@ -4,7 +4,7 @@
  * otherwise start hundreds of them at once and hold that much memory each.
  */
 import type { Limits } from '../../shared/listen/limits.js'
-import { HttpError } from './respond.js'
+import { HttpError } from './http-error.js'
 
 /** See the module comment. A body takes its bytes as they arrive and gives them back when it ends, fails or is cut off. */
 export class BodyBudget {

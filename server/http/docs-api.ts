@@ -23,7 +23,8 @@ import { InvalidDocIdError, parseDocId, type DocId } from '../../shared/wire/doc
 import type { DocumentRegistry } from '../documents/registry.js'
 import type { BodyBudget } from './body-budget.js'
 import { documentJson } from './doc-json.js'
-import { HttpError, readBody, sendError, sendJson } from './respond.js'
+import { HttpError } from './http-error.js'
+import { readBody, sendError, sendJson } from './respond.js'
 
 /** What the document API works with. */
 export interface DocsApiContext {

@@ -4,14 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { BodyBudget } from './body-budget.js'
-
-/** An HTTP request ends with `status` and `{ "error": message }`. */
-export class HttpError extends Error {
-  override name = 'HttpError'
-  constructor (readonly status: number, message: string) {
-    super(message)
-  }
-}
+import { HttpError } from './http-error.js'
 
 /** Sends `value` as JSON with `status`. */
 export function sendJson (res: ServerResponse, status: number, value: unknown): void {
