@@ -12,6 +12,8 @@ const { pino } = requirePeer<{ pino: typeof Pino }>('pino', 'The relay')
 import { Cluster, parseMembers, type ClusterOptions } from './cluster/cluster.js'
 import { clusterCommand } from './cluster/dev-cluster.js'
 import { startRelay, type RelayOptions } from './relay.js'
+import type { DeploymentOptions } from './relay-options.js'
+import { DEFAULT_DATA_DIR } from './deployments/open.js'
 import { parseAuthKeys } from '../shared/listen/auth.js'
 import { DEFAULT_LIMITS, type Limits } from '../shared/listen/limits.js'
 import { DEFAULT_LEASE_MS, type PostgresOptions } from './postgres/postgres-node.js'
@@ -172,7 +174,7 @@ async function relayCommand (args: string[]): Promise<void> {
   const level = values['log-level'] ?? 'info'
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(level)) fail(`unknown log level ${JSON.stringify(level)}`)
   const logger = pino({ level }, pino.destination(2))
-  const dataDir = values.data ?? './petal-data'
+  const dataDir = values.data ?? DEFAULT_DATA_DIR
   const port = integer(values.port, '--port')
   if (port !== undefined && port > 65535) fail(`--port must be at most 65535, got ${port}`)
   const idleMs = integer(values['idle-ms'], '--idle-ms')
@@ -190,15 +192,16 @@ async function relayCommand (args: string[]): Promise<void> {
   const tlsKey = values['tls-key'] as string | undefined
   if ((tlsCert === undefined) !== (tlsKey === undefined)) fail('--tls-cert and --tls-key go together')
   const host = values.host ?? '127.0.0.1'
+  const deployment: DeploymentOptions = postgres !== undefined
+    ? { postgres, ...(values.id === undefined ? {} : { relayId: values.id }) }
+    : cluster !== undefined ? { cluster, dataDir } : { dataDir }
   const relay = await startRelay({
     logger,
-    dataDir,
+    ...deployment,
     limits,
     ...(authKeys === undefined ? {} : { authKeys }),
     ...(values['allowed-origin'] === undefined ? {} : { allowedOrigins: values['allowed-origin'] as string[] }),
     ...(tlsCert === undefined || tlsKey === undefined ? {} : { tls: { cert: readFlagFile('--tls-cert', tlsCert), key: readFlagFile('--tls-key', tlsKey) } }),
-    ...(cluster === undefined ? {} : { cluster }),
-    ...(postgres === undefined ? {} : { postgres, ...(values.id === undefined ? {} : { relayId: values.id }) }),
     ...(webhooks === undefined ? {} : { webhooks }),
     host,
     ...(port === undefined ? {} : { port }),
@@ -208,13 +211,7 @@ async function relayCommand (args: string[]): Promise<void> {
     logger.debug({ err: error }, 'relay failed to start')
     fail(startFailure(error as NodeJS.ErrnoException, host, port ?? 4321), 1)
   })
-  if (relay.postgresNode !== null) {
-    const { selfId } = relay.postgresNode.membership
-    process.stdout.write(`PetalDB relay listening on ${relay.url} as ${selfId} on PostgreSQL ${withoutPassword(postgres!.url)}\n`)
-  } else {
-    const role = cluster === undefined ? '' : ` as ${cluster.selfId} of a ${cluster.members.length}-relay cluster`
-    process.stdout.write(`PetalDB relay listening on ${relay.url}${role} (data in ${dataDir})\n`)
-  }
+  process.stdout.write(`PetalDB relay listening on ${relay.url} ${relay.role}\n`)
 
   let stopping = false
   const stop = (signal: string): void => {

@@ -14,6 +14,9 @@ import { join, resolve } from 'node:path'
 import type Database from 'better-sqlite3'
 import { requirePeer } from '../shared/node-peers.js'
 
+/** The database file of a relay whose data directory is `dataDir`. */
+export const relayDatabasePath = (dataDir: string): string => join(dataDir, 'relay.db')
+
 /** The data directory cannot be used: not creatable, not writable, or held by another relay. */
 export class DataDirError extends Error {
   override name = 'DataDirError'

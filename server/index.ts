@@ -1,11 +1,13 @@
 /**
  * The relay as a library: `import { startRelay } from 'petaldb/server'`.
  */
-export { startRelay, relayDatabasePath, type Relay, type RelayOptions, type RelayHealth } from './relay.js'
+export { startRelay, type Relay, type RelayHealth } from './relay.js'
+export type { RelayOptions, CommonRelayOptions, DeploymentOptions, StandaloneOptions, StoreOptions, ClusterRelayOptions, PostgresRelayOptions } from './relay-options.js'
+export { relayDatabasePath } from './data-dir.js'
 export { serveNativeLink, type NativeConnectionOptions } from './connections/native-connection.js'
 export { DocumentRegistry, type RegistryOptions } from './documents/registry.js'
 export type { PostgresOptions } from './postgres/postgres-node.js'
-export type { RelayNode } from './relay-node.js'
+export type { Deployment, DeploymentHealth, DocumentHooks } from './deployments/deployment.js'
 export type { RelayHooks, ChangeEvent } from './hooks.js'
 export type { WebhookOptions } from './webhooks.js'
 export { AuthError } from '../shared/errors.js'

@@ -37,6 +37,8 @@ const LABELLED_CLOSE_CODES = new Set<number>([...Object.values(CloseCode), 1005,
 /** Buckets (seconds) for commit, acknowledgement and replication latency: 0.5 ms to 10 s. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
+const NO_GAUGES: RelayGauges = { connections: { native: 0, 'y-websocket': 0, relay: 0 }, documents: 0, bodyBytes: 0, members: null, webhooks: null }
+
 /** See the module comment. */
 export class RelayMetrics implements DocumentObserver {
   private readonly registry: PromClient.Registry
@@ -53,7 +55,11 @@ export class RelayMetrics implements DocumentObserver {
    */
   private readonly receivedCounts = { client: { updates: 0, bytes: 0 }, relay: { updates: 0, bytes: 0 }, http: { updates: 0, bytes: 0 } }
 
-  constructor (gauges: () => RelayGauges) {
+  /** Where the gauges are read when scraped; nothing until the relay's parts exist. */
+  private readGauges: () => RelayGauges = () => NO_GAUGES
+
+  constructor () {
+    const gauges = (): RelayGauges => this.readGauges()
     const prom = requirePeer<typeof PromClient>('prom-client', 'Relay metrics')
     const registers = [this.registry = new prom.Registry()]
     const counts = Object.entries(this.receivedCounts)
@@ -110,6 +116,11 @@ export class RelayMetrics implements DocumentObserver {
       const deliveries = gauges().webhooks
       return deliveries === null ? null : { queued: deliveries.queued, in_flight: deliveries.inFlight }
     })
+  }
+
+  /** Reads the gauges from `read` when scraped (the relay's parts that report them exist after its metrics). */
+  gaugesFrom (read: () => RelayGauges): void {
+    this.readGauges = read
   }
 
   received (source: 'client' | 'relay' | 'http', bytes: number): void {

@@ -16,7 +16,8 @@ import { encodeAwarenessEntries } from '../shared/validation/update-validation.j
 import { encodeAwarenessMessage, encodeQueryAwareness, encodeSyncUpdate } from '../shared/wire/y-messages.js'
 import { SqliteStore } from '../shared/storage/sqlite-store.js'
 import { DEFAULT_LIMITS, WS_CLIENT_MAX_PAYLOAD, type Limits } from '../shared/listen/limits.js'
-import { startRelay, type Relay, type RelayOptions } from '../server/relay.js'
+import { startRelay, type Relay } from '../server/relay.js'
+import type { CommonRelayOptions } from '../server/relay-options.js'
 import { once, until } from './helpers/events.js'
 import { captureLog, type CapturedLog } from './helpers/log-capture.js'
 import { stockClient } from './helpers/stock-client.js'
@@ -29,7 +30,7 @@ let store: SqliteStore
 let log: CapturedLog
 afterEach(async () => { await relay?.close(); relay = null })
 
-async function relayWith (limits: Partial<Limits>, extra: Partial<RelayOptions> = {}): Promise<Relay> {
+async function relayWith (limits: Partial<Limits>, extra: CommonRelayOptions = {}): Promise<Relay> {
   store = new SqliteStore(join(root, `limits-${n++}.db`))
   log = captureLog('info')
   relay = await startRelay({ port: 0, store, limits, logger: log.logger, ...extra })

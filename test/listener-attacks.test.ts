@@ -12,6 +12,7 @@ import * as Y from 'yjs'
 import { parseDocId, type DocId } from '../shared/wire/doc-id.js'
 import { encodeAwarenessEntries } from '../shared/validation/update-validation.js'
 import { startRelay, type Relay } from '../server/relay.js'
+import type { CommonRelayOptions } from '../server/relay-options.js'
 import { until } from './helpers/events.js'
 import { captureLog } from './helpers/log-capture.js'
 import { craftUpdate } from './helpers/crafted-updates.js'
@@ -25,7 +26,7 @@ let files = 0
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => { for (const cleanup of cleanups.splice(0).reverse()) await cleanup() })
 
-async function relayBehindProxy (options: Parameters<typeof startRelay>[0] = {}): Promise<{ relay: Relay, proxy: TcpProxy }> {
+async function relayBehindProxy (options: CommonRelayOptions = {}): Promise<{ relay: Relay, proxy: TcpProxy }> {
   const relay = await startRelay({ port: 0, dataDir: join(dir, `relay-${files++}`), logger: captureLog('error').logger, ...options })
   cleanups.push(() => relay.close())
   const proxy = await tcpProxy(() => relay.port)

@@ -11,7 +11,8 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { startRelay, type Relay, type RelayOptions } from '../server/relay.js'
+import { startRelay, type Relay } from '../server/relay.js'
+import type { CommonRelayOptions } from '../server/relay-options.js'
 import { AuthError } from '../shared/errors.js'
 import { CloseCode } from '../shared/wire/close-codes.js'
 import type { ChangeEvent } from '../server/hooks.js'
@@ -86,7 +87,7 @@ function webhooks (options: Omit<WebhookOptions, 'secret' | 'log'>, log = captur
 const bodyOf = (call: Call): { docId: string, updatedAt: string } => JSON.parse(call.body) as { docId: string, updatedAt: string }
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
-async function relay (options: Partial<RelayOptions>): Promise<Relay> {
+async function relay (options: CommonRelayOptions): Promise<Relay> {
   const r = await startRelay({ port: 0, dataDir: join(root, `data-${n++}`), logger: captureLog('warn').logger, ...options })
   cleanups.push(() => r.close())
   return r

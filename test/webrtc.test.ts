@@ -16,6 +16,7 @@ import { Replica } from '../client/replica.js'
 import { SqliteStore } from '../client/node.js'
 import type { RtcPeerConnection } from '../client/webrtc.js'
 import { startRelay, type Relay } from '../server/relay.js'
+import type { CommonRelayOptions } from '../server/relay-options.js'
 import { parseDocId, type DocId } from '../shared/wire/doc-id.js'
 import type { NativeMessage } from '../shared/wire/native-messages.js'
 import { until } from './helpers/events.js'
@@ -32,7 +33,7 @@ afterEach(async () => { for (const cleanup of cleanups.splice(0).reverse()) awai
 
 const webrtc = { RTCPeerConnection: RTCPeerConnection as unknown as new (configuration: object) => RtcPeerConnection }
 
-async function relayWith (options: Parameters<typeof startRelay>[0] = {}): Promise<Relay> {
+async function relayWith (options: CommonRelayOptions = {}): Promise<Relay> {
   const relay = await startRelay({ port: 0, dataDir: join(dir, `relay-${files++}`), logger: captureLog('error').logger, ...options })
   cleanups.push(() => relay.close())
   return relay

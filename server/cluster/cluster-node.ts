@@ -10,7 +10,8 @@ import type { DocId } from '../../shared/wire/doc-id.js'
 import type { ClusterMember } from '../../shared/placement.js'
 import type { DocStore } from '../../shared/storage/store.js'
 import { Cluster, type ClusterOptions } from './cluster.js'
-import type { NativeRouting, RelayLinks as AcceptedLinks } from '../connections/native-connection.js'
+import type { NativeRouting } from '../connections/native-connection.js'
+import type { DurablePeers } from '../../shared/listen/native-accept.js'
 import { RelayLinks } from './relay-links.js'
 import { Rebalancer } from './rebalancer.js'
 import type { DocumentRegistry } from '../documents/registry.js'
@@ -18,10 +19,9 @@ import type { RelayDocument } from '../documents/relay-document.js'
 import { Replicator } from './replicator.js'
 import { TombstoneExchange } from './tombstone-exchange.js'
 import { TombstoneGate } from './tombstone-gate.js'
-import type { RelayNode } from '../relay-node.js'
 
 /** See the module comment. */
-export class ClusterNode implements RelayNode {
+export class ClusterNode {
   readonly cluster: Cluster
   private readonly replicator: Replicator
   private readonly links: RelayLinks
@@ -79,11 +79,6 @@ export class ClusterNode implements RelayNode {
     })
   }
 
-  /** Resolves once the rebalancing pass started by {@link start} has finished. */
-  get rebalanced (): Promise<void> {
-    return this.rebalancer?.done ?? Promise.resolve()
-  }
-
   /** Routing for native clients: the cluster map and redirects. */
   get routing (): NativeRouting {
     return {
@@ -92,16 +87,13 @@ export class ClusterNode implements RelayNode {
     }
   }
 
-  /** A cluster relay serves whenever it runs: its disk is its own. */
-  readonly unavailable = null
-
   /** Links up to other relays, and how many of them were dialed by the other side. */
   get linkCounts (): { up: number, inbound: number } {
     return this.links.counts
   }
 
   /** How inbound links from other relays are admitted. */
-  get relayLinks (): AcceptedLinks {
+  get relayLinks (): DurablePeers {
     return this.links.accepting
   }
 

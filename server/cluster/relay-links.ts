@@ -15,7 +15,8 @@ import type { PeerConnection } from '../../shared/sync/connection.js'
 import { connectWebSocket, type WebSocketConstructor } from '../../shared/transport/websocket.js'
 import type { Cluster } from './cluster.js'
 import type { DocumentRegistry } from '../documents/registry.js'
-import { dialRelayLink, type RelayLinks as AcceptedLinks } from '../connections/native-connection.js'
+import type { DurablePeers } from '../../shared/listen/native-accept.js'
+import { dialRelayLink, relayPolicy } from './relay-link-policy.js'
 
 /** What the owner of the links hears. */
 export interface RelayLinkEvents {
@@ -69,12 +70,12 @@ export class RelayLinks {
   }
 
   /** How inbound links from relays that dial this one are admitted (for the native connection handler). */
-  get accepting (): AcceptedLinks {
+  get accepting (): DurablePeers {
     return {
       admit: hello => this.admit(hello),
+      policy: connection => relayPolicy(connection, this.registry, this.log, (from, message) => this.tombstones(from, message)),
       accepted: connection => this.up(connection.peer!.peerId, connection),
-      closed: connection => this.down(connection),
-      tombstones: (connection, message) => this.tombstones(connection, message)
+      closed: connection => this.down(connection)
     }
   }
 

@@ -25,7 +25,6 @@ import { DocLoadError, FencedError, MovedError } from '../../shared/errors.js'
 import type { NativeRouting } from '../connections/native-connection.js'
 import type { DocumentRegistry } from '../documents/registry.js'
 import type { RelayDocument } from '../documents/relay-document.js'
-import type { RelayNode } from '../relay-node.js'
 import type { Database } from './database.js'
 import { Membership, type LiveMember } from './membership.js'
 import { Ownership } from './ownership.js'
@@ -47,10 +46,9 @@ export interface PostgresOptions {
 type Route = { serve: true } | { serve: false, home: ClusterMember }
 
 /** See the module comment. */
-export class PostgresNode implements RelayNode {
+export class PostgresNode {
   readonly membership: Membership
   readonly ownership: Ownership
-  readonly linkCounts = { up: 0, inbound: 0 }
   private readonly mapListeners = new Set<(map: ClusterMap) => void>()
   private readonly waiters = new Set<() => void>()
   private checking = false
@@ -126,8 +124,6 @@ export class PostgresNode implements RelayNode {
       await this.changeOr(Math.min(200, 10 * 2 ** attempt))
     }
   }
-
-  onLoad (_doc: RelayDocument): void {}
 
   onEvict (doc: RelayDocument): void {
     const epoch = this.ownership.epochOf(doc.docId)

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { relayDatabasePath } from '../relay.js'
+import { relayDatabasePath } from '../data-dir.js'
 import { copyDatabase, type CopyResult } from './database-copy.js'
 import { checkRelaySchema, openReadOnly } from './read-only-store.js'
 import { ToolError } from './tool-error.js'

@@ -15,7 +15,7 @@ import { SqliteStore } from '../../shared/storage/sqlite-store.js'
 import type { DocId } from '../../shared/wire/doc-id.js'
 import { lockDataDir } from '../data-dir.js'
 import { DocumentRegistry } from '../documents/registry.js'
-import { relayDatabasePath } from '../relay.js'
+import { relayDatabasePath } from '../data-dir.js'
 import { ToolError } from './tool-error.js'
 
 /** Applies updates to documents; see the module comment. */

@@ -11,7 +11,7 @@
  */
 import { existsSync } from 'node:fs'
 import { lockDataDir } from '../data-dir.js'
-import { relayDatabasePath } from '../relay.js'
+import { relayDatabasePath } from '../data-dir.js'
 import { rebuildRelayDatabase, type RebuildResult } from './database-rebuild.js'
 import { checkRelaySchema, openReadOnly } from './read-only-store.js'
 import { ToolError } from './tool-error.js'

@@ -1,7 +1,7 @@
 /**
- * Serves a stock y-websocket client whose document this relay is no home of, by passing
- * its frames through to a home (`ws://home/<docId>`) and back. The home validates and
- * stores; this relay only relays. If no home can be reached the client is
+ * Serves a stock y-websocket client whose document another relay serves (a home of it in a
+ * cluster, the relay holding its claim on PostgreSQL), by passing its frames through to that
+ * relay (`ws://home/<docId>`) and back. The home validates and stores; this relay only relays. If no home can be reached the client is
  * closed with 4502, which stock clients treat as "retry".
  */
 import type { Logger } from 'pino'
@@ -15,7 +15,7 @@ import { closeWith } from '../../shared/listen/closing.js'
 import { MAX_EARLY_MESSAGES } from '../../shared/sync/session.js'
 
 /** Connects `link` to the first of `homes` that accepts; `query` is passed on (tokens). */
-export function proxyYwsConnection (link: Link, docId: DocId, query: string, homes: ClusterMember[], log: Logger): void {
+export function proxyStockConnection (link: Link, docId: DocId, query: string, homes: ClusterMember[], log: Logger): void {
   const WebSocket = requirePeer<typeof WebSocketType>('ws', 'Passing stock clients through')
   let upstream: WebSocketType | null = null
   let waiting: Uint8Array[] = []
