@@ -5,6 +5,8 @@
  * moves only the documents whose top R change. Isomorphic: clients compute the same lists.
  */
 
+import { hash53 } from './hash.js'
+
 /** A relay of a cluster: its stable id and the URL clients and relays use to reach it. */
 export interface ClusterMember {
   id: string
@@ -16,20 +18,6 @@ export interface ClusterMap {
   /** Relays that keep a copy of each document (R). */
   copies: number
   members: ClusterMember[]
-}
-
-/** A 53-bit string hash (cyrb53): fast, well mixed, identical in every JavaScript engine. */
-export function hash53 (text: string, seed = 0): number {
-  let h1 = 0xdeadbeef ^ seed
-  let h2 = 0x41c6ce57 ^ seed
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    h1 = Math.imul(h1 ^ c, 2654435761)
-    h2 = Math.imul(h2 ^ c, 1597334677)
-  }
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909)
-  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909)
-  return 4294967296 * (2097151 & h2) + (h1 >>> 0)
 }
 
 /** All members ordered by preference for `docId` (ties broken by id). */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { hash53, preferenceList, homesOf } from '../shared/placement.js'
+import { hash53 } from '../shared/hash.js'
+import { preferenceList, homesOf } from '../shared/placement.js'
 
 const members = (n: number): Array<{ id: string }> => Array.from({ length: n }, (_, i) => ({ id: `r${i + 1}` }))
 const docs = Array.from({ length: 3000 }, (_, i) => `doc/${i}`)
@@ -10,6 +11,14 @@ describe('rendezvous placement', () => {
     expect(preferenceList('notes/1', [...members(5)].reverse()).map(m => m.id)).toEqual(list)
     expect(new Set(list).size).toBe(5)
     expect(hash53('abc')).toBe(hash53('abc'))
+  })
+
+  it('keeps its hash and its lists: a change would move stored documents', () => {
+    expect(hash53('abc')).toBe(5059922895146125)
+    expect(hash53('')).toBe(3338908027751811)
+    expect(hash53('r1\u0000notes/1')).toBe(7682550139082154)
+    expect(hash53('abc', 7)).toBe(4176743716076507)
+    expect(preferenceList('notes/1', members(5)).map(m => m.id)).toEqual(['r1', 'r5', 'r4', 'r2', 'r3'])
   })
 
   it('spreads documents evenly over relays', () => {
