@@ -49,7 +49,7 @@ import { craftUpdate } from '../test/helpers/crafted-updates.js'
 import { tcpProxy, type TcpProxy } from '../test/helpers/tcp-proxy.js'
 import { signToken } from '../test/helpers/tokens.js'
 import { sleep, until, within } from './waiting.js'
-import { encodeAwarenessEntries } from '../shared/validation/update-validation.js'
+import { encodeAwarenessEntries } from '../shared/wire/awareness.js'
 
 type Figures = Record<string, string | number>
 const MiB = 1024 * 1024

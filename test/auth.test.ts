@@ -14,7 +14,7 @@ import { connectWebSocket, type WebSocketConstructor } from '../shared/transport
 import { parseDocId } from '../shared/wire/doc-id.js'
 import { NATIVE_PROTOCOL_VERSION, encodeNativeMessage, type NativeMessage } from '../shared/wire/native-messages.js'
 import { encodeAwarenessMessage, encodeSyncStep2, encodeSyncUpdate } from '../shared/wire/y-messages.js'
-import { encodeAwarenessEntries } from '../shared/validation/update-validation.js'
+import { encodeAwarenessEntries } from '../shared/wire/awareness.js'
 import { startRelay, type Relay } from '../server/relay.js'
 import { once, until } from './helpers/events.js'
 import { captureLog } from './helpers/log-capture.js'

@@ -3,7 +3,9 @@ import * as Y from 'yjs'
 import * as syncProtocol from 'y-protocols/sync'
 import * as encoding from 'lib0/encoding'
 import { decodeYMessage, encodeAwarenessMessage, encodeQueryAwareness, encodeSyncStep1, encodeSyncStep2, encodeSyncUpdate } from '../shared/wire/y-messages.js'
-import { decodeAwarenessUpdate, decodeStateVector, validateUpdate } from '../shared/validation/update-validation.js'
+import { decodeAwarenessUpdate } from '../shared/wire/awareness.js'
+import { decodeStateVector } from '../shared/wire/state-vector.js'
+import { validateUpdate } from '../shared/validation/update-validation.js'
 import { ProtocolError } from '../shared/errors.js'
 
 function sampleUpdate (): Uint8Array {

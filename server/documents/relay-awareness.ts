@@ -7,7 +7,7 @@
  * times its text.
  */
 import * as encoding from 'lib0/encoding'
-import { encodeAwarenessEntries, type AwarenessEntry } from '../../shared/validation/update-validation.js'
+import { encodeAwarenessEntries, type AwarenessEntry } from '../../shared/wire/awareness.js'
 import type { PresenceView } from '../../shared/validation/awareness.js'
 import type { SyncSession } from '../../shared/sync/session.js'
 

@@ -8,8 +8,7 @@
  */
 import { LimitError } from '../errors.js'
 import { CloseCode } from '../wire/close-codes.js'
-import type { SyncSession } from '../sync/session.js'
-import { decodeAwarenessUpdate, type AwarenessEntry } from './update-validation.js'
+import { decodeAwarenessUpdate, type AwarenessEntry } from '../wire/awareness.js'
 
 /** Presence limits per document. */
 export interface AwarenessLimits {
@@ -19,12 +18,23 @@ export interface AwarenessLimits {
   maxAwarenessStateBytes: number
 }
 
+/**
+ * What admission needs to know of the link that brings presence (a sync session, which
+ * validation does not import: it only compares owners and reads these).
+ */
+export interface PresenceOwner {
+  /** The document the presence is for, named in errors. */
+  readonly docId: string
+  /** The link's authenticated user, stamped as `sub` on the states it sets; undefined if none. */
+  readonly user: string | undefined
+}
+
 /** What admission needs to know about a document's presence. */
 export interface PresenceView {
   /** States held now. */
   readonly size: number
-  /** Who brought `clientId`'s state: a session, `local` for this node's own, undefined if there is none. */
-  ownerOf(clientId: number): SyncSession | 'local' | undefined
+  /** Who brought `clientId`'s state: a link's owner token, `local` for this node's own, undefined if there is none. */
+  ownerOf(clientId: number): PresenceOwner | 'local' | undefined
 }
 
 /**
@@ -32,7 +42,7 @@ export interface PresenceView {
  * user stamped on them. Throws a ProtocolError if the update is malformed, a LimitError if
  * the document would exceed `limits`.
  */
-export function admitAwareness (update: Uint8Array, view: PresenceView, from: SyncSession, limits?: AwarenessLimits): AwarenessEntry[] {
+export function admitAwareness (update: Uint8Array, view: PresenceView, from: PresenceOwner, limits?: AwarenessLimits): AwarenessEntry[] {
   const allowed = decodeAwarenessUpdate(update).filter(entry => {
     const owner = view.ownerOf(entry.clientId)
     if (owner === undefined) return entry.state !== null // removing an entry nobody has is a no-op

@@ -5,7 +5,7 @@
  * from a hostile sender: the size, the shape, and that only a `hi` goes to every client.
  */
 import { ProtocolError } from '../errors.js'
-import { nestsTooDeep, tooDeep } from './nesting.js'
+import { nestsTooDeep, tooDeep } from '../wire/nesting.js'
 
 /**
  * Bytes a signal's payload may have. Replicas trickle ICE candidates (a few hundred bytes

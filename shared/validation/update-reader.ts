@@ -12,7 +12,7 @@
  * position beyond the update's length.
  */
 import * as decoding from 'lib0/decoding'
-import { MAX_NESTING, nestsTooDeep, tooDeep } from './nesting.js'
+import { MAX_NESTING, nestsTooDeep, tooDeep } from '../wire/nesting.js'
 import { utf16Length } from './utf8.js'
 
 /** Kinds of struct. */

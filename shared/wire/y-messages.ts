@@ -11,7 +11,8 @@
  *   query-awareness (3): nothing
  *
  * Decoding is strict: unknown types, truncation and trailing bytes are errors. Payloads are
- * not validated here; see `update-validation.ts`.
+ * not decoded here: see `state-vector.ts` and `awareness.ts` beside this file, and
+ * `validation/update-validation.ts` for updates.
  */
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
