@@ -30,6 +30,7 @@ import { traceReplay } from './trace-replay.js'
 import { httpApi } from './http-figures.js'
 import { chainConvergence, nodePeerLatency, tabLatency, webrtcLatency } from './peer-figures.js'
 import { postgresFailover, postgresJoin } from './postgres-figures.js'
+import { placementFigures } from './placement-figures.js'
 import { stopBenchPostgres } from './postgres.js'
 import { median } from './stats.js'
 
@@ -175,6 +176,7 @@ const scenarios: Record<string, Comparison | FigureSet> = {
   },
   'postgres-failover': { kind: 'figures', title: 'Three relays on one PostgreSQL database: failover over 20 kills (default lease 3 s)', measure: () => postgresFailover(20) },
   'postgres-join': { kind: 'figures', title: 'Three relays on one PostgreSQL database, 1,000 open documents: a fourth relay joins and takes its share', measure: () => postgresJoin(1000) },
+  placement: { kind: 'figures', title: 'Load placement: four relays on one PostgreSQL database under a Zipf write load (2,000 documents, s = 1.1), rendezvous alone vs load placement (details in bench/results/placement.md)', measure: placementFigures },
   'http-api': { kind: 'figures', title: 'HTTP document API of one relay: durable POSTs per second (16 writers) and reading automerge-paper as an update and as JSON', measure: httpApi },
   'trace-replay': { kind: 'figures', title: 'automerge-paper through the relay, one stock client, one update per edit', measure: () => traceReplay('automerge-paper') },
   'replica-trace': { kind: 'figures', title: 'automerge-paper through a replica with SqliteStore', measure: replicaTrace },

@@ -18,6 +18,7 @@ import { parseAuthKeys } from '../shared/listen/auth.js'
 import { DEFAULT_LIMITS, type Limits } from '../shared/listen/limits.js'
 import { DEFAULT_LEASE_MS, type PostgresOptions } from './postgres/postgres-node.js'
 import { withoutPassword } from './postgres/url.js'
+import { parsePlacementSpec } from './placement/options.js'
 import { TOOL_COMMANDS } from './tools/tool-commands.js'
 
 const CLI_PATH = fileURLToPath(new URL('./cli.js', import.meta.url))
@@ -89,6 +90,8 @@ Relays on one PostgreSQL database (any number; they find each other through it, 
   --advertise-url URL     ws:// URL that clients and the other relays reach this relay at (default its listening URL)
   --lease-ms MS           a relay that stops renewing its lease is gone for the others this long after
                           its last renewal, and its documents move (default ${DEFAULT_LEASE_MS})
+  --placement SPEC        load placement: \`off\`, or settings such as ratio=1.5,min-rate=200 (a relay above
+                          ratio × the mean updates/s hands documents to the least loaded; see the README)
 
 Cluster flags on SQLite (all relays of a cluster get the same member list):
   --id ID                 this relay's id in the member list
@@ -157,6 +160,7 @@ async function relayCommand (args: string[]): Promise<void> {
         postgres: { type: 'string' },
         'advertise-url': { type: 'string' },
         'lease-ms': { type: 'string' },
+        placement: { type: 'string' },
         webhook: { type: 'string', multiple: true },
         'webhook-debounce-ms': { type: 'string' },
         'webhook-secret-file': { type: 'string' },
@@ -246,7 +250,7 @@ function authFlags (values: Record<string, unknown>): Map<string, string> | unde
 function postgresFlags (values: Record<string, unknown>): PostgresOptions | undefined {
   const url = (values.postgres as string | undefined) ?? process.env.PETALDB_POSTGRES
   if (url === undefined || url === '') {
-    for (const flag of ['advertise-url', 'lease-ms']) if (values[flag] !== undefined) fail(`--${flag} goes with --postgres`)
+    for (const flag of ['advertise-url', 'lease-ms', 'placement']) if (values[flag] !== undefined) fail(`--${flag} goes with --postgres`)
     return undefined
   }
   if (!/^postgres(ql)?:\/\//.test(url)) fail(`--postgres expects a URL postgres://user:password@host:port/database, got ${JSON.stringify(withoutPassword(url))}`)
@@ -256,7 +260,13 @@ function postgresFlags (values: Record<string, unknown>): PostgresOptions | unde
   if (advertiseUrl !== undefined && !/^wss?:\/\/[^/]+$/.test(advertiseUrl)) fail(`--advertise-url expects ws://HOST:PORT or wss://HOST:PORT, got ${JSON.stringify(advertiseUrl)}`)
   const leaseMs = integer(values['lease-ms'] as string | undefined, '--lease-ms')
   if (leaseMs !== undefined && leaseMs < 100) fail(`--lease-ms must be at least 100, got ${leaseMs}`)
-  return { url, ...(advertiseUrl === undefined ? {} : { advertiseUrl }), ...(leaseMs === undefined ? {} : { leaseMs }) }
+  let placement
+  try {
+    placement = values.placement === undefined ? undefined : parsePlacementSpec(values.placement as string)
+  } catch (error) {
+    fail((error as Error).message)
+  }
+  return { url, ...(advertiseUrl === undefined ? {} : { advertiseUrl }), ...(leaseMs === undefined ? {} : { leaseMs }), ...(placement === undefined ? {} : { placement }) }
 }
 
 function clusterFlags (values: Record<string, unknown>, logger: Logger): ClusterOptions | undefined {

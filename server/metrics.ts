@@ -4,13 +4,15 @@
  * connections by kind, documents in memory, updates and bytes received, commit and
  * acknowledgement latency, compactions, connections closed by close code, cluster members,
  * how long the write quorum takes, the bytes of HTTP request bodies held, and webhook calls
- * waiting.
+ * waiting; where documents are placed by load (relays on PostgreSQL), the relay's load and
+ * the documents moved.
  */
 import type * as PromClient from 'prom-client'
 import { requirePeer } from '../shared/node-peers.js'
 import { CloseCode } from '../shared/wire/close-codes.js'
 import type { CommitInfo } from '../shared/storage/sqlite-store.js'
 import type { DocumentObserver } from './documents/relay-document.js'
+import type { LoadHealth } from './deployments/deployment.js'
 
 /** What the relay reports when scraped. */
 export interface RelayGauges {
@@ -24,6 +26,8 @@ export interface RelayGauges {
   members: { total: number, linked: number } | null
   /** Webhook calls waiting (retries included) and in flight, over all URLs; null without webhooks. */
   webhooks: { queued: number, inFlight: number } | null
+  /** The relay's load, where documents are placed by load; absent elsewhere (and then not exported). */
+  load?: LoadHealth
 }
 
 /**
@@ -36,6 +40,8 @@ const LABELLED_CLOSE_CODES = new Set<number>([...Object.values(CloseCode), 1005,
 
 /** Buckets (seconds) for commit, acknowledgement and replication latency: 0.5 ms to 10 s. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+const NO_LOAD: LoadHealth = { updatesPerSecond: 0, bytesPerSecond: 0, elu: 0, documentBytes: 0, placedHere: 0, moves: { out: 0, in: 0 } }
 
 const NO_GAUGES: RelayGauges = { connections: { native: 0, 'y-websocket': 0, relay: 0 }, documents: 0, bodyBytes: 0, members: null, webhooks: null }
 
@@ -57,10 +63,12 @@ export class RelayMetrics implements DocumentObserver {
 
   /** Where the gauges are read when scraped; nothing until the relay's parts exist. */
   private readGauges: () => RelayGauges = () => NO_GAUGES
+  private readonly prom: typeof PromClient
+  private loadRegistered = false
 
   constructor () {
     const gauges = (): RelayGauges => this.readGauges()
-    const prom = requirePeer<typeof PromClient>('prom-client', 'Relay metrics')
+    const prom = this.prom = requirePeer<typeof PromClient>('prom-client', 'Relay metrics')
     const registers = [this.registry = new prom.Registry()]
     const counts = Object.entries(this.receivedCounts)
     this.updates = new prom.Counter({
@@ -118,9 +126,40 @@ export class RelayMetrics implements DocumentObserver {
     })
   }
 
-  /** Reads the gauges from `read` when scraped (the relay's parts that report them exist after its metrics). */
+  /**
+   * Reads the gauges from `read` when scraped (the relay's parts that report them exist after
+   * its metrics). The load metrics exist only for a relay whose gauges report a load.
+   */
   gaugesFrom (read: () => RelayGauges): void {
     this.readGauges = read
+    if (read().load !== undefined && !this.loadRegistered) this.registerLoad()
+  }
+
+  private registerLoad (): void {
+    this.loadRegistered = true
+    const prom = this.prom
+    const registers = [this.registry]
+    const load = (): LoadHealth | undefined => this.readGauges().load
+    const gauge = (name: string, help: string, read: (figures: LoadHealth) => number): void => {
+      new prom.Gauge({ name, help, registers, collect () { this.set(read(load() ?? NO_LOAD)) } })
+    }
+    gauge('petaldb_load_updates_per_second', 'Updates received per second (moving average over a few seconds), as published for load placement', figures => figures.updatesPerSecond)
+    gauge('petaldb_load_bytes_per_second', 'Bytes of updates received per second (moving average)', figures => figures.bytesPerSecond)
+    gauge('petaldb_event_loop_utilization', 'Event-loop utilization between the last two heartbeats (0 to 1)', figures => figures.elu)
+    gauge('petaldb_load_document_bytes', 'Bytes of the documents in memory', figures => figures.documentBytes)
+    gauge('petaldb_placed_documents', 'Documents placed on this relay by load', figures => figures.placedHere)
+    new prom.Counter({
+      name: 'petaldb_placement_moves_total',
+      help: 'Documents moved by load: away from this relay (direction="out") and to it (direction="in")',
+      labelNames: ['direction'],
+      registers,
+      collect () {
+        const { moves } = load() ?? NO_LOAD
+        this.reset()
+        this.inc({ direction: 'out' }, moves.out)
+        this.inc({ direction: 'in' }, moves.in)
+      }
+    })
   }
 
   received (source: 'client' | 'relay' | 'http', bytes: number): void {

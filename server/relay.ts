@@ -24,7 +24,7 @@ import { BodyBudget } from './http/body-budget.js'
 import { answerHttp } from './http/routes.js'
 import { RelayMetrics } from './metrics.js'
 import type { Link } from '../shared/transport/link.js'
-import type { Deployment } from './deployments/deployment.js'
+import type { Deployment, LoadHealth } from './deployments/deployment.js'
 import { openDeployment } from './deployments/open.js'
 import type { RelayOptions } from './relay-options.js'
 
@@ -42,6 +42,8 @@ export interface RelayHealth {
   clients: number
   /** Links up to the other relays of the cluster (0 for a relay on its own). */
   relayLinks: number
+  /** Its load and the documents moved by load (relays on PostgreSQL only). */
+  load?: LoadHealth
 }
 
 /** A running relay. */
@@ -115,11 +117,17 @@ interface Parts {
 async function serve (options: RelayOptions, parts: Parts): Promise<Relay> {
   const { log, limits, authenticator, deployment, metrics, hooks, webhooks } = parts
   const { documents } = deployment
+  const counted = documents.received
   const registry = new DocumentRegistry({
     store: deployment.store,
     log,
     observer: {
-      received: (source, bytes) => metrics.received(source, bytes),
+      received: counted === undefined
+        ? (source, bytes) => metrics.received(source, bytes)
+        : (source, bytes, docId) => {
+            metrics.received(source, bytes)
+            counted(docId, bytes)
+          },
       replicated: seconds => metrics.replicated(seconds),
       durable: event => {
         metrics.durable(event)
@@ -144,10 +152,10 @@ async function serve (options: RelayOptions, parts: Parts): Promise<Relay> {
     limits,
     ...(options.compactMinBytes === undefined ? {} : { compactMinBytes: options.compactMinBytes })
   })
-  deployment.attach(registry)
+  const open = new OpenConnections()
+  deployment.attach(registry, { connections: () => open.native + open['y-websocket'] })
   // A deletion cut short (a crash before its erasure) is finished before anything is served.
   await registry.resumeErasure().catch((error: unknown) => log.error({ err: error }, 'could not finish erasing deleted documents'))
-  const open = new OpenConnections()
   const peerIds = new PeerIds()
   const stock: StockContext = {
     // Every stock connection gets its document from the registry, which says why a load failed.
@@ -212,18 +220,20 @@ async function serve (options: RelayOptions, parts: Parts): Promise<Relay> {
   })
   self = { id: deployment.relayId(listener.url), url: listener.url }
   const health = (): RelayHealth => {
-    const { unavailable, relayLinks } = deployment.health()
+    const { unavailable, relayLinks, load } = deployment.health()
     return {
       status: unavailable === null ? 'ok' : 'unavailable',
       ...(unavailable === null ? {} : { reason: unavailable }),
       documents: registry.size,
       clients: listener.connections - relayLinks.inbound,
-      relayLinks: relayLinks.up
+      relayLinks: relayLinks.up,
+      ...(load === undefined ? {} : { load })
     }
   }
   metrics.gaugesFrom(() => {
-    const { relayLinks, members } = deployment.health()
+    const { relayLinks, members, load } = deployment.health()
     return {
+      ...(load === undefined ? {} : { load }),
       // Links other relays dialed arrive as native connections.
       connections: { native: open.native - relayLinks.inbound, 'y-websocket': open['y-websocket'], relay: relayLinks.up },
       documents: registry.size,

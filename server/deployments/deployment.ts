@@ -17,7 +17,32 @@ import type { DocumentRegistry, RegistryOptions } from '../documents/registry.js
 import type { DocsApiContext } from '../http/docs-api.js'
 
 /** What the registry asks of a deployment and tells it; a standalone relay's are empty. */
-export type DocumentHooks = Pick<RegistryOptions, 'claim' | 'gate' | 'onLoad' | 'onEvict' | 'onDelete'>
+export type DocumentHooks = Pick<RegistryOptions, 'claim' | 'gate' | 'onLoad' | 'onEvict' | 'onDelete'> & {
+  /** An update of `bytes` was received for `docId` (on the hot path: count, nothing more). */
+  received?: (docId: DocId, bytes: number) => void
+}
+
+/** A relay's load as a deployment that places documents by load measures it (relays on PostgreSQL). */
+export interface LoadHealth {
+  /** Updates received per second (moving average over a few seconds). */
+  updatesPerSecond: number
+  /** Bytes of updates received per second (moving average). */
+  bytesPerSecond: number
+  /** Event-loop utilization between the last two heartbeats, 0..1. */
+  elu: number
+  /** Bytes of the documents in memory. */
+  documentBytes: number
+  /** Documents placed on this relay by load. */
+  placedHere: number
+  /** Documents moved away from this relay by load, and to it, since it started. */
+  moves: { out: number, in: number }
+}
+
+/** What the relay tells its deployment about itself, for the load it publishes. */
+export interface RelayCounts {
+  /** Open client connections. */
+  connections(): number
+}
 
 /** How a deployment stands, for `/healthz` and `/metrics`. */
 export interface DeploymentHealth {
@@ -27,6 +52,8 @@ export interface DeploymentHealth {
   relayLinks: { up: number, inbound: number }
   /** Relays among which documents are placed, and how many this one is linked to (itself included); null on its own. */
   members: { total: number, linked: number } | null
+  /** This relay's load, where documents are placed by load (relays on PostgreSQL); absent elsewhere. */
+  load?: LoadHealth
 }
 
 /** See the module comment. Made by `openDeployment` (`open.ts`). */
@@ -35,8 +62,8 @@ export interface Deployment {
   readonly store: DocStore
   /** What the registry asks and tells (see {@link DocumentHooks}). */
   readonly documents: DocumentHooks
-  /** Joins the registry made with {@link documents}; before {@link start}. */
-  attach(registry: DocumentRegistry): void
+  /** Joins the registry made with {@link documents}, and learns what the relay counts; before {@link start}. */
+  attach(registry: DocumentRegistry, counts?: RelayCounts): void
   /** This relay's id among relays and to native clients, once it listens at `url`. */
   relayId(url: string): string
   /** Starts taking part: links to other relays, membership, moves. Resolves once the relay may serve. */

@@ -38,8 +38,8 @@ export interface DocReplication {
 
 /** What a relay measures of its documents (see server/metrics.ts). */
 export interface DocumentObserver {
-  /** An update was received: from a client, another relay, or the HTTP API. */
-  received(source: 'client' | 'relay' | 'http', bytes: number): void
+  /** An update of `bytes` was received for `docId`: from a client, another relay, or the HTTP API. */
+  received(source: 'client' | 'relay' | 'http', bytes: number, docId: DocId): void
   /** An update (as stored) became durable, `seconds` after it was received. */
   durable(event: { docId: DocId, update: Uint8Array, source: 'client' | 'relay' | 'http', seconds: number }): void
   /** The write quorum confirmed an update, `seconds` after it was stored here. */
@@ -164,7 +164,7 @@ export class RelayDocument implements DocumentHost {
     this.lastActivity = Date.now()
     const started = this.observer === null ? 0 : performance.now()
     const source = from === null ? 'http' : from.peer.durable ? 'relay' : 'client'
-    this.observer?.received(source, update.length)
+    this.observer?.received(source, update.length, this.docId)
     const prepared = this.stored.checks.prepare(update)
     if (prepared === null) return this.durable(from)
     const { shape } = prepared

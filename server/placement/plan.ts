@@ -84,6 +84,9 @@ interface Load { id: string, rate: number, bytes: number }
 
 const MINUTE_MS = 60_000
 
+/** How long a move's target may take to report before the relay decides again without it. */
+const WAIT_LIMIT_MS = 10_000
+
 /** A document carrying less than this share of its relay's load is not worth a move (the churn would buy nothing). */
 const MIN_SHARE = 0.02
 
@@ -120,10 +123,10 @@ export function planMoves (input: PlanInput, history: PlanHistory, settings: Pla
     active[dimension] = over[dimension] >= settings.sustainReports || (active[dimension] && above && value > settings.goalRatio * mean(dimension))
   }
   const next: PlanHistory = { seq: me.seq, over, active, moves }
-  // After a move, the target's next report comes before the next decision.
+  // After a move, the target's next report comes before the next decision (for a while: a target that stops reporting blocks nothing for long).
   const waiting = moves.some(move => {
     const target = others.find(relay => relay.id === move.to)
-    return target !== undefined && target.seq <= move.targetSeq
+    return target !== undefined && target.seq <= move.targetSeq && now - move.at < Math.max(WAIT_LIMIT_MS, 3 * settings.windowMs)
   })
   if (waiting || (!active.rate && !active.bytes)) return { moves: [], history: next }
 

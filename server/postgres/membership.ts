@@ -12,11 +12,16 @@
  * early). Past that, or when a renewal finds the lease already expired in the database
  * (the relay was paused), it has lapsed: it tells its owner, which drops its documents,
  * and registers again under a new incarnation.
+ *
+ * The heartbeat carries the relay's load too (see placement/load-report.ts): each renewal
+ * writes the report `publish` gives, and each read returns every live relay's last report,
+ * validated (a bad one reads as null).
  */
 import { randomUUID } from 'node:crypto'
 import type { Log } from '../../shared/listen/log.js'
 import type { ClusterMember } from '../../shared/placement.js'
 import type { Database } from './database.js'
+import { parseLoadReport, type LoadReport } from '../placement/load-report.js'
 
 /** A live relay as the last heartbeat read it. */
 export interface LiveMember extends ClusterMember {
@@ -24,6 +29,8 @@ export interface LiveMember extends ClusterMember {
   renewedAgoMs: number
   /** Milliseconds its lease had left at the read. */
   remainingMs: number
+  /** Its last load report; null if it published none (or one that is not valid). */
+  load: LoadReport | null
 }
 
 /** Options of {@link Membership}. */
@@ -36,6 +43,8 @@ export interface MembershipOptions {
   url: string
   /** Lease length in milliseconds. */
   leaseMs: number
+  /** The load report each renewal publishes; none without it. */
+  publish?: () => LoadReport
 }
 
 /** What a relay's membership reports. */
@@ -139,10 +148,14 @@ export class Membership {
   /** Renews this relay's lease; false if it had already expired (or another process took the id). */
   private async renew (): Promise<boolean> {
     const sentAt = performance.now()
+    const load = this.options.publish?.() ?? null
     const rows = await this.options.db.query(`
-      UPDATE petaldb_relays SET renewed_at = now(), lease_until = now() + $3 * interval '1 millisecond'
+      UPDATE petaldb_relays SET renewed_at = now(), lease_until = now() + $3 * interval '1 millisecond',
+        load_seq = $4, updates_per_second = $5, bytes_per_second = $6, event_loop_utilization = $7, connections = $8, document_bytes = $9, hot_documents = $10::jsonb
       WHERE id = $1 AND incarnation = $2 AND lease_until > now() RETURNING 1`,
-    [this.options.selfId, this.incarnation, this.options.leaseMs])
+    [this.options.selfId, this.incarnation, this.options.leaseMs, load?.seq ?? null, load?.updatesPerSecond ?? null, load?.bytesPerSecond ?? null,
+      load?.elu ?? null, load === null ? null : Math.round(load.connections), load === null ? null : Math.round(load.documentBytes),
+      load === null ? null : JSON.stringify({ hot: load.hot, big: load.big })])
     if (rows.length === 0) return false
     this.proven(sentAt)
     return true
@@ -155,11 +168,12 @@ export class Membership {
   }
 
   private async read (): Promise<void> {
-    const rows = await this.options.db.query<{ id: string, url: string, ago: number, remaining: number }>(`
-      SELECT id, url, extract(epoch FROM now() - renewed_at) * 1000 AS ago, extract(epoch FROM lease_until - now()) * 1000 AS remaining
+    const rows = await this.options.db.query<LoadRow & { id: string, url: string, ago: number, remaining: number }>(`
+      SELECT id, url, extract(epoch FROM now() - renewed_at) * 1000 AS ago, extract(epoch FROM lease_until - now()) * 1000 AS remaining,
+        load_seq, updates_per_second, bytes_per_second, event_loop_utilization, connections, document_bytes, hot_documents
       FROM petaldb_relays WHERE lease_until > now() ORDER BY id`)
     this.readAt = performance.now()
-    const view = rows.map(row => ({ id: row.id, url: row.url, renewedAgoMs: Number(row.ago), remainingMs: Number(row.remaining) }))
+    const view = rows.map(row => ({ id: row.id, url: row.url, renewedAgoMs: Number(row.ago), remainingMs: Number(row.remaining), load: loadOf(row) }))
     // This relay counts itself live exactly as long as it can prove its lease.
     const members = view.filter(member => member.id !== this.options.selfId || this.live)
     const changed = members.length !== this.view.length || members.some((member, i) => member.id !== this.view[i]!.id || member.url !== this.view[i]!.url)
@@ -230,4 +244,31 @@ export class Membership {
     this.heartbeatTimer = null
     this.lapseTimer = null
   }
+}
+
+/** The load columns of a `petaldb_relays` row, as `pg` returns them (bigint as text, jsonb parsed). */
+interface LoadRow {
+  load_seq: string | null
+  updates_per_second: number | null
+  bytes_per_second: number | null
+  event_loop_utilization: number | null
+  connections: number | null
+  document_bytes: string | null
+  hot_documents: { hot?: unknown, big?: unknown } | null
+}
+
+/** The report in `row`, validated; null if there is none or it is not valid. */
+function loadOf (row: LoadRow): LoadReport | null {
+  if (row.load_seq === null) return null
+  const lists = typeof row.hot_documents === 'object' && row.hot_documents !== null ? row.hot_documents : {}
+  return parseLoadReport({
+    seq: row.load_seq,
+    updatesPerSecond: row.updates_per_second,
+    bytesPerSecond: row.bytes_per_second,
+    elu: row.event_loop_utilization,
+    connections: row.connections,
+    documentBytes: row.document_bytes,
+    hot: lists.hot,
+    big: lists.big
+  })
 }

@@ -17,6 +17,15 @@
  *   claim another relay took (native clients are redirected, stock clients reconnect), and
  *   sends native clients the new map when the members changed. When its own lease lapses it
  *   drops everything and registers again.
+ * - Load placement (see load-placement.ts): each relay publishes its load on its heartbeat;
+ *   one carrying well above the mean hands some of its documents to the least loaded relay.
+ *   A placement row overrides rendezvous hashing while its relay is live (if it dies, the
+ *   document goes to the first relay of its rendezvous order other than the placed one).
+ *   The hand-over: the row is written, then the document is dropped here with a MovedError
+ *   naming the target (native clients are redirected, stock clients reconnect); its claim
+ *   is released once what it wrote has committed, and the target's claim waits for that.
+ *   A relay asked for a document that its view places elsewhere re-reads that document's
+ *   row once before redirecting, so a client sent to the new home is not sent back.
  */
 import type { Logger } from 'pino'
 import type { DocId } from '../../shared/wire/doc-id.js'
@@ -28,9 +37,16 @@ import type { RelayDocument } from '../documents/relay-document.js'
 import type { Database } from './database.js'
 import { Membership, type LiveMember } from './membership.js'
 import { Ownership } from './ownership.js'
+import { LoadPlacement, type LoadFigures } from './load-placement.js'
+import { Placements } from './placements.js'
+import { placementSettings, type PlacementOptions } from '../placement/options.js'
+import type { Move } from '../placement/plan.js'
 
 /** Default lease of a relay on the database, in milliseconds. */
 export const DEFAULT_LEASE_MS = 3000
+
+/** A document placed on this relay that it has not loaded for this long returns to its rendezvous home. */
+const UNSERVED_PLACEMENT_MS = 60_000
 
 /** Settings of a relay on a shared PostgreSQL database. */
 export interface PostgresOptions {
@@ -40,6 +56,12 @@ export interface PostgresOptions {
   leaseMs?: number
   /** The URL other relays and clients reach this relay at. Default its listening URL. */
   advertiseUrl?: string
+  /**
+   * Load placement: documents move from a relay well above the mean load to the least
+   * loaded one (see placement/options.ts for the settings and defaults); `false`: this relay
+   * moves nothing (it still publishes its load, and follows the others' placements). Default on.
+   */
+  placement?: PlacementOptions | false
 }
 
 /** Where a document is served, as this relay sees it now. */
@@ -54,15 +76,18 @@ export class PostgresNode {
   private checking = false
   private closed = false
   private readonly leaseMs: number
+  readonly load: LoadPlacement
 
   constructor (
     private readonly db: Database,
-    options: { selfId: string, url: string, leaseMs: number },
+    options: { selfId: string, url: string, leaseMs: number, placement?: PlacementOptions | false, connections?: () => number },
     private readonly registry: DocumentRegistry,
     private readonly log: Logger
   ) {
     this.leaseMs = options.leaseMs
-    this.membership = new Membership({ db, log, ...options }, {
+    const settings = placementSettings(options.placement === false ? {} : options.placement)
+    this.load = new LoadPlacement(settings, options.placement !== false, registry, options.selfId, options.connections ?? (() => 0), new Placements(db, options.selfId))
+    this.membership = new Membership({ db, log, selfId: options.selfId, url: options.url, leaseMs: options.leaseMs, publish: () => this.load.report() }, {
       changed: members => this.membersChanged(members),
       lapsed: reason => this.lapsed(reason),
       read: () => { void this.recheck() }
@@ -72,7 +97,25 @@ export class PostgresNode {
 
   /** Registers with the database; resolves once this relay is a live member. */
   async start (): Promise<void> {
+    // A new run of this relay serves none of what was placed on an earlier one.
+    await this.load.placements.clearHere()
     await this.membership.join()
+    await this.load.placements.refresh(this.membership.heartbeatMs)
+  }
+
+  /** An update of `bytes` was received for `docId` (the hot path). */
+  received (docId: DocId, bytes: number): void {
+    this.load.meter.count(docId, bytes)
+  }
+
+  /** This relay's load, for `/healthz` and `/metrics`. */
+  get loadFigures (): LoadFigures {
+    return this.load.figures
+  }
+
+  /** A document loaded here. */
+  onLoad (doc: RelayDocument): void {
+    this.load.loaded(doc.docId)
   }
 
   /** The claim epoch of `docId`, for the store's fencing. */
@@ -92,7 +135,10 @@ export class PostgresNode {
       get map () { return node.map },
       redirectFor: docId => {
         const route = this.route(docId)
-        return route.serve ? null : route.home
+        if (route.serve) return null
+        // Not yet checked against the database: the claim re-reads the placement, then redirects if it must.
+        if (!this.load.placements.rereadWithin(docId, this.membership.heartbeatMs)) return null
+        return route.home
       },
       onMapChange: listener => {
         this.mapListeners.add(listener)
@@ -103,7 +149,10 @@ export class PostgresNode {
 
   proxyTargets (docId: DocId): ClusterMember[] | null {
     const route = this.route(docId)
-    return route.serve ? null : [route.home]
+    if (route.serve) return null
+    // A stock client is passed on at once; the placement is re-read meanwhile, so that a pass back here (a view older than a move) ends here.
+    if (!this.load.placements.rereadWithin(docId, this.membership.heartbeatMs)) this.reread(docId).catch(() => {})
+    return [route.home]
   }
 
   /**
@@ -115,7 +164,11 @@ export class PostgresNode {
     const deadline = performance.now() + this.leaseMs + 2 * this.membership.heartbeatMs + 1000
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new DocLoadError(`${docId}: the relay is shutting down`)
-      const route = this.route(docId)
+      let route = this.route(docId)
+      if (!route.serve && attempt === 0 && !this.load.placements.rereadWithin(docId, this.membership.heartbeatMs)) {
+        await this.reread(docId)
+        route = this.route(docId)
+      }
       if (!route.serve) throw new MovedError(route.home, `${docId} is served by relay ${route.home.id}`)
       if (!this.membership.live) throw new DocLoadError(`${docId} cannot be served: this relay holds no lease on the database`)
       const result = await this.ownership.claim(docId)
@@ -126,11 +179,18 @@ export class PostgresNode {
   }
 
   onEvict (doc: RelayDocument): void {
-    const epoch = this.ownership.epochOf(doc.docId)
-    if (epoch === null) return
+    const { docId } = doc
+    this.load.left(docId)
+    const epoch = this.ownership.epochOf(docId)
+    // Evicted for good (not reloaded): a placement here ends, and its rendezvous home serves it again.
+    const unplace = !this.registry.has(docId) && this.load.placements.relayOf(docId) === this.membership.selfId
+    if (epoch === null && !unplace) return
     // Released once what it wrote has committed, so the next relay loads all of it.
-    doc.settled().catch(() => {}).then(() => this.ownership.release(doc.docId, epoch)).catch((error: unknown) => {
-      this.log.debug({ err: error, doc: doc.docId }, 'could not release a document (its claim lapses with this relay\'s lease)')
+    doc.settled().catch(() => {}).then(async () => {
+      if (epoch !== null) await this.ownership.release(docId, epoch)
+      if (unplace && !this.registry.has(docId)) await this.load.placements.removeHere(docId)
+    }).catch((error: unknown) => {
+      this.log.debug({ err: error, doc: docId }, 'could not release a document (its claim lapses with this relay\'s lease)')
     })
   }
 
@@ -151,10 +211,26 @@ export class PostgresNode {
   private route (docId: DocId): Route {
     const members = this.membership.members
     if (members.length === 0) return { serve: true }
-    const [home, next] = preferenceList(docId, members)
+    const order = preferenceList(docId, members)
+    let [home, next] = order
+    const placedOn = this.load.placements.relayOf(docId)
+    const placed = placedOn === null ? undefined : members.find(member => member.id === placedOn)
+    if (placed !== undefined) {
+      home = placed
+      next = order.find(member => member.id !== placed.id)
+    }
     if (home!.id === this.membership.selfId) return { serve: true }
     if (next?.id === this.membership.selfId && this.membership.suspect(home!.id)) return { serve: true }
     return { serve: false, home: { id: home!.id, url: home!.url } }
+  }
+
+  /** Re-reads the placement of `docId` alone. */
+  private async reread (docId: DocId): Promise<void> {
+    try {
+      await this.load.placements.rereadOne(docId)
+    } catch (error) {
+      this.log.debug({ err: error, doc: docId }, 'could not re-read a placement')
+    }
   }
 
   private membersChanged (members: readonly LiveMember[]): void {
@@ -169,6 +245,7 @@ export class PostgresNode {
     if (this.checking || this.closed) return
     this.checking = true
     try {
+      await this.load.placements.refresh(this.membership.heartbeatMs)
       for (const docId of this.registry.docIds) {
         const route = this.route(docId)
         if (!route.serve) this.registry.drop(docId, new MovedError(route.home, `${docId} moved to relay ${route.home.id}`))
@@ -180,6 +257,8 @@ export class PostgresNode {
           ? new FencedError(`another relay serves ${docId} now; try again`)
           : new MovedError({ id: home.id, url: home.url }, `${docId} moved to relay ${home.id}`))
       }
+      await this.unplaceUnserved()
+      for (const move of this.load.plan(this.membership.members)) await this.move(move)
     } catch (error) {
       this.log.debug({ err: error }, 'could not check claims')
     } finally {
@@ -187,8 +266,38 @@ export class PostgresNode {
     }
   }
 
+  /**
+   * Hands `move.doc` to `move.to`: the placement row first (from then on every relay routes
+   * the document there), then the document leaves this relay (see the module comment).
+   */
+  private async move (move: Move): Promise<void> {
+    const target = this.membership.members.find(member => member.id === move.to)
+    if (target === undefined || this.closed || this.registry.peek(move.doc as DocId) === null) return
+    const docId = move.doc as DocId
+    try {
+      await this.load.placements.place(docId, target.id, move)
+    } catch (error) {
+      this.log.warn({ err: error, doc: docId }, 'could not place a document on another relay; it stays here')
+      return
+    }
+    this.load.movesOut++
+    this.log.info({ doc: docId, to: target.id, reason: move.reason, updatesPerSecond: Math.round(move.updatesPerSecond), bytes: move.bytes }, 'moving a document by load')
+    this.registry.drop(docId, new MovedError({ id: target.id, url: target.url }, `${docId} moved to relay ${target.id} (load)`))
+  }
+
+  /** Placements on this relay of documents it has not served for a while end (their clients went elsewhere, or away). */
+  private async unplaceUnserved (): Promise<void> {
+    const now = performance.now()
+    for (const docId of this.load.placements.placedHere()) {
+      const placement = this.load.placements.get(docId)
+      if (placement === null || this.registry.has(docId) || now - placement.placedAt < UNSERVED_PLACEMENT_MS) continue
+      await this.load.placements.removeHere(docId)
+    }
+  }
+
   private lapsed (reason: string): void {
     this.ownership.forgetAll()
+    this.load.placements.clearHere().catch((error: unknown) => this.log.debug({ err: error }, 'could not clear the placements on this relay'))
     for (const docId of this.registry.docIds) this.registry.drop(docId, new FencedError(`this relay lost its lease on the database (${reason}); try again`))
   }
 

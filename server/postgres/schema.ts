@@ -12,6 +12,10 @@
  *   database's clock.
  * - `petaldb_owners`: which relay serves each document, and an epoch bumped by every claim
  *   (the fencing token checked by compaction).
+ * - Version 2, load placement: each relay's load, published on its heartbeat (columns of
+ *   `petaldb_relays`), and `petaldb_placements`, the documents placed away from their
+ *   rendezvous home by load (small: a row goes when its relay evicts the document or is
+ *   no longer live).
  */
 import type { Database } from './database.js'
 
@@ -44,6 +48,28 @@ const MIGRATIONS: Array<{ version: number, sql: string }> = [
         relay text,
         epoch bigint NOT NULL
       );
+    `
+  },
+  {
+    version: 2,
+    sql: `
+      ALTER TABLE petaldb_relays
+        ADD COLUMN load_seq bigint,
+        ADD COLUMN updates_per_second double precision,
+        ADD COLUMN bytes_per_second double precision,
+        ADD COLUMN event_loop_utilization double precision,
+        ADD COLUMN connections integer,
+        ADD COLUMN document_bytes bigint,
+        ADD COLUMN hot_documents jsonb;
+      CREATE TABLE petaldb_placements (
+        doc text COLLATE "C" PRIMARY KEY,
+        relay text NOT NULL,
+        placed_at timestamptz NOT NULL DEFAULT now(),
+        moved_from text,
+        updates_per_second double precision NOT NULL DEFAULT 0,
+        bytes bigint NOT NULL DEFAULT 0
+      );
+      CREATE INDEX petaldb_placements_by_relay ON petaldb_placements (relay);
     `
   }
 ]
