@@ -148,7 +148,13 @@ export class Membership {
   /** Renews this relay's lease; false if it had already expired (or another process took the id). */
   private async renew (): Promise<boolean> {
     const sentAt = performance.now()
-    const load = this.options.publish?.() ?? null
+    let load: LoadReport | null = null
+    try {
+      load = this.options.publish?.() ?? null
+    } catch (error) {
+      // A lease is never lost to a load figure.
+      this.options.log.debug({ err: error }, 'could not measure the load')
+    }
     const rows = await this.options.db.query(`
       UPDATE petaldb_relays SET renewed_at = now(), lease_until = now() + $3 * interval '1 millisecond',
         load_seq = $4, updates_per_second = $5, bytes_per_second = $6, event_loop_utilization = $7, connections = $8, document_bytes = $9, hot_documents = $10::jsonb

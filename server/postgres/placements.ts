@@ -40,7 +40,7 @@ const COLUMNS = 'doc, relay, extract(epoch FROM now() - placed_at) * 1000 AS age
 /** See the module comment. */
 export class Placements {
   private view = new Map<DocId, Placement>()
-  /** When each document's row was last re-read alone (performance.now()). */
+  /** When each document's row was last re-read alone, or written by this relay (performance.now()). */
   private readonly reread = new Map<DocId, number>()
 
   constructor (private readonly db: Database, private readonly selfId: string) {}
@@ -89,6 +89,7 @@ export class Placements {
    * relay may: the row says nothing true any more); `forgetOlderMs` bounds the re-read memo.
    */
   async refresh (forgetOlderMs: number): Promise<void> {
+    const started = performance.now()
     const rows = await this.db.query<Row>(`
       WITH gone AS (
         DELETE FROM petaldb_placements p
@@ -101,6 +102,13 @@ export class Placements {
     for (const row of rows) {
       const placement = placementOf(row, now)
       if (placement !== null) view.set(row.doc as DocId, placement)
+    }
+    // A row re-read or written since this read started is newer than what it found.
+    for (const [docId, at] of this.reread) {
+      if (at < started) continue
+      const current = this.view.get(docId)
+      if (current === undefined) view.delete(docId)
+      else view.set(docId, current)
     }
     this.view = view
     for (const [docId, at] of this.reread) if (now - at >= forgetOlderMs) this.reread.delete(docId)
@@ -131,12 +139,18 @@ export class Placements {
   /** Deletes the placement of `docId` if it is on this relay (it evicted the document): its rendezvous home serves it again. */
   async removeHere (docId: DocId): Promise<void> {
     if (this.view.get(docId)?.relay === this.selfId) this.view.delete(docId)
+    this.reread.set(docId, performance.now())
     await this.db.query('DELETE FROM petaldb_placements WHERE doc = $1 AND relay = $2', [docId, this.selfId])
   }
 
   /** Deletes every placement on this relay (a new run of it holds none of those documents). */
   async clearHere (): Promise<void> {
-    for (const [docId, placement] of this.view) if (placement.relay === this.selfId) this.view.delete(docId)
+    const now = performance.now()
+    for (const [docId, placement] of this.view) {
+      if (placement.relay !== this.selfId) continue
+      this.view.delete(docId)
+      this.reread.set(docId, now)
+    }
     await this.db.query('DELETE FROM petaldb_placements WHERE relay = $1', [this.selfId])
   }
 }
