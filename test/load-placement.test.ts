@@ -67,13 +67,19 @@ describe.runIf(runPostgresTests)('load placement on relays sharing PostgreSQL', 
       for (const docId of docIds) arrays.set(docId, { writer: writers[w]!, items: (await writers[w]!.open(docId)).getArray<string>('items') })
     }
     const acked = new Map<string, string[]>([...arrays.keys()].map(id => [id, []]))
+    /** When each write was made and acknowledged (Date.now(), the clock of the relays' logs). */
+    const spans: Array<{ docId: string, made: number, acked: number }> = []
     const writes: Array<Promise<void>> = []
     let written = 0
     const write = (docId: string): void => {
       const { writer, items } = arrays.get(docId)!
       const token = `${docId}#${written++}`
       items.push([token])
-      writes.push(writer.durable(docId).then(() => { acked.get(docId)!.push(token) }))
+      const made = Date.now()
+      writes.push(writer.durable(docId).then(() => {
+        acked.get(docId)!.push(token)
+        spans.push({ docId, made, acked: Date.now() })
+      }))
     }
     let tick = 0
     let loading = true
@@ -119,6 +125,8 @@ describe.runIf(runPostgresTests)('load placement on relays sharing PostgreSQL', 
     }
     // Every write acknowledged, and every one in the database: nothing lost across the hand-overs.
     await Promise.all(writes)
+    const inFlight = moveLog().reduce((sum, move) => sum + spans.filter(span => span.docId === move.doc && span.made <= move.at && span.acked > move.at).length, 0)
+    console.log(`load placement: ${written} writes, ${inFlight} of them made before a move of their document and acknowledged after it (by the relay it moved to)`)
     expect([...acked.values()].reduce((sum, tokens) => sum + tokens.length, 0)).toBe(written)
     const stored = await inDatabase(url, [...arrays.keys()])
     for (const [docId, tokens] of acked) {
