@@ -3,14 +3,14 @@
  * fsync on): a Zipf-skewed write load (2,000 documents, s = 1.1, about 1,200 updates/s in
  * all) from real replicas, first with rendezvous hashing alone (`--placement off`), then
  * with load placement at its defaults. Each run has two phases: a random ranking of the
- * documents, then (the hot spot) a new ranking whose four hottest documents share one
+ * documents, then (the hot spot) a new ranking whose six hottest documents share one
  * relay. Reports max/mean of the relays' updates/s at the end of each phase, the time to
  * rebalance after the hot spot appears, p99 acknowledgement latency of writes made around
  * moves vs the others, and acknowledged writes missing from the database (must be 0).
  * Writes bench/results/placement.md. Knobs: BENCH_SEED (the rankings), BENCH_PLACEMENT_RATE
  * (updates/s), BENCH_PLACEMENT_PHASE_MS (length of a phase).
  */
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import type * as Y from 'yjs'
@@ -59,9 +59,33 @@ interface Run {
   phases: Phase[]
   moves: Array<{ doc: string, from: string, to: string, at: number }>
   latency: { steady: number[], aroundMoves: number[] }
+  /** Writes made before a move of their document and acknowledged after it. */
+  acrossMoves: number
   written: number
   acked: number
   lost: number
+  /** CPU used while writing, as a share of one core: by this process (the replicas), and by the four relays together. */
+  cpu: { replicas: number, relays: number }
+}
+
+/** `promise`, or a rejection saying `why()` after `ms`. */
+async function within<T> (ms: number, promise: Promise<T>, why: () => string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    return await Promise.race([promise, new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(why())), ms) })])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** CPU seconds (user + system) process `pid` has used, from /proc (0 where there is none). */
+function cpuSeconds (pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return 0
+  }
 }
 
 /** One run: four relays with `placement` (a --placement spec), two phases of Zipf load. */
@@ -82,11 +106,12 @@ async function run (dir: string, name: string, placement: string, rankings: stri
     }
     // Every document a phase writes is open before it starts (opening is not what is measured).
     for (const docId of new Set(rankings.flatMap(ranking => ranking.slice(0, 400)))) await open(docId)
+    await Promise.all([...arrays.keys()].map(docId => writerOf(docId).synced(docId)))
     const cumulative = zipfCumulative(DOCUMENTS, ZIPF_S)
     const random = prng(7)
     const acked = new Map<string, string[]>()
     const writes: Array<Promise<void>> = []
-    const latencies: Array<{ at: number, ms: number }> = []
+    const latencies: Array<{ docId: string, at: number, ms: number }> = []
     let written = 0
     const write = async (docId: string): Promise<void> => {
       const items = await open(docId)
@@ -95,7 +120,7 @@ async function run (dir: string, name: string, placement: string, rankings: stri
       const started = performance.now()
       items.push([token])
       await writerOf(docId).durable(docId).then(() => {
-        latencies.push({ at, ms: performance.now() - started })
+        latencies.push({ docId, at, ms: performance.now() - started })
         let tokens = acked.get(docId)
         if (tokens === undefined) acked.set(docId, tokens = [])
         tokens.push(token)
@@ -106,6 +131,8 @@ async function run (dir: string, name: string, placement: string, rankings: stri
       return health.load?.updatesPerSecond ?? 0
     }))
     const phases: Phase[] = []
+    const relaysCpu = (): number => relays.relays.reduce((sum, relay) => sum + cpuSeconds(relay.process?.child.pid), 0)
+    const cpuBefore = { replicas: process.cpuUsage(), relays: relaysCpu(), at: performance.now() }
     for (const ranking of rankings) {
       const start = performance.now()
       const samples: Array<{ at: number, rates: number[] }> = []
@@ -126,6 +153,8 @@ async function run (dir: string, name: string, placement: string, rankings: stri
             else hi = mid
           }
           writes.push(write(ranking[lo]!))
+          // Each write its own update, as from separate users (writes in one microtask would be merged into one).
+          await null
         }
         if (performance.now() >= nextSample) {
           nextSample += 500
@@ -141,11 +170,27 @@ async function run (dir: string, name: string, placement: string, rankings: stri
       for (let i = samples.length - 1; i >= 0 && ratio(samples[i]!.rates) <= 1.25; i--) balancedAfterMs = samples[i]!.at
       phases.push({ maxOverMean: ratio(rates), rates, balancedAfterMs })
     }
-    await Promise.all(writes)
+    const wall = (performance.now() - cpuBefore.at) / 1000
+    const used = process.cpuUsage(cpuBefore.replicas)
+    const cpu = { replicas: (used.user + used.system) / 1e6 / wall, relays: (relaysCpu() - cpuBefore.relays) / wall }
+    await within(60_000, Promise.all(writes), () => {
+      const waiting = [...arrays.keys()].filter(docId => writerOf(docId).pending(docId) > 0)
+      return `${name}: ${written - latencies.length} writes not acknowledged 60 s after the load stopped, on ${waiting.length} documents: ` +
+        waiting.slice(0, 5).map(docId => `${docId} (pending ${writerOf(docId).pending(docId)}, peers ${JSON.stringify(writerOf(docId).peers(docId))}, moves ${JSON.stringify(relays.relays.flatMap(relay => (relay.process?.logs ?? []).filter(entry => entry.doc === docId && Number(entry.level) >= 30).map(entry => `${relay.id}: ${String(entry.msg)}`)))})`).join('; ')
+    })
     const moves = relays.relays.flatMap(relay => (relay.process?.logs ?? []).filter(entry => entry.msg === 'moving a document by load')
       .map(entry => ({ doc: String(entry.doc), from: relay.id, to: String(entry.to), at: Number(entry.time) })))
     const near = (at: number): boolean => moves.some(move => at >= move.at - AROUND_MOVE_MS[0] && at <= move.at + AROUND_MOVE_MS[1])
     const latency = { steady: latencies.filter(l => !near(l.at)).map(l => l.ms), aroundMoves: latencies.filter(l => near(l.at)).map(l => l.ms) }
+    if (process.env.BENCH_PLACEMENT_DEBUG !== undefined) {
+      const sorted = ascending(latencies.map(l => l.ms))
+      const top = new Set(rankings.flatMap(r => r.slice(0, 400)))
+      const q = (values: number[], p: number): string => values.length === 0 ? '-' : percentile(ascending(values), p).toFixed(0)
+      console.error(`${name}: latency p50 ${q(sorted, 0.5)} p90 ${q(sorted, 0.9)} p99 ${q(sorted, 0.99)} max ${q(sorted, 1)}; pre-opened p99 ${q(latencies.filter(l => top.has(l.docId)).map(l => l.ms), 0.99)}, opened on first write p99 ${q(latencies.filter(l => !top.has(l.docId)).map(l => l.ms), 0.99)} (${latencies.filter(l => !top.has(l.docId)).length} writes)`)
+      const byTime = latencies.filter(l => l.ms > 1000).map(l => l.at - latencies[0]!.at)
+      console.error(`${name}: ${byTime.length} writes over 1 s, made at (s) ${[...new Set(byTime.map(t => Math.round(t / 1000)))].join(' ')}`)
+    }
+    const acrossMoves = moves.reduce((sum, move) => sum + latencies.filter(l => l.docId === move.doc && l.at <= move.at && l.at + l.ms > move.at).length, 0)
     // Every acknowledged write is in the database.
     const stored = await inDatabase(url, [...acked.keys()])
     let lost = 0
@@ -153,7 +198,7 @@ async function run (dir: string, name: string, placement: string, rankings: stri
       const items = new Set(stored.get(docId)!.getArray<string>('items').toArray())
       lost += tokens.filter(token => !items.has(token)).length
     }
-    return { phases, moves, latency, written, acked: [...acked.values()].reduce((sum, tokens) => sum + tokens.length, 0), lost }
+    return { phases, moves, latency, acrossMoves, cpu, written, acked: [...acked.values()].reduce((sum, tokens) => sum + tokens.length, 0), lost }
   } finally {
     await Promise.all(replicas.map(r => r.close()))
     await relays.stopAll()
@@ -169,10 +214,10 @@ export function placementFigures (): Promise<Record<string, number | string>> {
     const docIds = Array.from({ length: DOCUMENTS }, (_, i) => `zipf/${i}`)
     const shuffled = (): string[] => docIds.map(id => ({ id, key: random.next() })).sort((a, b) => a.key - b.key).map(entry => entry.id)
     const first = shuffled()
-    // The hot spot: a new ranking whose four hottest documents have one rendezvous home.
+    // The hot spot: a new ranking whose six hottest documents have one rendezvous home.
     const second = shuffled()
     const spot = homeOf(second[0]!)
-    const hottest = second.filter(id => homeOf(id) === spot).slice(0, 4)
+    const hottest = second.filter(id => homeOf(id) === spot).slice(0, 6)
     const rankings = [first, [...hottest, ...second.filter(id => !hottest.includes(id))]]
     const alone = await run(dir, 'rendezvous', 'off', rankings)
     const placed = await run(dir, 'placement', '', rankings)
@@ -197,8 +242,10 @@ export function placementFigures (): Promise<Record<string, number | string>> {
       'ack p99, steady (ms)': p99(placed.latency.steady),
       'ack p99, writes within 0.5 s before to 2 s after a move (ms)': p99(placed.latency.aroundMoves),
       'ack p99, rendezvous alone (ms)': p99([...alone.latency.steady, ...alone.latency.aroundMoves]),
+      'writes made before a move of their document and acknowledged after it': placed.acrossMoves,
       'writes (acknowledged / made), both runs': `${alone.acked + placed.acked} / ${alone.written + placed.written}`,
-      'acknowledged writes lost': alone.lost + placed.lost
+      'acknowledged writes lost': alone.lost + placed.lost,
+      'CPU while writing, replicas / four relays (cores; the machine has 2)': `${placed.cpu.replicas.toFixed(2)} / ${placed.cpu.relays.toFixed(2)}`
     }
     const markdown = [
       '# Load placement: four relays on one PostgreSQL database',
@@ -206,7 +253,7 @@ export function placementFigures (): Promise<Record<string, number | string>> {
       `Written by \`npm run bench -- placement\` (${new Date().toISOString().slice(0, 10)}; BENCH_SEED=${seed} replays the rankings).`,
       `A Zipf-skewed write load (${DOCUMENTS} documents, s = ${ZIPF_S}, ${RATE} updates/s offered) from four replicas in the benchmark's`,
       `process, on four relays (lease ${DEFAULT_LEASE_MS} ms) and one PostgreSQL (fsync on), all on this machine. Two runs of two ${PHASE_MS / 1000} s`,
-      'phases each: a random ranking of the documents, then a new ranking whose four hottest documents share one relay (the hot spot).',
+      'phases each: a random ranking of the documents, then a new ranking whose six hottest documents share one relay (the hot spot).',
       'First rendezvous hashing alone (`--placement off`), then load placement at its defaults',
       `(ratio ${DEFAULT_PLACEMENT.ratio}, goal ${DEFAULT_PLACEMENT.goalRatio}, min ${DEFAULT_PLACEMENT.minUpdatesPerSecond} updates/s, ${DEFAULT_PLACEMENT.maxMovesPerMinute} moves/min, cooldown ${DEFAULT_PLACEMENT.cooldownMs / 1000} s, average over ${DEFAULT_PLACEMENT.windowMs / 1000} s).`,
       `Relay loads are the relays' published moving averages (/healthz), averaged over the last ${MEASURE_MS / 1000} s of a phase.`,
