@@ -9,7 +9,7 @@
  * starts moving, and goes on until it is at most `goalRatio` times the mean (hysteresis).
  * It moves its hottest (biggest) documents, each to the least loaded relay, and only when
  * the move strictly lowers the imbalance: the target stays below the source after it, by a
- * margin. So a document that is most of its relay's load stays there: one document is one
+ * margin (the hottest that also leaves the target within the goal comes first). So a document that is most of its relay's load stays there: one document is one
  * unit (nor are documents that carry a tiny share of it moved instead). Stability: at most `maxMovesPerMinute` moves; a moved document is not moved again,
  * by anyone, before `cooldownMs`; after a move the relay waits for the target's next
  * report before deciding again; and until a target's average has caught up, what was
@@ -138,18 +138,23 @@ export function planMoves (input: PlanInput, history: PlanHistory, settings: Pla
     if (!active[dimension] || decided.length > 0) continue
     const other: Dimension = dimension === 'rate' ? 'bytes' : 'rate'
     const candidates = [...input.own].sort((a, b) => valueOf(b, dimension) - valueOf(a, dimension))
-    for (const doc of candidates) {
-      if (budget <= 0 || valueOf(self, dimension) <= settings.goalRatio * means[dimension]) break
-      const size = valueOf(doc, dimension)
-      if (size <= MIN_SHARE * valueOf(self, dimension) || cooling.has(doc.doc)) continue
+    const goal = settings.goalRatio * means[dimension]
+    while (budget > 0 && valueOf(self, dimension) > goal) {
       const target = leastLoaded(loads, input.self, dimension)
       if (target === null) break
-      // Strictly better: the target stays below the source, by a margin; a document that is most of the load stays.
-      if (valueOf(target, dimension) + size + settings.margin * means[dimension] >= valueOf(self, dimension) - size) continue
-      // Nor may it make the target a hot spot of the other load.
-      const otherSize = valueOf(doc, other)
-      const targetOther = valueOf(target, other) + otherSize
-      if (targetOther > Math.max(settings.ratio * means[other], minimum(other)) && targetOther > valueOf(self, other) - otherSize) continue
+      const movable = candidates.filter(doc => {
+        const size = valueOf(doc, dimension)
+        if (size <= MIN_SHARE * valueOf(self, dimension) || cooling.has(doc.doc)) return false
+        // Strictly better: the target stays below the source, by a margin; a document that is most of the load stays.
+        if (valueOf(target, dimension) + size + settings.margin * means[dimension] >= valueOf(self, dimension) - size) return false
+        // Nor may it make the target a hot spot of the other load.
+        const otherSize = valueOf(doc, other)
+        const targetOther = valueOf(target, other) + otherSize
+        return targetOther <= Math.max(settings.ratio * means[other], minimum(other)) || targetOther <= valueOf(self, other) - otherSize
+      })
+      // The hottest that leaves the target within the goal, else the hottest that is better at all.
+      const doc = movable.find(candidate => valueOf(target, dimension) + valueOf(candidate, dimension) <= goal) ?? movable[0]
+      if (doc === undefined) break
       decided.push({ doc: doc.doc, to: target.id, updatesPerSecond: doc.updatesPerSecond, bytes: doc.bytes, reason: dimension })
       cooling.add(doc.doc)
       budget--
