@@ -4,11 +4,12 @@
  * all) from real replicas, first with rendezvous hashing alone (`--placement off`), then
  * with load placement at its defaults. Each run has two phases: a random ranking of the
  * documents, then (the hot spot) a new ranking whose six hottest documents share one
- * relay. Reports max/mean of the relays' updates/s at the end of each phase, the time to
- * rebalance after the hot spot appears, p99 acknowledgement latency of writes made around
- * moves vs the others, and acknowledged writes missing from the database (must be 0).
- * Writes bench/results/placement.md. Knobs: BENCH_SEED (the rankings), BENCH_PLACEMENT_RATE
- * (updates/s), BENCH_PLACEMENT_PHASE_MS (length of a phase).
+ * relay (the one the first ranking loads least). Reports max/mean of the relays' updates/s
+ * at the end of each phase, the time to rebalance after the hot spot appears, p99
+ * acknowledgement latency of writes made around moves vs the others, and acknowledged
+ * writes missing from the database (must be 0). Writes bench/results/placement.md.
+ * Knobs: BENCH_SEED (the rankings), BENCH_PLACEMENT_RATE (updates/s),
+ * BENCH_PLACEMENT_PHASE_MS (length of a phase), BENCH_PLACEMENT_DEBUG (latency details).
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -29,7 +30,7 @@ const IDS = ['r1', 'r2', 'r3', 'r4']
 const DOCUMENTS = 2000
 const ZIPF_S = 1.1
 const RATE = Number(process.env.BENCH_PLACEMENT_RATE ?? 1200)
-const PHASE_MS = Number(process.env.BENCH_PLACEMENT_PHASE_MS ?? 30_000)
+const PHASE_MS = Number(process.env.BENCH_PLACEMENT_PHASE_MS ?? 40_000)
 /** The end of a phase over which relay loads are averaged. */
 const MEASURE_MS = 8000
 const TICK_MS = 20
@@ -57,7 +58,9 @@ interface Phase {
 
 interface Run {
   phases: Phase[]
-  moves: Array<{ doc: string, from: string, to: string, at: number }>
+  moves: Array<{ doc: string, from: string, to: string, at: number, updatesPerSecond: number }>
+  /** When each phase started (Date.now()). */
+  phaseStarts: number[]
   latency: { steady: number[], aroundMoves: number[] }
   /** Writes made before a move of their document and acknowledged after it. */
   acrossMoves: number
@@ -133,7 +136,9 @@ async function run (dir: string, name: string, placement: string, rankings: stri
     const phases: Phase[] = []
     const relaysCpu = (): number => relays.relays.reduce((sum, relay) => sum + cpuSeconds(relay.process?.child.pid), 0)
     const cpuBefore = { replicas: process.cpuUsage(), relays: relaysCpu(), at: performance.now() }
+    const phaseStarts: number[] = []
     for (const ranking of rankings) {
+      phaseStarts.push(Date.now())
       const start = performance.now()
       const samples: Array<{ at: number, rates: number[] }> = []
       let nextSample = start + 500
@@ -179,7 +184,7 @@ async function run (dir: string, name: string, placement: string, rankings: stri
         waiting.slice(0, 5).map(docId => `${docId} (pending ${writerOf(docId).pending(docId)}, peers ${JSON.stringify(writerOf(docId).peers(docId))}, moves ${JSON.stringify(relays.relays.flatMap(relay => (relay.process?.logs ?? []).filter(entry => entry.doc === docId && Number(entry.level) >= 30).map(entry => `${relay.id}: ${String(entry.msg)}`)))})`).join('; ')
     })
     const moves = relays.relays.flatMap(relay => (relay.process?.logs ?? []).filter(entry => entry.msg === 'moving a document by load')
-      .map(entry => ({ doc: String(entry.doc), from: relay.id, to: String(entry.to), at: Number(entry.time) })))
+      .map(entry => ({ doc: String(entry.doc), from: relay.id, to: String(entry.to), at: Number(entry.time), updatesPerSecond: Number(entry.updatesPerSecond) })))
     const near = (at: number): boolean => moves.some(move => at >= move.at - AROUND_MOVE_MS[0] && at <= move.at + AROUND_MOVE_MS[1])
     const latency = { steady: latencies.filter(l => !near(l.at)).map(l => l.ms), aroundMoves: latencies.filter(l => near(l.at)).map(l => l.ms) }
     if (process.env.BENCH_PLACEMENT_DEBUG !== undefined) {
@@ -198,7 +203,7 @@ async function run (dir: string, name: string, placement: string, rankings: stri
       const items = new Set(stored.get(docId)!.getArray<string>('items').toArray())
       lost += tokens.filter(token => !items.has(token)).length
     }
-    return { phases, moves, latency, acrossMoves, cpu, written, acked: [...acked.values()].reduce((sum, tokens) => sum + tokens.length, 0), lost }
+    return { phases, moves, phaseStarts, latency, acrossMoves, cpu, written, acked: [...acked.values()].reduce((sum, tokens) => sum + tokens.length, 0), lost }
   } finally {
     await Promise.all(replicas.map(r => r.close()))
     await relays.stopAll()
@@ -216,7 +221,11 @@ export function placementFigures (): Promise<Record<string, number | string>> {
     const first = shuffled()
     // The hot spot: a new ranking whose six hottest documents have one rendezvous home.
     const second = shuffled()
-    const spot = homeOf(second[0]!)
+    // On the relay the first ranking loads least under rendezvous: the relay that moved documents away in the first phase may move no more within the minute (see maxMovesPerMinute).
+    const weights = zipfCumulative(DOCUMENTS, ZIPF_S).map((c, i, all) => c - (i === 0 ? 0 : all[i - 1]!))
+    const shares = new Map(IDS.map(id => [id, 0]))
+    first.forEach((docId, rank) => shares.set(homeOf(docId), shares.get(homeOf(docId))! + weights[rank]!))
+    const spot = [...shares].sort((a, b) => a[1] - b[1])[0]![0]
     const hottest = second.filter(id => homeOf(id) === spot).slice(0, 6)
     const rankings = [first, [...hottest, ...second.filter(id => !hottest.includes(id))]]
     const alone = await run(dir, 'rendezvous', 'off', rankings)
@@ -253,7 +262,7 @@ export function placementFigures (): Promise<Record<string, number | string>> {
       `Written by \`npm run bench -- placement\` (${new Date().toISOString().slice(0, 10)}; BENCH_SEED=${seed} replays the rankings).`,
       `A Zipf-skewed write load (${DOCUMENTS} documents, s = ${ZIPF_S}, ${RATE} updates/s offered) from four replicas in the benchmark's`,
       `process, on four relays (lease ${DEFAULT_LEASE_MS} ms) and one PostgreSQL (fsync on), all on this machine. Two runs of two ${PHASE_MS / 1000} s`,
-      'phases each: a random ranking of the documents, then a new ranking whose six hottest documents share one relay (the hot spot).',
+      'phases each: a random ranking of the documents, then a new ranking whose six hottest documents share one relay, the one the first ranking loads least (the hot spot).',
       'First rendezvous hashing alone (`--placement off`), then load placement at its defaults',
       `(ratio ${DEFAULT_PLACEMENT.ratio}, goal ${DEFAULT_PLACEMENT.goalRatio}, min ${DEFAULT_PLACEMENT.minUpdatesPerSecond} updates/s, ${DEFAULT_PLACEMENT.maxMovesPerMinute} moves/min, cooldown ${DEFAULT_PLACEMENT.cooldownMs / 1000} s, average over ${DEFAULT_PLACEMENT.windowMs / 1000} s).`,
       `Relay loads are the relays' published moving averages (/healthz), averaged over the last ${MEASURE_MS / 1000} s of a phase.`,
@@ -262,9 +271,12 @@ export function placementFigures (): Promise<Record<string, number | string>> {
       '|---|---|',
       ...Object.entries(figures).map(([k, v]) => `| ${k} | ${v} |`),
       '',
-      'Moves (relay, document, target, seconds into the run):',
+      'Moves of the run with load placement (from, to, document, its updates/s then, when):',
       '',
-      ...placed.moves.sort((a, b) => a.at - b.at).map(move => `- ${move.from} → ${move.to}: ${move.doc}`),
+      ...placed.moves.sort((a, b) => a.at - b.at).map(move => {
+        const phase = placed.phaseStarts.filter(start => start <= move.at).length
+        return `- ${move.from} → ${move.to}: ${move.doc} (${move.updatesPerSecond} updates/s), phase ${phase} + ${((move.at - placed.phaseStarts[phase - 1]!) / 1000).toFixed(1)} s`
+      }),
       ''
     ].join('\n')
     writeFileSync(fileURLToPath(new URL('./results/placement.md', import.meta.url)), markdown)
