@@ -64,7 +64,7 @@ describe('the relay command line', () => {
     const unreachable = `postgres://petal@127.0.0.1:${await freePort()}/db`
     for (const [args, expected] of [
       [['--postgres', unreachable, '--data', fresh('both')], '--data and --postgres (or PETALDB_POSTGRES) exclude each other'],
-      [['--postgres', unreachable, '--peers', 'r1=ws://127.0.0.1:1'], '--peers and --postgres exclude each other'],
+      [['--postgres', unreachable, '--members', 'r1=ws://127.0.0.1:1'], '--members and --postgres exclude each other'],
       [['--lease-ms', '2000'], '--lease-ms goes with --postgres'],
       [['--postgres', 'mysql://x'], '--postgres expects a URL postgres://'],
       [['--postgres', unreachable, '--lease-ms', '10'], '--lease-ms must be at least 100']
@@ -118,7 +118,7 @@ describe('the relay command line', () => {
   it('refuses an empty or missing cluster secret file', async () => {
     const empty = fresh('secret')
     writeFileSync(empty, '\n')
-    const args = ['relay', '--port', '0', '--data', fresh('data'), '--id', 'r1', '--peers', 'r1=ws://127.0.0.1:1', '--cluster-secret-file']
+    const args = ['relay', '--port', '0', '--data', fresh('data'), '--id', 'r1', '--members', 'r1=ws://127.0.0.1:1', '--cluster-secret-file']
     const result = await run([...args, empty])
     expect(result.code).toBe(2)
     expect(failureLine(result.stderr)).toBe(`petaldb: --cluster-secret-file ${empty} is empty: a cluster secret cannot be empty`)

@@ -18,7 +18,7 @@ export interface TestCluster {
   kill(id: string): Promise<void>
   /** Stops every relay (default SIGKILL; SIGTERM commits what is pending first). */
   stopAll(signal?: NodeJS.Signals): Promise<void>
-  /** The --peers list. */
+  /** The --members list. */
   peers(): string
   /** Adds a member (not started). */
   add(id: string): Promise<ClusterRelay>
@@ -60,8 +60,8 @@ export async function startCluster (root: string, size: number, settings: Cluste
       const relay = byId(id)
       await relay.process?.stop('SIGKILL')
       relay.process = await startRelayProcess(relay.dataDir, [
-        '--id', id, '--peers', peersFor(relay), '--cluster-secret', settings.secret ?? 'test-secret',
-        ...(settings.replicas === undefined ? [] : ['--replicas', String(settings.replicas)]),
+        '--id', id, '--members', peersFor(relay), '--cluster-secret', settings.secret ?? 'test-secret',
+        ...(settings.replicas === undefined ? [] : ['--copies', String(settings.replicas)]),
         ...(settings.writeQuorum === undefined ? [] : ['--write-quorum', String(settings.writeQuorum)]),
         ...(settings.extraArgs ?? [])
       ], relay.port)
