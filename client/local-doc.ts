@@ -21,7 +21,7 @@ import { SyncSession, type DocumentHost, type HandOver } from '../shared/sync/se
 import { decodeStateVector } from '../shared/wire/state-vector.js'
 import { encodeAwarenessEntries } from '../shared/wire/awareness.js'
 import { validateUpdate } from '../shared/validation/update-validation.js'
-import { LimitError, RefusedError } from '../shared/errors.js'
+import { ClosedError, LimitError, PetalError, RefusedError, StorageError } from '../shared/errors.js'
 import { DocumentChecks, type PreparedUpdate } from '../shared/validation/document-checks.js'
 import { TooManyClientsError } from '../shared/validation/update-shape.js'
 import { DEFAULT_LIMITS, type Limits } from '../shared/listen/limits.js'
@@ -115,6 +115,8 @@ export class LocalDoc implements DocumentHost {
   private syncWaiters: Waiter[] = []
   private durableWaiters: Array<Waiter & { local: number }> = []
   private lastError: Error | null = null
+  /** Set once closed: a wait begun after it (or just before, in a call still on its way) fails at once instead of hanging. */
+  private closedError: ClosedError | null = null
   /** The last refusal by a relay, until the next sync with one. */
   private lastRefusal: Refusal | null = null
   /**
@@ -405,7 +407,7 @@ export class LocalDoc implements DocumentHost {
   /** Resolves once the document has completed a sync with a relay (now, if it is synced). */
   whenSynced (): Promise<void> {
     if (this.isSynced) return Promise.resolve()
-    const refused = this.refusalError()
+    const refused = this.refusalError() ?? this.closedError
     if (refused !== null) return Promise.reject(refused)
     return new Promise((resolve, reject) => this.syncWaiters.push({ resolve, reject }))
   }
@@ -413,6 +415,7 @@ export class LocalDoc implements DocumentHost {
   /** Resolves once every local change made so far is acknowledged as durable by a relay. */
   whenDurable (): Promise<void> {
     if (this.lastError !== null) return Promise.reject(this.lastError)
+    if (this.closedError !== null) return Promise.reject(this.closedError)
     const local = this.counters.local + this.batch.count
     if (local <= this.counters.durable && this.othersPending() === 0) return Promise.resolve()
     // What the relay refused (see `refused`) will not become durable.
@@ -424,8 +427,8 @@ export class LocalDoc implements DocumentHost {
   async close (): Promise<void> {
     if (this.isLoaded) this.storeLocal()
     for (const session of [...this.sessions]) session.end(true)
-    const closed = new Error(`document ${this.docId} was closed`)
-    for (const waiter of [...this.syncWaiters.splice(0), ...this.durableWaiters.splice(0)]) waiter.reject(closed)
+    this.closedError = new ClosedError(`document ${this.docId} was closed`)
+    for (const waiter of [...this.syncWaiters.splice(0), ...this.durableWaiters.splice(0)]) waiter.reject(this.closedError)
     this.ydoc.off('afterTransactionCleanup', this.onTransaction)
     this.awareness.off('update', this.onAwarenessUpdate)
     this.awareness.destroy()
@@ -452,7 +455,8 @@ export class LocalDoc implements DocumentHost {
     return this.store.updateMeta(this.docId, updateCounters(this.options.writer ?? '', { ...this.counters }, this.loaded, loadedDurable))
   }
 
-  private fail (error: Error): void {
+  private fail (cause: Error): void {
+    const error = cause instanceof PetalError ? cause : new StorageError(`document ${this.docId} could not be saved locally: ${cause.message}`)
     this.lastError = error
     for (const waiter of this.durableWaiters.splice(0)) waiter.reject(error)
   }

@@ -12,7 +12,7 @@ import type { Link } from '../shared/transport/link.js'
 import type { DocStore } from '../shared/storage/store.js'
 import { peerIdProblem, type PeerInfo } from '../shared/wire/native-messages.js'
 import { LocalDoc, type LocalDocOptions, type PeerLimits, type SessionStatus } from './local-doc.js'
-import { LimitError } from '../shared/errors.js'
+import { ClosedError, LimitError, UsageError } from '../shared/errors.js'
 import { DocHandle } from './doc-handle.js'
 import type { Served } from '../shared/sync/connection.js'
 import type { DocumentHost } from '../shared/sync/session.js'
@@ -226,7 +226,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     const id = docId as DocId
     this.openedByApp.add(id)
     const open = this.entry(id, options.ydoc)
-    if (options.ydoc !== undefined && open.handle.ydoc !== options.ydoc) throw new Error(`document ${docId} is already open with another Y.Doc`)
+    if (options.ydoc !== undefined && open.handle.ydoc !== options.ydoc) throw new UsageError(`document ${docId} is already open with another Y.Doc`)
     return open.handle
   }
 
@@ -318,7 +318,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
 
   /** Resolves once the open document has completed a sync with a relay (at once if it is in sync now). */
   async synced (docId: string): Promise<void> {
-    if (this.router === null) throw new Error('this replica has no relays to sync with')
+    if (this.router === null) throw new UsageError('this replica has no relays to sync with')
     return await this.handle(docId).synced()
   }
 
@@ -410,13 +410,13 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   }
 
   private assertOpen (): void {
-    if (this.closed) throw new Error('replica is closed')
+    if (this.closed) throw new ClosedError('replica is closed')
   }
 
   /** The handle of an open document. */
   private handle (docId: string): DocHandle {
     const open = this.docs.get(parseDocId(docId))
-    if (open === undefined) throw new Error(`document ${docId} is not open: call replica.doc() or replica.open() first`)
+    if (open === undefined) throw new UsageError(`document ${docId} is not open: call replica.doc() or replica.open() first`)
     return open.handle
   }
 }

@@ -13,6 +13,7 @@
  * must be made with the id the relay vouched for, and an offer, answer or candidate is taken
  * only in its turn of the negotiation. Nothing a peer sends can throw out of an event handler.
  */
+import { UsageError } from '../shared/errors.js'
 import { CloseCode } from '../shared/wire/close-codes.js'
 import type { DocId } from '../shared/wire/doc-id.js'
 import type { PeerInfo } from '../shared/wire/native-messages.js'
@@ -120,7 +121,7 @@ export class WebRtcPeers {
 
   constructor (private readonly self: PeerInfo, private readonly options: WebRtcOptions = {}) {
     const RTC = options.RTCPeerConnection ?? (globalThis as { RTCPeerConnection?: WebRtcOptions['RTCPeerConnection'] }).RTCPeerConnection
-    if (RTC === undefined) throw new Error('webrtc needs an RTCPeerConnection: this platform has none, pass webrtc: { RTCPeerConnection }')
+    if (RTC === undefined) throw new UsageError('webrtc needs an RTCPeerConnection: this platform has none, pass webrtc: { RTCPeerConnection }')
     this.RTC = RTC
     this.maxPeers = options.maxPeers ?? 32
     this.group = new LinkGroup({ self })

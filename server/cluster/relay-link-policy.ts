@@ -7,7 +7,7 @@ import { CloseCode } from '../../shared/wire/close-codes.js'
 import type { Link } from '../../shared/transport/link.js'
 import type { NativeMessage, PeerInfo } from '../../shared/wire/native-messages.js'
 import { PeerConnection, type ConnectionOptions, type Served } from '../../shared/sync/connection.js'
-import { ProtocolError } from '../../shared/errors.js'
+import { PetalError, ProtocolError } from '../../shared/errors.js'
 import type { DocumentRegistry } from '../documents/registry.js'
 
 /** Tombstones, which only relays of a cluster send each other. */
@@ -37,8 +37,7 @@ export function relayPolicy (connection: PeerConnection, registry: DocumentRegis
     onError: (error, docId) => {
       if (docId === null) return false
       log.warn({ err: error, doc: docId, peer: connection.peer?.peerId }, 'refusing a document on a connection')
-      const code = (error as { code?: unknown }).code
-      connection.refuse(docId, typeof code === 'number' ? code : CloseCode.documentUnavailable, error instanceof Error ? error.message : 'could not be handled')
+      connection.refuse(docId, error instanceof PetalError ? error.code : CloseCode.documentUnavailable, error instanceof Error ? error.message : 'could not be handled')
       return true
     },
     onRefused: (docId, code) => {

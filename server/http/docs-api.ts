@@ -14,12 +14,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
-import { AuthError, DocDeletedError, DocLoadError, LimitError, MovedError, ProtocolError, StorageError } from '../../shared/errors.js'
+import { DocDeletedError, MovedError, PetalError } from '../../shared/errors.js'
 import { OPEN_GRANT, canRead, canWrite, type TokenVerifier, type Grant } from '../../shared/listen/auth.js'
 import type { Limits } from '../../shared/listen/limits.js'
 import type { ClusterMember } from '../../shared/placement.js'
 import { CloseCode } from '../../shared/wire/close-codes.js'
-import { InvalidDocIdError, parseDocId, type DocId } from '../../shared/wire/doc-id.js'
+import { parseDocId, type DocId } from '../../shared/wire/doc-id.js'
 import type { DocumentRegistry } from '../documents/registry.js'
 import type { BodyBudget } from './body-budget.js'
 import { documentJson } from './doc-json.js'
@@ -45,6 +45,15 @@ export interface DocsApiContext {
 }
 
 const PREFIX = '/v1/docs'
+
+/** The HTTP status of each code a {@link PetalError} carries; others answer 503 if they pass, 400 if not. */
+const HTTP_STATUS: Partial<Record<number, number>> = {
+  [CloseCode.badRequest]: 400,
+  [CloseCode.unauthorized]: 401,
+  [CloseCode.forbidden]: 403,
+  [CloseCode.policyViolation]: 422,
+  [CloseCode.messageTooBig]: 413
+}
 const DEFAULT_LIMIT = 100
 const MAX_LIMIT = 1000
 
@@ -247,11 +256,8 @@ function relayFetch (member: ClusterMember, path: string, init: RequestInit): Pr
 
 function toHttpError (error: unknown): HttpError {
   if (error instanceof HttpError) return error
-  if (error instanceof InvalidDocIdError || error instanceof ProtocolError) return new HttpError(400, error.message)
-  if (error instanceof AuthError) return new HttpError(error.code === CloseCode.forbidden ? 403 : 401, error.message)
+  if (!(error instanceof PetalError)) return new HttpError(500, 'internal error')
   if (error instanceof DocDeletedError) return new HttpError(410, `${error.message}, and stays deleted`)
-  if (error instanceof LimitError) return new HttpError(error.code === CloseCode.messageTooBig ? 413 : 422, error.message)
-  if (error instanceof StorageError || error instanceof DocLoadError) return new HttpError(503, error.message)
   if (error instanceof MovedError) return new HttpError(503, `${error.message} now; try again`)
-  return new HttpError(500, 'internal error')
+  return new HttpError(HTTP_STATUS[error.code] ?? (error.retryable ? 503 : 400), error.message)
 }
