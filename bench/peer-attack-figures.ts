@@ -72,7 +72,7 @@ interface Replica {
   readonly self: { peerId: string }
   doc(docId: string): Handle
   open(docId: string): Promise<Y.Doc>
-  peers(docId: string): Array<{ peerId: string, durable: boolean, state: string }>
+  peers(docId: string): Array<{ peerId: string, isRelay: boolean, state: string }>
   awareness(docId: string): Awareness
   on(event: string, listener: (event: { status?: string, durable?: boolean, code?: number, docId?: string }) => void): void
   close(): Promise<void>
@@ -238,7 +238,7 @@ function rawPeer (build: Build, url: string, { peerId = randomUUID(), token = ''
     },
     signals: () => peer.received.filter((m): m is Signal => m.type === 'signal')
   }
-  peer.send({ type: 'hello', version: wire.NATIVE_PROTOCOL_VERSION, peer: { peerId, durable: false }, token })
+  peer.send({ type: 'hello', version: wire.NATIVE_PROTOCOL_VERSION, peer: { peerId, isRelay: false }, token })
   return peer
 }
 
@@ -463,7 +463,7 @@ const cases: Record<string, (build: Build, dir: string) => Promise<Figures>> = {
     // Now the writer and the victim open the document: they greet each other and negotiate a
     // direct link through the relay, with signals addressed to each other's ids.
     await Promise.all([writer.open(docId), victim.open(docId)])
-    const linkedTo = (r: Replica, other: Replica): boolean => r.peers(docId).some(peer => peer.peerId === other.self.peerId && !peer.durable)
+    const linkedTo = (r: Replica, other: Replica): boolean => r.peers(docId).some(peer => peer.peerId === other.self.peerId && !peer.isRelay)
     const linked = await until(() => linkedTo(writer, victim) && linkedTo(victim, writer), 15_000)
     await sleep(1000) // late ICE candidates
     // The attacker signals someone else as the writer: what the relay stamps on it.
@@ -522,7 +522,7 @@ const cases: Record<string, (build: Build, dir: string) => Promise<Figures>> = {
       const send = (message: NativeMessage): void => ws.send(wire.encodeNativeMessage(message))
       ws.on('message', (data: Buffer) => {
         const message = wire.decodeNativeMessage(new Uint8Array(data))
-        if (message.type === 'hello') send({ type: 'welcome', version: wire.NATIVE_PROTOCOL_VERSION, peer: { peerId: 'i-am-a-relay', durable: true } })
+        if (message.type === 'hello') send({ type: 'welcome', version: wire.NATIVE_PROTOCOL_VERSION, peer: { peerId: 'i-am-a-relay', isRelay: true } })
         if (message.type === 'open') send({ type: 'sync', docId: message.docId, stateVector: new Uint8Array([0]), update: new Uint8Array([0, 0]) })
         if (message.type === 'update' && message.seq > 0) {
           send({ type: 'ack', docId: message.docId, seq: message.seq })

@@ -189,7 +189,7 @@ export function webrtcLatency (): Promise<Record<string, number | string>> {
       const relayed = await pagePingPong(pages[0]!, pages[1]!, ROUND_TRIPS)
       const direct = await Promise.all([0, 1].map(async () => await (await browser.newContext()).newPage()))
       for (const page of direct) await openInPage(page, server.url, 'device', 'rtc/direct', { relays: [relay.url], webrtc: true })
-      for (const page of direct) await page.waitForFunction(() => (window as any).replica.peers('rtc/direct').some((peer: { durable: boolean, state: string }) => !peer.durable && peer.state === 'synced'), undefined, { timeout: 20_000 })
+      for (const page of direct) await page.waitForFunction(() => (window as any).replica.peers('rtc/direct').some((peer: { isRelay: boolean, state: string }) => !peer.isRelay && peer.state === 'acked'), undefined, { timeout: 20_000 })
       await relay.stop()
       const rtc = await pagePingPong(direct[0]!, direct[1]!, ROUND_TRIPS)
       const figures = { ...summary('WebRTC', rtc), ...summary('through a relay', relayed) }

@@ -7,7 +7,7 @@
  * event loop into one update, stored with one write of the count of local changes in the
  * same commit, so after a restart (or a crash, which loses at most the turn in progress)
  * the replica still knows how many of its changes no relay has acknowledged, and the next
- * handshake re-sends them. Only a durable peer's (a relay's) acknowledgement makes a
+ * handshake re-sends them. Only a relay's acknowledgement makes a
  * change durable; a replica peer's only means it holds the change.
  */
 import * as Y from 'yjs'
@@ -69,9 +69,9 @@ export interface SessionStatus {
   /** The peer's id (a relay's id, or a replica's). */
   peerId: string
   /** Whether the peer is a relay: only its acknowledgements make changes durable. */
-  durable: boolean
-  /** `syncing` until the handshake is done, `synced` once everything sent is acknowledged, `sending` while acknowledgements are due. */
-  state: 'syncing' | 'synced' | 'sending'
+  isRelay: boolean
+  /** `syncing` until the handshake is done (the document is synced with the peer from then on), then `sending` while acknowledgements are due and `acked` once everything sent is acknowledged. */
+  state: 'syncing' | 'sending' | 'acked'
 }
 
 /** The limits a document holds its peers to, as a relay holds its clients (relays themselves are trusted). */
@@ -208,8 +208,8 @@ export class LocalDoc implements DocumentHost {
   get status (): SessionStatus[] {
     return [...this.sessions].map(session => ({
       peerId: session.peer.peerId,
-      durable: session.peer.durable,
-      state: !session.live ? 'syncing' : session.caughtUp ? 'synced' : 'sending'
+      isRelay: session.peer.isRelay,
+      state: !session.live ? 'syncing' : session.caughtUp ? 'acked' : 'sending'
     }))
   }
 
@@ -258,7 +258,7 @@ export class LocalDoc implements DocumentHost {
   applyUpdate (received: Uint8Array, from: SyncSession): Promise<void> {
     let update = received
     let prepared: PreparedUpdate | null = null
-    if (from.peer.durable) {
+    if (from.peer.isRelay) {
       if (this.checks === null) validateUpdate(update)
       else this.checks.recordOwn(update)
     } else {
@@ -313,7 +313,7 @@ export class LocalDoc implements DocumentHost {
   }
 
   applyAwareness (update: Uint8Array, from: SyncSession): void {
-    const allowed = admitAwareness(update, this.presence, from, from.peer.durable ? undefined : this.limits)
+    const allowed = admitAwareness(update, this.presence, from, from.peer.isRelay ? undefined : this.limits)
     if (allowed.length > 0) applyAwarenessUpdate(this.awareness, encodeAwarenessEntries(allowed), from)
   }
 
@@ -331,14 +331,14 @@ export class LocalDoc implements DocumentHost {
     this.sessions.delete(session)
     const brought = [...this.presenceOwners].filter(([, owner]) => owner === session).map(([clientId]) => clientId)
     if (brought.length > 0) removeAwarenessStates(this.awareness, brought, session)
-    if (session.peer.durable && ![...this.sessions].some(other => other.peer.durable && other.synced)) this.isSynced = false
+    if (session.peer.isRelay && ![...this.sessions].some(other => other.peer.isRelay && other.synced)) this.isSynced = false
     // The checks cost memory; with no peer left to send updates they are built again when one does.
-    if (!session.peer.durable && ![...this.sessions].some(other => !other.peer.durable)) this.checks = null
+    if (!session.peer.isRelay && ![...this.sessions].some(other => !other.peer.isRelay)) this.checks = null
     this.onChange()
   }
 
   synced (session: SyncSession): void {
-    if (session.peer.durable) {
+    if (session.peer.isRelay) {
       this.isSynced = true
       this.lastRefusal = null
       for (const waiter of this.syncWaiters.splice(0)) waiter.resolve()
@@ -348,8 +348,8 @@ export class LocalDoc implements DocumentHost {
 
   acknowledged (session: SyncSession, localChanges: number): void {
     // Any acknowledgement from a relay covers its session's handshake update, which held everything loaded.
-    const loadedNowDurable = session.peer.durable && this.othersPending() > 0
-    if (session.peer.durable && (localChanges > this.counters.durable || loadedNowDurable)) {
+    const loadedNowDurable = session.peer.isRelay && this.othersPending() > 0
+    if (session.peer.isRelay && (localChanges > this.counters.durable || loadedNowDurable)) {
       this.counters.durable = Math.max(this.counters.durable, Math.min(localChanges, this.counters.local))
       this.saveCounters(loadedNowDurable).catch(error => this.fail(error as Error))
       if (loadedNowDurable) this.loaded = new Map()

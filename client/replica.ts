@@ -73,7 +73,7 @@ export interface RelayStatusEvent {
   relay: string
   status: LinkStatus
   /** Whether the URL is a relay's (else a peer's). */
-  durable: boolean
+  isRelay: boolean
 }
 
 /**
@@ -150,7 +150,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     super()
     validateOptions(options)
     this.store = options.store
-    this.self = { peerId: options.peerId ?? uuidv4(), durable: false }
+    this.self = { peerId: options.peerId ?? uuidv4(), isRelay: false }
     this.docOptions = { writer: this.self.peerId }
     // Fail now, not on every reconnect, if there is nothing to connect with.
     if (options.connect === undefined && (options.relays?.length ?? 0) + (options.peers?.length ?? 0) > 0) resolveWebSocket(options.WebSocket)
@@ -175,13 +175,13 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     }
     this.router = relays.length === 0
       ? null
-      : new Router({ relays, connect, self: this.self, token, onStatus: (relay, status) => this.emit('status', [{ relay, status, durable: true }]), ...refusals, ...webrtc, ...backoff })
+      : new Router({ relays, connect, self: this.self, token, onStatus: (relay, status) => this.emit('status', [{ relay, status, isRelay: true }]), ...refusals, ...webrtc, ...backoff })
     this.peerDialers = (options.peers ?? []).map(url => new Dialer({
       urls: [url],
       connect,
       self: this.self,
       token,
-      onStatus: (relay, status) => this.emit('status', [{ relay, status, durable: false }]),
+      onStatus: (relay, status) => this.emit('status', [{ relay, status, isRelay: false }]),
       ...refusals,
       ...backoff
     }))

@@ -137,14 +137,14 @@ export class WebRtcPeers {
 
   /** A document was opened through `relay`: tell the document's other clients there that this replica is here. */
   announce (docId: DocId, relay: PeerConnection): void {
-    if (relay.peer?.durable !== true) return
+    if (relay.peer?.isRelay !== true) return
     this.signal(relay, docId, '', { t: 'hi' })
   }
 
   /** A signal the relay passed on, stamped with its sender's id, access and user. */
   receive (message: Extract<ControlMessage, { type: 'signal' }>, relay: PeerConnection): void {
     const { docId, peerId } = message
-    if (this.closed || relay.peer?.durable !== true || peerId === '' || peerId === this.self.peerId) return
+    if (this.closed || relay.peer?.isRelay !== true || peerId === '' || peerId === this.self.peerId) return
     const signal = parseSignal(message.payload)
     if (signal === null) return // not ours to judge: the relay checks what it passes on
     const key = keyOf(relay, peerId)

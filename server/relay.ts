@@ -184,7 +184,7 @@ async function serve (options: RelayOptions, parts: Parts): Promise<Relay> {
       serveNativeLink(link, {
         registry,
         log,
-        self: { peerId: self.id, durable: true },
+        self: { peerId: self.id, isRelay: true },
         authenticator,
         maxDocs: limits.maxDocsPerConnection,
         peerIds,

@@ -220,7 +220,7 @@ describe('relay links', () => {
     try {
       const link = await connectWebSocket(clustered.url, WebSocket as unknown as WebSocketConstructor)
       const closed = new Promise<number>(resolve => { link.onClose = code => resolve(code) })
-      link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: 'r1', durable: true }, token: 'wrong-secret' }))
+      link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: 'r1', isRelay: true }, token: 'wrong-secret' }))
       expect(await closed).toBe(4401)
     } finally {
       await clustered.close()

@@ -66,7 +66,7 @@ describe.runIf(runBrowserTests)('peers in headless Chromium', () => {
         await one.waitForFunction(() => window.doc.getText('t').toString() === 'tab two and from tab one')
         const peers = await one.evaluate(() => window.replica.peers('tabs/doc'))
         expect(peers).toHaveLength(1)
-        expect(peers[0]!.durable).toBe(false)
+        expect(peers[0]!.isRelay).toBe(false)
       } finally {
         await Promise.all([one.close(), two.close()])
       }
@@ -117,7 +117,7 @@ describe.runIf(runBrowserTests)('peers in headless Chromium', () => {
         await a!.evaluate(() => window.doc.getText('t').insert(0, 'hello over the relay'))
         await b!.waitForFunction(() => window.doc.getText('t').toString() === 'hello over the relay')
         // Both see each other as a direct peer (besides the relay).
-        for (const page of [a!, b!]) await page.waitForFunction(() => window.replica.peers('rtc/doc').some(peer => !peer.durable && peer.state === 'synced'), undefined, { timeout: 15_000 })
+        for (const page of [a!, b!]) await page.waitForFunction(() => window.replica.peers('rtc/doc').some(peer => !peer.isRelay && peer.state === 'acked'), undefined, { timeout: 15_000 })
         await relay.close()
         await b!.evaluate(() => window.doc.getText('t').insert(0, 'direct: '))
         await a!.waitForFunction(() => window.doc.getText('t').toString() === 'direct: hello over the relay')

@@ -65,7 +65,7 @@ describe('relay limits', () => {
     await relayWith({ maxDocsPerConnection: 2 })
     const link = await connectWebSocket(relay!.url, WebSocket as unknown as WebSocketConstructor)
     const closed = new Promise<{ code: number, reason: string }>(resolve => { link.onClose = (code, reason) => resolve({ code, reason }) })
-    link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: randomUUID(), durable: false }, token: '' }))
+    link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: randomUUID(), isRelay: false }, token: '' }))
     for (const id of ['a', 'b', 'c']) link.send(encodeNativeMessage({ type: 'open', docId: parseDocId(id), stateVector: new Uint8Array([0]) }))
     expect(await closed).toEqual({ code: 1008, reason: 'more than 2 documents open on one connection' })
     await stillServing()

@@ -8,9 +8,9 @@ const bytes = new Uint8Array([1, 2, 3])
 
 describe('native protocol codec', () => {
   it.each<NativeMessage>([
-    { type: 'hello', version: 2, peer: { peerId: 'r1', durable: true }, token: 'secret' },
-    { type: 'hello', version: 2, peer: { peerId: 'replica-7', durable: false }, token: '' },
-    { type: 'welcome', version: 2, peer: { peerId: 'r2', durable: true } },
+    { type: 'hello', version: 2, peer: { peerId: 'r1', isRelay: true }, token: 'secret' },
+    { type: 'hello', version: 2, peer: { peerId: 'replica-7', isRelay: false }, token: '' },
+    { type: 'welcome', version: 2, peer: { peerId: 'r2', isRelay: true } },
     { type: 'open', docId, stateVector: bytes },
     { type: 'sync', docId, stateVector: bytes, update: new Uint8Array([9, 9]) },
     { type: 'update', docId, seq: 2 ** 40, update: bytes },

@@ -48,7 +48,7 @@ async function lyingListener (): Promise<Liar> {
     const send = (message: NativeMessage): void => ws.send(encodeNativeMessage(message))
     ws.on('message', (data: Buffer) => {
       const message = decodeNativeMessage(new Uint8Array(data))
-      if (message.type === 'hello') send({ type: 'welcome', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: 'i-am-a-relay', durable: true } })
+      if (message.type === 'hello') send({ type: 'welcome', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: 'i-am-a-relay', isRelay: true } })
       if (message.type === 'open') send({ type: 'sync', docId: message.docId, stateVector: new Uint8Array([0]), update: new Uint8Array([0, 0]) })
       if (message.type === 'update' && message.seq > 0) {
         send({ type: 'ack', docId: message.docId, seq: message.seq })
@@ -78,8 +78,8 @@ describe('a peer that says it is a relay', () => {
     handle.durable().then(() => { durable = true }, () => {})
     // The liar acknowledged the change, and the replica handled the acknowledgement.
     await until('the liar to acknowledge', cb => { r.on('peers', cb); return () => r.off('peers', cb) },
-      () => liar.acks > 0 && r.peers('trust/doc').some(peer => peer.state === 'synced'))
-    expect(r.peers('trust/doc')).toEqual([{ peerId: 'i-am-a-relay', durable: false, state: 'synced' }])
+      () => liar.acks > 0 && r.peers('trust/doc').some(peer => peer.state === 'acked'))
+    expect(r.peers('trust/doc')).toEqual([{ peerId: 'i-am-a-relay', isRelay: false, state: 'acked' }])
     expect(handle.pending).toBe(1)
     expect(handle.status).toBe('saved')
     await new Promise(resolve => setImmediate(resolve))
@@ -119,20 +119,20 @@ describe('a link made with a vouched peer id', () => {
   it('closes when the other end names another id, and never believes an accepted peer durable', async () => {
     const [dialing, accepting] = linkPair()
     const closed = new Promise<{ code: number, reason: string }>(resolve => {
-      const dialer = new PeerConnection(dialing, { self: { peerId: 'me', durable: false }, token: () => '', expectedPeerId: 'vouched', onClose: (code, reason) => resolve({ code, reason }) })
+      const dialer = new PeerConnection(dialing, { self: { peerId: 'me', isRelay: false }, token: () => '', expectedPeerId: 'vouched', onClose: (code, reason) => resolve({ code, reason }) })
       cleanups.push(() => dialer.close(1000, 'done'))
     })
-    const acceptor = new PeerConnection(accepting, { self: { peerId: 'impostor', durable: true } })
+    const acceptor = new PeerConnection(accepting, { self: { peerId: 'impostor', isRelay: true } })
     cleanups.push(() => acceptor.close(1000, 'done'))
     expect(await closed).toEqual({ code: 4400, reason: 'the peer says it is "impostor", but the link was made with "vouched"' })
 
     // An acceptor with no admission takes a HELLO that says durable as not durable.
     const [a, b] = linkPair()
     const welcomed = new Promise<boolean>(resolve => {
-      const accept = new PeerConnection(b, { self: { peerId: 'tab', durable: false }, onReady: peer => resolve(peer.durable) })
+      const accept = new PeerConnection(b, { self: { peerId: 'tab', isRelay: false }, onReady: peer => resolve(peer.isRelay) })
       cleanups.push(() => accept.close(1000, 'done'))
     })
-    const dial = new PeerConnection(a, { self: { peerId: 'liar', durable: true }, token: () => '' })
+    const dial = new PeerConnection(a, { self: { peerId: 'liar', isRelay: true }, token: () => '' })
     cleanups.push(() => dial.close(1000, 'done'))
     expect(await welcomed).toBe(false)
   })

@@ -46,7 +46,7 @@ const textIs = (doc: Y.Doc, expected: string, timeoutMs?: number): Promise<void>
 
 const peersSynced = (r: Replica, docId: string, count: number): Promise<void> =>
   until(`${count} synced peer(s) of ${docId}`, cb => { r.on('peers', cb); return () => r.off('peers', cb) },
-    () => r.peers(docId).filter(peer => peer.state === 'synced').length === count)
+    () => r.peers(docId).filter(peer => peer.state === 'acked').length === count)
 
 describe('Node peers', () => {
   it('sync two replicas with no relay, both ways; a peer\'s acknowledgement is not durability', async () => {
@@ -61,8 +61,8 @@ describe('Node peers', () => {
     docA.getText('t').insert(7, 'from a')
     await textIs(docB, 'from b from a')
     await Promise.all([peersSynced(a, 'p2p/doc', 1), peersSynced(b, 'p2p/doc', 1)])
-    expect(b.peers('p2p/doc')).toEqual([{ peerId: a.self.peerId, durable: false, state: 'synced' }])
-    expect(a.peers('p2p/doc')).toEqual([{ peerId: b.self.peerId, durable: false, state: 'synced' }])
+    expect(b.peers('p2p/doc')).toEqual([{ peerId: a.self.peerId, isRelay: false, state: 'acked' }])
+    expect(a.peers('p2p/doc')).toEqual([{ peerId: b.self.peerId, isRelay: false, state: 'acked' }])
     // No relay acknowledged anything: every local change is still pending on both sides.
     expect(b.pending('p2p/doc')).toBe(1)
     expect(a.pending('p2p/doc')).toBe(1)
@@ -162,7 +162,7 @@ describe('Node peers', () => {
     // A replica of the relay alone sees c's edit, which b forwarded from a document only c opened.
     const d = replica({ relays: [relay.url] })
     await textIs(await d.open('bridged'), 'via b')
-    expect(c.peers('bridged').map(peer => peer.durable)).toEqual([false])
+    expect(c.peers('bridged').map(peer => peer.isRelay)).toEqual([false])
   })
 
   it('closes hostile connections, stores nothing from them, and keeps serving honest peers', async () => {
@@ -189,7 +189,7 @@ describe('Node peers', () => {
     expect(await closeOf(new WebSocket(server.url, NATIVE_SUBPROTOCOL), new Uint8Array([99]))).toBe(4400)
     const native = new WebSocket(server.url, NATIVE_SUBPROTOCOL)
     native.on('open', () => {
-      native.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: 'x', durable: false }, token: '' }))
+      native.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: 'x', isRelay: false }, token: '' }))
       native.send(encodeNativeMessage({ type: 'open', docId: parseDocId('hostile'), stateVector: new Uint8Array([0]) }))
     })
     expect(await closeOf(native, encodeNativeMessage({ type: 'update', docId: parseDocId('hostile'), seq: 1, update: malformed }))).toBe(4400)

@@ -76,7 +76,7 @@ function connect (token: string, peerId: string = randomUUID()): Client {
     if (ws.readyState === ws.OPEN) ws.send(frame)
     else ws.once('open', () => ws.send(frame))
   }
-  send({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId, durable: false }, token })
+  send({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId, isRelay: false }, token })
   const untilChange = (what: string, check: () => boolean): Promise<void> =>
     until(what, cb => { events.on('change', cb); return () => events.off('change', cb) }, check)
   const client: Client = {
@@ -165,7 +165,7 @@ describe('peer ids bound to connections', () => {
     const server = await listenForPeers(replica, { port: 0, open: true })
     try {
       const hello = (ws: WebSocket): void => {
-        ws.on('open', () => ws.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: 'twin', durable: false }, token: '' })))
+        ws.on('open', () => ws.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: 'twin', isRelay: false }, token: '' })))
       }
       const first = new WebSocket(server.url, NATIVE_SUBPROTOCOL)
       hello(first)

@@ -138,7 +138,7 @@ class SimRelay {
   connect (from: string): Link {
     if (!this.up) throw new Error('relay is down')
     const [client, server] = this.network.pair(from, this.name)
-    serveNativeLink(server, { registry: this.registry, log: quiet, self: { peerId: this.name, durable: true }, authenticator: null, maxDocs: 100, peerIds: this.peerIds })
+    serveNativeLink(server, { registry: this.registry, log: quiet, self: { peerId: this.name, isRelay: true }, authenticator: null, maxDocs: 100, peerIds: this.peerIds })
     return client
   }
 
@@ -281,7 +281,7 @@ class LyingPeer {
     const send = (message: Parameters<typeof encodeNativeMessage>[0]): void => server.send(encodeNativeMessage(message))
     server.onMessage = frame => {
       const message = decodeNativeMessage(frame)
-      if (message.type === 'hello') send({ type: 'welcome', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: 'relay-a', durable: true } })
+      if (message.type === 'hello') send({ type: 'welcome', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: 'relay-a', isRelay: true } })
       if (message.type === 'open') send({ type: 'sync', docId: message.docId, stateVector: new Uint8Array([0]), update: new Uint8Array([0, 0]) })
       if (message.type === 'update' && message.seq > 0) send({ type: 'ack', docId: message.docId, seq: message.seq })
     }
@@ -318,7 +318,7 @@ function hostile (relay: SimRelay, crafter: Crafter, mirror: Y.Doc): void {
   }
   link.onMessage = () => {}
   link.onClose = () => {}
-  link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: 'hostile', durable: false }, token: '' }))
+  link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: 'hostile', isRelay: false }, token: '' }))
   link.send(encodeNativeMessage({ type: 'open', docId: DOC, stateVector: new Uint8Array([0]) }))
   const { update, expected } = crafter.next()
   if (expected === 'stored') Y.applyUpdate(mirror, update)

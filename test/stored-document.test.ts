@@ -259,7 +259,7 @@ describe('StoredDocument once quiet', () => {
     expect(parts()).toHaveLength(3)
     expect(index()).not.toBeNull()
     const stateVector = doc.stateVector()
-    doc.settle()
+    doc.shed()
     expect(parts()).toHaveLength(1)
     expect(index()).toBeNull()
     expect((doc.checks as unknown as { heldStructs: unknown }).heldStructs).toBeNull()

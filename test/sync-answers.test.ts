@@ -79,7 +79,7 @@ describe('requests for a large document', () => {
     const host = { docId: 'big', stateVector: () => new Uint8Array([0]), missingFor: () => update, readyToShare: () => null, awarenessStates: () => null, attach: () => {}, detach: () => {}, synced: () => {} } as unknown as DocumentHost
     const sent: Uint8Array[][] = [[], []]
     for (const frames of sent) {
-      const session = new SyncSession({ docId: parseDocId('big'), peer: { peerId: '', durable: false }, framing: nativeFraming, send: frame => frames.push(frame), onError: error => { throw error } })
+      const session = new SyncSession({ docId: parseDocId('big'), peer: { peerId: '', isRelay: false }, framing: nativeFraming, send: frame => frames.push(frame), onError: error => { throw error } })
       session.bind(host)
       session.receive({ type: 'open', stateVector: new Uint8Array([0]) })
     }

@@ -12,7 +12,7 @@ import { Cluster } from '../server/cluster/cluster.js'
 import { TombstoneGate } from '../server/cluster/tombstone-gate.js'
 
 const members = ['r1', 'r2', 'r3'].map(id => ({ id, url: `ws://${id}` }))
-const timing = { waitMs: 500, settleMs: 200, cutOffMs: 300 }
+const timing = { waitMs: 500, graceMs: 200, cutOffMs: 300 }
 const docId = parseDocId('gate/doc')
 
 beforeEach(() => { vi.useFakeTimers() })
@@ -49,7 +49,7 @@ describe('the tombstone gate', () => {
     gate.linkUp(outsider)
     gate.exchanged(outsider)
     expect(gate.ready(docId)).toBe(false)
-    await vi.advanceTimersByTimeAsync(timing.settleMs)
+    await vi.advanceTimersByTimeAsync(timing.graceMs)
     expect(gate.ready(docId)).toBe(true)
   })
 

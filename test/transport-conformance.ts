@@ -87,7 +87,7 @@ export function runLinkConformance (name: string, setup: () => Promise<LinkPairF
       try {
         left.ydoc.getText('t').insert(0, 'left ')
         right.ydoc.getText('t').insert(0, 'right ')
-        const groups = [new LinkGroup({ self: { peerId: 'left', durable: false } }), new LinkGroup({ self: { peerId: 'right', durable: false } })]
+        const groups = [new LinkGroup({ self: { peerId: 'left', isRelay: false } }), new LinkGroup({ self: { peerId: 'right', isRelay: false } })]
         groups[0]!.attach(left)
         groups[1]!.attach(right)
         groups[0]!.run(a, 'dial')

@@ -50,7 +50,7 @@ const textIs = (doc: Y.Doc, expected: string): Promise<void> =>
 
 const linked = (r: Replica, docId: string, other: Replica): Promise<void> =>
   until('a direct link', cb => { r.on('peers', cb); return () => r.off('peers', cb) },
-    () => r.peers(docId).some(peer => peer.peerId === other.self.peerId && peer.state === 'synced'))
+    () => r.peers(docId).some(peer => peer.peerId === other.self.peerId && peer.state === 'acked'))
 
 describe('WebRTC signaled by a relay (Node, node-datachannel)', { timeout: 30_000 }, () => {
   it('links two replicas directly; edits keep flowing after the relay stops', async () => {
@@ -64,7 +64,7 @@ describe('WebRTC signaled by a relay (Node, node-datachannel)', { timeout: 30_00
     await relay.close()
     docB.getText('t').insert(0, 'direct: ')
     await textIs(docA, 'direct: through the relay ')
-    expect(a.peers('rtc/doc').map(peer => peer.durable)).toEqual([false])
+    expect(a.peers('rtc/doc').map(peer => peer.isRelay)).toEqual([false])
   })
 
   it('refuses over the direct link what the relay would refuse: a read-only peer\'s writes', async () => {
@@ -141,7 +141,7 @@ describe('WebRTC signals from an attacker', { timeout: 30_000 }, () => {
     await textIs(docV, 'still here')
     await Promise.all([linked(victim, docId, other), linked(other, docId, victim)])
     // No link with the attacker came of it.
-    expect(victim.peers(docId).filter(peer => !peer.durable).map(peer => peer.peerId)).toEqual([other.self.peerId])
+    expect(victim.peers(docId).filter(peer => !peer.isRelay).map(peer => peer.peerId)).toEqual([other.self.peerId])
   })
 
   it('a stranger\'s signals cannot touch a direct link between two others', async () => {

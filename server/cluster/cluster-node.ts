@@ -11,7 +11,7 @@ import type { ClusterMember } from '../../shared/placement.js'
 import type { DocStore } from '../../shared/storage/store.js'
 import { Cluster, type ClusterOptions } from './cluster.js'
 import type { NativeRouting } from '../connections/native-connection.js'
-import type { DurablePeers } from '../../shared/listen/native-accept.js'
+import type { RelayPeers } from '../../shared/listen/native-accept.js'
 import { RelayLinks } from './relay-links.js'
 import { Rebalancer } from './rebalancer.js'
 import type { DocumentRegistry } from '../documents/registry.js'
@@ -93,7 +93,7 @@ export class ClusterNode {
   }
 
   /** How inbound links from other relays are admitted. */
-  get relayLinks (): DurablePeers {
+  get relayLinks (): RelayPeers {
     return this.links.accepting
   }
 

@@ -1,7 +1,7 @@
 /**
  * The links of a relay to the other relays of its cluster: one per pair, dialed by the
  * relay with the smaller id and re-dialed with short backoff when lost, authenticated by
- * the cluster secret in HELLO. Each link is a native connection between two durable peers
+ * the cluster secret in HELLO. Each link is a native connection between two relays
  * (see `shared/sync/connection.ts`); what runs over it is the replicator's business.
  */
 import { timingSafeEqual } from 'node:crypto'
@@ -15,7 +15,7 @@ import type { PeerConnection } from '../../shared/sync/connection.js'
 import { connectWebSocket, type WebSocketConstructor } from '../../shared/transport/websocket.js'
 import type { Cluster } from './cluster.js'
 import type { DocumentRegistry } from '../documents/registry.js'
-import type { DurablePeers } from '../../shared/listen/native-accept.js'
+import type { RelayPeers } from '../../shared/listen/native-accept.js'
 import { dialRelayLink, relayPolicy } from './relay-link-policy.js'
 
 /** What the owner of the links hears. */
@@ -43,7 +43,7 @@ export class RelayLinks {
   private readonly self: PeerInfo
 
   constructor (private readonly cluster: Cluster, private readonly registry: DocumentRegistry, private readonly events: RelayLinkEvents, private readonly log: Logger) {
-    this.self = { peerId: cluster.selfId, durable: true }
+    this.self = { peerId: cluster.selfId, isRelay: true }
   }
 
   /** Starts dialing the relays this relay is responsible for dialing. */
@@ -70,7 +70,7 @@ export class RelayLinks {
   }
 
   /** How inbound links from relays that dial this one are admitted (for the native connection handler). */
-  get accepting (): DurablePeers {
+  get accepting (): RelayPeers {
     return {
       admit: hello => this.admit(hello),
       policy: connection => relayPolicy(connection, this.registry, this.log, (from, message) => this.tombstones(from, message)),
@@ -146,7 +146,7 @@ export class RelayLinks {
         self: this.self,
         secret: this.cluster.secret,
         onReady: ready => {
-          if (ready.peer?.peerId !== peerId || !ready.peer.durable) {
+          if (ready.peer?.peerId !== peerId || !ready.peer.isRelay) {
             ready.close(CloseCode.badRequest, `expected relay ${peerId}`)
             return
           }

@@ -49,12 +49,12 @@ export class Replicator {
       confirm: () => this.confirm(doc.docId),
       stored: () => this.openSessions(doc),
       progressed: session => {
-        if (session.peer.durable && session.synced && session.caughtUp) this.behind.get(session.peer.peerId)?.delete(doc.docId)
-        this.settle(doc.docId)
+        if (session.peer.isRelay && session.synced && session.caughtUp) this.behind.get(session.peer.peerId)?.delete(doc.docId)
+        this.recheckWaiters(doc.docId)
       },
       ended: session => {
-        if (session.peer.durable && !(session.synced && session.caughtUp)) this.markBehind(session.peer.peerId, doc.docId)
-        this.settle(doc.docId)
+        if (session.peer.isRelay && !(session.synced && session.caughtUp)) this.markBehind(session.peer.peerId, doc.docId)
+        this.recheckWaiters(doc.docId)
       }
     }
     doc.replication = replication
@@ -158,7 +158,7 @@ export class Replicator {
   }
 
   /** Re-checks `docId`'s waiters: a session synced, acknowledged or ended. */
-  private settle (docId: DocId): void {
+  private recheckWaiters (docId: DocId): void {
     const waiters = this.waiters.get(docId)
     if (waiters === undefined) return
     for (const waiter of waiters) {

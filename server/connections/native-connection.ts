@@ -12,7 +12,7 @@ import type { ClusterMap, ClusterMember } from '../../shared/placement.js'
 import type { PeerInfo } from '../../shared/wire/native-messages.js'
 import type { PeerConnection } from '../../shared/sync/connection.js'
 import type { TokenVerifier } from '../../shared/listen/auth.js'
-import { acceptNative, type DurablePeers } from '../../shared/listen/native-accept.js'
+import { acceptNative, type RelayPeers } from '../../shared/listen/native-accept.js'
 import type { PeerIds } from '../../shared/listen/peer-ids.js'
 import type { DocumentRegistry } from '../documents/registry.js'
 import { relaySignal } from './signal-relay.js'
@@ -42,7 +42,7 @@ export interface NativeConnectionOptions {
   /** In a cluster: the map sent to clients and where to redirect them. */
   routing?: NativeRouting
   /** In a cluster: how links from other relays are admitted and served. Without it, a relay's HELLO is refused. */
-  relayLinks?: DurablePeers
+  relayLinks?: RelayPeers
 }
 
 /** Per client connection, how to stop sending it new cluster maps. */
@@ -76,6 +76,6 @@ export function serveNativeLink (link: Link, options: NativeConnectionOptions): 
     },
     peerIds,
     onSignal: (message, from) => relaySignal(registry, peerIds, message, from),
-    ...(relayLinks === undefined ? {} : { durablePeers: relayLinks })
+    ...(relayLinks === undefined ? {} : { relayPeers: relayLinks })
   })
 }

@@ -163,7 +163,7 @@ export class RelayDocument implements DocumentHost {
     if (this.isDeleted) throw new DocDeletedError(this.docId)
     this.lastActivity = Date.now()
     const started = this.observer === null ? 0 : performance.now()
-    const source = from === null ? 'http' : from.peer.durable ? 'relay' : 'client'
+    const source = from === null ? 'http' : from.peer.isRelay ? 'relay' : 'client'
     this.observer?.received(source, update.length)
     const prepared = this.stored.checks.prepare(update)
     if (prepared === null) return this.durable(from)
@@ -194,7 +194,7 @@ export class RelayDocument implements DocumentHost {
   private durable (from: SyncSession | null): Promise<void> {
     const committed = this.stored.settled()
     const replication = this.replication
-    if (replication === null || from?.peer.durable === true) return committed
+    if (replication === null || from?.peer.isRelay === true) return committed
     const forwarded = this.outgoing === null ? Promise.resolve() : new Promise<void>(resolve => queueMicrotask(resolve))
     const started = this.observer === null ? 0 : performance.now()
     const confirmed = forwarded.then(() => replication.confirm())

@@ -79,7 +79,7 @@ export class Database {
       this.succeeded()
       return result.rows
     } catch (error) {
-      this.settle(error)
+      this.judge(error)
       throw error
     }
   }
@@ -94,7 +94,7 @@ export class Database {
     try {
       client = await this.pool.connect()
     } catch (error) {
-      this.settle(error)
+      this.judge(error)
       throw error
     }
     let broken: unknown
@@ -110,7 +110,7 @@ export class Database {
       this.succeeded()
       return result
     } catch (error) {
-      this.settle(error)
+      this.judge(error)
       if (isStatementError(error)) await client.query('ROLLBACK').catch((rollback: unknown) => { broken = rollback })
       else broken = error
       throw error
@@ -126,7 +126,7 @@ export class Database {
     await this.pool.end()
   }
 
-  private settle (error: unknown): void {
+  private judge (error: unknown): void {
     if (isStatementError(error)) this.succeeded()
     else this.failed(error)
   }

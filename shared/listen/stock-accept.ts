@@ -24,8 +24,8 @@ import { ConnectionAuth } from './connection-auth.js'
 import type { StockClient } from './listener.js'
 import type { Log } from './log.js'
 
-/** Who a stock client is to its session: not a durable peer, and without a peer id. */
-const STOCK_PEER: PeerInfo = Object.freeze({ peerId: '', durable: false })
+/** Who a stock client is to its session: not a relay, and without a peer id. */
+const STOCK_PEER: PeerInfo = Object.freeze({ peerId: '', isRelay: false })
 
 /** The connection on each link, for link handlers shared by every connection (links call them as methods). */
 const connections = new WeakMap<Link, StockConnection>()

@@ -35,7 +35,7 @@ export function memoryRelay (): MemoryRelay {
       if (!isUp) throw new Error('relay is down')
       const [client, server] = linkPair((message, deliver) => relay.policy(message, deliver))
       links.add(client)
-      serveNativeLink(server, { registry, log, self: { peerId: 'memory', durable: true }, authenticator: null, maxDocs: 1000, peerIds })
+      serveNativeLink(server, { registry, log, self: { peerId: 'memory', isRelay: true }, authenticator: null, maxDocs: 1000, peerIds })
       const onClose = server.onClose
       server.onClose = (code, reason) => { links.delete(client); onClose.call(server, code, reason) }
       return client
