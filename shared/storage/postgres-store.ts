@@ -12,17 +12,17 @@
  * number: never a range, since a concurrent insert not yet committed may hold a lower
  * number) and keeps a snapshot it never saw as a log row. With `epochOf`, a compaction
  * also checks, in its transaction, that the relay's claim on the document still holds
- * (see ownership.ts); if not it is refused alone with a {@link FencedError}, and the rest
- * of the batch commits.
+ * (its fenced claims in `petaldb_owners`); if not it is refused alone with a
+ * {@link FencedError}, and the rest of the batch commits.
+ *
+ * The store talks to the database through a {@link SqlClient} and loads no driver itself:
+ * the relay hands it its pool (`pg`), whose schema it has migrated.
  */
-import type { DocId } from '../../shared/wire/doc-id.js'
-import type { StoredDoc } from '../../shared/storage/store.js'
-import { BatchedStore, type BatchOutcome, type CommitInfo, type StoreWrite } from '../../shared/storage/batched-store.js'
-import { FencedError } from '../../shared/errors.js'
-import { silentLog } from '../../shared/listen/log.js'
-import { Database, type Transaction } from './database.js'
-import { migrate } from './schema.js'
-import { withoutPassword } from './url.js'
+import type { DocId } from '../wire/doc-id.js'
+import type { StoredDoc } from './store.js'
+import { BatchedStore, type BatchOutcome, type CommitInfo, type StoreWrite } from './batched-store.js'
+import type { SqlClient, SqlQueryable } from './sql-client.js'
+import { FencedError } from '../errors.js'
 
 /** Options of {@link PostgresStore}. */
 export interface PostgresStoreOptions {
@@ -60,35 +60,23 @@ export class PostgresStore extends BatchedStore {
   private readonly ownsDatabase: boolean
 
   /**
-   * A store on `db`, whose schema must be migrated (see {@link PostgresStore.open}).
-   * Closing the store leaves `db` open unless the store opened it.
+   * A store on `db`, whose PetalDB schema must be migrated already (a relay migrates it
+   * when it starts). Closing the store closes `db` only if `ownsDatabase`.
    */
-  constructor (private readonly db: Database, private readonly options: PostgresStoreOptions = {}, ownsDatabase = false) {
+  constructor (private readonly db: SqlClient, private readonly options: PostgresStoreOptions = {}, ownsDatabase = false) {
     super()
     this.ownsDatabase = ownsDatabase
   }
 
-  /** Connects to `url`, migrates the schema, and returns a store that closes the connection with itself. */
-  static async open (url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
-    const db = new Database(url, { log: silentLog })
-    try {
-      await migrate(db)
-    } catch (error) {
-      await db.close()
-      throw error
-    }
-    return new PostgresStore(db, options, true)
-  }
-
-  /** The database URL without its password, which names the storage (see `DocStore.name`). */
+  /** The database, named without its password (see `DocStore.name`). */
   get name (): string {
-    return withoutPassword(this.db.url)
+    return this.db.name
   }
 
   async load (docId: DocId): Promise<StoredDoc | null> {
     await this.written()
     // One statement: the snapshot and the log come from the same snapshot of the database.
-    const [row] = await this.db.query<{ found: boolean, snapshot: Buffer | null, meta: Buffer | null, version: string | null, seqs: string[], updates: Buffer[] }>(`
+    const [row] = await this.db.query<{ found: boolean, snapshot: Uint8Array | null, meta: Uint8Array | null, version: string | null, seqs: string[], updates: Uint8Array[] }>(`
       SELECT d.id IS NOT NULL AS found, d.snapshot, d.meta, d.version,
         ARRAY(SELECT seq FROM petaldb_updates WHERE doc = $1 ORDER BY seq) AS seqs,
         ARRAY(SELECT data FROM petaldb_updates WHERE doc = $1 ORDER BY seq) AS updates
@@ -126,7 +114,7 @@ export class PostgresStore extends BatchedStore {
   }
 
   /** Writes `writes` in order in transaction `tx`; returns what the batch wrote and learned, and the writes refused alone. */
-  private async apply (tx: Transaction, writes: StoreWrite[]): Promise<{ info: CommitInfo, seen: Map<DocId, Seen | null>, refused: Map<StoreWrite, Error> }> {
+  private async apply (tx: SqlQueryable, writes: StoreWrite[]): Promise<{ info: CommitInfo, seen: Map<DocId, Seen | null>, refused: Map<StoreWrite, Error> }> {
     const info: CommitInfo = { updates: 0, compactions: 0, bytes: 0, seconds: 0 }
     const refused = new Map<StoreWrite, Error>()
     // What the batch teaches about rows, applied only once it has committed (null: forget the document).
@@ -150,7 +138,7 @@ export class PostgresStore extends BatchedStore {
     const snapshots = new Map<DocId, SnapshotRow>()
     const fenced = new Set<DocId>()
     if (compacted.length > 0) {
-      const rows = await tx.query<{ id: DocId, snapshot: Buffer | null, version: string }>('SELECT id, snapshot, version FROM petaldb_docs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [compacted])
+      const rows = await tx.query<{ id: DocId, snapshot: Uint8Array | null, version: string }>('SELECT id, snapshot, version FROM petaldb_docs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [compacted])
       for (const row of rows) snapshots.set(row.id, { snapshot: bytesOrNull(row.snapshot), version: row.version })
       for (const docId of await this.fenced(tx, compacted)) fenced.add(docId)
     }
@@ -223,7 +211,7 @@ export class PostgresStore extends BatchedStore {
   }
 
   /** Which of `docIds` this relay holds no claim on that the database still has (checked under a share lock until commit). */
-  private async fenced (tx: Transaction, docIds: DocId[]): Promise<DocId[]> {
+  private async fenced (tx: SqlQueryable, docIds: DocId[]): Promise<DocId[]> {
     const epochOf = this.options.epochOf
     if (epochOf === undefined) return []
     const expected = new Map(docIds.map(docId => [docId, epochOf(docId)]))
@@ -232,11 +220,11 @@ export class PostgresStore extends BatchedStore {
     return [...expected].filter(([docId, epoch]) => held.get(docId) !== epoch).map(([docId]) => docId)
   }
 
-  private async writeMetas (tx: Transaction, metas: Map<DocId, Array<(current: Uint8Array | null) => Uint8Array | null>>): Promise<void> {
+  private async writeMetas (tx: SqlQueryable, metas: Map<DocId, Array<(current: Uint8Array | null) => Uint8Array | null>>): Promise<void> {
     if (metas.size === 0) return
     const ids = [...metas.keys()].sort()
     await tx.query('INSERT INTO petaldb_docs (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [ids])
-    const rows = await tx.query<{ id: DocId, meta: Buffer | null }>('SELECT id, meta FROM petaldb_docs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [ids])
+    const rows = await tx.query<{ id: DocId, meta: Uint8Array | null }>('SELECT id, meta FROM petaldb_docs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [ids])
     const current = new Map(rows.map(row => [row.id, bytesOrNull(row.meta)]))
     const values = ids.map(docId => {
       let meta = current.get(docId) ?? null
@@ -252,11 +240,11 @@ function sortedIds (writes: StoreWrite[]): DocId[] {
   return [...new Set(writes.map(write => write.docId))].sort()
 }
 
-/** A Buffer from `pg` as a plain Uint8Array view (what every store returns). */
-function bytes (buffer: Buffer): Uint8Array {
+/** Bytes from the driver (`pg` gives Buffers) as a plain Uint8Array view (what every store returns). */
+function bytes (buffer: Uint8Array): Uint8Array {
   return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
 }
 
-function bytesOrNull (buffer: Buffer | null): Uint8Array | null {
+function bytesOrNull (buffer: Uint8Array | null): Uint8Array | null {
   return buffer === null ? null : bytes(buffer)
 }
