@@ -22,6 +22,7 @@ import type { DocId } from '../wire/doc-id.js'
 import type { StoredDoc } from './store.js'
 import { BatchedStore, type BatchOutcome, type CommitInfo, type StoreWrite } from './batched-store.js'
 import type { SqlClient, SqlQueryable } from './sql-client.js'
+import { SeenRows, type SeenBatch } from './seen-rows.js'
 import { FencedError } from '../errors.js'
 
 /** Options of {@link PostgresStore}. */
@@ -33,14 +34,6 @@ export interface PostgresStoreOptions {
    * A compaction commits only if the database still holds that epoch (none: refused).
    */
   epochOf?: (docId: DocId) => string | null
-}
-
-/** What this store knows of a document's rows: those it may compact away, and the snapshot it saw. */
-interface Seen {
-  /** Log rows loaded or appended by this store. */
-  rows: string[]
-  /** The snapshot version last loaded or written (0: none). */
-  version: string
 }
 
 /** The snapshot row of a document as a compaction found it. */
@@ -56,7 +49,8 @@ const APPENDS_PER_STATEMENT = 1000
 
 /** Durable document storage in PostgreSQL; see the module comment. */
 export class PostgresStore extends BatchedStore {
-  private seen = new Map<DocId, Seen>()
+  /** The log rows (`seq`, as text) and snapshot version ('0': none) this store knows of each document; see seen-rows.ts. */
+  private readonly seen = new SeenRows<string, string>('0')
   private readonly ownsDatabase: boolean
 
   /**
@@ -82,7 +76,7 @@ export class PostgresStore extends BatchedStore {
         ARRAY(SELECT data FROM petaldb_updates WHERE doc = $1 ORDER BY seq) AS updates
       FROM (SELECT 1) AS one LEFT JOIN petaldb_docs d ON d.id = $1`, [docId])
     if (row === undefined || (!row.found && row.updates.length === 0)) return null
-    this.seen.set(docId, { rows: row.seqs, version: row.version ?? '0' })
+    this.seen.loaded(docId, row.seqs, row.version ?? '0')
     return { snapshot: bytesOrNull(row.snapshot), meta: bytesOrNull(row.meta), updates: row.updates.map(bytes) }
   }
 
@@ -101,10 +95,7 @@ export class PostgresStore extends BatchedStore {
     const { info, seen, refused } = await this.db.transaction(tx => this.apply(tx, writes))
     info.seconds = (performance.now() - started) / 1000
     // A failed transaction rolled back: what it would have taught about rows is dropped with it.
-    for (const [docId, entry] of seen) {
-      if (entry === null) this.seen.delete(docId)
-      else this.seen.set(docId, entry)
-    }
+    this.seen.commit(seen)
     this.options.onCommit?.(info)
     return refused
   }
@@ -114,21 +105,11 @@ export class PostgresStore extends BatchedStore {
   }
 
   /** Writes `writes` in order in transaction `tx`; returns what the batch wrote and learned, and the writes refused alone. */
-  private async apply (tx: SqlQueryable, writes: StoreWrite[]): Promise<{ info: CommitInfo, seen: Map<DocId, Seen | null>, refused: Map<StoreWrite, Error> }> {
+  private async apply (tx: SqlQueryable, writes: StoreWrite[]): Promise<{ info: CommitInfo, seen: SeenBatch<string, string>, refused: Map<StoreWrite, Error> }> {
     const info: CommitInfo = { updates: 0, compactions: 0, bytes: 0, seconds: 0 }
     const refused = new Map<StoreWrite, Error>()
-    // What the batch teaches about rows, applied only once it has committed (null: forget the document).
-    const seen = new Map<DocId, Seen | null>()
-    const seenOf = (docId: DocId): Seen => {
-      let entry = seen.get(docId)
-      if (entry === undefined || entry === null) {
-        // After a delete in this batch, the document starts afresh.
-        const current = entry === null ? undefined : this.seen.get(docId)
-        entry = { rows: [...current?.rows ?? []], version: current?.version ?? '0' }
-        seen.set(docId, entry)
-      }
-      return entry
-    }
+    // What the batch teaches about rows, kept only once it has committed.
+    const seen = this.seen.batch()
 
     // Rows first, in id order (so that two batches never wait for each other in opposite orders),
     // then the compacted documents' rows locked, and their claims checked, in one statement each.
@@ -151,7 +132,7 @@ export class PostgresStore extends BatchedStore {
         const rows = await tx.query<{ seq: string, doc: DocId }>(
           `INSERT INTO petaldb_updates (doc, data) VALUES ${chunk.map((_, i) => `($${2 * i + 1}, $${2 * i + 2})`).join(', ')} RETURNING seq, doc`,
           chunk.flatMap(append => [append.docId, append.data]))
-        for (const row of rows) seenOf(row.doc).rows.push(row.seq)
+        for (const row of rows) seen.of(row.doc).append(row.seq)
       }
       appends = []
     }
@@ -178,7 +159,7 @@ export class PostgresStore extends BatchedStore {
           }
           await insertAppends()
           if (deleted.delete(write.docId)) await tx.query('INSERT INTO petaldb_docs (id) VALUES ($1) ON CONFLICT DO NOTHING', [write.docId])
-          const entry = seenOf(write.docId)
+          const entry = seen.of(write.docId)
           const current = snapshots.get(write.docId) ?? NO_SNAPSHOT
           // A snapshot another store wrote since this one last saw the document is kept, as a log row.
           if (current.snapshot !== null && current.version !== entry.version) {
@@ -186,9 +167,9 @@ export class PostgresStore extends BatchedStore {
           }
           const version = (BigInt(current.version) + 1n).toString()
           await tx.query('UPDATE petaldb_docs SET snapshot = $2, version = $3 WHERE id = $1', [write.docId, write.data, version])
-          if (entry.rows.length > 0) await tx.query('DELETE FROM petaldb_updates WHERE doc = $1 AND seq = ANY($2::bigint[])', [write.docId, entry.rows])
-          entry.rows = []
-          entry.version = version
+          const rows = entry.all
+          if (rows.length > 0) await tx.query('DELETE FROM petaldb_updates WHERE doc = $1 AND seq = ANY($2::bigint[])', [write.docId, rows])
+          entry.compacted(version)
           snapshots.set(write.docId, { snapshot: write.data, version })
           info.compactions++
           info.bytes += write.data.length
@@ -199,7 +180,7 @@ export class PostgresStore extends BatchedStore {
           await tx.query('DELETE FROM petaldb_updates WHERE doc = $1', [write.docId])
           await tx.query('DELETE FROM petaldb_docs WHERE id = $1', [write.docId])
           metas.delete(write.docId)
-          seen.set(write.docId, null)
+          seen.deleted(write.docId)
           snapshots.set(write.docId, NO_SNAPSHOT)
           deleted.add(write.docId)
           break
