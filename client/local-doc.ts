@@ -64,7 +64,7 @@ export interface Refusal {
   reason: string
 }
 
-/** How one session of a document stands, as reported by `replica.peers(docId)`. */
+/** How one session of a document stands, as reported by a handle's `peers` (`replica.doc(docId).peers`). */
 export interface SessionStatus {
   /** The peer's id (a relay's id, or a replica's). */
   peerId: string
