@@ -59,7 +59,12 @@ export interface ReplicaOptions {
   token?: string | (() => string | Promise<string>)
   /** WebSocket implementation. Default `globalThis.WebSocket`, or `ws` once `petaldb/node` is imported. */
   WebSocket?: WebSocketConstructor
-  /** Opens a link to a relay URL instead of a WebSocket (in-memory transports in tests). */
+  /**
+   * A custom transport: opens the link to a relay or peer URL instead of a WebSocket. Any
+   * {@link Link} works (an in-memory pair, a connection the app already has); the URLs in
+   * `relays` and `peers` are then only names passed to this function, not checked as
+   * `ws://` URLs, and `WebSocket` is not used.
+   */
   connect?: (url: string) => Promise<Link>
   /** Reconnect backoff: first delay bound, doubled per failure up to `maxReconnectDelayMs`. Default 100 ms. */
   minReconnectDelayMs?: number

@@ -26,11 +26,6 @@ export interface SqliteStoreOptions {
   /** Called after every successful group commit. */
   onCommit?: (info: CommitInfo) => void
   /**
-   * Fault injection for crash tests: runs inside the compaction transaction, after the
-   * new snapshot is written and before the log prefix is deleted.
-   */
-  betweenCompactionSteps?: () => void
-  /**
    * Overwrite deleted content with zeros (SQLite's `secure_delete`), so that a deleted
    * document, and the log rows and snapshots compaction replaced, do not linger in the
    * file's free pages. Costs some writes; the relay turns it on.
@@ -226,8 +221,7 @@ export class SqliteStore extends BatchedStore {
         // Snapshot first, log second: even outside a transaction a crash in between
         // could only leave updates that the snapshot already contains.
         this.statements.setSnapshot.run(write.docId, write.data, version)
-        this.options.betweenCompactionSteps?.()
-        this.deleteRows(write.docId, seen.all)
+        this.deleteCompacted(write.docId, seen.all)
         seen.compacted(version)
         info.compactions++
         info.bytes += write.data.length
@@ -240,8 +234,13 @@ export class SqliteStore extends BatchedStore {
     }
   }
 
-  /** Deletes `rows` of `docId`'s log: in one statement when no other store's row lies among them. */
-  private deleteRows (docId: DocId, rows: readonly number[]): void {
+  /**
+   * The second step of a compaction, in its transaction: deletes the log `rows` of `docId`
+   * that the snapshot just written replaces (in one statement when no other store's row lies
+   * among them). Synchronous, like the whole commit. A subclass may override it to act between
+   * the two steps and then call it (a crash test kills its process there).
+   */
+  protected deleteCompacted (docId: DocId, rows: readonly number[]): void {
     const last = rows[rows.length - 1]
     if (last === undefined) return
     if (this.statements.rowsUpTo.get(docId, last) === rows.length) {
