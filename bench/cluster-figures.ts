@@ -31,11 +31,11 @@ export function failover (kills = 20): Promise<Record<string, number | string>> 
         const docId = docs.get(victim.id)!
         const doc = await replica.open(docId)
         doc.getArray('items').push([`before ${k}`])
-        await replica.durable(docId)
+        await replica.doc(docId).durable()
         await cluster.kill(victim.id)
         const killedAt = performance.now()
         doc.getArray('items').push([`after ${k}`])
-        await replica.durable(docId)
+        await replica.doc(docId).durable()
         times.push(performance.now() - killedAt)
         await cluster.start(victim.id)
       }
@@ -58,13 +58,13 @@ async function throughput (url: string, dir: string, updates = 6000): Promise<nu
   const replica = new Replica({ store: new SqliteStore(join(dir, `client-${Math.random()}.db`)), relays: [url] })
   const ids = Array.from({ length: 10 }, (_, i) => `tp/${i}`)
   const docs = await Promise.all(ids.map(id => replica.open(id)))
-  await Promise.all(ids.map(id => replica.synced(id)))
+  await Promise.all(ids.map(id => replica.doc(id).synced()))
   const start = performance.now()
   for (let i = 0; i < updates; i += 50) {
     for (let j = i; j < i + 50; j++) docs[j % docs.length]!.getArray('items').push([j])
     await new Promise(resolve => setImmediate(resolve))
   }
-  await Promise.all(ids.map(id => replica.durable(id)))
+  await Promise.all(ids.map(id => replica.doc(id).durable()))
   const seconds = (performance.now() - start) / 1000
   await replica.close()
   return updates / seconds
@@ -97,7 +97,7 @@ export function rebalance (documents = 1000): Promise<Record<string, number | st
     const replica = new Replica({ store: new SqliteStore(join(dir, 'client.db')), relays: [cluster.relays[0]!.url] })
     const ids = Array.from({ length: documents }, (_, i) => `rebalance/${i}`)
     for (const id of ids) (await replica.open(id)).getText('t').insert(0, `document ${id}`)
-    await Promise.all(ids.map(id => replica.durable(id)))
+    await Promise.all(ids.map(id => replica.doc(id).durable()))
     await replica.close()
     await cluster.stopAll('SIGTERM')
     await cluster.add('r4')

@@ -101,7 +101,7 @@ export async function listenForPeers (replica: Replica, options: ListenForPeersO
         authenticator,
         log,
         maxDocs: limits.maxDocsPerConnection,
-        // A replica wants to know what its peers hold (see `replica.peers()`).
+        // A replica wants to know what its peers hold (see a handle's `peers`).
         numbered: true,
         peerIds,
         serve: docId => replica.serveToPeer(docId)

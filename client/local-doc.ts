@@ -21,7 +21,7 @@ import { SyncSession, type DocumentHost, type HandOver } from '../shared/sync/se
 import { decodeStateVector } from '../shared/wire/state-vector.js'
 import { encodeAwarenessEntries } from '../shared/wire/awareness.js'
 import { validateUpdate } from '../shared/validation/update-validation.js'
-import { ClosedError, LimitError, PetalError, RefusedError, StorageError } from '../shared/errors.js'
+import { ClosedError, DocLoadError, LimitError, PetalError, RefusedError, StorageError } from '../shared/errors.js'
 import { DocumentChecks, type PreparedUpdate } from '../shared/validation/document-checks.js'
 import { TooManyClientsError } from '../shared/validation/update-shape.js'
 import { DEFAULT_LIMITS, type Limits } from '../shared/listen/limits.js'
@@ -64,7 +64,7 @@ export interface Refusal {
   reason: string
 }
 
-/** How one session of a document stands, as reported by `replica.peers(docId)`. */
+/** How one session of a document stands, as reported by a handle's `peers` (`replica.doc(docId).peers`). */
 export interface SessionStatus {
   /** The peer's id (a relay's id, or a replica's). */
   peerId: string
@@ -192,7 +192,13 @@ export class LocalDoc implements DocumentHost {
 
   private async load (): Promise<void> {
     const persisted = await PersistedDoc.load(this.store, this.docId, this.ydoc, { origin: STORAGE_ORIGIN })
-    const stored = decodeCounters(persisted.loadedMeta)
+    let stored: Counters
+    try {
+      stored = decodeCounters(persisted.loadedMeta)
+    } catch (error) {
+      // Refused rather than read as nothing pending; the stored data is left as it is.
+      throw new DocLoadError(`document ${this.docId}: ${(error as Error).message}`)
+    }
     const writer = this.options.writer ?? ''
     // Counting starts from this writer's stored entry (a replica that reopens with its own id), if any.
     this.counters = stored.get(writer) ?? { local: 0, durable: 0 }

@@ -5,7 +5,6 @@
 import { CloseCode } from '../shared/wire/close-codes.js'
 import { ObservableV2 } from 'lib0/observable'
 import { uuidv4 } from 'lib0/random'
-import type { Awareness } from 'y-protocols/awareness'
 import * as Y from 'yjs'
 import { InvalidDocIdError, docIdProblem, parseDocId, type DocId } from '../shared/wire/doc-id.js'
 import type { Link } from '../shared/transport/link.js'
@@ -60,7 +59,12 @@ export interface ReplicaOptions {
   token?: string | (() => string | Promise<string>)
   /** WebSocket implementation. Default `globalThis.WebSocket`, or `ws` once `petaldb/node` is imported. */
   WebSocket?: WebSocketConstructor
-  /** Opens a link to a relay URL instead of a WebSocket (in-memory transports in tests). */
+  /**
+   * A custom transport: opens the link to a relay or peer URL instead of a WebSocket. Any
+   * {@link Link} works (an in-memory pair, a connection the app already has); the URLs in
+   * `relays` and `peers` are then only names passed to this function, not checked as
+   * `ws://` URLs, and `WebSocket` is not used.
+   */
   connect?: (url: string) => Promise<Link>
   /** Reconnect backoff: first delay bound, doubled per failure up to `maxReconnectDelayMs`. Default 100 ms. */
   minReconnectDelayMs?: number
@@ -92,7 +96,7 @@ export interface RefusedEvent {
   reason: string
 }
 
-/** A change in how an open document stands with its relays and peers (see {@link Replica.peers}). */
+/** A change in how an open document stands with its relays and peers (see `DocHandle.peers`). */
 export interface PeersEvent {
   docId: string
   peers: SessionStatus[]
@@ -316,37 +320,6 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     return entry
   }
 
-  /** Resolves once the open document has completed a sync with a relay (at once if it is in sync now). */
-  async synced (docId: string): Promise<void> {
-    if (this.router === null) throw new UsageError('this replica has no relays to sync with')
-    return await this.handle(docId).synced()
-  }
-
-  /** Resolves once every local change made so far to the open document is acknowledged as durable by a relay. */
-  async durable (docId: string): Promise<void> {
-    return await this.handle(docId).durable()
-  }
-
-  /** Local changes of the open document saved locally and not yet acknowledged by a relay. */
-  pending (docId: string): number {
-    return this.handle(docId).pending
-  }
-
-  /**
-   * How the open document stands with each relay and peer it syncs with right now: the
-   * peer's id, whether it is a relay, and whether it is still syncing, has acknowledged
-   * everything sent to it (`synced`), or has acknowledgements due (`sending`). Changes are
-   * emitted as `peers` events. Only relays make changes durable (see {@link durable}).
-   */
-  peers (docId: string): SessionStatus[] {
-    return this.handle(docId).peers
-  }
-
-  /** The y-protocols Awareness (presence) of the open document. */
-  awareness (docId: string): Awareness {
-    return this.handle(docId).awareness
-  }
-
   /**
    * Replaces the token on every relay connection without dropping the documents (before
    * the old one expires). Documents the new token does not allow are refused by the relay.
@@ -411,13 +384,6 @@ export class Replica extends ObservableV2<ReplicaEvents> {
 
   private assertOpen (): void {
     if (this.closed) throw new ClosedError('replica is closed')
-  }
-
-  /** The handle of an open document. */
-  private handle (docId: string): DocHandle {
-    const open = this.docs.get(parseDocId(docId))
-    if (open === undefined) throw new UsageError(`document ${docId} is not open: call replica.doc() or replica.open() first`)
-    return open.handle
   }
 }
 

@@ -52,7 +52,10 @@ export interface Relay {
   readonly port: number
   /** This relay's id among relays and to native clients. */
   readonly id: string
-  /** The document registry (for inspection in tests and tools). */
+  /**
+   * The relay's documents, for the app embedding it: read or change one in process
+   * (`registry.with(docId, doc => ...)`, as the HTTP API does), or see which are in memory.
+   */
   readonly registry: DocumentRegistry
   /** What the relay is, in words (`as r1 of a 3-relay cluster (data in ./d)`), for its first line on the console. */
   readonly role: string

@@ -64,7 +64,7 @@ describe.runIf(runBrowserTests)('peers in headless Chromium', () => {
         await two.waitForFunction(() => window.doc.getText('t').toString() === 'from tab one')
         await two.evaluate(() => window.doc.getText('t').insert(0, 'tab two and '))
         await one.waitForFunction(() => window.doc.getText('t').toString() === 'tab two and from tab one')
-        const peers = await one.evaluate(() => window.replica.peers('tabs/doc'))
+        const peers = await one.evaluate(() => window.replica.doc('tabs/doc').peers)
         expect(peers).toHaveLength(1)
         expect(peers[0]!.isRelay).toBe(false)
       } finally {
@@ -95,7 +95,7 @@ describe.runIf(runBrowserTests)('peers in headless Chromium', () => {
         for (const page of [one, two]) {
           const text = await textOf(page)
           expect(markers.filter(marker => !text.includes(marker))).toEqual([])
-          expect(await page.evaluate(() => window.replica.pending('race/doc'))).toBe(60)
+          expect(await page.evaluate(() => window.replica.doc('race/doc').pending)).toBe(60)
         }
       } finally {
         await Promise.all([one.close(), two.close()])
@@ -117,7 +117,7 @@ describe.runIf(runBrowserTests)('peers in headless Chromium', () => {
         await a!.evaluate(() => window.doc.getText('t').insert(0, 'hello over the relay'))
         await b!.waitForFunction(() => window.doc.getText('t').toString() === 'hello over the relay')
         // Both see each other as a direct peer (besides the relay).
-        for (const page of [a!, b!]) await page.waitForFunction(() => window.replica.peers('rtc/doc').some(peer => !peer.isRelay && peer.state === 'acked'), undefined, { timeout: 15_000 })
+        for (const page of [a!, b!]) await page.waitForFunction(() => window.replica.doc('rtc/doc').peers.some(peer => !peer.isRelay && peer.state === 'acked'), undefined, { timeout: 15_000 })
         await relay.close()
         await b!.evaluate(() => window.doc.getText('t').insert(0, 'direct: '))
         await a!.waitForFunction(() => window.doc.getText('t').toString() === 'direct: hello over the relay')

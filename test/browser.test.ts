@@ -70,20 +70,20 @@ describe.runIf(runBrowserTests)('browser build in headless Chromium', () => {
         const replica = new petal.Replica({ store: new petal.IndexedDbStore({ name: 'e2e' }), relays: [relayUrl] })
         const doc = await replica.open('notes/browser')
         const text = doc.getText('t').toString()
-        const pending = replica.pending('notes/browser')
+        const pending = replica.doc('notes/browser').pending
         window.replica = replica
         window.doc = doc
-        await replica.durable('notes/browser')
-        return { text, pending, pendingAfter: replica.pending('notes/browser') }
+        await replica.doc('notes/browser').durable()
+        return { text, pending, pendingAfter: replica.doc('notes/browser').pending }
       }, relay.url)
       expect(afterReload).toEqual({ text: 'written offline in Chromium', pending: 1, pendingAfter: 0 })
 
       const nodeDoc = await node.open('notes/browser')
-      await node.synced('notes/browser')
+      await node.doc('notes/browser').synced()
       expect(nodeDoc.getText('t').toString()).toBe('written offline in Chromium')
 
       nodeDoc.getText('t').insert(0, 'Node says hi. ')
-      await node.durable('notes/browser')
+      await node.doc('notes/browser').durable()
       await page.waitForFunction(() => window.doc.getText('t').toString().startsWith('Node says hi. '))
       await page.evaluate(() => window.doc.getText('t').insert(window.doc.getText('t').length, ' Browser answers.'))
       await until('the browser edit to reach Node', cb => { nodeDoc.on('update', cb); return () => nodeDoc.off('update', cb) },

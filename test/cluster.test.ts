@@ -59,7 +59,7 @@ describe('relay cluster', () => {
     const r = replica(c.relays[0]!.url)
     const ids = ['placed/a', 'placed/b', 'placed/c', 'placed/d']
     for (const id of ids) (await r.open(id)).getText('t').insert(0, id)
-    await Promise.all(ids.map(id => r.durable(id)))
+    await Promise.all(ids.map(id => r.doc(id).durable()))
     await c.stopAll()
     for (const id of ids) {
       const expected = homesOf(id, c.relays, 2).map(relay => relay.id).sort()
@@ -79,10 +79,10 @@ describe('relay cluster', () => {
     const doc = await r.open('forwarded/once')
     const first = doc.clientID
     doc.getText('t').insert(0, 'first')
-    await r.durable('forwarded/once')
+    await r.doc('forwarded/once').durable()
     // The second write is acknowledged once all three committed it, after every copy of the first.
     doc.getText('t').insert(5, ' second')
-    await r.durable('forwarded/once')
+    await r.doc('forwarded/once').durable()
     await c.stopAll('SIGTERM')
     for (const relay of c.relays) {
       const store = new SqliteStore(relayDatabasePath(relay.dataDir))
@@ -102,7 +102,7 @@ describe('relay cluster', () => {
     const r = replica(c.relays[0]!.url)
     const doc = await r.open('quorum/refused')
     doc.getText('t').insert(0, 'small')
-    await r.durable('quorum/refused')
+    await r.doc('quorum/refused').durable()
     doc.getText('t').insert(0, 'x'.repeat(5000))
     await c.relays[1]!.process!.waitForLog('refusing a document on a connection')
     doc.getText('t').insert(0, 'y')
@@ -110,8 +110,8 @@ describe('relay cluster', () => {
     // (wrong) acknowledgement of the refused one would have arrived before it.
     const other = await r.open('quorum/other')
     other.getText('t').insert(0, 'other')
-    await r.durable('quorum/other')
-    expect(r.pending('quorum/refused')).toBe(2)
+    await r.doc('quorum/other').durable()
+    expect(r.doc('quorum/refused').pending).toBe(2)
   })
 
   it('reports clients and relay links apart in /healthz, and cluster members and replication in /metrics', async () => {
@@ -131,7 +131,7 @@ describe('relay cluster', () => {
       expect(figures.map(({ clients, relayLinks }) => ({ clients, relayLinks }))).toEqual([{ clients: 0, relayLinks: 2 }, { clients: 0, relayLinks: 2 }, { clients: 1, relayLinks: 2 }])
       const native = replica(c.relays[2]!.url)
       ;(await native.open('health/one-client')).getText('t').insert(0, 'replicated')
-      await native.durable('health/one-client') // W=2: another home confirmed it
+      await native.doc('health/one-client').durable() // W=2: another home confirmed it
       const metrics = await (await fetch(c.relays[2]!.url.replace('ws:', 'http:') + '/metrics')).text()
       const sample = (name: string): number => Number(new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(metrics)?.[1])
       expect(sample('petaldb_cluster_members{state="total"}')).toBe(3)
@@ -151,7 +151,7 @@ describe('relay cluster', () => {
     const outsider = c.relays.find(relay => relay.id !== owner!.id)!
     const native = replica(outsider.url)
     const doc = await native.open(docId)
-    await native.synced(docId)
+    await native.doc(docId).synced()
     const stock = stockClient(outsider.url, docId)
     try {
       await stock.synced()
@@ -160,7 +160,7 @@ describe('relay cluster', () => {
       stock.text.insert(7, 'stock')
       await until('the stock edit to reach the replica', cb => { doc.on('update', cb); return () => doc.off('update', cb) },
         () => doc.getText('t').toString() === 'native stock')
-      await native.durable(docId)
+      await native.doc(docId).durable()
     } finally {
       stock.destroy()
     }
@@ -194,7 +194,7 @@ describe('relay cluster under failure', () => {
       const docIds = Array.from({ length: 12 }, (_, i) => `load/${i}`)
       const clients = c.relays.slice(0, 3).map(relay => replica(relay.url))
       const arrays = await Promise.all(clients.map(async r => Promise.all(docIds.map(async id => (await r.open(id)).getArray<string>('items')))))
-      await Promise.all(clients.flatMap(r => docIds.map(id => r.synced(id))))
+      await Promise.all(clients.flatMap(r => docIds.map(id => r.doc(id).synced())))
 
       const acked = new Map<string, string[]>(docIds.map(id => [id, []]))
       let written = 0
@@ -202,7 +202,7 @@ describe('relay cluster under failure', () => {
       const write = (client: number, doc: number): Promise<void> => {
         const token = `${client}:${written++}`
         arrays[client]![doc]!.push([token])
-        const done = clients[client]!.durable(docIds[doc]!).then(() => { acked.get(docIds[doc]!)!.push(token) }, () => {})
+        const done = clients[client]!.doc(docIds[doc]!).durable().then(() => { acked.get(docIds[doc]!)!.push(token) }, () => {})
         writes.push(done)
         return done
       }
@@ -328,7 +328,7 @@ describe('relay cluster membership changes', () => {
         const doc = written % docIds.length
         const token = `${client}:${written++}`
         arrays[client]![doc]!.push([token])
-        writes.push(clients[client]!.durable(docIds[doc]!).then(() => { acked.get(docIds[doc]!)!.push(token) }, () => {}))
+        writes.push(clients[client]!.doc(docIds[doc]!).durable().then(() => { acked.get(docIds[doc]!)!.push(token) }, () => {}))
         await new Promise(resolve => setTimeout(resolve, 3))
       }
     })()

@@ -58,7 +58,7 @@ async function run (seed: number, replicaCount: number, steps: number): Promise<
       if (random.next() < 0.3) await new Promise(resolve => setTimeout(resolve, random.int(5)))
     }
     online.fill(true)
-    await Promise.all(replicas.map(r => r.durable(DOC)))
+    await Promise.all(replicas.map(r => r.doc(DOC).durable()))
     const texts = (): string[] => docs.map(doc => doc.getText('t').toString())
     await until('every replica to converge', cb => {
       for (const doc of docs) doc.on('update', cb)
@@ -66,7 +66,7 @@ async function run (seed: number, replicaCount: number, steps: number): Promise<
     }, () => new Set(texts()).size === 1, 20_000)
     const vectors = docs.map(doc => [...Y.decodeStateVector(Y.encodeStateVector(doc))].sort())
     for (const vector of vectors) expect(vector).toEqual(vectors[0])
-    expect(replicas.map(r => r.pending(DOC))).toEqual(replicas.map(() => 0))
+    expect(replicas.map(r => r.doc(DOC).pending)).toEqual(replicas.map(() => 0))
     // The relay's stored copy converged too.
     const stored = (await relay.store.load(parseDocId(DOC)))!
     const relayDoc = new Y.Doc()

@@ -69,13 +69,13 @@ async function scenario (relay: Relay, setFailing: (failing: boolean) => void, r
   const fresh = client(relay, 'faulty')
   await fresh.synced()
   expect(fresh.text.toString()).toBe('stored ')
-  expect(native.pending('faulty')).toBe(1)
+  expect(native.doc('faulty').pending).toBe(1)
 
   setFailing(false)
   // Writers re-send what was not stored: it arrives, is acknowledged and survives a restart.
   await reaches(fresh, '> stored lost?')
-  await native.durable('faulty')
-  expect(native.pending('faulty')).toBe(0)
+  await native.doc('faulty').durable()
+  expect(native.doc('faulty').pending).toBe(0)
   const again = await restart()
   const late = client(again, 'faulty')
   await late.synced()

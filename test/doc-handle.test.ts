@@ -107,7 +107,7 @@ describe('document handle', () => {
     // A backoff that has grown to minutes: without reconnect() the next attempt would be far away.
     const r = replica({ relays: ['memory://relay'], connect, minReconnectDelayMs: 600_000, maxReconnectDelayMs: 600_000 })
     const handle = r.doc('reconnect/1')
-    await until('a first failed attempt', cb => { r.on('status', cb); return () => r.off('status', cb) }, () => attempts >= 1 && r.peers('reconnect/1').length === 0)
+    await until('a first failed attempt', cb => { r.on('status', cb); return () => r.off('status', cb) }, () => attempts >= 1 && r.doc('reconnect/1').peers.length === 0)
     handle.ydoc.getText('t').insert(0, 'made offline')
     relay.up()
     r.reconnect()

@@ -92,7 +92,7 @@ async function run (seed: number, steps: number): Promise<void> {
     for (const vector of vectors) expect(vector).toEqual(vectors[0])
     // Everything anyone wrote reaches the relay, through neighbours for those without one:
     // a fresh replica of the relay alone gets it all, and so does the relay's store.
-    await Promise.all([replicas[0]!.durable(DOC), replicas[1]!.durable(DOC)])
+    await Promise.all([replicas[0]!.doc(DOC).durable(), replicas[1]!.doc(DOC).durable()])
     const observer = new Replica({ store: new MemoryStore(), relays: ['memory://relay'], connect: relay.connect })
     replicas.push(observer)
     const seen = await observer.open(DOC)

@@ -142,7 +142,7 @@ describe('presence on a listening replica', () => {
     const other = stockClient(relay.url, docId)
     cleanups.push(() => other.destroy())
     other.provider.awareness.setLocalState({ name: 'honest' })
-    const seen = listener.awareness(docId)
+    const seen = listener.doc(docId).awareness
     const honestId = other.doc.clientID
     await until('the honest state', cb => { seen.on('change', cb); return () => seen.off('change', cb) }, () => (seen.getStates().get(honestId) as { name?: string } | undefined)?.name === 'honest')
     const peer = await nativeClient(url, { messages: [{ type: 'open', docId: parseDocId(docId), stateVector: new Uint8Array([0]) }] })

@@ -56,7 +56,7 @@ describe('GET /metrics', () => {
       await stock.synced()
       const doc = await replica.open('metrics/doc')
       for (let i = 0; i < 40; i++) doc.getText('t').insert(0, 'x'.repeat(100)) // past compactMinBytes: a compaction
-      await replica.durable('metrics/doc')
+      await replica.doc('metrics/doc').durable()
       await stock.textIs(doc.getText('t').toString())
       const refused = new WebSocket(`${relay.url}/metrics/doc?token=forged`)
       refused.on('error', () => {})

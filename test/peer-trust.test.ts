@@ -78,8 +78,8 @@ describe('a peer that says it is a relay', () => {
     handle.durable().then(() => { durable = true }, () => {})
     // The liar acknowledged the change, and the replica handled the acknowledgement.
     await until('the liar to acknowledge', cb => { r.on('peers', cb); return () => r.off('peers', cb) },
-      () => liar.acks > 0 && r.peers('trust/doc').some(peer => peer.state === 'acked'))
-    expect(r.peers('trust/doc')).toEqual([{ peerId: 'i-am-a-relay', isRelay: false, state: 'acked' }])
+      () => liar.acks > 0 && r.doc('trust/doc').peers.some(peer => peer.state === 'acked'))
+    expect(r.doc('trust/doc').peers).toEqual([{ peerId: 'i-am-a-relay', isRelay: false, state: 'acked' }])
     expect(handle.pending).toBe(1)
     expect(handle.status).toBe('saved')
     await new Promise(resolve => setImmediate(resolve))

@@ -5,10 +5,11 @@
  * and against hostile input and tokens.
  */
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { Replica } from '../client/replica.js'
+import { LocalDoc } from '../client/local-doc.js'
 import { listenForPeers, SqliteStore, type PeerServer } from '../client/node.js'
 import { startRelay, type Relay } from '../server/relay.js'
 import { NATIVE_PROTOCOL_VERSION, NATIVE_SUBPROTOCOL, encodeNativeMessage } from '../shared/wire/native-messages.js'
@@ -46,7 +47,7 @@ const textIs = (doc: Y.Doc, expected: string, timeoutMs?: number): Promise<void>
 
 const peersSynced = (r: Replica, docId: string, count: number): Promise<void> =>
   until(`${count} synced peer(s) of ${docId}`, cb => { r.on('peers', cb); return () => r.off('peers', cb) },
-    () => r.peers(docId).filter(peer => peer.state === 'acked').length === count)
+    () => r.doc(docId).peers.filter(peer => peer.state === 'acked').length === count)
 
 describe('Node peers', () => {
   it('sync two replicas with no relay, both ways; a peer\'s acknowledgement is not durability', async () => {
@@ -61,11 +62,11 @@ describe('Node peers', () => {
     docA.getText('t').insert(7, 'from a')
     await textIs(docB, 'from b from a')
     await Promise.all([peersSynced(a, 'p2p/doc', 1), peersSynced(b, 'p2p/doc', 1)])
-    expect(b.peers('p2p/doc')).toEqual([{ peerId: a.self.peerId, isRelay: false, state: 'acked' }])
-    expect(a.peers('p2p/doc')).toEqual([{ peerId: b.self.peerId, isRelay: false, state: 'acked' }])
+    expect(b.doc('p2p/doc').peers).toEqual([{ peerId: a.self.peerId, isRelay: false, state: 'acked' }])
+    expect(a.doc('p2p/doc').peers).toEqual([{ peerId: b.self.peerId, isRelay: false, state: 'acked' }])
     // No relay acknowledged anything: every local change is still pending on both sides.
-    expect(b.pending('p2p/doc')).toBe(1)
-    expect(a.pending('p2p/doc')).toBe(1)
+    expect(b.doc('p2p/doc').pending).toBe(1)
+    expect(a.doc('p2p/doc').pending).toBe(1)
   })
 
   it('carries edits along a chain c → b → a, both ways', async () => {
@@ -123,11 +124,14 @@ describe('Node peers', () => {
     await first.close()
     const a = replica({ path })
     const server = await listening(a)
+    // Asking `a` for the document would open it for the app: watch its closing instead.
+    const closes = vi.spyOn(LocalDoc.prototype, 'close')
     const b = replica({ peers: [server.url] })
     await textIs(await b.open('stored/only'), 'kept on disk')
     await b.close()
     await until('the served document to close', cb => { const t = setInterval(cb, 5); return () => clearInterval(t) },
-      () => { try { a.peers('stored/only'); return false } catch { return true } })
+      () => closes.mock.contexts.some(local => (local as LocalDoc | undefined)?.docId === 'stored/only'))
+    closes.mockRestore()
   })
 
   it('keeps syncing when the listening replica restarts on the same port while its peer edits', async () => {
@@ -162,7 +166,7 @@ describe('Node peers', () => {
     // A replica of the relay alone sees c's edit, which b forwarded from a document only c opened.
     const d = replica({ relays: [relay.url] })
     await textIs(await d.open('bridged'), 'via b')
-    expect(c.peers('bridged').map(peer => peer.isRelay)).toEqual([false])
+    expect(c.doc('bridged').peers.map(peer => peer.isRelay)).toEqual([false])
   })
 
   it('closes hostile connections, stores nothing from them, and keeps serving honest peers', async () => {

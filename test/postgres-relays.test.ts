@@ -88,7 +88,7 @@ describe.runIf(runPostgresTests)('relays on one PostgreSQL database', () => {
     for (const { replica: r, docs } of opened) {
       for (const docId of docs) {
         r.doc(docId).ydoc.getText('t').insert(0, 'x')
-        await r.durable(docId)
+        await r.doc(docId).durable()
       }
     }
     // Before, the replica's first connection and its connection to the same relay as a member were two sockets under one peer id.
@@ -123,7 +123,7 @@ describe.runIf(runPostgresTests)('relays on one PostgreSQL database', () => {
       const docIds = Array.from({ length: 9 }, (_, i) => `load/${i}`)
       const clients = group.relays.map(relay => replica(relay.url))
       const arrays = await Promise.all(clients.map(async r => Promise.all(docIds.map(async id => (await r.open(id)).getArray<string>('items')))))
-      await Promise.all(clients.flatMap(r => docIds.map(id => r.synced(id))))
+      await Promise.all(clients.flatMap(r => docIds.map(id => r.doc(id).synced())))
 
       const acked = new Map<string, string[]>(docIds.map(id => [id, []]))
       let written = 0
@@ -131,7 +131,7 @@ describe.runIf(runPostgresTests)('relays on one PostgreSQL database', () => {
       const write = (client: number, doc: number): Promise<void> => {
         const token = `${client}:${written++}`
         arrays[client]![doc]!.push([token])
-        const done = clients[client]!.durable(docIds[doc]!).then(() => { acked.get(docIds[doc]!)!.push(token) }, () => {})
+        const done = clients[client]!.doc(docIds[doc]!).durable().then(() => { acked.get(docIds[doc]!)!.push(token) }, () => {})
         writes.push(done)
         return done
       }
@@ -198,7 +198,7 @@ describe.runIf(runPostgresTests)('relays on one PostgreSQL database', () => {
     await r4.waitForLog('registered with the database')
     // The old home hands the document over; stock and native clients follow it to r4.
     doc.getText('t').insert(7, 'after')
-    await native.durable(docId)
+    await native.doc(docId).durable()
     await before.textIs('before after', 10_000)
     await expect.poll(async () => (await healthOf(group.byId('r4').url)).body.documents, { timeout: 5000 }).toBe(1)
     // A stock client on any relay, through a plain load balancer, sees the same document.
@@ -213,7 +213,7 @@ describe.runIf(runPostgresTests)('relays on one PostgreSQL database', () => {
     const onR1 = replica(group.byId('r1').url)
     const a = await onR1.open(docId)
     a.getText('t').insert(0, 'a')
-    await onR1.durable(docId)
+    await onR1.doc(docId).durable()
     const r1 = group.byId('r1').process!
     const r2 = group.byId('r2').process!
     const since = r2.logs.length
@@ -226,14 +226,14 @@ describe.runIf(runPostgresTests)('relays on one PostgreSQL database', () => {
       b = await onR2.open(docId)
       await until('r2 to serve what r1 stored', cb => { b.on('update', cb); return () => b.off('update', cb) }, () => b.getText('t').toString() === 'a')
       b.getText('t').insert(0, 'b')
-      await onR2.durable(docId)
+      await onR2.doc(docId).durable()
     } finally {
       r1.child.kill('SIGCONT')
     }
     // r1 notices on its next heartbeat, drops the document, joins again, and serves it again once r2 hands it back.
     await r1.waitForLog(entry => String(entry.msg).startsWith('this relay lost its lease'), 10_000)
     a.getText('t').insert(0, 'c')
-    await onR1.durable(docId)
+    await onR1.doc(docId).durable()
     const text = (d: Y.Doc): string => d.getText('t').toString()
     await until('both replicas to converge', cb => {
       a.on('update', cb)
@@ -253,7 +253,7 @@ describe.runIf(runPostgresTests)('relays on one PostgreSQL database', () => {
     const write = (doc: number): Promise<void> => {
       const token = `${written++}`
       arrays[doc]!.push([token])
-      return r.durable(docIds[doc]!).then(() => { acked.add(token) }, () => {})
+      return r.doc(docIds[doc]!).durable().then(() => { acked.add(token) }, () => {})
     }
     await Promise.all(docIds.map((_, i) => write(i)))
     let loading = true
@@ -283,7 +283,7 @@ describe.runIf(runPostgresTests)('relays on one PostgreSQL database', () => {
     // Acknowledgements resume by themselves.
     // Each wait is bounded, so that a stall says where it is rather than timing the test out.
     const diagnosis = (): string => [
-      `pending ${JSON.stringify(docIds.map(id => r.pending(id)))}, peers ${JSON.stringify(docIds.map(id => r.peers(id)))}`,
+      `pending ${JSON.stringify(docIds.map(id => r.doc(id).pending))}, peers ${JSON.stringify(docIds.map(id => r.doc(id).peers))}`,
       ...group.relays.map(relay => `${relay.id}: ${JSON.stringify(relay.process!.logs.slice(-8).map(entry => entry.msg))}`)
     ].join('\n')
     const within = async (what: string, promise: Promise<unknown>): Promise<void> => {

@@ -5,7 +5,8 @@ import { Ownership } from '../server/postgres/ownership.js'
 import { SCHEMA_VERSION, migrate } from '../server/postgres/schema.js'
 import { parseDocId } from '../shared/wire/doc-id.js'
 import type { CommitInfo } from '../shared/storage/batched-store.js'
-import { PostgresStore } from '../server/postgres/postgres-store.js'
+import { PostgresStore } from '../shared/storage/postgres-store.js'
+import { openPostgresStore } from '../server/postgres/open-store.js'
 import { Database } from '../server/postgres/database.js'
 import { silentLog } from '../shared/listen/log.js'
 import { runStoreConformance } from './store-conformance.js'
@@ -20,12 +21,12 @@ describe.runIf(runPostgresTests)('PostgresStore on a real server', () => {
 
   runStoreConformance('PostgresStore', async () => {
     const url = await server.createDatabase()
-    const store = await PostgresStore.open(url)
+    const store = await openPostgresStore(url)
     return {
       store,
       reopen: async () => {
         await store.close()
-        return await PostgresStore.open(url)
+        return await openPostgresStore(url)
       },
       // The first store migrated the schema: the second connects only.
       another: () => new PostgresStore(new Database(url, { log: silentLog }), {}, true)
@@ -34,7 +35,7 @@ describe.runIf(runPostgresTests)('PostgresStore on a real server', () => {
 
   it('commits the writes of one turn in one transaction, and the next batch only after it', async () => {
     const commits: CommitInfo[] = []
-    const store = await PostgresStore.open(await server.createDatabase(), { onCommit: info => commits.push(info) })
+    const store = await openPostgresStore(await server.createDatabase(), { onCommit: info => commits.push(info) })
     const doc = parseDocId('d')
     const first = Array.from({ length: 100 }, (_, i) => store.append(doc, new Uint8Array([i])))
     expect(commits).toEqual([])
@@ -58,7 +59,7 @@ describe.runIf(runPostgresTests)('PostgresStore on a real server', () => {
 
   it('keeps every update when two relays race to compact one document, round after round', async () => {
     const url = await server.createDatabase()
-    const stores = [await PostgresStore.open(url), await PostgresStore.open(url)]
+    const stores = [await openPostgresStore(url), await openPostgresStore(url)]
     const doc = parseDocId('raced')
     const writers = stores.map(() => new Y.Doc())
     let written = 0
@@ -86,7 +87,7 @@ describe.runIf(runPostgresTests)('PostgresStore on a real server', () => {
 
   it('refuses the compaction of a relay whose claim another relay took, alone in its batch', async () => {
     const url = await server.createDatabase()
-    const admin = await PostgresStore.open(url)
+    const admin = await openPostgresStore(url)
     const db = new Database(url, { log: silentLog })
     await db.query(`INSERT INTO petaldb_relays (id, url, incarnation, renewed_at, lease_until) VALUES
       ('a', 'ws://127.0.0.1:1', 'a1', now(), now() + interval '1 minute'), ('b', 'ws://127.0.0.1:2', 'b1', now(), now() + interval '1 minute')`)

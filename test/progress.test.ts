@@ -2,7 +2,7 @@
  * The progress of long-running commands: a bar redrawn in place on a terminal, JSON lines
  * anywhere else, both ending with a summary, with failures reported as they happen.
  */
-import { describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { Progress, formatBytes, type ProgressOutput } from '../server/tools/progress.js'
 
 /** A stream that records what is written to it. */
@@ -12,18 +12,21 @@ function output (isTTY: boolean): ProgressOutput & { text: string } {
 }
 
 describe('progress', () => {
+  // Progress reads performance.now(): a fake clock moves it exactly.
+  beforeEach(() => { vi.useFakeTimers({ toFake: ['performance'] }) })
+  afterEach(() => { vi.useRealTimers() })
+
   it('draws one line in place on a terminal, failures above it, and a summary', () => {
     const terminal = output(true)
     const lines = output(false)
-    let now = 0
-    const progress = new Progress({ command: 'export', unit: 'documents', terminal, lines, intervalMs: 100, now: () => now })
+    const progress = new Progress({ command: 'export', unit: 'documents', terminal, lines, intervalMs: 100 })
     progress.start(4)
-    now = 1000
+    vi.advanceTimersByTime(1000)
     progress.advance(2048)
-    now = 1050
+    vi.advanceTimersByTime(50)
     progress.advance(2048) // within the interval: not drawn
     progress.failed({ id: 'notes/1', reason: 'invalid' })
-    now = 2000
+    vi.advanceTimersByTime(950)
     progress.advance(1024)
     progress.finish('3 documents written', { exported: 3 })
     expect(lines.text).toBe('')
@@ -42,13 +45,12 @@ describe('progress', () => {
   it('writes JSON lines elsewhere: progress at most every interval, failures, and a summary', () => {
     const terminal = output(false)
     const lines = output(false)
-    let now = 0
-    const progress = new Progress({ command: 'import', unit: 'documents', terminal, lines, intervalMs: 1000, now: () => now })
+    const progress = new Progress({ command: 'import', unit: 'documents', terminal, lines, intervalMs: 1000 })
     progress.start(2)
-    now = 10
+    vi.advanceTimersByTime(10)
     progress.advance(100)
     progress.failed({ file: 'a.yjs', id: 'a', reason: 'the relay answered 400: bad' })
-    now = 2000
+    vi.advanceTimersByTime(1990)
     progress.advance(0)
     progress.finish('1 imported', { imported: 1, failed: 1 })
     expect(terminal.text).toBe('')

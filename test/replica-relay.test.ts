@@ -62,12 +62,12 @@ describe('replicas against a relay process', () => {
     docB.getText('t').insert(0, 'from b. ')
     docB.getText('t').delete(0, 5)
     await Promise.all([a.doc('notes/1').saved(), b.doc('notes/1').saved()])
-    expect(a.pending('notes/1')).toBe(1)
-    expect(b.pending('notes/1')).toBe(2)
+    expect(a.doc('notes/1').pending).toBe(1)
+    expect(b.doc('notes/1').pending).toBe(2)
 
     await relayOn(port, fresh('relay'))
-    await Promise.all([a.durable('notes/1'), b.durable('notes/1')])
-    expect([a.pending('notes/1'), b.pending('notes/1')]).toEqual([0, 0])
+    await Promise.all([a.doc('notes/1').durable(), b.doc('notes/1').durable()])
+    expect([a.doc('notes/1').pending, b.doc('notes/1').pending]).toEqual([0, 0])
     await until('a and b to converge', cb => {
       docA.on('update', cb); docB.on('update', cb)
       return () => { docA.off('update', cb); docB.off('update', cb) }
@@ -80,7 +80,7 @@ describe('replicas against a relay process', () => {
     const doc = await native.open('mixed/1')
     const stock = stockClient(relay.url, 'mixed/1')
     try {
-      await Promise.all([native.synced('mixed/1'), stock.synced()])
+      await Promise.all([native.doc('mixed/1').synced(), stock.synced()])
       doc.getText('t').insert(0, 'native ')
       await stock.textIs('native ')
       stock.text.insert(7, 'stock')
@@ -101,14 +101,14 @@ describe('replicas against a relay process', () => {
 
     const second = replica(db, url)
     await second.open('todo')
-    expect(second.pending('todo')).toBe(1)
+    expect(second.doc('todo').pending).toBe(1)
     await relayOn(port, fresh('relay'))
-    await second.durable('todo')
-    expect(second.pending('todo')).toBe(0)
+    await second.doc('todo').durable()
+    expect(second.doc('todo').pending).toBe(0)
 
     const reader = replica(join(fresh('reader'), 'local.db'), url)
     const doc = await reader.open('todo')
-    await reader.synced('todo')
+    await reader.doc('todo').synced()
     expect(textOf(doc)).toBe('buy milk')
   })
 
@@ -124,7 +124,7 @@ describe('replicas against a relay process', () => {
       const items = (await writer.open('log')).getArray<string>('items')
       const acknowledged: string[] = []
       for (let round = 0; round < 8; round++) {
-        await writer.synced('log')
+        await writer.doc('log').synced()
         const inFlight: Array<Promise<void>> = []
         const killAt = random.int(40)
         for (let i = 0; i < 40; i++) {
@@ -134,14 +134,14 @@ describe('replicas against a relay process', () => {
           }
           const token = `${round}.${i}`
           items.push([token])
-          inFlight.push(writer.durable('log').then(() => { acknowledged.push(token) }, () => {}))
+          inFlight.push(writer.doc('log').durable().then(() => { acknowledged.push(token) }, () => {}))
           if (random.next() < 0.3) await new Promise(resolve => setImmediate(resolve))
         }
         relay = await relayOn(port, relayData)
         await Promise.all(inFlight)
       }
-      await writer.durable('log')
-      expect(writer.pending('log')).toBe(0)
+      await writer.doc('log').durable()
+      expect(writer.doc('log').pending).toBe(0)
       expect(acknowledged).toHaveLength(8 * 40)
       await relay.stop('SIGKILL')
       await expectOnDisk(relayData, acknowledged)
@@ -149,7 +149,7 @@ describe('replicas against a relay process', () => {
 
       const reader = replica(join(fresh('reader'), 'local.db'), url)
       const readDoc = await reader.open('log')
-      await reader.synced('log')
+      await reader.doc('log').synced()
       const stored = new Set(readDoc.getArray<string>('items').toArray())
       expect(acknowledged.filter(token => !stored.has(token))).toEqual([])
     } catch (error) {

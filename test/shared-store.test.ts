@@ -42,11 +42,11 @@ describe('replicas sharing one store', () => {
     docX.getText('t').insert(0, 'b')
     docY.getText('t').insert(0, 'c')
     await Promise.all([x.doc('counted').saved(), y.doc('counted').saved()])
-    expect([x.pending('counted'), y.pending('counted')]).toEqual([2, 1])
+    expect([x.doc('counted').pending, y.doc('counted').pending]).toEqual([2, 1])
     await Promise.all([close(x), close(y)])
     const reopened = replica(path)
     await reopened.open('counted')
-    expect(reopened.pending('counted')).toBe(3)
+    expect(reopened.doc('counted').pending).toBe(3)
   })
 
   it.each([false, true])('loses nothing when both write offline and each compacts (synced over a channel meanwhile: %s)', async (tabs) => {
@@ -72,7 +72,7 @@ describe('replicas sharing one store', () => {
     const reopened = replica(path)
     const text = textOf(await reopened.open('raced'))
     expect(markers.filter(marker => !text.includes(marker))).toEqual([])
-    expect(reopened.pending('raced')).toBe(80)
+    expect(reopened.doc('raced').pending).toBe(80)
   })
 
   it('counts changes as durable once one reopened replica synced everything it loaded with a relay', async () => {
@@ -86,13 +86,13 @@ describe('replicas sharing one store', () => {
       await Promise.all([close(x), close(y)])
       const online = replica(path, { relays: [relay.url] })
       await online.open('later')
-      expect(online.pending('later')).toBe(2)
-      await online.durable('later')
-      expect(online.pending('later')).toBe(0)
+      expect(online.doc('later').pending).toBe(2)
+      await online.doc('later').durable()
+      expect(online.doc('later').pending).toBe(0)
       await close(online)
       const after = replica(path)
       await after.open('later')
-      expect(after.pending('later')).toBe(0)
+      expect(after.doc('later').pending).toBe(0)
     } finally {
       await relay.close()
     }

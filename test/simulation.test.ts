@@ -210,7 +210,7 @@ class SimReplica {
       const upTo = [...this.markers]
       const relay = this.options.relay
       if (relay !== null) {
-        this.replica.durable(DOC).then(() => {
+        this.replica.doc(DOC).durable().then(() => {
           // Durable means committed by the relay: on its disk now, whatever happens next.
           const onDisk = markersOn(relay.disk)
           this.world.notOnDisk.push(...upTo.filter(m => !onDisk.has(m)))
@@ -386,7 +386,7 @@ async function simulate (seed: number): Promise<void> {
     }
     for (let waited = 0; !converged(); waited += 100) {
       if (waited > 120_000) {
-        const states = [...world.replicas.map(r => `${r.name}: ${stateOf(r.doc!)} ${JSON.stringify(r.replica.peers(DOC))}`), ...world.relays.map(r => `${r.name}: ${stateOf(fromDisk(r.disk))}`)]
+        const states = [...world.replicas.map(r => `${r.name}: ${stateOf(r.doc!)} ${JSON.stringify(r.replica.doc(DOC).peers)}`), ...world.relays.map(r => `${r.name}: ${stateOf(fromDisk(r.disk))}`)]
         throw new Error(`no convergence after 120 s of virtual time:\n${states.join('\n')}`)
       }
       await settle(100)
@@ -396,7 +396,7 @@ async function simulate (seed: number): Promise<void> {
     // Everything stored loads in a fresh Y.Doc, as what everyone converged on.
     await settle(1000)
     for (const disk of [...world.relays.map(relay => relay.disk), ...world.replicas.map(replica => replica.disk)]) expect(stateOf(fromDisk(disk))).toBe(stateOf(world.replicas[0]!.doc!))
-    for (const replica of world.replicas.slice(0, 3)) expect(replica.replica.pending(DOC), `${replica.name} pending`).toBe(0)
+    for (const replica of world.replicas.slice(0, 3)) expect(replica.replica.doc(DOC).pending, `${replica.name} pending`).toBe(0)
   } finally {
     for (const replica of world.replicas) if (replica.up) await replica.crash()
     for (const relay of world.relays) relay.crash()

@@ -144,10 +144,10 @@ describe('webhooks', () => {
     const doc = await replica.open('slow-hook/doc')
     for (let i = 0; i < 50; i++) {
       doc.getText('t').insert(0, 'x')
-      await replica.durable('slow-hook/doc')
+      await replica.doc('slow-hook/doc').durable()
       if (i === 0) await callsReach(hook, 1) // the receiver is now holding a call open
     }
-    expect(replica.pending('slow-hook/doc')).toBe(0)
+    expect(replica.doc('slow-hook/doc').pending).toBe(0)
     // One call hangs; the changes since wait as one more call for the document (once their debounce ends).
     let metrics = ''
     for (let tries = 0; tries < 40 && !metrics.includes('petaldb_webhook_deliveries{state="queued"} 1'); tries++) {

@@ -50,7 +50,7 @@ const textIs = (doc: Y.Doc, expected: string): Promise<void> =>
 
 const linked = (r: Replica, docId: string, other: Replica): Promise<void> =>
   until('a direct link', cb => { r.on('peers', cb); return () => r.off('peers', cb) },
-    () => r.peers(docId).some(peer => peer.peerId === other.self.peerId && peer.state === 'acked'))
+    () => r.doc(docId).peers.some(peer => peer.peerId === other.self.peerId && peer.state === 'acked'))
 
 describe('WebRTC signaled by a relay (Node, node-datachannel)', { timeout: 30_000 }, () => {
   it('links two replicas directly; edits keep flowing after the relay stops', async () => {
@@ -64,7 +64,7 @@ describe('WebRTC signaled by a relay (Node, node-datachannel)', { timeout: 30_00
     await relay.close()
     docB.getText('t').insert(0, 'direct: ')
     await textIs(docA, 'direct: through the relay ')
-    expect(a.peers('rtc/doc').map(peer => peer.isRelay)).toEqual([false])
+    expect(a.doc('rtc/doc').peers.map(peer => peer.isRelay)).toEqual([false])
   })
 
   it('refuses over the direct link what the relay would refuse: a read-only peer\'s writes', async () => {
@@ -141,7 +141,7 @@ describe('WebRTC signals from an attacker', { timeout: 30_000 }, () => {
     await textIs(docV, 'still here')
     await Promise.all([linked(victim, docId, other), linked(other, docId, victim)])
     // No link with the attacker came of it.
-    expect(victim.peers(docId).filter(peer => !peer.isRelay).map(peer => peer.peerId)).toEqual([other.self.peerId])
+    expect(victim.doc(docId).peers.filter(peer => !peer.isRelay).map(peer => peer.peerId)).toEqual([other.self.peerId])
   })
 
   it('a stranger\'s signals cannot touch a direct link between two others', async () => {
@@ -180,9 +180,9 @@ describe('WebRTC signals from an attacker', { timeout: 30_000 }, () => {
     await Promise.all([writer.open(docId), reader.open(docId)])
     await Promise.all([linked(writer, docId, reader), linked(reader, docId, writer)])
     await relay.close()
-    const awareness = reader.awareness(docId)
+    const awareness = reader.doc(docId).awareness
     awareness.setLocalState({ name: 'r', sub: 'someone-else' })
-    const seen = writer.awareness(docId)
+    const seen = writer.doc(docId).awareness
     await until('the reader\'s presence', cb => { seen.on('change', cb); return () => seen.off('change', cb) }, () => (seen.getStates().get(awareness.clientID) as { name?: string } | undefined)?.name === 'r')
     expect(seen.getStates().get(awareness.clientID)).toEqual({ name: 'r', sub: 'r' })
   })

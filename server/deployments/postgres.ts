@@ -17,7 +17,7 @@ import type { Deployment } from './deployment.js'
 export async function postgres (settings: PostgresOptions, relayId: string | undefined, log: Logger, onCommit: (info: CommitInfo) => void): Promise<Deployment> {
   const { Database } = await import('../postgres/database.js')
   const { migrate } = await import('../postgres/schema.js')
-  const { PostgresStore } = await import('../postgres/postgres-store.js')
+  const { PostgresStore } = await import('../../shared/storage/postgres-store.js')
   const { PostgresNode, DEFAULT_LEASE_MS } = await import('../postgres/postgres-node.js')
   const database = new Database(settings.url, { log })
   try {

@@ -9,6 +9,8 @@
 import type pg from 'pg'
 import { requirePeer } from '../../shared/node-peers.js'
 import type { Log } from '../../shared/listen/log.js'
+import type { SqlClient } from '../../shared/storage/sql-client.js'
+import { withoutPassword } from './url.js'
 
 const { Pool, DatabaseError } = requirePeer<typeof pg>('pg', 'Storing documents in PostgreSQL')
 
@@ -34,8 +36,8 @@ function isStatementError (error: unknown): boolean {
   return !code.startsWith('08') && !code.startsWith('57P')
 }
 
-/** A PostgreSQL database; see the module comment. */
-export class Database {
+/** A PostgreSQL database; see the module comment. It is the {@link SqlClient} of a `PostgresStore`. */
+export class Database implements SqlClient {
   private readonly pool: pg.Pool
   private readonly log: Log
   private reachable: boolean | null = null
@@ -54,6 +56,11 @@ export class Database {
       application_name: 'petaldb-relay'
     })
     this.pool.on('error', error => this.failed(error))
+  }
+
+  /** The URL without its password. */
+  get name (): string {
+    return withoutPassword(this.url)
   }
 
   /** Whether the last statement reached the server (null before the first). */

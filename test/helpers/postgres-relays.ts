@@ -5,7 +5,7 @@
  */
 import * as Y from 'yjs'
 import { parseDocId } from '../../shared/wire/doc-id.js'
-import { PostgresStore } from '../../server/postgres/postgres-store.js'
+import { openPostgresStore } from '../../server/postgres/open-store.js'
 import { freePort, startRelayProcess, type RelayProcess } from './relay-process.js'
 
 export interface PostgresRelay {
@@ -70,7 +70,7 @@ export async function startPostgresRelays (databaseUrl: string, ids: string[], s
 
 /** What the database holds for each of `docIds`, as Y.Docs (read by a store of its own, as any other writer could). */
 export async function inDatabase (databaseUrl: string, docIds: string[]): Promise<Map<string, Y.Doc>> {
-  const store = await PostgresStore.open(databaseUrl)
+  const store = await openPostgresStore(databaseUrl)
   try {
     const docs = new Map<string, Y.Doc>()
     for (const docId of docIds) {

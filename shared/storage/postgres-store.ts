@@ -12,17 +12,18 @@
  * number: never a range, since a concurrent insert not yet committed may hold a lower
  * number) and keeps a snapshot it never saw as a log row. With `epochOf`, a compaction
  * also checks, in its transaction, that the relay's claim on the document still holds
- * (see ownership.ts); if not it is refused alone with a {@link FencedError}, and the rest
- * of the batch commits.
+ * (its fenced claims in `petaldb_owners`); if not it is refused alone with a
+ * {@link FencedError}, and the rest of the batch commits.
+ *
+ * The store talks to the database through a {@link SqlClient} and loads no driver itself:
+ * the relay hands it its pool (`pg`), whose schema it has migrated.
  */
-import type { DocId } from '../../shared/wire/doc-id.js'
-import type { StoredDoc } from '../../shared/storage/store.js'
-import { BatchedStore, type BatchOutcome, type CommitInfo, type StoreWrite } from '../../shared/storage/batched-store.js'
-import { FencedError } from '../../shared/errors.js'
-import { silentLog } from '../../shared/listen/log.js'
-import { Database, type Transaction } from './database.js'
-import { migrate } from './schema.js'
-import { withoutPassword } from './url.js'
+import type { DocId } from '../wire/doc-id.js'
+import type { StoredDoc } from './store.js'
+import { BatchedStore, type BatchOutcome, type CommitInfo, type StoreWrite } from './batched-store.js'
+import type { SqlClient, SqlQueryable } from './sql-client.js'
+import { SeenRows, type SeenBatch } from './seen-rows.js'
+import { FencedError } from '../errors.js'
 
 /** Options of {@link PostgresStore}. */
 export interface PostgresStoreOptions {
@@ -33,14 +34,6 @@ export interface PostgresStoreOptions {
    * A compaction commits only if the database still holds that epoch (none: refused).
    */
   epochOf?: (docId: DocId) => string | null
-}
-
-/** What this store knows of a document's rows: those it may compact away, and the snapshot it saw. */
-interface Seen {
-  /** Log rows loaded or appended by this store. */
-  rows: string[]
-  /** The snapshot version last loaded or written (0: none). */
-  version: string
 }
 
 /** The snapshot row of a document as a compaction found it. */
@@ -56,45 +49,34 @@ const APPENDS_PER_STATEMENT = 1000
 
 /** Durable document storage in PostgreSQL; see the module comment. */
 export class PostgresStore extends BatchedStore {
-  private seen = new Map<DocId, Seen>()
+  /** The log rows (`seq`, as text) and snapshot version ('0': none) this store knows of each document; see seen-rows.ts. */
+  private readonly seen = new SeenRows<string, string>('0')
   private readonly ownsDatabase: boolean
 
   /**
-   * A store on `db`, whose schema must be migrated (see {@link PostgresStore.open}).
-   * Closing the store leaves `db` open unless the store opened it.
+   * A store on `db`, whose PetalDB schema must be migrated already (a relay migrates it
+   * when it starts). Closing the store closes `db` only if `ownsDatabase`.
    */
-  constructor (private readonly db: Database, private readonly options: PostgresStoreOptions = {}, ownsDatabase = false) {
+  constructor (private readonly db: SqlClient, private readonly options: PostgresStoreOptions = {}, ownsDatabase = false) {
     super()
     this.ownsDatabase = ownsDatabase
   }
 
-  /** Connects to `url`, migrates the schema, and returns a store that closes the connection with itself. */
-  static async open (url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
-    const db = new Database(url, { log: silentLog })
-    try {
-      await migrate(db)
-    } catch (error) {
-      await db.close()
-      throw error
-    }
-    return new PostgresStore(db, options, true)
-  }
-
-  /** The database URL without its password, which names the storage (see `DocStore.name`). */
+  /** The database, named without its password (see `DocStore.name`). */
   get name (): string {
-    return withoutPassword(this.db.url)
+    return this.db.name
   }
 
   async load (docId: DocId): Promise<StoredDoc | null> {
     await this.written()
     // One statement: the snapshot and the log come from the same snapshot of the database.
-    const [row] = await this.db.query<{ found: boolean, snapshot: Buffer | null, meta: Buffer | null, version: string | null, seqs: string[], updates: Buffer[] }>(`
+    const [row] = await this.db.query<{ found: boolean, snapshot: Uint8Array | null, meta: Uint8Array | null, version: string | null, seqs: string[], updates: Uint8Array[] }>(`
       SELECT d.id IS NOT NULL AS found, d.snapshot, d.meta, d.version,
         ARRAY(SELECT seq FROM petaldb_updates WHERE doc = $1 ORDER BY seq) AS seqs,
         ARRAY(SELECT data FROM petaldb_updates WHERE doc = $1 ORDER BY seq) AS updates
       FROM (SELECT 1) AS one LEFT JOIN petaldb_docs d ON d.id = $1`, [docId])
     if (row === undefined || (!row.found && row.updates.length === 0)) return null
-    this.seen.set(docId, { rows: row.seqs, version: row.version ?? '0' })
+    this.seen.loaded(docId, row.seqs, row.version ?? '0')
     return { snapshot: bytesOrNull(row.snapshot), meta: bytesOrNull(row.meta), updates: row.updates.map(bytes) }
   }
 
@@ -113,10 +95,7 @@ export class PostgresStore extends BatchedStore {
     const { info, seen, refused } = await this.db.transaction(tx => this.apply(tx, writes))
     info.seconds = (performance.now() - started) / 1000
     // A failed transaction rolled back: what it would have taught about rows is dropped with it.
-    for (const [docId, entry] of seen) {
-      if (entry === null) this.seen.delete(docId)
-      else this.seen.set(docId, entry)
-    }
+    this.seen.commit(seen)
     this.options.onCommit?.(info)
     return refused
   }
@@ -126,21 +105,11 @@ export class PostgresStore extends BatchedStore {
   }
 
   /** Writes `writes` in order in transaction `tx`; returns what the batch wrote and learned, and the writes refused alone. */
-  private async apply (tx: Transaction, writes: StoreWrite[]): Promise<{ info: CommitInfo, seen: Map<DocId, Seen | null>, refused: Map<StoreWrite, Error> }> {
+  private async apply (tx: SqlQueryable, writes: StoreWrite[]): Promise<{ info: CommitInfo, seen: SeenBatch<string, string>, refused: Map<StoreWrite, Error> }> {
     const info: CommitInfo = { updates: 0, compactions: 0, bytes: 0, seconds: 0 }
     const refused = new Map<StoreWrite, Error>()
-    // What the batch teaches about rows, applied only once it has committed (null: forget the document).
-    const seen = new Map<DocId, Seen | null>()
-    const seenOf = (docId: DocId): Seen => {
-      let entry = seen.get(docId)
-      if (entry === undefined || entry === null) {
-        // After a delete in this batch, the document starts afresh.
-        const current = entry === null ? undefined : this.seen.get(docId)
-        entry = { rows: [...current?.rows ?? []], version: current?.version ?? '0' }
-        seen.set(docId, entry)
-      }
-      return entry
-    }
+    // What the batch teaches about rows, kept only once it has committed.
+    const seen = this.seen.batch()
 
     // Rows first, in id order (so that two batches never wait for each other in opposite orders),
     // then the compacted documents' rows locked, and their claims checked, in one statement each.
@@ -150,7 +119,7 @@ export class PostgresStore extends BatchedStore {
     const snapshots = new Map<DocId, SnapshotRow>()
     const fenced = new Set<DocId>()
     if (compacted.length > 0) {
-      const rows = await tx.query<{ id: DocId, snapshot: Buffer | null, version: string }>('SELECT id, snapshot, version FROM petaldb_docs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [compacted])
+      const rows = await tx.query<{ id: DocId, snapshot: Uint8Array | null, version: string }>('SELECT id, snapshot, version FROM petaldb_docs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [compacted])
       for (const row of rows) snapshots.set(row.id, { snapshot: bytesOrNull(row.snapshot), version: row.version })
       for (const docId of await this.fenced(tx, compacted)) fenced.add(docId)
     }
@@ -163,7 +132,7 @@ export class PostgresStore extends BatchedStore {
         const rows = await tx.query<{ seq: string, doc: DocId }>(
           `INSERT INTO petaldb_updates (doc, data) VALUES ${chunk.map((_, i) => `($${2 * i + 1}, $${2 * i + 2})`).join(', ')} RETURNING seq, doc`,
           chunk.flatMap(append => [append.docId, append.data]))
-        for (const row of rows) seenOf(row.doc).rows.push(row.seq)
+        for (const row of rows) seen.of(row.doc).append(row.seq)
       }
       appends = []
     }
@@ -190,7 +159,7 @@ export class PostgresStore extends BatchedStore {
           }
           await insertAppends()
           if (deleted.delete(write.docId)) await tx.query('INSERT INTO petaldb_docs (id) VALUES ($1) ON CONFLICT DO NOTHING', [write.docId])
-          const entry = seenOf(write.docId)
+          const entry = seen.of(write.docId)
           const current = snapshots.get(write.docId) ?? NO_SNAPSHOT
           // A snapshot another store wrote since this one last saw the document is kept, as a log row.
           if (current.snapshot !== null && current.version !== entry.version) {
@@ -198,9 +167,9 @@ export class PostgresStore extends BatchedStore {
           }
           const version = (BigInt(current.version) + 1n).toString()
           await tx.query('UPDATE petaldb_docs SET snapshot = $2, version = $3 WHERE id = $1', [write.docId, write.data, version])
-          if (entry.rows.length > 0) await tx.query('DELETE FROM petaldb_updates WHERE doc = $1 AND seq = ANY($2::bigint[])', [write.docId, entry.rows])
-          entry.rows = []
-          entry.version = version
+          const rows = entry.all
+          if (rows.length > 0) await tx.query('DELETE FROM petaldb_updates WHERE doc = $1 AND seq = ANY($2::bigint[])', [write.docId, rows])
+          entry.compacted(version)
           snapshots.set(write.docId, { snapshot: write.data, version })
           info.compactions++
           info.bytes += write.data.length
@@ -211,7 +180,7 @@ export class PostgresStore extends BatchedStore {
           await tx.query('DELETE FROM petaldb_updates WHERE doc = $1', [write.docId])
           await tx.query('DELETE FROM petaldb_docs WHERE id = $1', [write.docId])
           metas.delete(write.docId)
-          seen.set(write.docId, null)
+          seen.deleted(write.docId)
           snapshots.set(write.docId, NO_SNAPSHOT)
           deleted.add(write.docId)
           break
@@ -223,7 +192,7 @@ export class PostgresStore extends BatchedStore {
   }
 
   /** Which of `docIds` this relay holds no claim on that the database still has (checked under a share lock until commit). */
-  private async fenced (tx: Transaction, docIds: DocId[]): Promise<DocId[]> {
+  private async fenced (tx: SqlQueryable, docIds: DocId[]): Promise<DocId[]> {
     const epochOf = this.options.epochOf
     if (epochOf === undefined) return []
     const expected = new Map(docIds.map(docId => [docId, epochOf(docId)]))
@@ -232,11 +201,11 @@ export class PostgresStore extends BatchedStore {
     return [...expected].filter(([docId, epoch]) => held.get(docId) !== epoch).map(([docId]) => docId)
   }
 
-  private async writeMetas (tx: Transaction, metas: Map<DocId, Array<(current: Uint8Array | null) => Uint8Array | null>>): Promise<void> {
+  private async writeMetas (tx: SqlQueryable, metas: Map<DocId, Array<(current: Uint8Array | null) => Uint8Array | null>>): Promise<void> {
     if (metas.size === 0) return
     const ids = [...metas.keys()].sort()
     await tx.query('INSERT INTO petaldb_docs (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [ids])
-    const rows = await tx.query<{ id: DocId, meta: Buffer | null }>('SELECT id, meta FROM petaldb_docs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [ids])
+    const rows = await tx.query<{ id: DocId, meta: Uint8Array | null }>('SELECT id, meta FROM petaldb_docs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [ids])
     const current = new Map(rows.map(row => [row.id, bytesOrNull(row.meta)]))
     const values = ids.map(docId => {
       let meta = current.get(docId) ?? null
@@ -252,11 +221,11 @@ function sortedIds (writes: StoreWrite[]): DocId[] {
   return [...new Set(writes.map(write => write.docId))].sort()
 }
 
-/** A Buffer from `pg` as a plain Uint8Array view (what every store returns). */
-function bytes (buffer: Buffer): Uint8Array {
+/** Bytes from the driver (`pg` gives Buffers) as a plain Uint8Array view (what every store returns). */
+function bytes (buffer: Uint8Array): Uint8Array {
   return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
 }
 
-function bytesOrNull (buffer: Buffer | null): Uint8Array | null {
+function bytesOrNull (buffer: Uint8Array | null): Uint8Array | null {
   return buffer === null ? null : bytes(buffer)
 }
