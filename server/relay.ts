@@ -183,7 +183,7 @@ async function serve (options: RelayOptions, parts: Parts): Promise<Relay> {
     ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     onClosed: code => metrics.closed(code),
     onNative: link => {
-      const { routing, relayLinks } = deployment
+      const { routing, relayPeers } = deployment
       serveNativeLink(link, {
         registry,
         log,
@@ -192,7 +192,7 @@ async function serve (options: RelayOptions, parts: Parts): Promise<Relay> {
         maxDocs: limits.maxDocsPerConnection,
         peerIds,
         ...(routing === null ? {} : { routing }),
-        ...(relayLinks === null ? {} : { relayLinks })
+        ...(relayPeers === null ? {} : { relayPeers })
       })
       open.track(link, 'native')
     },

@@ -93,7 +93,7 @@ export class ClusterNode {
   }
 
   /** How inbound links from other relays are admitted. */
-  get relayLinks (): RelayPeers {
+  get relayPeers (): RelayPeers {
     return this.links.accepting
   }
 

@@ -42,7 +42,7 @@ export interface NativeConnectionOptions {
   /** In a cluster: the map sent to clients and where to redirect them. */
   routing?: NativeRouting
   /** In a cluster: how links from other relays are admitted and served. Without it, a relay's HELLO is refused. */
-  relayLinks?: RelayPeers
+  relayPeers?: RelayPeers
 }
 
 /** Per client connection, how to stop sending it new cluster maps. */
@@ -50,7 +50,7 @@ const mapSubscriptions = new WeakMap<PeerConnection, () => void>()
 
 /** Serves the native protocol on `link`; see the module comment. */
 export function serveNativeLink (link: Link, options: NativeConnectionOptions): PeerConnection {
-  const { registry, log, routing, relayLinks, peerIds } = options
+  const { registry, log, routing, relayPeers, peerIds } = options
   return acceptNative(link, {
     self: options.self,
     authenticator: options.authenticator,
@@ -76,6 +76,6 @@ export function serveNativeLink (link: Link, options: NativeConnectionOptions): 
     },
     peerIds,
     onSignal: (message, from) => relaySignal(registry, peerIds, message, from),
-    ...(relayLinks === undefined ? {} : { relayPeers: relayLinks })
+    ...(relayPeers === undefined ? {} : { relayPeers })
   })
 }

@@ -44,7 +44,7 @@ export interface Deployment {
   /** The cluster map native clients get, and their redirects; null for a relay on its own. */
   readonly routing: NativeRouting | null
   /** How links from other relays are admitted and served; null if no relay links here. */
-  readonly relayLinks: RelayPeers | null
+  readonly relayPeers: RelayPeers | null
   /** For a stock client: null if this relay serves `docId`, else the relays to pass it through to, in order. */
   proxyTargets(docId: DocId): ClusterMember[] | null
   /** Where the HTTP document API finds documents among relays; null for a relay on its own. */

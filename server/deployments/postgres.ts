@@ -53,7 +53,7 @@ export async function postgres (settings: PostgresOptions, relayId: string | und
     get routing () {
       return started().routing
     },
-    relayLinks: null,
+    relayPeers: null,
     proxyTargets: docId => started().proxyTargets(docId),
     docsRouting: (self: ClusterMember) => ({ homesOf: docId => started().proxyTargets(docId)?.slice(0, 1) ?? [self], listFrom: null, selfId: self.id }),
     health: () => {

@@ -32,8 +32,8 @@ export function sqliteCluster (options: ClusterOptions, owned: OwnedStore, dataD
     get routing () {
       return joined().routing
     },
-    get relayLinks () {
-      return joined().relayLinks
+    get relayPeers () {
+      return joined().relayPeers
     },
     proxyTargets: docId => joined().proxyTargets(docId),
     docsRouting: () => {
