@@ -45,7 +45,7 @@ describe('checked compaction', () => {
     try {
       const store = new MemoryStore()
       const log = captureLog('error')
-      const doc = await StoredDocument.load(store, id, { compactMinBytes: 256, log: log.logger })
+      const doc = await StoredDocument.load(store, id, { compactMinBytes: 256, logger: log.logger })
       for (const update of appends(50)) await write(doc, update)
       expect(log.entries.map(entry => entry.msg)).toContain('merging the stored updates lost data; encoding them from a Y.Doc instead')
       const snapshot = (await store.load(id))!.snapshot!
@@ -62,7 +62,7 @@ describe('checked compaction', () => {
     try {
       const store = new MemoryStore()
       const log = captureLog('error')
-      const doc = await StoredDocument.load(store, id, { compactMinBytes: 256, log: log.logger })
+      const doc = await StoredDocument.load(store, id, { compactMinBytes: 256, logger: log.logger })
       const updates = appends(200)
       const failures = (): number => log.entries.filter(entry => String(entry.msg).startsWith('compaction failed')).length
       let written = 0
@@ -86,7 +86,7 @@ describe('checked compaction', () => {
 
   it('serves a fresh peer the whole document when merging loses data', async () => {
     const log = captureLog('error')
-    const doc = await StoredDocument.load(new MemoryStore(), id, { log: log.logger })
+    const doc = await StoredDocument.load(new MemoryStore(), id, { logger: log.logger })
     for (const update of appends(10)) await write(doc, update)
     broken.merge = true
     let served: Uint8Array
@@ -104,7 +104,7 @@ describe('checked compaction', () => {
   it('keeps the log when a garbage-collected snapshot lacks what was stored', async () => {
     const store = new MemoryStore()
     const log = captureLog('error')
-    const doc = await StoredDocument.load(store, id, { compactMinBytes: 256, log: log.logger })
+    const doc = await StoredDocument.load(store, id, { compactMinBytes: 256, logger: log.logger })
     const source = new Y.Doc()
     source.getText('t').insert(0, 'hello')
     source.getText('t').delete(0, 1)

@@ -12,7 +12,7 @@ import { Replica } from '../client/replica.js'
 import { MemoryStore } from '../shared/storage/memory-store.js'
 import { linkPair, type DeliveryPolicy, type Link } from '../shared/transport/link.js'
 import { acceptNative } from '../shared/listen/native-accept.js'
-import { silentLog } from '../shared/listen/log.js'
+import { silentLogger } from '../shared/listen/logger.js'
 import { parseDocId } from '../shared/wire/doc-id.js'
 import { until } from './helpers/events.js'
 import { memoryRelay } from './helpers/memory-relay.js'
@@ -43,7 +43,7 @@ async function run (seed: number, steps: number): Promise<void> {
   const connectPeer = async (url: string): Promise<Link> => {
     const target = replicas[Number(url.slice('memory://'.length))]!
     const [dialer, acceptor] = linkPair(policy())
-    acceptNative(acceptor, { self: target.self, authenticator: null, log: silentLog, maxDocs: 100, numbered: true, serve: docId => target.serveToPeer(docId) })
+    acceptNative(acceptor, { self: target.self, authenticator: null, logger: silentLogger, maxDocs: 100, numbered: true, serve: docId => target.serveToPeer(docId) })
     links.add(dialer)
     return dialer
   }

@@ -138,7 +138,7 @@ let checkedAgainstItems = 0
 async function accepted (updates: Uint8Array[], compactMinBytes = 512): Promise<{ doc: StoredDocument, store: MemoryStore, log: ReturnType<typeof captureLog> }> {
   const store = new MemoryStore()
   const log = captureLog('error')
-  const doc = await StoredDocument.load(store, id, { compactMinBytes, log: log.logger })
+  const doc = await StoredDocument.load(store, id, { compactMinBytes, logger: log.logger })
   for (const update of updates) {
     const prepared = doc.checks.prepare(update)
     if (prepared === null) continue

@@ -163,7 +163,7 @@ describe('a listener with no token keys', () => {
     await expect(listenForPeers(r)).rejects.toThrow(/auth keys .* or open: true/)
     await expect(listenForPeers(r, { auth: ['a-listener-secret-16+'], open: true })).rejects.toThrow(/exclude each other/)
     const log = captureLog('warn')
-    await listening(r, { log: log.logger })
+    await listening(r, { logger: log.logger })
     expect(log.entries.map(entry => entry.msg)).toEqual([expect.stringMatching(/^listening for peers with no auth keys: any peer .* under its own token$/)])
   })
 })

@@ -8,7 +8,7 @@ import type { CommitInfo } from '../shared/storage/batched-store.js'
 import { PostgresStore } from '../shared/storage/postgres-store.js'
 import { openPostgresStore } from '../server/postgres/open-store.js'
 import { Database } from '../server/postgres/database.js'
-import { silentLog } from '../shared/listen/log.js'
+import { silentLogger } from '../shared/listen/logger.js'
 import { runStoreConformance } from './store-conformance.js'
 import { POSTGRES_MISSING, runPostgresTests, startPostgres, type TestPostgres } from './helpers/postgres.js'
 
@@ -29,7 +29,7 @@ describe.runIf(runPostgresTests)('PostgresStore on a real server', () => {
         return await openPostgresStore(url)
       },
       // The first store migrated the schema: the second connects only.
-      another: () => new PostgresStore(new Database(url, { log: silentLog }), {}, true)
+      another: () => new PostgresStore(new Database(url, { logger: silentLogger }), {}, true)
     }
   }, { persistent: true })
 
@@ -51,7 +51,7 @@ describe.runIf(runPostgresTests)('PostgresStore on a real server', () => {
 
   it('migrates the schema once when several relays start at the same moment', async () => {
     const url = await server.createDatabase()
-    const dbs = Array.from({ length: 6 }, () => new Database(url, { log: silentLog }))
+    const dbs = Array.from({ length: 6 }, () => new Database(url, { logger: silentLogger }))
     await Promise.all(dbs.map(db => migrate(db)))
     expect(await dbs[0]!.query('SELECT version FROM petaldb_migrations')).toEqual([{ version: SCHEMA_VERSION }])
     await Promise.all(dbs.map(db => db.close()))
@@ -88,13 +88,13 @@ describe.runIf(runPostgresTests)('PostgresStore on a real server', () => {
   it('refuses the compaction of a relay whose claim another relay took, alone in its batch', async () => {
     const url = await server.createDatabase()
     const admin = await openPostgresStore(url)
-    const db = new Database(url, { log: silentLog })
+    const db = new Database(url, { logger: silentLogger })
     await db.query(`INSERT INTO petaldb_relays (id, url, incarnation, renewed_at, lease_until) VALUES
       ('a', 'ws://127.0.0.1:1', 'a1', now(), now() + interval '1 minute'), ('b', 'ws://127.0.0.1:2', 'b1', now(), now() + interval '1 minute')`)
     const [ownsA, ownsB] = [new Ownership(db, () => ({ id: 'a', incarnation: 'a1' })), new Ownership(db, () => ({ id: 'b', incarnation: 'b1' }))]
     const doc = parseDocId('fenced')
-    const a = new PostgresStore(new Database(url, { log: silentLog }), { epochOf: docId => ownsA.epochOf(docId) }, true)
-    const b = new PostgresStore(new Database(url, { log: silentLog }), { epochOf: docId => ownsB.epochOf(docId) }, true)
+    const a = new PostgresStore(new Database(url, { logger: silentLogger }), { epochOf: docId => ownsA.epochOf(docId) }, true)
+    const b = new PostgresStore(new Database(url, { logger: silentLogger }), { epochOf: docId => ownsB.epochOf(docId) }, true)
     expect(await ownsA.claim(doc)).toEqual({ claimed: true, epoch: '1' })
     // b cannot claim what a live relay holds; once a's lease has expired (a was paused), it can.
     expect(await ownsB.claim(doc)).toEqual({ claimed: false, owner: 'a' })

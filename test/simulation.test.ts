@@ -19,7 +19,7 @@ import * as Y from 'yjs'
 import { Replica } from '../client/replica.js'
 import { linkPair, type DeliveryPolicy, type Link } from '../shared/transport/link.js'
 import { acceptNative } from '../shared/listen/native-accept.js'
-import { silentLog } from '../shared/listen/log.js'
+import { silentLogger } from '../shared/listen/logger.js'
 import { NATIVE_PROTOCOL_VERSION, NativeType, decodeNativeMessage, encodeNativeMessage } from '../shared/wire/native-messages.js'
 import { parseDocId, type DocId } from '../shared/wire/doc-id.js'
 import { DocumentRegistry } from '../server/documents/registry.js'
@@ -138,7 +138,7 @@ class SimRelay {
   connect (from: string): Link {
     if (!this.up) throw new Error('relay is down')
     const [client, server] = this.network.pair(from, this.name)
-    serveNativeLink(server, { registry: this.registry, log: quiet, self: { peerId: this.name, isRelay: true }, authenticator: null, maxDocs: 100, peerIds: this.peerIds })
+    serveNativeLink(server, { registry: this.registry, logger: quiet, self: { peerId: this.name, isRelay: true }, authenticator: null, maxDocs: 100, peerIds: this.peerIds })
     return client
   }
 
@@ -157,7 +157,7 @@ class SimRelay {
   }
 
   private boot (): DocumentRegistry {
-    return new DocumentRegistry({ store: this.store, log: quiet, idleMs: 60_000, compactMinBytes: 512 })
+    return new DocumentRegistry({ store: this.store, logger: quiet, idleMs: 60_000, compactMinBytes: 512 })
   }
 }
 
@@ -193,7 +193,7 @@ class SimReplica {
   accept (from: string): Link {
     if (!this.up) throw new Error(`${this.name} is down`)
     const [client, server] = this.world.network.pair(from, this.name)
-    acceptNative(server, { self: this.replica.self, authenticator: null, log: silentLog, maxDocs: 100, numbered: true, serve: docId => this.replica.serveToPeer(docId) })
+    acceptNative(server, { self: this.replica.self, authenticator: null, logger: silentLogger, maxDocs: 100, numbered: true, serve: docId => this.replica.serveToPeer(docId) })
     return client
   }
 

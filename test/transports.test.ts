@@ -12,7 +12,7 @@ import { BroadcastLinks } from '../shared/transport/broadcast.js'
 import { rtcLink, type DataChannel } from '../shared/transport/rtc.js'
 import { listen } from '../shared/listen/listener.js'
 import { DEFAULT_LIMITS } from '../shared/listen/limits.js'
-import { silentLog } from '../shared/listen/log.js'
+import { silentLogger } from '../shared/listen/logger.js'
 import { runLinkConformance } from './transport-conformance.js'
 
 runLinkConformance('in-memory pair', async () => ({ pair: linkPair() }))
@@ -25,7 +25,7 @@ runLinkConformance('WebSocket', async () => {
     port: 0,
     limits: { ...DEFAULT_LIMITS, maxMessagesPerSecond: 1e6 },
     authenticator: null,
-    log: silentLog,
+    logger: silentLogger,
     pingIntervalMs: 30_000,
     onNative: accepted,
     onStock: link => link.close(4400, 'native only')

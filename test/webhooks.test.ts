@@ -78,8 +78,8 @@ async function receiver (answer: (call: Call, index: number) => number | 'hang')
 }
 
 /** Webhooks on their own, without a relay: `changed(docId)` is what a relay calls after a durable change. */
-function webhooks (options: Omit<WebhookOptions, 'secret' | 'log'>, log = captureLog('warn')): Webhooks {
-  const w = new Webhooks({ secret: SECRET, log: log.logger, ...options })
+function webhooks (options: Omit<WebhookOptions, 'secret' | 'logger'>, log = captureLog('warn')): Webhooks {
+  const w = new Webhooks({ secret: SECRET, logger: log.logger, ...options })
   cleanups.push(() => w.close())
   return w
 }

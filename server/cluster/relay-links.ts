@@ -42,7 +42,7 @@ export class RelayLinks {
   private readonly dialing: Array<Promise<void>> = []
   private readonly self: PeerInfo
 
-  constructor (private readonly cluster: Cluster, private readonly registry: DocumentRegistry, private readonly events: RelayLinkEvents, private readonly log: Logger) {
+  constructor (private readonly cluster: Cluster, private readonly registry: DocumentRegistry, private readonly events: RelayLinkEvents, private readonly logger: Logger) {
     this.self = { peerId: cluster.selfId, isRelay: true }
   }
 
@@ -73,7 +73,7 @@ export class RelayLinks {
   get accepting (): RelayPeers {
     return {
       admit: hello => this.admit(hello),
-      policy: connection => relayPolicy(connection, this.registry, this.log, (from, message) => this.tombstones(from, message)),
+      policy: connection => relayPolicy(connection, this.registry, this.logger, (from, message) => this.tombstones(from, message)),
       accepted: connection => this.up(connection.peer!.peerId, connection),
       closed: connection => this.down(connection)
     }
@@ -103,7 +103,7 @@ export class RelayLinks {
       previous.close(CloseCode.goingAway, 'replaced by a newer link')
     }
     this.links.set(peerId, connection)
-    this.log.info({ peer: peerId }, 'relay link up')
+    this.logger.info({ peer: peerId }, 'relay link up')
     this.events.up(peerId, connection)
   }
 
@@ -111,7 +111,7 @@ export class RelayLinks {
     const peerId = connection.peer?.peerId ?? ''
     if (this.links.get(peerId) !== connection) return
     this.links.delete(peerId)
-    this.log.info({ peer: peerId }, 'relay link down')
+    this.logger.info({ peer: peerId }, 'relay link down')
     this.events.down(peerId, connection)
   }
 
@@ -142,7 +142,7 @@ export class RelayLinks {
       let welcomed = false
       const connection = dialRelayLink(link, {
         registry: this.registry,
-        log: this.log,
+        logger: this.logger,
         self: this.self,
         secret: this.cluster.secret,
         onReady: ready => {
@@ -156,7 +156,7 @@ export class RelayLinks {
         onTombstones: (ready, message) => this.tombstones(ready, message),
         onClose: (code, reason) => {
           if (welcomed) this.down(connection)
-          else if (code === CloseCode.unauthorized) this.log.error({ peer: peerId, reason }, 'relay refused this relay\'s cluster secret')
+          else if (code === CloseCode.unauthorized) this.logger.error({ peer: peerId, reason }, 'relay refused this relay\'s cluster secret')
           resolve(welcomed)
         }
       })

@@ -40,7 +40,7 @@ export class Replicator {
   private readonly waiters = new Map<DocId, QuorumWaiter[]>()
   private readonly loaded = new Map<DocId, RelayDocument>()
 
-  constructor (private readonly cluster: Cluster, private readonly registry: DocumentRegistry, private readonly log: Logger) {}
+  constructor (private readonly cluster: Cluster, private readonly registry: DocumentRegistry, private readonly logger: Logger) {}
 
   /** A document loaded: replicate it while it is in memory. */
   attach (doc: RelayDocument): void {
@@ -126,7 +126,7 @@ export class Replicator {
     const worker = async (): Promise<void> => {
       while (next < docIds.length && this.links.has(peerId)) {
         const docId = docIds[next++]!
-        await this.push(peerId, docId).catch(error => this.log.warn({ err: error, doc: docId, peer: peerId }, 'could not catch a relay up; retrying when its link is back'))
+        await this.push(peerId, docId).catch(error => this.logger.warn({ err: error, doc: docId, peer: peerId }, 'could not catch a relay up; retrying when its link is back'))
       }
     }
     await Promise.all(Array.from({ length: PUSH_CONCURRENCY }, worker))

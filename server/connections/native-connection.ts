@@ -30,7 +30,7 @@ export interface NativeRouting {
 /** Options of {@link serveNativeLink}. */
 export interface NativeConnectionOptions {
   registry: DocumentRegistry
-  log: Logger
+  logger: Logger
   /** This relay, as told to peers in WELCOME. */
   self: PeerInfo
   /** Verifies client tokens; null: the relay is open. */
@@ -50,11 +50,11 @@ const mapSubscriptions = new WeakMap<PeerConnection, () => void>()
 
 /** Serves the native protocol on `link`; see the module comment. */
 export function serveNativeLink (link: Link, options: NativeConnectionOptions): PeerConnection {
-  const { registry, log, routing, relayPeers, peerIds } = options
+  const { registry, logger, routing, relayPeers, peerIds } = options
   return acceptNative(link, {
     self: options.self,
     authenticator: options.authenticator,
-    log,
+    logger,
     maxDocs: options.maxDocs,
     // Clients are not asked to acknowledge what a relay sends them.
     numbered: false,

@@ -14,12 +14,12 @@ import { withoutPassword } from '../postgres/url.js'
 import type { Deployment } from './deployment.js'
 
 /** Connects to the database, prepares its schema, and returns the deployment; `pg` is loaded only here. */
-export async function postgres (settings: PostgresOptions, relayId: string | undefined, log: Logger, onCommit: (info: CommitInfo) => void): Promise<Deployment> {
+export async function postgres (settings: PostgresOptions, relayId: string | undefined, logger: Logger, onCommit: (info: CommitInfo) => void): Promise<Deployment> {
   const { Database } = await import('../postgres/database.js')
   const { migrate } = await import('../postgres/schema.js')
   const { PostgresStore } = await import('../../shared/storage/postgres-store.js')
   const { PostgresNode, DEFAULT_LEASE_MS } = await import('../postgres/postgres-node.js')
-  const database = new Database(settings.url, { log })
+  const database = new Database(settings.url, { logger })
   try {
     await migrate(database)
   } catch (error) {
@@ -43,7 +43,7 @@ export async function postgres (settings: PostgresOptions, relayId: string | und
     attach: joined => { registry = joined },
     relayId: idOf,
     start: async url => {
-      node = new PostgresNode(database, { selfId: idOf(url), url: settings.advertiseUrl ?? url, leaseMs: settings.leaseMs ?? DEFAULT_LEASE_MS }, registry!, log)
+      node = new PostgresNode(database, { selfId: idOf(url), url: settings.advertiseUrl ?? url, leaseMs: settings.leaseMs ?? DEFAULT_LEASE_MS }, registry!, logger)
       try {
         await node.start()
       } catch (error) {

@@ -69,7 +69,7 @@ export class DocumentRegistry {
       ...options,
       onStoreFailed: (doc, error) => this.storeFailed(doc, error)
     }
-    this.erasure = new Erasure(options.store, options.log)
+    this.erasure = new Erasure(options.store, options.logger)
   }
 
   /** Number of documents in memory (loaded or loading). */
@@ -301,7 +301,7 @@ export class DocumentRegistry {
     }
     this.entries.delete(docId)
     if (entry.doc !== null) this.unload(entry.doc)
-    this.options.log.debug({ doc: docId }, 'evicted idle document')
+    this.options.logger.debug({ doc: docId }, 'evicted idle document')
   }
 
   private unload (doc: RelayDocument): void {

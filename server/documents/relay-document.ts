@@ -49,7 +49,7 @@ export interface DocumentObserver {
 /** Options for loading a {@link RelayDocument}. */
 export interface RelayDocumentOptions extends DocLogOptions {
   store: DocStore
-  log: Logger
+  logger: Logger
   /** The relay's diffing time, shared by its documents (see sync-answers.ts). */
   diffBudget?: DiffBudget
   /** Measurements. */
@@ -236,11 +236,11 @@ export class RelayDocument implements DocumentHost {
     if ((this.flags & STORAGE_FAILED) !== 0) return
     this.flags |= STORAGE_FAILED
     if (error instanceof FencedError) {
-      this.options.log.warn({ doc: this.docId, reason: error.message }, 'another relay serves this document now; dropping it')
+      this.options.logger.warn({ doc: this.docId, reason: error.message }, 'another relay serves this document now; dropping it')
       this.options.onStoreFailed?.(this, error)
       return
     }
-    this.options.log.error({ err: error, doc: this.docId }, 'failed to store an update; reloading the document from storage')
+    this.options.logger.error({ err: error, doc: this.docId }, 'failed to store an update; reloading the document from storage')
     this.failSessions(new StorageError(`could not store an update of ${this.docId}; try again`))
     this.options.onStoreFailed?.(this, error)
   }

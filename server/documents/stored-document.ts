@@ -53,7 +53,7 @@ export interface StoredDocumentOptions extends DocLogOptions {
   /** Bytes of updates waiting for missing dependencies beyond which one that would wait too is refused (1008; see {@link DocumentChecks.checkWaiting}). Default: no limit. */
   maxWaitingBytes?: number
   /** Where failed compactions and merges are reported. */
-  log?: Logger
+  logger?: Logger
   /** The relay's diffing time, shared by its documents. Default: one for this document alone. */
   diffBudget?: DiffBudget
 }
@@ -85,7 +85,7 @@ export class StoredDocument implements Shedding, Snapshotter {
     this.updatedAt = this.stamped = decodeDocMeta(stored?.meta ?? null)?.updatedAt ?? 0
     this.log = new DocLog(store, docId, stored, this, options)
     this.checks = new DocumentChecks(() => this.parts, { docId, maxClients: options.maxClients, maxWaitingBytes: options.maxWaitingBytes, onRebuilt: () => keepBusy(this) })
-    this.logger = options.log
+    this.logger = options.logger
     this.answers = new SyncAnswers(options.diffBudget ?? new DiffBudget())
   }
 

@@ -35,7 +35,7 @@ export interface DocsApiContext {
   limits: Limits
   /** The bytes of request bodies held while they arrive, per address and in all. */
   bodies: BodyBudget
-  log: Logger
+  logger: Logger
   /**
    * Among several relays: those that hold a document (this one included, if it does), the
    * relays whose listings are merged (null: this relay's store lists every document, as
@@ -66,7 +66,7 @@ export function answerDocsApi (req: IncomingMessage, res: ServerResponse, contex
   if (url.pathname !== PREFIX && !url.pathname.startsWith(`${PREFIX}/`)) return false
   route(req, res, url, context).catch((error: unknown) => {
     const http = toHttpError(error)
-    if (http.status >= 500) context.log.error({ err: error, url: url.pathname }, 'document API request failed')
+    if (http.status >= 500) context.logger.error({ err: error, url: url.pathname }, 'document API request failed')
     sendError(res, http)
   })
   return true
@@ -211,7 +211,7 @@ async function deleteEverywhere (req: IncomingMessage, res: ServerResponse, url:
     } catch (error) {
       if (error instanceof HttpError && error.status < 500) throw error
       // A home that is away learns of the deletion from the others' tombstones when its links come back.
-      context.log.warn({ err: error, doc: docId, relay: home.id }, 'a home of the document did not answer the deletion')
+      context.logger.warn({ err: error, doc: docId, relay: home.id }, 'a home of the document did not answer the deletion')
       return 'unreachable'
     }
   }))

@@ -8,7 +8,7 @@
  */
 import type pg from 'pg'
 import { requirePeer } from '../../shared/node-peers.js'
-import type { Log } from '../../shared/listen/log.js'
+import type { Logger } from '../../shared/listen/logger.js'
 import type { SqlClient } from '../../shared/storage/sql-client.js'
 import { withoutPassword } from './url.js'
 
@@ -21,7 +21,7 @@ export interface Transaction {
 
 /** Options of {@link Database}. */
 export interface DatabaseOptions {
-  log: Log
+  logger: Logger
   /** Connections in the pool. Default 10. */
   maxConnections?: number
   /** Milliseconds a statement may take before the relay stops waiting for it (its outcome then counts as unknown). Default 10 000. */
@@ -39,14 +39,14 @@ function isStatementError (error: unknown): boolean {
 /** A PostgreSQL database; see the module comment. It is the {@link SqlClient} of a `PostgresStore`. */
 export class Database implements SqlClient {
   private readonly pool: pg.Pool
-  private readonly log: Log
+  private readonly logger: Logger
   private reachable: boolean | null = null
   private lastFailure: string | null = null
   private readonly listeners = new Set<(reachable: boolean) => void>()
 
   /** Connects lazily to `url` (`postgres://user:password@host:port/database`). */
   constructor (readonly url: string, options: DatabaseOptions) {
-    this.log = options.log
+    this.logger = options.logger
     this.pool = new Pool({
       connectionString: url,
       max: options.maxConnections ?? 10,
@@ -140,7 +140,7 @@ export class Database implements SqlClient {
 
   private succeeded (): void {
     if (this.reachable === true) return
-    if (this.reachable === false) this.log.info({}, 'PostgreSQL is reachable again')
+    if (this.reachable === false) this.logger.info({}, 'PostgreSQL is reachable again')
     this.reachable = true
     for (const listener of this.listeners) listener(true)
   }
@@ -149,7 +149,7 @@ export class Database implements SqlClient {
     this.lastFailure = (error as Error)?.message ?? String(error)
     if (this.reachable === false) return
     this.reachable = false
-    this.log.error({ err: error }, `PostgreSQL is unreachable (${this.lastFailure}): no write is acknowledged until it is back`)
+    this.logger.error({ err: error }, `PostgreSQL is unreachable (${this.lastFailure}): no write is acknowledged until it is back`)
     for (const listener of this.listeners) listener(false)
   }
 }

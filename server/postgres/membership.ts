@@ -14,7 +14,7 @@
  * and registers again under a new incarnation.
  */
 import { randomUUID } from 'node:crypto'
-import type { Log } from '../../shared/listen/log.js'
+import type { Logger } from '../../shared/listen/logger.js'
 import type { ClusterMember } from '../../shared/placement.js'
 import type { Database } from './database.js'
 
@@ -29,7 +29,7 @@ export interface LiveMember extends ClusterMember {
 /** Options of {@link Membership}. */
 export interface MembershipOptions {
   db: Database
-  log: Log
+  logger: Logger
   /** This relay's id. */
   selfId: string
   /** The URL other relays and clients reach this relay at. */
@@ -133,7 +133,7 @@ export class Membership {
     // of those documents for as long as this relay stays alive.
     await this.options.db.query('UPDATE petaldb_owners SET relay = NULL WHERE relay = $1', [this.options.selfId])
     this.proven(sentAt)
-    this.options.log.info({ relay: this.options.selfId, url: this.options.url, leaseMs: this.options.leaseMs }, 'registered with the database')
+    this.options.logger.info({ relay: this.options.selfId, url: this.options.url, leaseMs: this.options.leaseMs }, 'registered with the database')
   }
 
   /** Renews this relay's lease; false if it had already expired (or another process took the id). */
@@ -171,7 +171,7 @@ export class Membership {
     try {
       if (!await this.renew()) {
         if (await this.takenOver()) {
-          this.options.log.error({ relay: this.options.selfId }, `another relay registered with the same id ${JSON.stringify(this.options.selfId)}: give every relay its own --id`)
+          this.options.logger.error({ relay: this.options.selfId }, `another relay registered with the same id ${JSON.stringify(this.options.selfId)}: give every relay its own --id`)
         }
         if (this.provenUntil > 0) this.lapse('its lease had expired in the database when it renewed it (was the relay paused?)')
         await this.register()
@@ -180,7 +180,7 @@ export class Membership {
       this.events.read()
     } catch (error) {
       // The database is unreachable (Database logs it): the lease holds until provenUntil.
-      this.options.log.debug({ err: error }, 'heartbeat failed')
+      this.options.logger.debug({ err: error }, 'heartbeat failed')
     }
   }
 
@@ -215,7 +215,7 @@ export class Membership {
     this.provenUntil = 0
     if (this.lapseTimer !== null) clearTimeout(this.lapseTimer)
     this.lapseTimer = null
-    this.options.log.error({ relay: this.options.selfId }, `this relay lost its lease: ${reason}; dropping its documents`)
+    this.options.logger.error({ relay: this.options.selfId }, `this relay lost its lease: ${reason}; dropping its documents`)
     const members = this.view.filter(member => member.id !== this.options.selfId)
     if (members.length !== this.view.length) {
       this.view = members

@@ -59,10 +59,10 @@ export class PostgresNode {
     private readonly db: Database,
     options: { selfId: string, url: string, leaseMs: number },
     private readonly registry: DocumentRegistry,
-    private readonly log: Logger
+    private readonly logger: Logger
   ) {
     this.leaseMs = options.leaseMs
-    this.membership = new Membership({ db, log, ...options }, {
+    this.membership = new Membership({ db, logger, ...options }, {
       changed: members => this.membersChanged(members),
       lapsed: reason => this.lapsed(reason),
       read: () => { void this.recheck() }
@@ -130,7 +130,7 @@ export class PostgresNode {
     if (epoch === null) return
     // Released once what it wrote has committed, so the next relay loads all of it.
     doc.settled().catch(() => {}).then(() => this.ownership.release(doc.docId, epoch)).catch((error: unknown) => {
-      this.log.debug({ err: error, doc: doc.docId }, 'could not release a document (its claim lapses with this relay\'s lease)')
+      this.logger.debug({ err: error, doc: doc.docId }, 'could not release a document (its claim lapses with this relay\'s lease)')
     })
   }
 
@@ -158,7 +158,7 @@ export class PostgresNode {
   }
 
   private membersChanged (members: readonly LiveMember[]): void {
-    this.log.info({ relays: members.map(member => member.id) }, 'live relays changed')
+    this.logger.info({ relays: members.map(member => member.id) }, 'live relays changed')
     const map = this.map
     for (const listener of this.mapListeners) listener(map)
     this.wake()
@@ -175,13 +175,13 @@ export class PostgresNode {
       }
       for (const { docId, owner } of await this.ownership.lost(this.registry.docIds)) {
         const home = this.membership.members.find(member => member.id === owner)
-        this.log.warn({ doc: docId, owner }, 'another relay claimed this document; dropping it')
+        this.logger.warn({ doc: docId, owner }, 'another relay claimed this document; dropping it')
         this.registry.drop(docId, home === undefined || home.id === this.membership.selfId
           ? new FencedError(`another relay serves ${docId} now; try again`)
           : new MovedError({ id: home.id, url: home.url }, `${docId} moved to relay ${home.id}`))
       }
     } catch (error) {
-      this.log.debug({ err: error }, 'could not check claims')
+      this.logger.debug({ err: error }, 'could not check claims')
     } finally {
       this.checking = false
     }

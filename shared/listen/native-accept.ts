@@ -18,7 +18,7 @@ import type { TokenVerifier } from './auth.js'
 import { ConnectionAuth } from './connection-auth.js'
 import type { BoundClient, PeerIds } from './peer-ids.js'
 import { HELLO_DEADLINE_MS, closeForError } from './closing.js'
-import type { Log } from './log.js'
+import type { Logger } from './logger.js'
 
 /** How a relay handles a relay (another relay of its cluster) on an accepted connection. */
 export interface RelayPeers {
@@ -38,7 +38,7 @@ export interface NativeAcceptOptions {
   self: PeerInfo
   /** Verifies client tokens; null: anyone may read and write. */
   authenticator: TokenVerifier | null
-  log: Log
+  logger: Logger
   /** Documents one client connection may have open (1008 beyond). */
   maxDocs: number
   /** Whether updates sent to clients are numbered for them to acknowledge (replicas want to know what peers hold; relays do not). */
@@ -68,14 +68,14 @@ export interface NativeAcceptOptions {
 
 /** Serves the accepting side of the native protocol on `link`; see the module comment. */
 export function acceptNative (link: Link, options: NativeAcceptOptions): PeerConnection {
-  const { log, relayPeers } = options
+  const { logger, relayPeers } = options
   const auth = new ConnectionAuth(options.authenticator, error => fail(error))
   let durable: ReturnType<RelayPeers['policy']> | null = null
   /** The client, once admitted (null for a relay). */
   let client: BoundClient | null = null
 
   const fail = (error: unknown): void => {
-    closeForError(link, error, log, { protocol: 'native' })
+    closeForError(link, error, logger, { protocol: 'native' })
   }
 
   const serveClient = (docId: DocId): Served | null => {
