@@ -13,7 +13,7 @@ import { listenForPeers, SqliteStore } from '../client/node.js'
 import { bundlePage, launchBrowser, launchChromium, servePage } from '../test/helpers/browser.js'
 import { startRelayProcess } from '../test/helpers/relay-process.js'
 import { loadTrace } from './traces.js'
-import { answerPings, ping } from '../test/browser/ping-pong.js'
+import { answerPings, ping } from '../test/browser/pages/ping-pong.js'
 import { percentile, round, withTempDir } from './stats.js'
 
 const ROUND_TRIPS = 400
@@ -25,7 +25,7 @@ function summary (label: string, halfTrips: number[]): Record<string, number> {
   return { [`${label} p50 (ms)`]: round(percentile(sorted, 0.5), 2), [`${label} p99 (ms)`]: round(percentile(sorted, 0.99), 2) }
 }
 
-/** Half round trips from `from` to `to` (see test/browser/ping-pong.ts). */
+/** Half round trips from `from` to `to` (see test/browser/pages/ping-pong.ts). */
 async function pingPong (from: Y.Doc, to: Y.Doc, trips: number): Promise<number[]> {
   const stop = answerPings(to)
   try {
