@@ -14,7 +14,7 @@ import { ascending, percentile, round, withTempDir } from './stats.js'
 
 export function failover (kills = 20): Promise<Record<string, number | string>> {
   return withTempDir(async dir => {
-    const cluster = await startCluster(join(dir, 'cluster'), 3, { replicas: 3, writeQuorum: 2, extraArgs: UNLIMITED })
+    const cluster = await startCluster(join(dir, 'cluster'), 3, { copies: 3, writeQuorum: 2, extraArgs: UNLIMITED })
     const replica = new Replica({ store: new SqliteStore(join(dir, 'client.db')), relays: [cluster.relays[0]!.url], minReconnectDelayMs: 20, maxReconnectDelayMs: 200 })
     try {
       // One document per relay, each placed first on that relay.
@@ -77,7 +77,7 @@ export function writeThroughput (): Promise<Record<string, number | string>> {
     await single.stop()
     const rates: Record<string, number> = {}
     for (const w of [1, 2]) {
-      const cluster = await startCluster(join(dir, `w${w}`), 3, { replicas: 3, writeQuorum: w, extraArgs: UNLIMITED })
+      const cluster = await startCluster(join(dir, `w${w}`), 3, { copies: 3, writeQuorum: w, extraArgs: UNLIMITED })
       rates[w] = await throughput(cluster.relays[0]!.url, dir)
       await cluster.stopAll()
     }
@@ -93,7 +93,7 @@ export function writeThroughput (): Promise<Record<string, number | string>> {
 
 export function rebalance (documents = 1000): Promise<Record<string, number | string>> {
   return withTempDir(async dir => {
-    const cluster = await startCluster(join(dir, 'cluster'), 3, { replicas: 2, writeQuorum: 2, extraArgs: UNLIMITED })
+    const cluster = await startCluster(join(dir, 'cluster'), 3, { copies: 2, writeQuorum: 2, extraArgs: UNLIMITED })
     const replica = new Replica({ store: new SqliteStore(join(dir, 'client.db')), relays: [cluster.relays[0]!.url] })
     const ids = Array.from({ length: documents }, (_, i) => `rebalance/${i}`)
     for (const id of ids) (await replica.open(id)).getText('t').insert(0, `document ${id}`)

@@ -9,11 +9,11 @@ export interface ClusterRelay extends GroupRelay {
 /** The members (`start` passes the current member list, so a restart sees members added or removed since). */
 export interface TestCluster extends RelayGroup<ClusterRelay> {
   /** The --members list. */
-  peers(): string
+  members(): string
 }
 
 export interface ClusterSettings {
-  replicas?: number
+  copies?: number
   writeQuorum?: number
   secret?: string
   /** Maps a member's real URL to the URL the other relays use (e.g. through a proxy). */
@@ -29,13 +29,13 @@ export async function startCluster (root: string, size: number, settings: Cluste
     (id, port) => ({ id, port, url: `ws://127.0.0.1:${port}`, dataDir: join(root, id), process: null }),
     relay => startRelayProcess(relay.dataDir, [
       '--id', relay.id, '--members', peersFor(relay), '--cluster-secret', settings.secret ?? 'test-secret',
-      ...(settings.replicas === undefined ? [] : ['--copies', String(settings.replicas)]),
+      ...(settings.copies === undefined ? [] : ['--copies', String(settings.copies)]),
       ...(settings.writeQuorum === undefined ? [] : ['--write-quorum', String(settings.writeQuorum)]),
       ...(settings.extraArgs ?? [])
     ], relay.port)
   )
   for (let i = 1; i <= size; i++) await group.add(`r${i}`)
-  const cluster: TestCluster = { ...group, peers: () => peersFor(group.relays[0]!) }
+  const cluster: TestCluster = { ...group, members: () => peersFor(group.relays[0]!) }
   await settings.beforeStart?.(group.relays)
   await Promise.all(group.relays.map(r => cluster.start(r.id)))
   return cluster

@@ -55,7 +55,7 @@ async function onDisk (dataDir: string, docId: string): Promise<Y.Doc | null> {
 
 describe('relay cluster', () => {
   it('places each document on R relays and acknowledges a write only once W of them committed it', async () => {
-    const c = await cluster(3, { replicas: 2, writeQuorum: 2 })
+    const c = await cluster(3, { copies: 2, writeQuorum: 2 })
     const r = replica(c.relays[0]!.url)
     const ids = ['placed/a', 'placed/b', 'placed/c', 'placed/d']
     for (const id of ids) (await r.open(id)).getText('t').insert(0, id)
@@ -74,7 +74,7 @@ describe('relay cluster', () => {
   })
 
   it('stores a forwarded update once on every replica: a replica that has it does not forward it again', async () => {
-    const c = await cluster(3, { replicas: 3, writeQuorum: 3 })
+    const c = await cluster(3, { copies: 3, writeQuorum: 3 })
     const r = replica(c.relays[0]!.url)
     const doc = await r.open('forwarded/once')
     const first = doc.clientID
@@ -94,7 +94,7 @@ describe('relay cluster', () => {
   })
 
   it('does not count a replica that refused an update towards the write quorum, even once it could acknowledge a later one', async () => {
-    const settings: Parameters<typeof startCluster>[2] = { replicas: 2, writeQuorum: 2 }
+    const settings: Parameters<typeof startCluster>[2] = { copies: 2, writeQuorum: 2 }
     const c = await cluster(2, settings)
     // r2 takes only small documents: it refuses the big update r1 forwards to it.
     settings.extraArgs = ['--max-document-bytes', '2000']
@@ -115,7 +115,7 @@ describe('relay cluster', () => {
   })
 
   it('reports clients and relay links apart in /healthz, and cluster members and replication in /metrics', async () => {
-    const c = await cluster(3, { replicas: 3, writeQuorum: 2 })
+    const c = await cluster(3, { copies: 3, writeQuorum: 2 })
     const health = async (url: string): Promise<{ clients: number, relayLinks: number }> =>
       await (await fetch(url.replace('ws:', 'http:') + '/healthz')).json() as { clients: number, relayLinks: number }
     const deadline = Date.now() + 10_000
@@ -145,7 +145,7 @@ describe('relay cluster', () => {
   })
 
   it('redirects native clients and passes stock clients through from a relay that is not a replica', async () => {
-    const c = await cluster(3, { replicas: 1, writeQuorum: 1 })
+    const c = await cluster(3, { copies: 1, writeQuorum: 1 })
     const docId = 'routed/doc'
     const [owner] = homesOf(docId, c.relays, 1)
     const outsider = c.relays.find(relay => relay.id !== owner!.id)!
@@ -190,7 +190,7 @@ describe('relay cluster under failure', () => {
     const seed = testSeed()
     const random = prng(seed)
     try {
-      const c = await cluster(size, { replicas: 3, writeQuorum: 2 })
+      const c = await cluster(size, { copies: 3, writeQuorum: 2 })
       const docIds = Array.from({ length: 12 }, (_, i) => `load/${i}`)
       const clients = c.relays.slice(0, 3).map(relay => replica(relay.url))
       const arrays = await Promise.all(clients.map(async r => Promise.all(docIds.map(async id => (await r.open(id)).getArray<string>('items')))))
@@ -260,7 +260,7 @@ describe('relay cluster under partitions', () => {
       proxies.set(`${from}-${to}`, await tcpProxy(() => ports.get(to)!))
     }
     const c = await startCluster(fresh('partition'), 3, {
-      replicas: 3,
+      copies: 3,
       writeQuorum: 1,
       peerUrl: (relay, from) => from.id < relay.id ? proxies.get(`${from.id}-${relay.id}`)!.url : relay.url,
       beforeStart: relays => { for (const relay of relays) ports.set(relay.id, relay.port) }
@@ -313,7 +313,7 @@ describe('relay cluster under partitions', () => {
 
 describe('relay cluster membership changes', () => {
   it('moves documents to their new replicas when a relay joins and when one leaves, under load, losing nothing acknowledged', async () => {
-    const c = await cluster(3, { replicas: 2, writeQuorum: 2 })
+    const c = await cluster(3, { copies: 2, writeQuorum: 2 })
     await Promise.all(c.relays.map(r => r.process!.waitForLog('rebalance complete')))
     const docIds = Array.from({ length: 16 }, (_, i) => `moving/${i}`)
     const clients = [replica(c.relays[0]!.url), replica(c.relays[1]!.url)]

@@ -56,7 +56,7 @@ describe('the HTTP document API on relay processes', () => {
   })
 
   it('in a cluster, answers every route at any relay, and a 200 is on the write quorum\'s disks', async () => {
-    const c = await cluster(3, { replicas: 2, writeQuorum: 2 })
+    const c = await cluster(3, { copies: 2, writeQuorum: 2 })
     const docId = 'cluster/http'
     const outsider = c.relays.find(relay => !homesOf(docId, c.relays, 2).some(home => home.id === relay.id))!
     const response = await fetch(`${http(outsider.url)}/v1/docs/${docId}`, { method: 'POST', body: textUpdate('through an outsider') })
@@ -70,7 +70,7 @@ describe('the HTTP document API on relay processes', () => {
   })
 
   it('deletes on every home, from any relay, and a home that was down deletes its copy when it next syncs the document', async () => {
-    const c = await cluster(3, { replicas: 3, writeQuorum: 2 })
+    const c = await cluster(3, { copies: 3, writeQuorum: 2 })
     const docId = 'cluster/delete'
     const marker = 'MARKER-cluster-erase-41c2'
     const [first, second, away] = homesOf(docId, c.relays, 3)
@@ -104,7 +104,7 @@ describe('the HTTP document API on relay processes', () => {
 describe('tombstones in a cluster', () => {
   it('a home that was down when documents were deleted serves none of them when it returns, and erases them without anyone opening them', async () => {
     // Deleted documents leave the other homes' memory soon (as they do a while after a deletion).
-    const c = await cluster(3, { replicas: 3, writeQuorum: 2, extraArgs: ['--idle-ms', '100'] })
+    const c = await cluster(3, { copies: 3, writeQuorum: 2, extraArgs: ['--idle-ms', '100'] })
     const marker = (name: string): string => `MARKER-returning-${name}-c07e`
     const names = ['read', 'opened', 'untouched']
     for (const name of names) {
