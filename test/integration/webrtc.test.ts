@@ -50,7 +50,7 @@ const textIs = (doc: Y.Doc, expected: string): Promise<void> =>
 
 const linked = (r: Replica, docId: string, other: Replica): Promise<void> =>
   until('a direct link', cb => { r.on('peers', cb); return () => r.off('peers', cb) },
-    () => r.doc(docId).peers.some(peer => peer.peerId === other.self.peerId && peer.state === 'acked'))
+    () => r.doc(docId).peers.some(peer => peer.peerId === other.self.peerId && peer.state === 'acked'), 20_000) // ICE is slow on a loaded machine
 
 describe('WebRTC signaled by a relay (Node, node-datachannel)', { timeout: 30_000 }, () => {
   it('links two replicas directly; edits keep flowing after the relay stops', async () => {
