@@ -315,8 +315,7 @@ async function connectTime (url: string, localAddress: string, timeoutMs: number
 /** What a build's native replica module offers (the same in every build measured). */
 interface NativeReplica {
   open(docId: string): Promise<Y.Doc>
-  pending(docId: string): number
-  durable(docId: string): Promise<void>
+  doc(docId: string): { readonly pending: number, durable(): Promise<void> }
   close(): Promise<void>
 }
 interface ClientModule {
@@ -594,7 +593,7 @@ const cases: Record<string, (cli: string, dataDir: string) => Promise<Figures>> 
       writer.text.insert(7, 'lost?')
       nativeDoc.getText('t').insert(0, '> ')
       const failed = await relay.logged(/failed to store an update/, 10_000)
-      const acknowledged = await until(() => native.pending(docId) === 0, 1000)
+      const acknowledged = await until(() => native.doc(docId).pending === 0, 1000)
       const during = await freshView(relay.url, docId)
 
       rmSync(filler)
@@ -603,7 +602,7 @@ const cases: Record<string, (cli: string, dataDir: string) => Promise<Figures>> 
       const resent = await within(afterSpace.textIs('> stored lost?', 20_000).then(() => true, () => false), 21_000, false)
       writer.text.insert(writer.text.length, ' again')
       const again = await within(afterSpace.textIs('> stored lost? again', 10_000).then(() => true, () => false), 11_000, false)
-      const durable = await within(native.durable(docId).then(() => true, () => false), 10_000, false)
+      const durable = await within(native.doc(docId).durable().then(() => true, () => false), 10_000, false)
       const storedAgain = await until(() => relay.committed() > committedAtRecovery, 5000)
       const liveWriter = writer.text.toString()
       afterSpace.destroy()

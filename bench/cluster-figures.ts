@@ -14,7 +14,7 @@ import { ascending, percentile, round, withTempDir } from './stats.js'
 
 export function failover (kills = 20): Promise<Record<string, number | string>> {
   return withTempDir(async dir => {
-    const cluster = await startCluster(join(dir, 'cluster'), 3, { replicas: 3, writeQuorum: 2, extraArgs: UNLIMITED })
+    const cluster = await startCluster(join(dir, 'cluster'), 3, { copies: 3, writeQuorum: 2, extraArgs: UNLIMITED })
     const replica = new Replica({ store: new SqliteStore(join(dir, 'client.db')), relays: [cluster.relays[0]!.url], minReconnectDelayMs: 20, maxReconnectDelayMs: 200 })
     try {
       // One document per relay, each placed first on that relay.
@@ -31,11 +31,11 @@ export function failover (kills = 20): Promise<Record<string, number | string>> 
         const docId = docs.get(victim.id)!
         const doc = await replica.open(docId)
         doc.getArray('items').push([`before ${k}`])
-        await replica.durable(docId)
+        await replica.doc(docId).durable()
         await cluster.kill(victim.id)
         const killedAt = performance.now()
         doc.getArray('items').push([`after ${k}`])
-        await replica.durable(docId)
+        await replica.doc(docId).durable()
         times.push(performance.now() - killedAt)
         await cluster.start(victim.id)
       }
@@ -58,13 +58,13 @@ async function throughput (url: string, dir: string, updates = 6000): Promise<nu
   const replica = new Replica({ store: new SqliteStore(join(dir, `client-${Math.random()}.db`)), relays: [url] })
   const ids = Array.from({ length: 10 }, (_, i) => `tp/${i}`)
   const docs = await Promise.all(ids.map(id => replica.open(id)))
-  await Promise.all(ids.map(id => replica.synced(id)))
+  await Promise.all(ids.map(id => replica.doc(id).synced()))
   const start = performance.now()
   for (let i = 0; i < updates; i += 50) {
     for (let j = i; j < i + 50; j++) docs[j % docs.length]!.getArray('items').push([j])
     await new Promise(resolve => setImmediate(resolve))
   }
-  await Promise.all(ids.map(id => replica.durable(id)))
+  await Promise.all(ids.map(id => replica.doc(id).durable()))
   const seconds = (performance.now() - start) / 1000
   await replica.close()
   return updates / seconds
@@ -77,7 +77,7 @@ export function writeThroughput (): Promise<Record<string, number | string>> {
     await single.stop()
     const rates: Record<string, number> = {}
     for (const w of [1, 2]) {
-      const cluster = await startCluster(join(dir, `w${w}`), 3, { replicas: 3, writeQuorum: w, extraArgs: UNLIMITED })
+      const cluster = await startCluster(join(dir, `w${w}`), 3, { copies: 3, writeQuorum: w, extraArgs: UNLIMITED })
       rates[w] = await throughput(cluster.relays[0]!.url, dir)
       await cluster.stopAll()
     }
@@ -93,11 +93,11 @@ export function writeThroughput (): Promise<Record<string, number | string>> {
 
 export function rebalance (documents = 1000): Promise<Record<string, number | string>> {
   return withTempDir(async dir => {
-    const cluster = await startCluster(join(dir, 'cluster'), 3, { replicas: 2, writeQuorum: 2, extraArgs: UNLIMITED })
+    const cluster = await startCluster(join(dir, 'cluster'), 3, { copies: 2, writeQuorum: 2, extraArgs: UNLIMITED })
     const replica = new Replica({ store: new SqliteStore(join(dir, 'client.db')), relays: [cluster.relays[0]!.url] })
     const ids = Array.from({ length: documents }, (_, i) => `rebalance/${i}`)
     for (const id of ids) (await replica.open(id)).getText('t').insert(0, `document ${id}`)
-    await Promise.all(ids.map(id => replica.durable(id)))
+    await Promise.all(ids.map(id => replica.doc(id).durable()))
     await replica.close()
     await cluster.stopAll('SIGTERM')
     await cluster.add('r4')

@@ -186,7 +186,7 @@ export async function durableWrites (server: BenchServer, dataDir: string, docPr
       acked = message.seq
       wake?.()
     }
-    link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: randomUUID(), durable: false }, token: '' }))
+    link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId: randomUUID(), isRelay: false }, token: '' }))
     link.send(encodeNativeMessage({ type: 'open', docId, stateVector: new Uint8Array([0]) }))
     await ready
     return async (): Promise<void> => {

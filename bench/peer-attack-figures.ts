@@ -64,6 +64,8 @@ interface Handle {
   readonly ydoc: Y.Doc
   readonly status: string
   readonly pending: number
+  readonly peers: Array<{ peerId: string, isRelay: boolean, state: string }>
+  readonly awareness: Awareness
   whenLoaded(): Promise<void>
   synced(): Promise<void>
   durable(): Promise<void>
@@ -72,9 +74,7 @@ interface Replica {
   readonly self: { peerId: string }
   doc(docId: string): Handle
   open(docId: string): Promise<Y.Doc>
-  peers(docId: string): Array<{ peerId: string, durable: boolean, state: string }>
-  awareness(docId: string): Awareness
-  on(event: string, listener: (event: { status?: string, durable?: boolean, code?: number, docId?: string }) => void): void
+  on(event: string, listener: (event: { status?: string, isRelay?: boolean, durable?: boolean, code?: number, docId?: string }) => void): void
   close(): Promise<void>
 }
 interface Relay {
@@ -167,7 +167,8 @@ function replicaOf (build: Build, dir: string, options: Record<string, unknown>,
 
 /** Resolves once `replica`'s relay link is online (false after `timeoutMs`). */
 function online (replica: Replica, timeoutMs: number): Promise<boolean> {
-  return within(new Promise<boolean>(resolve => replica.on('status', event => { if (event.status === 'online' && event.durable === true) resolve(true) })), timeoutMs, false)
+  // `durable` in builds before `isRelay`.
+  return within(new Promise<boolean>(resolve => replica.on('status', event => { if (event.status === 'online' && (event.isRelay ?? event.durable) === true) resolve(true) })), timeoutMs, false)
 }
 
 const encoder = new TextEncoder()
@@ -238,7 +239,7 @@ function rawPeer (build: Build, url: string, { peerId = randomUUID(), token = ''
     },
     signals: () => peer.received.filter((m): m is Signal => m.type === 'signal')
   }
-  peer.send({ type: 'hello', version: wire.NATIVE_PROTOCOL_VERSION, peer: { peerId, durable: false }, token })
+  peer.send({ type: 'hello', version: wire.NATIVE_PROTOCOL_VERSION, peer: { peerId, isRelay: false }, token })
   return peer
 }
 
@@ -463,7 +464,7 @@ const cases: Record<string, (build: Build, dir: string) => Promise<Figures>> = {
     // Now the writer and the victim open the document: they greet each other and negotiate a
     // direct link through the relay, with signals addressed to each other's ids.
     await Promise.all([writer.open(docId), victim.open(docId)])
-    const linkedTo = (r: Replica, other: Replica): boolean => r.peers(docId).some(peer => peer.peerId === other.self.peerId && !peer.durable)
+    const linkedTo = (r: Replica, other: Replica): boolean => r.doc(docId).peers.some(peer => peer.peerId === other.self.peerId && !peer.isRelay)
     const linked = await until(() => linkedTo(writer, victim) && linkedTo(victim, writer), 15_000)
     await sleep(1000) // late ICE candidates
     // The attacker signals someone else as the writer: what the relay stamps on it.
@@ -522,7 +523,7 @@ const cases: Record<string, (build: Build, dir: string) => Promise<Figures>> = {
       const send = (message: NativeMessage): void => ws.send(wire.encodeNativeMessage(message))
       ws.on('message', (data: Buffer) => {
         const message = wire.decodeNativeMessage(new Uint8Array(data))
-        if (message.type === 'hello') send({ type: 'welcome', version: wire.NATIVE_PROTOCOL_VERSION, peer: { peerId: 'i-am-a-relay', durable: true } })
+        if (message.type === 'hello') send({ type: 'welcome', version: wire.NATIVE_PROTOCOL_VERSION, peer: { peerId: 'i-am-a-relay', isRelay: true } })
         if (message.type === 'open') send({ type: 'sync', docId: message.docId, stateVector: new Uint8Array([0]), update: new Uint8Array([0, 0]) })
         if (message.type === 'update' && message.seq > 0) {
           send({ type: 'ack', docId: message.docId, seq: message.seq })
@@ -711,7 +712,7 @@ const cases: Record<string, (build: Build, dir: string) => Promise<Figures>> = {
     await within(listener.doc(docId).synced(), 10_000, undefined)
     const honest = stockClient(relay.url, docId)
     honest.provider.awareness.setLocalState({ name: 'honest' })
-    const seen = listener.awareness(docId)
+    const seen = listener.doc(docId).awareness
     const honestId = honest.doc.clientID
     const stateOf = (): string => {
       const state = seen.getStates().get(honestId) as { name?: string } | undefined

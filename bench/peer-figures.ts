@@ -13,7 +13,7 @@ import { listenForPeers, SqliteStore } from '../client/node.js'
 import { bundlePage, launchBrowser, launchChromium, servePage } from '../test/helpers/browser.js'
 import { startRelayProcess } from '../test/helpers/relay-process.js'
 import { loadTrace } from './traces.js'
-import { answerPings, ping } from '../test/browser/ping-pong.js'
+import { answerPings, ping } from '../test/browser/pages/ping-pong.js'
 import { percentile, round, withTempDir } from './stats.js'
 
 const ROUND_TRIPS = 400
@@ -25,7 +25,7 @@ function summary (label: string, halfTrips: number[]): Record<string, number> {
   return { [`${label} p50 (ms)`]: round(percentile(sorted, 0.5), 2), [`${label} p99 (ms)`]: round(percentile(sorted, 0.99), 2) }
 }
 
-/** Half round trips from `from` to `to` (see test/browser/ping-pong.ts). */
+/** Half round trips from `from` to `to` (see test/browser/pages/ping-pong.ts). */
 async function pingPong (from: Y.Doc, to: Y.Doc, trips: number): Promise<number[]> {
   const stop = answerPings(to)
   try {
@@ -49,7 +49,7 @@ export function nodePeerLatency (): Promise<Record<string, number | string>> {
     const c = new Replica({ store: new SqliteStore(join(dir, 'c.db')), relays: [relay.url] })
     const d = new Replica({ store: new SqliteStore(join(dir, 'd.db')), relays: [relay.url] })
     const [docC, docD] = await Promise.all([c.open('latency/relay'), d.open('latency/relay')])
-    await Promise.all([c.synced('latency/relay'), d.synced('latency/relay')])
+    await Promise.all([c.doc('latency/relay').synced(), d.doc('latency/relay').synced()])
     const relayed = await pingPong(docD, docC, ROUND_TRIPS)
     await Promise.all([c.close(), d.close()])
     await relay.stop()
@@ -164,7 +164,7 @@ export function tabLatency (): Promise<Record<string, number | string>> {
       const [three, four] = await Promise.all([browser.context.newPage(), browser.context.newPage()])
       await openInPage(three, server.url, 'bench-relay-3', 'tabs/relay', { tabs: false, relays: [relay.url] })
       await openInPage(four, server.url, 'bench-relay-4', 'tabs/relay', { tabs: false, relays: [relay.url] })
-      await Promise.all([three, four].map(page => page.evaluate(() => (window as any).replica.synced('tabs/relay'))))
+      await Promise.all([three, four].map(page => page.evaluate(() => (window as any).replica.doc('tabs/relay').synced())))
       const relayed = await pagePingPong(three, four, ROUND_TRIPS)
       const figures = { ...summary('tab to tab over BroadcastChannel', channel), ...summary('tab to tab through a relay', relayed) }
       return { ...figures, 'p50 ratio BroadcastChannel / relay': round(figures['tab to tab over BroadcastChannel p50 (ms)']! / figures['tab to tab through a relay p50 (ms)']!, 2) }
@@ -185,11 +185,11 @@ export function webrtcLatency (): Promise<Record<string, number | string>> {
     try {
       const pages = await Promise.all([0, 1].map(async () => await (await browser.newContext()).newPage()))
       for (const page of pages) await openInPage(page, server.url, 'device', 'rtc/relay', { relays: [relay.url] })
-      await Promise.all(pages.map(page => page.evaluate(() => (window as any).replica.synced('rtc/relay'))))
+      await Promise.all(pages.map(page => page.evaluate(() => (window as any).replica.doc('rtc/relay').synced())))
       const relayed = await pagePingPong(pages[0]!, pages[1]!, ROUND_TRIPS)
       const direct = await Promise.all([0, 1].map(async () => await (await browser.newContext()).newPage()))
       for (const page of direct) await openInPage(page, server.url, 'device', 'rtc/direct', { relays: [relay.url], webrtc: true })
-      for (const page of direct) await page.waitForFunction(() => (window as any).replica.peers('rtc/direct').some((peer: { durable: boolean, state: string }) => !peer.durable && peer.state === 'synced'), undefined, { timeout: 20_000 })
+      for (const page of direct) await page.waitForFunction(() => (window as any).replica.doc('rtc/direct').peers.some((peer: { isRelay: boolean, state: string }) => !peer.isRelay && peer.state === 'acked'), undefined, { timeout: 20_000 })
       await relay.stop()
       const rtc = await pagePingPong(direct[0]!, direct[1]!, ROUND_TRIPS)
       const figures = { ...summary('WebRTC', rtc), ...summary('through a relay', relayed) }

@@ -109,7 +109,7 @@ async function run (dir: string, name: string, placement: string, rankings: stri
     }
     // Every document a phase writes is open before it starts (opening is not what is measured).
     for (const docId of new Set(rankings.flatMap(ranking => ranking.slice(0, 400)))) await open(docId)
-    await Promise.all([...arrays.keys()].map(docId => writerOf(docId).synced(docId)))
+    await Promise.all([...arrays.keys()].map(docId => writerOf(docId).doc(docId).synced()))
     const cumulative = zipfCumulative(DOCUMENTS, ZIPF_S)
     const random = prng(7)
     const acked = new Map<string, string[]>()
@@ -122,7 +122,7 @@ async function run (dir: string, name: string, placement: string, rankings: stri
       const at = Date.now()
       const started = performance.now()
       items.push([token])
-      await writerOf(docId).durable(docId).then(() => {
+      await writerOf(docId).doc(docId).durable().then(() => {
         latencies.push({ docId, at, ms: performance.now() - started })
         let tokens = acked.get(docId)
         if (tokens === undefined) acked.set(docId, tokens = [])
@@ -179,9 +179,9 @@ async function run (dir: string, name: string, placement: string, rankings: stri
     const used = process.cpuUsage(cpuBefore.replicas)
     const cpu = { replicas: (used.user + used.system) / 1e6 / wall, relays: (relaysCpu() - cpuBefore.relays) / wall }
     await within(60_000, Promise.all(writes), () => {
-      const waiting = [...arrays.keys()].filter(docId => writerOf(docId).pending(docId) > 0)
+      const waiting = [...arrays.keys()].filter(docId => writerOf(docId).doc(docId).pending > 0)
       return `${name}: ${written - latencies.length} writes not acknowledged 60 s after the load stopped, on ${waiting.length} documents: ` +
-        waiting.slice(0, 5).map(docId => `${docId} (pending ${writerOf(docId).pending(docId)}, peers ${JSON.stringify(writerOf(docId).peers(docId))}, moves ${JSON.stringify(relays.relays.flatMap(relay => (relay.process?.logs ?? []).filter(entry => entry.doc === docId && Number(entry.level) >= 30).map(entry => `${relay.id}: ${String(entry.msg)}`)))})`).join('; ')
+        waiting.slice(0, 5).map(docId => `${docId} (pending ${writerOf(docId).doc(docId).pending}, peers ${JSON.stringify(writerOf(docId).doc(docId).peers)}, moves ${JSON.stringify(relays.relays.flatMap(relay => (relay.process?.logs ?? []).filter(entry => entry.doc === docId && Number(entry.level) >= 30).map(entry => `${relay.id}: ${String(entry.msg)}`)))})`).join('; ')
     })
     const moves = relays.relays.flatMap(relay => (relay.process?.logs ?? []).filter(entry => entry.msg === 'moving a document by load')
       .map(entry => ({ doc: String(entry.doc), from: relay.id, to: String(entry.to), at: Number(entry.time), updatesPerSecond: Number(entry.updatesPerSecond) })))

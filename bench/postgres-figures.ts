@@ -36,17 +36,17 @@ export function postgresFailover (kills = 20): Promise<Record<string, number | s
         const docId = docs.get(victim)!
         const doc = await replica.open(docId)
         doc.getArray('items').push([`before ${k}`])
-        await replica.durable(docId)
+        await replica.doc(docId).durable()
         await relays.kill(victim)
         const killedAt = performance.now()
         doc.getArray('items').push([`after ${k}`])
-        await replica.durable(docId)
+        await replica.doc(docId).durable()
         times.push(performance.now() - killedAt)
         const restarted = await relays.start(victim)
         await restarted.waitForLog('registered with the database')
         // The document is back on its relay before the next round: wait until that relay serves it.
         doc.getArray('items').push([`back ${k}`])
-        await replica.durable(docId)
+        await replica.doc(docId).durable()
       }
       return {
         kills,
@@ -72,7 +72,7 @@ export function postgresJoin (documents = 1000): Promise<Record<string, number |
     try {
       const ids = Array.from({ length: documents }, (_, i) => `join/${i}`)
       for (const id of ids) (await replica.open(id)).getText('t').insert(0, id)
-      await Promise.all(ids.map(id => replica.durable(id)))
+      await Promise.all(ids.map(id => replica.doc(id).durable()))
       const share = ids.filter(id => homeOf(id, ['r1', 'r2', 'r3', 'r4']) === 'r4')
       const start = performance.now()
       const r4 = await relays.start('r4')
@@ -87,7 +87,7 @@ export function postgresJoin (documents = 1000): Promise<Record<string, number |
       const served = performance.now()
       // Every moved document is writable on r4.
       for (const id of share) (await replica.open(id)).getText('t').insert(0, '+')
-      await Promise.all(share.map(id => replica.durable(id)))
+      await Promise.all(share.map(id => replica.doc(id).durable()))
       const writable = performance.now()
       return {
         'documents open': documents,

@@ -116,13 +116,13 @@ export async function replicaTrace (): Promise<Record<string, number | string>> 
     const relay = await startRelayProcess(join(dir, 'relay'), UNLIMITED)
     const replica = new Replica({ store: new SqliteStore(join(dir, 'local.db')), relays: [relay.url] })
     const doc = await replica.open('paper')
-    await replica.synced('paper')
+    await replica.doc('paper').synced()
     const latencies: number[] = []
     const waiting: Array<Promise<void>> = []
     start = performance.now()
     await replay(doc.getText('t'), patches, CHUNK, () => {
       const asked = performance.now()
-      waiting.push(replica.durable('paper').then(() => { latencies.push(performance.now() - asked) }))
+      waiting.push(replica.doc('paper').durable().then(() => { latencies.push(performance.now() - asked) }))
     })
     await Promise.all(waiting)
     const total = performance.now() - start

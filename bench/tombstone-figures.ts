@@ -72,7 +72,7 @@ const cases: Record<string, (root: string, dir: string) => Promise<Figures>> = {
     const ids = ['r1', 'r2', 'r3']
     const ports = await Promise.all(ids.map(() => freePort()))
     const peers = ids.map((id, i) => `${id}=ws://127.0.0.1:${ports[i]}`).join(',')
-    const start = (i: number): Promise<Relay> => startRelay(root, join(dir, ids[i]!), ports[i]!, ['--id', ids[i]!, '--peers', peers, '--cluster-secret', 'figures', '--replicas', '3', '--write-quorum', '2', '--idle-ms', '100'])
+    const start = (i: number): Promise<Relay> => startRelay(root, join(dir, ids[i]!), ports[i]!, ['--id', ids[i]!, '--members', peers, '--cluster-secret', 'figures', '--copies', '3', '--write-quorum', '2', '--idle-ms', '100'])
     const relays = await Promise.all(ids.map((_, i) => start(i)))
     const names = ['read', 'untouched-1', 'untouched-2']
     const marker = (name: string): string => `MARKER-figures-${name}-71b3`

@@ -6,9 +6,14 @@
  * writers' entries and then made everything it loaded durable marks them so. Entries with
  * nothing pending are dropped. So after a reload `pending` counts every change in the
  * store that no relay acknowledged, whoever made it.
+ *
+ * Metadata that does not decode is refused (a {@link DocLoadError}: the document does not
+ * open), never read as no counters: that would make `pending` undercount and `durable()`
+ * resolve for changes no relay has.
  */
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
+import { DocLoadError } from '../shared/errors.js'
 
 /** One writer's counts. */
 export interface WriterCounts {
@@ -21,9 +26,8 @@ export interface WriterCounts {
 /** Every writer's counts, by writer id. */
 export type Counters = Map<string, WriterCounts>
 
-/** Marks the current encoding; metadata from before it is two varuints (one writer). */
+/** Marks the encoding (format 1), so that a later one can be told apart. */
 const FORMAT = [0, 1]
-const LEGACY_WRITER = ''
 
 function encodeCounters (counters: Counters): Uint8Array {
   return encoding.encode(encoder => {
@@ -37,21 +41,28 @@ function encodeCounters (counters: Counters): Uint8Array {
   })
 }
 
+/**
+ * The counters kept in a document's metadata (none for null). Throws a {@link DocLoadError}
+ * if `meta` is not counters of this format, whole and nothing else.
+ */
 export function decodeCounters (meta: Uint8Array | null): Counters {
   const counters: Counters = new Map()
   if (meta === null) return counters
+  if (meta[0] !== FORMAT[0] || meta[1] !== FORMAT[1]) throw unreadable(`unknown format ${[...meta.subarray(0, FORMAT.length)].join('.')}`)
   try {
-    if (meta[0] !== FORMAT[0] || meta[1] !== FORMAT[1]) throw new Error('legacy')
     const decoder = decoding.createDecoder(meta.subarray(FORMAT.length))
     for (let count = decoding.readVarUint(decoder); count > 0; count--) {
       counters.set(decoding.readVarString(decoder), { local: decoding.readVarUint(decoder), durable: decoding.readVarUint(decoder) })
     }
-  } catch {
-    counters.clear()
-    const decoder = decoding.createDecoder(meta)
-    counters.set(LEGACY_WRITER, { local: decoding.readVarUint(decoder), durable: decoding.readVarUint(decoder) })
+    if (decoding.hasContent(decoder)) throw new Error('bytes after the last writer')
+  } catch (error) {
+    throw unreadable((error as Error).message)
   }
   return counters
+}
+
+function unreadable (why: string): DocLoadError {
+  return new DocLoadError(`the stored acknowledgement counters do not decode (${why}): pending changes cannot be counted`)
 }
 
 /** Changes of `counts` not known to be durable. */

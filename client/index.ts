@@ -6,7 +6,7 @@ export { Replica, type ReplicaOptions, type ReplicaEvents, type RelayStatusEvent
 export type { LinkStatus } from './dialer.js'
 export { DocHandle, type DocStatus, type DocHandleEvents } from './doc-handle.js'
 export type { SessionStatus, Refusal } from './local-doc.js'
-export { RefusedError } from '../shared/errors.js'
+export { PetalError, ProtocolError, LimitError, AuthError, DocLoadError, DocDeletedError, StorageError, MovedError, RefusedError, ClosedError, UsageError, isRetryable } from '../shared/errors.js'
 export type { WebRtcOptions, RtcPeerConnection } from './webrtc.js'
 export { setDefaultWebSocket, type WebSocketConstructor } from '../shared/transport/websocket.js'
 export { MemoryStore } from '../shared/storage/memory-store.js'

@@ -118,7 +118,7 @@ export class LinkGroup {
       onRefused: (docId, code, reason) => {
         // "Not open here" is how peers decline documents they do not have: nothing to report.
         if (code === CloseCode.notOpenHere) return
-        this.docs.get(docId)?.refused(code, reason, connection.peer?.durable === true)
+        this.docs.get(docId)?.refused(code, reason, connection.peer?.isRelay === true)
         // "Unavailable" (it failed to load, or to store an update) is worth asking again.
         if (code === CloseCode.documentUnavailable) this.retry(connection, docId)
       },

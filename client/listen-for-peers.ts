@@ -10,7 +10,7 @@
 import { DEFAULT_LIMITS, type Limits } from '../shared/listen/limits.js'
 import { Authenticator, parseAuthKeys } from '../shared/listen/auth.js'
 import { listen } from '../shared/listen/listener.js'
-import { silentLog, type Log } from '../shared/listen/log.js'
+import { silentLogger, type Logger } from '../shared/listen/logger.js'
 import { acceptNative } from '../shared/listen/native-accept.js'
 import { PeerIds } from '../shared/listen/peer-ids.js'
 import { acceptStock, type StockContext } from '../shared/listen/stock-accept.js'
@@ -51,7 +51,7 @@ export interface ListenForPeersOptions {
   /** PEM certificate and key: serve wss:// instead of ws://. */
   tls?: { cert: string | Buffer, key: string | Buffer }
   /** Where connection events are logged (pino fits). Default: nowhere. */
-  log?: Log
+  logger?: Logger
 }
 
 /** A replica listening for peers. */
@@ -76,15 +76,15 @@ export async function listenForPeers (replica: Replica, options: ListenForPeersO
   if (keys.size === 0 && options.open !== true) throw new TypeError('listenForPeers needs auth keys (auth: [secret]), or open: true to let any peer that reaches the port read and write every document')
   if (keys.size > 0 && options.open === true) throw new TypeError('listenForPeers: auth and open: true exclude each other')
   const authenticator = keys.size === 0 ? null : new Authenticator(keys)
-  const log = options.log ?? silentLog
-  if (authenticator === null) log.warn({}, 'listening for peers with no auth keys: any peer that can reach this port may read and write every document of this replica, and its writes reach this replica\'s relays under its own token')
+  const logger = options.logger ?? silentLogger
+  if (authenticator === null) logger.warn({}, 'listening for peers with no auth keys: any peer that can reach this port may read and write every document of this replica, and its writes reach this replica\'s relays under its own token')
   replica.servePeers({ limits, maxDocuments: options.maxDocuments ?? DEFAULT_MAX_PEER_DOCUMENTS })
   const peerIds = new PeerIds()
   const stock: StockContext = {
     // Stock clients' documents, held for them as for native peers (see `serveToPeer`).
     documents: { acquire: docId => replica.acquireForPeer(docId), release: docId => replica.releaseForPeer(docId) },
     authenticator,
-    log
+    logger
   }
   const listener = await listen({
     host: options.host ?? '127.0.0.1',
@@ -93,15 +93,15 @@ export async function listenForPeers (replica: Replica, options: ListenForPeersO
     ...(options.allowedOrigins === undefined ? {} : { allowedOrigins: options.allowedOrigins }),
     limits,
     authenticator,
-    log,
+    logger,
     pingIntervalMs: 30_000,
     onNative: link => {
       acceptNative(link, {
         self: replica.self,
         authenticator,
-        log,
+        logger,
         maxDocs: limits.maxDocsPerConnection,
-        // A replica wants to know what its peers hold (see `replica.peers()`).
+        // A replica wants to know what its peers hold (see a handle's `peers`).
         numbered: true,
         peerIds,
         serve: docId => replica.serveToPeer(docId)

@@ -7,7 +7,7 @@
  * event loop into one update, stored with one write of the count of local changes in the
  * same commit, so after a restart (or a crash, which loses at most the turn in progress)
  * the replica still knows how many of its changes no relay has acknowledged, and the next
- * handshake re-sends them. Only a durable peer's (a relay's) acknowledgement makes a
+ * handshake re-sends them. Only a relay's acknowledgement makes a
  * change durable; a replica peer's only means it holds the change.
  */
 import * as Y from 'yjs'
@@ -21,7 +21,7 @@ import { SyncSession, type DocumentHost, type HandOver } from '../shared/sync/se
 import { decodeStateVector } from '../shared/wire/state-vector.js'
 import { encodeAwarenessEntries } from '../shared/wire/awareness.js'
 import { validateUpdate } from '../shared/validation/update-validation.js'
-import { LimitError, RefusedError } from '../shared/errors.js'
+import { ClosedError, DocLoadError, LimitError, PetalError, RefusedError, StorageError } from '../shared/errors.js'
 import { DocumentChecks, type PreparedUpdate } from '../shared/validation/document-checks.js'
 import { TooManyClientsError } from '../shared/validation/update-shape.js'
 import { DEFAULT_LIMITS, type Limits } from '../shared/listen/limits.js'
@@ -64,14 +64,14 @@ export interface Refusal {
   reason: string
 }
 
-/** How one session of a document stands, as reported by `replica.peers(docId)`. */
+/** How one session of a document stands, as reported by a handle's `peers` (`replica.doc(docId).peers`). */
 export interface SessionStatus {
   /** The peer's id (a relay's id, or a replica's). */
   peerId: string
   /** Whether the peer is a relay: only its acknowledgements make changes durable. */
-  durable: boolean
-  /** `syncing` until the handshake is done, `synced` once everything sent is acknowledged, `sending` while acknowledgements are due. */
-  state: 'syncing' | 'synced' | 'sending'
+  isRelay: boolean
+  /** `syncing` until the handshake is done (the document is synced with the peer from then on), then `sending` while acknowledgements are due and `acked` once everything sent is acknowledged. */
+  state: 'syncing' | 'sending' | 'acked'
 }
 
 /** The limits a document holds its peers to, as a relay holds its clients (relays themselves are trusted). */
@@ -115,6 +115,8 @@ export class LocalDoc implements DocumentHost {
   private syncWaiters: Waiter[] = []
   private durableWaiters: Array<Waiter & { local: number }> = []
   private lastError: Error | null = null
+  /** Set once closed: a wait begun after it (or just before, in a call still on its way) fails at once instead of hanging. */
+  private closedError: ClosedError | null = null
   /** The last refusal by a relay, until the next sync with one. */
   private lastRefusal: Refusal | null = null
   /**
@@ -190,7 +192,13 @@ export class LocalDoc implements DocumentHost {
 
   private async load (): Promise<void> {
     const persisted = await PersistedDoc.load(this.store, this.docId, this.ydoc, { origin: STORAGE_ORIGIN })
-    const stored = decodeCounters(persisted.loadedMeta)
+    let stored: Counters
+    try {
+      stored = decodeCounters(persisted.loadedMeta)
+    } catch (error) {
+      // Refused rather than read as nothing pending; the stored data is left as it is.
+      throw new DocLoadError(`document ${this.docId}: ${(error as Error).message}`)
+    }
     const writer = this.options.writer ?? ''
     // Counting starts from this writer's stored entry (a replica that reopens with its own id), if any.
     this.counters = stored.get(writer) ?? { local: 0, durable: 0 }
@@ -206,8 +214,8 @@ export class LocalDoc implements DocumentHost {
   get status (): SessionStatus[] {
     return [...this.sessions].map(session => ({
       peerId: session.peer.peerId,
-      durable: session.peer.durable,
-      state: !session.live ? 'syncing' : session.caughtUp ? 'synced' : 'sending'
+      isRelay: session.peer.isRelay,
+      state: !session.live ? 'syncing' : session.caughtUp ? 'acked' : 'sending'
     }))
   }
 
@@ -256,7 +264,7 @@ export class LocalDoc implements DocumentHost {
   applyUpdate (received: Uint8Array, from: SyncSession): Promise<void> {
     let update = received
     let prepared: PreparedUpdate | null = null
-    if (from.peer.durable) {
+    if (from.peer.isRelay) {
       if (this.checks === null) validateUpdate(update)
       else this.checks.recordOwn(update)
     } else {
@@ -311,7 +319,7 @@ export class LocalDoc implements DocumentHost {
   }
 
   applyAwareness (update: Uint8Array, from: SyncSession): void {
-    const allowed = admitAwareness(update, this.presence, from, from.peer.durable ? undefined : this.limits)
+    const allowed = admitAwareness(update, this.presence, from, from.peer.isRelay ? undefined : this.limits)
     if (allowed.length > 0) applyAwarenessUpdate(this.awareness, encodeAwarenessEntries(allowed), from)
   }
 
@@ -329,14 +337,14 @@ export class LocalDoc implements DocumentHost {
     this.sessions.delete(session)
     const brought = [...this.presenceOwners].filter(([, owner]) => owner === session).map(([clientId]) => clientId)
     if (brought.length > 0) removeAwarenessStates(this.awareness, brought, session)
-    if (session.peer.durable && ![...this.sessions].some(other => other.peer.durable && other.synced)) this.isSynced = false
+    if (session.peer.isRelay && ![...this.sessions].some(other => other.peer.isRelay && other.synced)) this.isSynced = false
     // The checks cost memory; with no peer left to send updates they are built again when one does.
-    if (!session.peer.durable && ![...this.sessions].some(other => !other.peer.durable)) this.checks = null
+    if (!session.peer.isRelay && ![...this.sessions].some(other => !other.peer.isRelay)) this.checks = null
     this.onChange()
   }
 
   synced (session: SyncSession): void {
-    if (session.peer.durable) {
+    if (session.peer.isRelay) {
       this.isSynced = true
       this.lastRefusal = null
       for (const waiter of this.syncWaiters.splice(0)) waiter.resolve()
@@ -346,8 +354,8 @@ export class LocalDoc implements DocumentHost {
 
   acknowledged (session: SyncSession, localChanges: number): void {
     // Any acknowledgement from a relay covers its session's handshake update, which held everything loaded.
-    const loadedNowDurable = session.peer.durable && this.othersPending() > 0
-    if (session.peer.durable && (localChanges > this.counters.durable || loadedNowDurable)) {
+    const loadedNowDurable = session.peer.isRelay && this.othersPending() > 0
+    if (session.peer.isRelay && (localChanges > this.counters.durable || loadedNowDurable)) {
       this.counters.durable = Math.max(this.counters.durable, Math.min(localChanges, this.counters.local))
       this.saveCounters(loadedNowDurable).catch(error => this.fail(error as Error))
       if (loadedNowDurable) this.loaded = new Map()
@@ -405,7 +413,7 @@ export class LocalDoc implements DocumentHost {
   /** Resolves once the document has completed a sync with a relay (now, if it is synced). */
   whenSynced (): Promise<void> {
     if (this.isSynced) return Promise.resolve()
-    const refused = this.refusalError()
+    const refused = this.refusalError() ?? this.closedError
     if (refused !== null) return Promise.reject(refused)
     return new Promise((resolve, reject) => this.syncWaiters.push({ resolve, reject }))
   }
@@ -413,6 +421,7 @@ export class LocalDoc implements DocumentHost {
   /** Resolves once every local change made so far is acknowledged as durable by a relay. */
   whenDurable (): Promise<void> {
     if (this.lastError !== null) return Promise.reject(this.lastError)
+    if (this.closedError !== null) return Promise.reject(this.closedError)
     const local = this.counters.local + this.batch.count
     if (local <= this.counters.durable && this.othersPending() === 0) return Promise.resolve()
     // What the relay refused (see `refused`) will not become durable.
@@ -424,8 +433,8 @@ export class LocalDoc implements DocumentHost {
   async close (): Promise<void> {
     if (this.isLoaded) this.storeLocal()
     for (const session of [...this.sessions]) session.end(true)
-    const closed = new Error(`document ${this.docId} was closed`)
-    for (const waiter of [...this.syncWaiters.splice(0), ...this.durableWaiters.splice(0)]) waiter.reject(closed)
+    this.closedError = new ClosedError(`document ${this.docId} was closed`)
+    for (const waiter of [...this.syncWaiters.splice(0), ...this.durableWaiters.splice(0)]) waiter.reject(this.closedError)
     this.ydoc.off('afterTransactionCleanup', this.onTransaction)
     this.awareness.off('update', this.onAwarenessUpdate)
     this.awareness.destroy()
@@ -452,7 +461,8 @@ export class LocalDoc implements DocumentHost {
     return this.store.updateMeta(this.docId, updateCounters(this.options.writer ?? '', { ...this.counters }, this.loaded, loadedDurable))
   }
 
-  private fail (error: Error): void {
+  private fail (cause: Error): void {
+    const error = cause instanceof PetalError ? cause : new StorageError(`document ${this.docId} could not be saved locally: ${cause.message}`)
     this.lastError = error
     for (const waiter of this.durableWaiters.splice(0)) waiter.reject(error)
   }

@@ -5,14 +5,13 @@
 import { CloseCode } from '../shared/wire/close-codes.js'
 import { ObservableV2 } from 'lib0/observable'
 import { uuidv4 } from 'lib0/random'
-import type { Awareness } from 'y-protocols/awareness'
 import * as Y from 'yjs'
 import { InvalidDocIdError, docIdProblem, parseDocId, type DocId } from '../shared/wire/doc-id.js'
 import type { Link } from '../shared/transport/link.js'
 import type { DocStore } from '../shared/storage/store.js'
 import { peerIdProblem, type PeerInfo } from '../shared/wire/native-messages.js'
 import { LocalDoc, type LocalDocOptions, type PeerLimits, type SessionStatus } from './local-doc.js'
-import { LimitError } from '../shared/errors.js'
+import { ClosedError, LimitError, UsageError } from '../shared/errors.js'
 import { DocHandle } from './doc-handle.js'
 import type { Served } from '../shared/sync/connection.js'
 import type { DocumentHost } from '../shared/sync/session.js'
@@ -60,7 +59,12 @@ export interface ReplicaOptions {
   token?: string | (() => string | Promise<string>)
   /** WebSocket implementation. Default `globalThis.WebSocket`, or `ws` once `petaldb/node` is imported. */
   WebSocket?: WebSocketConstructor
-  /** Opens a link to a relay URL instead of a WebSocket (in-memory transports in tests). */
+  /**
+   * A custom transport: opens the link to a relay or peer URL instead of a WebSocket. Any
+   * {@link Link} works (an in-memory pair, a connection the app already has); the URLs in
+   * `relays` and `peers` are then only names passed to this function, not checked as
+   * `ws://` URLs, and `WebSocket` is not used.
+   */
   connect?: (url: string) => Promise<Link>
   /** Reconnect backoff: first delay bound, doubled per failure up to `maxReconnectDelayMs`. Default 100 ms. */
   minReconnectDelayMs?: number
@@ -73,7 +77,7 @@ export interface RelayStatusEvent {
   relay: string
   status: LinkStatus
   /** Whether the URL is a relay's (else a peer's). */
-  durable: boolean
+  isRelay: boolean
 }
 
 /**
@@ -92,7 +96,7 @@ export interface RefusedEvent {
   reason: string
 }
 
-/** A change in how an open document stands with its relays and peers (see {@link Replica.peers}). */
+/** A change in how an open document stands with its relays and peers (see `DocHandle.peers`). */
 export interface PeersEvent {
   docId: string
   peers: SessionStatus[]
@@ -150,7 +154,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     super()
     validateOptions(options)
     this.store = options.store
-    this.self = { peerId: options.peerId ?? uuidv4(), durable: false }
+    this.self = { peerId: options.peerId ?? uuidv4(), isRelay: false }
     this.docOptions = { writer: this.self.peerId }
     // Fail now, not on every reconnect, if there is nothing to connect with.
     if (options.connect === undefined && (options.relays?.length ?? 0) + (options.peers?.length ?? 0) > 0) resolveWebSocket(options.WebSocket)
@@ -175,13 +179,13 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     }
     this.router = relays.length === 0
       ? null
-      : new Router({ relays, connect, self: this.self, token, onStatus: (relay, status) => this.emit('status', [{ relay, status, durable: true }]), ...refusals, ...webrtc, ...backoff })
+      : new Router({ relays, connect, self: this.self, token, onStatus: (relay, status) => this.emit('status', [{ relay, status, isRelay: true }]), ...refusals, ...webrtc, ...backoff })
     this.peerDialers = (options.peers ?? []).map(url => new Dialer({
       urls: [url],
       connect,
       self: this.self,
       token,
-      onStatus: (relay, status) => this.emit('status', [{ relay, status, durable: false }]),
+      onStatus: (relay, status) => this.emit('status', [{ relay, status, isRelay: false }]),
       ...refusals,
       ...backoff
     }))
@@ -226,7 +230,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     const id = docId as DocId
     this.openedByApp.add(id)
     const open = this.entry(id, options.ydoc)
-    if (options.ydoc !== undefined && open.handle.ydoc !== options.ydoc) throw new Error(`document ${docId} is already open with another Y.Doc`)
+    if (options.ydoc !== undefined && open.handle.ydoc !== options.ydoc) throw new UsageError(`document ${docId} is already open with another Y.Doc`)
     return open.handle
   }
 
@@ -316,37 +320,6 @@ export class Replica extends ObservableV2<ReplicaEvents> {
     return entry
   }
 
-  /** Resolves once the open document has completed a sync with a relay (at once if it is in sync now). */
-  async synced (docId: string): Promise<void> {
-    if (this.router === null) throw new Error('this replica has no relays to sync with')
-    return await this.handle(docId).synced()
-  }
-
-  /** Resolves once every local change made so far to the open document is acknowledged as durable by a relay. */
-  async durable (docId: string): Promise<void> {
-    return await this.handle(docId).durable()
-  }
-
-  /** Local changes of the open document saved locally and not yet acknowledged by a relay. */
-  pending (docId: string): number {
-    return this.handle(docId).pending
-  }
-
-  /**
-   * How the open document stands with each relay and peer it syncs with right now: the
-   * peer's id, whether it is a relay, and whether it is still syncing, has acknowledged
-   * everything sent to it (`synced`), or has acknowledgements due (`sending`). Changes are
-   * emitted as `peers` events. Only relays make changes durable (see {@link durable}).
-   */
-  peers (docId: string): SessionStatus[] {
-    return this.handle(docId).peers
-  }
-
-  /** The y-protocols Awareness (presence) of the open document. */
-  awareness (docId: string): Awareness {
-    return this.handle(docId).awareness
-  }
-
   /**
    * Replaces the token on every relay connection without dropping the documents (before
    * the old one expires). Documents the new token does not allow are refused by the relay.
@@ -410,14 +383,7 @@ export class Replica extends ObservableV2<ReplicaEvents> {
   }
 
   private assertOpen (): void {
-    if (this.closed) throw new Error('replica is closed')
-  }
-
-  /** The handle of an open document. */
-  private handle (docId: string): DocHandle {
-    const open = this.docs.get(parseDocId(docId))
-    if (open === undefined) throw new Error(`document ${docId} is not open: call replica.doc() or replica.open() first`)
-    return open.handle
+    if (this.closed) throw new ClosedError('replica is closed')
   }
 }
 

@@ -13,6 +13,7 @@
  * must be made with the id the relay vouched for, and an offer, answer or candidate is taken
  * only in its turn of the negotiation. Nothing a peer sends can throw out of an event handler.
  */
+import { UsageError } from '../shared/errors.js'
 import { CloseCode } from '../shared/wire/close-codes.js'
 import type { DocId } from '../shared/wire/doc-id.js'
 import type { PeerInfo } from '../shared/wire/native-messages.js'
@@ -120,7 +121,7 @@ export class WebRtcPeers {
 
   constructor (private readonly self: PeerInfo, private readonly options: WebRtcOptions = {}) {
     const RTC = options.RTCPeerConnection ?? (globalThis as { RTCPeerConnection?: WebRtcOptions['RTCPeerConnection'] }).RTCPeerConnection
-    if (RTC === undefined) throw new Error('webrtc needs an RTCPeerConnection: this platform has none, pass webrtc: { RTCPeerConnection }')
+    if (RTC === undefined) throw new UsageError('webrtc needs an RTCPeerConnection: this platform has none, pass webrtc: { RTCPeerConnection }')
     this.RTC = RTC
     this.maxPeers = options.maxPeers ?? 32
     this.group = new LinkGroup({ self })
@@ -136,14 +137,14 @@ export class WebRtcPeers {
 
   /** A document was opened through `relay`: tell the document's other clients there that this replica is here. */
   announce (docId: DocId, relay: PeerConnection): void {
-    if (relay.peer?.durable !== true) return
+    if (relay.peer?.isRelay !== true) return
     this.signal(relay, docId, '', { t: 'hi' })
   }
 
   /** A signal the relay passed on, stamped with its sender's id, access and user. */
   receive (message: Extract<ControlMessage, { type: 'signal' }>, relay: PeerConnection): void {
     const { docId, peerId } = message
-    if (this.closed || relay.peer?.durable !== true || peerId === '' || peerId === this.self.peerId) return
+    if (this.closed || relay.peer?.isRelay !== true || peerId === '' || peerId === this.self.peerId) return
     const signal = parseSignal(message.payload)
     if (signal === null) return // not ours to judge: the relay checks what it passes on
     const key = keyOf(relay, peerId)

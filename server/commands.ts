@@ -95,8 +95,8 @@ Relays on one PostgreSQL database (any number; they find each other through it, 
 
 Cluster flags on SQLite (all relays of a cluster get the same member list):
   --id ID                 this relay's id in the member list
-  --peers LIST            every member, this relay included: r1=ws://127.0.0.1:4321,r2=ws://127.0.0.1:4322,...
-  --replicas R            relays that keep a copy of each document, its homes (default 3, at most the cluster size)
+  --members LIST          every member, this relay included: r1=ws://127.0.0.1:4321,r2=ws://127.0.0.1:4322,...
+  --copies R              relays that keep a copy of each document, its homes (default 3, at most the cluster size)
   --write-quorum W        homes that must commit an update before it is acknowledged (default a majority of R)
   --cluster-secret-file F read the shared secret of relay-to-relay links from a file (or set
                           PETALDB_CLUSTER_SECRET); default none: links unauthenticated
@@ -152,8 +152,8 @@ async function relayCommand (args: string[]): Promise<void> {
         'tls-key': { type: 'string' },
         'log-level': { type: 'string' },
         id: { type: 'string' },
-        peers: { type: 'string' },
-        replicas: { type: 'string' },
+        members: { type: 'string' },
+        copies: { type: 'string' },
         'write-quorum': { type: 'string' },
         'cluster-secret': { type: 'string' },
         'cluster-secret-file': { type: 'string' },
@@ -255,7 +255,7 @@ function postgresFlags (values: Record<string, unknown>): PostgresOptions | unde
   }
   if (!/^postgres(ql)?:\/\//.test(url)) fail(`--postgres expects a URL postgres://user:password@host:port/database, got ${JSON.stringify(withoutPassword(url))}`)
   if (values.data !== undefined) fail('--data and --postgres (or PETALDB_POSTGRES) exclude each other: documents are stored in one place')
-  if (values.peers !== undefined) fail('--peers and --postgres exclude each other: relays on PostgreSQL find each other through the database')
+  if (values.members !== undefined) fail('--members and --postgres exclude each other: relays on PostgreSQL find each other through the database')
   const advertiseUrl = values['advertise-url'] as string | undefined
   if (advertiseUrl !== undefined && !/^wss?:\/\/[^/]+$/.test(advertiseUrl)) fail(`--advertise-url expects ws://HOST:PORT or wss://HOST:PORT, got ${JSON.stringify(advertiseUrl)}`)
   const leaseMs = integer(values['lease-ms'] as string | undefined, '--lease-ms')
@@ -271,23 +271,23 @@ function postgresFlags (values: Record<string, unknown>): PostgresOptions | unde
 
 function clusterFlags (values: Record<string, unknown>, logger: Logger): ClusterOptions | undefined {
   const id = values.id as string | undefined
-  const peers = values.peers as string | undefined
-  if (id === undefined && peers === undefined) return undefined
-  if (id === undefined || peers === undefined) fail('--id and --peers go together')
+  const list = values.members as string | undefined
+  if (id === undefined && list === undefined) return undefined
+  if (id === undefined || list === undefined) fail('--id and --members go together')
   let members
   try {
-    members = parseMembers(peers)
+    members = parseMembers(list)
   } catch (error) {
     fail((error as Error).message)
   }
   const secret = clusterSecret(values)
   if (secret === undefined) logger.warn('no cluster secret: relay-to-relay links are not authenticated')
-  const replicas = integer(values.replicas as string | undefined, '--replicas')
+  const copies = integer(values.copies as string | undefined, '--copies')
   const writeQuorum = integer(values['write-quorum'] as string | undefined, '--write-quorum')
   const options: ClusterOptions = {
     selfId: id,
     members,
-    ...(replicas === undefined ? {} : { copies: replicas }),
+    ...(copies === undefined ? {} : { copies }),
     ...(writeQuorum === undefined ? {} : { writeQuorum }),
     ...(secret === undefined ? {} : { secret })
   }

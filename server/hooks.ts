@@ -53,12 +53,12 @@ export function hookVerifier (authenticate: NonNullable<RelayHooks['authenticate
 }
 
 /** Calls hook `name` with `event`, if the app set it; a hook that throws is logged. */
-export function callHook<K extends Exclude<keyof RelayHooks, 'authenticate'>> (hooks: RelayHooks, name: K, event: Parameters<NonNullable<RelayHooks[K]>>[0], log: Logger): void {
+export function callHook<K extends Exclude<keyof RelayHooks, 'authenticate'>> (hooks: RelayHooks, name: K, event: Parameters<NonNullable<RelayHooks[K]>>[0], logger: Logger): void {
   const hook = hooks[name] as ((event: unknown) => void) | undefined
   if (hook === undefined) return
   try {
     hook(event)
   } catch (error) {
-    log.error({ err: error, hook: name }, 'a relay hook threw')
+    logger.error({ err: error, hook: name }, 'a relay hook threw')
   }
 }

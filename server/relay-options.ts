@@ -42,7 +42,7 @@ export interface CommonRelayOptions {
   /** Hooks for the app embedding the relay; see {@link RelayHooks}. */
   hooks?: RelayHooks
   /** POST `{ docId, updatedAt }` to these URLs after changes (and deletions); see `webhooks.ts`. */
-  webhooks?: Omit<WebhookOptions, 'log'>
+  webhooks?: Omit<WebhookOptions, 'logger'>
 }
 
 /** A relay on its own, on the SQLite database of `dataDir` (default `./petal-data`). */

@@ -54,7 +54,10 @@ export interface Relay {
   readonly port: number
   /** This relay's id among relays and to native clients. */
   readonly id: string
-  /** The document registry (for inspection in tests and tools). */
+  /**
+   * The relay's documents, for the app embedding it: read or change one in process
+   * (`registry.with(docId, doc => ...)`, as the HTTP API does), or see which are in memory.
+   */
   readonly registry: DocumentRegistry
   /** What the relay is, in words (`as r1 of a 3-relay cluster (data in ./d)`), for its first line on the console. */
   readonly role: string
@@ -73,28 +76,28 @@ const DEFAULTS = {
 
 /** Starts a relay and resolves once it listens. */
 export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
-  const log = options.logger ?? pino({ level: 'info' }, pino.destination(2))
+  const logger = options.logger ?? pino({ level: 'info' }, pino.destination(2))
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits }
   const hooks = options.hooks ?? {}
   const authenticator: TokenVerifier | null = hooks.authenticate !== undefined
     ? hookVerifier(hooks.authenticate)
     : options.authKeys === undefined || options.authKeys.size === 0 ? null : new Authenticator(options.authKeys)
-  if (authenticator === null) log.warn('no auth secret configured: this relay is open to anyone who can reach it')
+  if (authenticator === null) logger.warn('no auth secret configured: this relay is open to anyone who can reach it')
   if (limits.maxDocumentBytes > WS_CLIENT_MAX_PAYLOAD) {
-    log.warn({ maxDocumentBytes: limits.maxDocumentBytes }, 'documents this large are sent in frames that Node ws clients refuse by default (100 MiB): they will not sync')
+    logger.warn({ maxDocumentBytes: limits.maxDocumentBytes }, 'documents this large are sent in frames that Node ws clients refuse by default (100 MiB): they will not sync')
   }
   if (limits.maxFrameBytes > Math.min(limits.maxBodyBytesPerIp, limits.maxBodyBytesTotal)) {
-    log.warn({ maxFrameBytes: limits.maxFrameBytes }, 'HTTP bodies as large as the largest frame cannot be held: the body limits refuse them (429 or 503)')
+    logger.warn({ maxFrameBytes: limits.maxFrameBytes }, 'HTTP bodies as large as the largest frame cannot be held: the body limits refuse them (429 or 503)')
   }
   const metrics = new RelayMetrics()
-  const deployment = await openDeployment(options, { authenticated: authenticator !== null }, log, info => {
-    log.debug(info, 'commit')
+  const deployment = await openDeployment(options, { authenticated: authenticator !== null }, logger, info => {
+    logger.debug(info, 'commit')
     metrics.committed(info)
-    callHook(hooks, 'store', info, log)
+    callHook(hooks, 'store', info, logger)
   })
-  const webhooks = options.webhooks === undefined || options.webhooks.urls.length === 0 ? null : new Webhooks({ ...options.webhooks, log })
+  const webhooks = options.webhooks === undefined || options.webhooks.urls.length === 0 ? null : new Webhooks({ ...options.webhooks, logger })
   try {
-    return await serve(options, { log, limits, authenticator, deployment, metrics, hooks, webhooks })
+    return await serve(options, { logger, limits, authenticator, deployment, metrics, hooks, webhooks })
   } catch (error) {
     webhooks?.close()
     await deployment.close()
@@ -104,7 +107,7 @@ export async function startRelay (options: RelayOptions = {}): Promise<Relay> {
 
 /** What {@link serve} composes, made by {@link startRelay}. */
 interface Parts {
-  log: Logger
+  logger: Logger
   limits: Limits
   authenticator: TokenVerifier | null
   deployment: Deployment
@@ -115,12 +118,12 @@ interface Parts {
 
 /** The relay proper, on its parts. */
 async function serve (options: RelayOptions, parts: Parts): Promise<Relay> {
-  const { log, limits, authenticator, deployment, metrics, hooks, webhooks } = parts
+  const { logger, limits, authenticator, deployment, metrics, hooks, webhooks } = parts
   const { documents } = deployment
   const counted = documents.received
   const registry = new DocumentRegistry({
     store: deployment.store,
-    log,
+    logger,
     observer: {
       received: counted === undefined
         ? (source, bytes) => metrics.received(source, bytes)
@@ -131,7 +134,7 @@ async function serve (options: RelayOptions, parts: Parts): Promise<Relay> {
       replicated: seconds => metrics.replicated(seconds),
       durable: event => {
         metrics.durable(event)
-        callHook(hooks, 'change', { docId: event.docId, update: event.update, source: event.source }, log)
+        callHook(hooks, 'change', { docId: event.docId, update: event.update, source: event.source }, logger)
         // Where every home stores each change, only the relay it came to calls the webhooks.
         if (event.source !== 'relay') webhooks?.changed(event.docId)
       }
@@ -141,12 +144,12 @@ async function serve (options: RelayOptions, parts: Parts): Promise<Relay> {
     ...(documents.gate === undefined ? {} : { gate: documents.gate }),
     onLoad: doc => {
       documents.onLoad?.(doc)
-      callHook(hooks, 'load', { docId: doc.docId }, log)
+      callHook(hooks, 'load', { docId: doc.docId }, logger)
     },
     ...(documents.onEvict === undefined ? {} : { onEvict: documents.onEvict }),
     onDelete: (docId, deletedAt) => {
       documents.onDelete?.(docId, deletedAt)
-      callHook(hooks, 'delete', { docId }, log)
+      callHook(hooks, 'delete', { docId }, logger)
       webhooks?.changed(docId)
     },
     limits,
@@ -155,7 +158,7 @@ async function serve (options: RelayOptions, parts: Parts): Promise<Relay> {
   const open = new OpenConnections()
   deployment.attach(registry, { connections: () => open.native + open['y-websocket'] })
   // A deletion cut short (a crash before its erasure) is finished before anything is served.
-  await registry.resumeErasure().catch((error: unknown) => log.error({ err: error }, 'could not finish erasing deleted documents'))
+  await registry.resumeErasure().catch((error: unknown) => logger.error({ err: error }, 'could not finish erasing deleted documents'))
   const peerIds = new PeerIds()
   const stock: StockContext = {
     // Every stock connection gets its document from the registry, which says why a load failed.
@@ -163,14 +166,14 @@ async function serve (options: RelayOptions, parts: Parts): Promise<Relay> {
       acquire: docId => {
         const host = registry.acquire(docId)
         host.catch((error: unknown) => {
-          if (!(error instanceof MovedError)) log.error({ err: error, doc: docId }, 'document failed to load; refusing connections to it')
+          if (!(error instanceof MovedError)) logger.error({ err: error, doc: docId }, 'document failed to load; refusing connections to it')
         })
         return host
       },
       release: docId => registry.release(docId)
     },
     authenticator,
-    log,
+    logger,
     onClosed: open.stockClosed
   }
   const bodies = new BodyBudget(limits)
@@ -183,28 +186,28 @@ async function serve (options: RelayOptions, parts: Parts): Promise<Relay> {
     ...(options.allowedOrigins === undefined ? {} : { allowedOrigins: options.allowedOrigins }),
     limits,
     authenticator,
-    log,
+    logger,
     pingIntervalMs: options.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
     ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     onClosed: code => metrics.closed(code),
     onNative: link => {
-      const { routing, relayLinks } = deployment
+      const { routing, relayPeers } = deployment
       serveNativeLink(link, {
         registry,
-        log,
-        self: { peerId: self.id, durable: true },
+        logger,
+        self: { peerId: self.id, isRelay: true },
         authenticator,
         maxDocs: limits.maxDocsPerConnection,
         peerIds,
         ...(routing === null ? {} : { routing }),
-        ...(relayLinks === null ? {} : { relayLinks })
+        ...(relayPeers === null ? {} : { relayPeers })
       })
       open.track(link, 'native')
     },
     onStock: (link, client) => {
       const homes = deployment.proxyTargets(client.docId)
       if (homes !== null) {
-        proxyStockConnection(link, client.docId, client.query, homes, log)
+        proxyStockConnection(link, client.docId, client.query, homes, logger)
         open.track(link, 'y-websocket')
       } else {
         open['y-websocket']++
@@ -214,7 +217,7 @@ async function serve (options: RelayOptions, parts: Parts): Promise<Relay> {
     onHttp: (req, res) => answerHttp(req, res, {
       health,
       metrics,
-      docsApi: { registry, list: prefix => deployment.store.list(prefix), authenticator, limits, bodies, log, cluster: deployment.docsRouting(self) },
+      docsApi: { registry, list: prefix => deployment.store.list(prefix), authenticator, limits, bodies, logger, cluster: deployment.docsRouting(self) },
       allowedOrigins: options.allowedOrigins
     })
   })

@@ -29,7 +29,7 @@ export interface DeliveryQueueOptions {
   /** Makes one call: resolves with null once the receiver took it, else with why it failed. */
   send: (docId: string, updatedAt: number) => Promise<string | null>
   /** Logs with the receiver's URL attached. */
-  log: Logger
+  logger: Logger
 }
 
 const MAX_RETRY_MS = 60_000
@@ -80,12 +80,12 @@ export class DeliveryQueue {
     }
     if (this.queued() >= this.options.maxQueued) {
       if (this.dropped++ === 0) {
-        this.options.log.error({ docId, maxQueued: this.options.maxQueued }, 'webhook queue full: the receiver will not hear of changes to further documents until it catches up')
+        this.options.logger.error({ docId, maxQueued: this.options.maxQueued }, 'webhook queue full: the receiver will not hear of changes to further documents until it catches up')
       }
       return
     }
     if (this.dropped > 0) {
-      this.options.log.error({ dropped: this.dropped }, 'webhook queue has room again; the receiver did not hear of changes to these documents')
+      this.options.logger.error({ dropped: this.dropped }, 'webhook queue has room again; the receiver did not hear of changes to these documents')
       this.dropped = 0
     }
     this.ready.set(docId, { updatedAt, failures: 0, notBefore: 0 })
@@ -130,7 +130,7 @@ export class DeliveryQueue {
     this.inFlight.delete(docId)
     if (this.closed) return
     if (failure === null) {
-      if (this.failing) this.options.log.warn('webhook receiver answering again')
+      if (this.failing) this.options.logger.warn('webhook receiver answering again')
       this.failing = false
     } else {
       this.failed(docId, entry, failure)
@@ -139,18 +139,18 @@ export class DeliveryQueue {
   }
 
   private failed (docId: string, entry: Entry, failure: string): void {
-    if (!this.failing) this.options.log.warn({ docId, failure }, `webhook call failed (${failure}); retrying with backoff`)
+    if (!this.failing) this.options.logger.warn({ docId, failure }, `webhook call failed (${failure}); retrying with backoff`)
     this.failing = true
     // A later change is queued already: its call reports a later time, and supersedes this one.
     if (this.queuedEntry(docId) !== undefined) return
     entry.failures++
     const { attempts, retryBaseMs } = this.options
     if (entry.failures >= attempts) {
-      this.options.log.error({ docId, updatedAt: new Date(entry.updatedAt).toISOString(), attempts }, `webhook failed ${attempts} times (${failure}); giving up on this call`)
+      this.options.logger.error({ docId, updatedAt: new Date(entry.updatedAt).toISOString(), attempts }, `webhook failed ${attempts} times (${failure}); giving up on this call`)
       return
     }
     const delay = Math.min(MAX_RETRY_MS, retryBaseMs * 2 ** (entry.failures - 1))
-    this.options.log.debug({ docId, failures: entry.failures, retryInMs: delay }, `webhook ${failure}; retrying`)
+    this.options.logger.debug({ docId, failures: entry.failures, retryInMs: delay }, `webhook ${failure}; retrying`)
     entry.notBefore = Date.now() + delay
     let list = this.held.get(delay)
     if (list === undefined) this.held.set(delay, list = new Map())

@@ -34,7 +34,7 @@ export interface WebhookOptions {
   maxQueued?: number
   /** How long one call may take before it counts as failed. Default 10 s. */
   timeoutMs?: number
-  log: Logger
+  logger: Logger
 }
 
 /**
@@ -81,7 +81,7 @@ export class Webhooks {
       attempts: options.attempts ?? 10,
       retryBaseMs: options.retryBaseMs ?? 1000,
       send: (docId, updatedAt) => this.call(url, this.agents[i]!, docId, updatedAt),
-      log: options.log.child({ webhook: url })
+      logger: options.logger.child({ webhook: url })
     }))
   }
 

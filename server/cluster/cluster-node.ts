@@ -11,7 +11,7 @@ import type { ClusterMember } from '../../shared/placement.js'
 import type { DocStore } from '../../shared/storage/store.js'
 import { Cluster, type ClusterOptions } from './cluster.js'
 import type { NativeRouting } from '../connections/native-connection.js'
-import type { DurablePeers } from '../../shared/listen/native-accept.js'
+import type { RelayPeers } from '../../shared/listen/native-accept.js'
 import { RelayLinks } from './relay-links.js'
 import { Rebalancer } from './rebalancer.js'
 import type { DocumentRegistry } from '../documents/registry.js'
@@ -31,11 +31,11 @@ export class ClusterNode {
   readonly gate: TombstoneGate
   private readonly tombstones: TombstoneExchange
 
-  constructor (options: ClusterOptions, private readonly registry: DocumentRegistry, private readonly store: DocStore, private readonly log: Logger) {
+  constructor (options: ClusterOptions, private readonly registry: DocumentRegistry, private readonly store: DocStore, private readonly logger: Logger) {
     this.cluster = new Cluster(options)
-    this.replicator = new Replicator(this.cluster, registry, log)
+    this.replicator = new Replicator(this.cluster, registry, logger)
     this.gate = new TombstoneGate(this.cluster)
-    this.tombstones = new TombstoneExchange({ cluster: this.cluster, registry, store: this.store, log, heard: peerId => this.gate.exchanged(peerId) })
+    this.tombstones = new TombstoneExchange({ cluster: this.cluster, registry, store: this.store, logger, heard: peerId => this.gate.exchanged(peerId) })
     this.links = new RelayLinks(this.cluster, registry, {
       up: (peerId, connection) => {
         this.gate.linkUp(peerId)
@@ -48,7 +48,7 @@ export class ClusterNode {
         this.replicator.linkDown(peerId, connection)
       },
       tombstones: (peerId, connection, message) => this.tombstones.receive(peerId, connection, message)
-    }, log)
+    }, logger)
   }
 
   /** Registry hook: a document was deleted here; the other relays learn it at once. */
@@ -74,7 +74,7 @@ export class ClusterNode {
       store: this.store,
       registry: this.registry,
       replicator: this.replicator,
-      log: this.log,
+      logger: this.logger,
       ...(dataDir === undefined ? {} : { dataDir })
     })
   }
@@ -93,7 +93,7 @@ export class ClusterNode {
   }
 
   /** How inbound links from other relays are admitted. */
-  get relayLinks (): DurablePeers {
+  get relayPeers (): RelayPeers {
     return this.links.accepting
   }
 

@@ -11,7 +11,7 @@ export interface ClusterOptions {
   selfId: string
   /** Every relay of the cluster, this one included. */
   members: ClusterMember[]
-  /** Relays that keep a copy of each document (R, flag `--replicas`). Default 3, capped at the cluster size. */
+  /** Relays that keep a copy of each document (R, flag `--copies`). Default 3, capped at the cluster size. */
   copies?: number
   /** Homes that must commit an update before it is acknowledged (W). Default a majority of R. */
   writeQuorum?: number
@@ -45,7 +45,7 @@ export class Cluster {
     this.selfId = options.selfId
     this.members = [...options.members].sort((a, b) => a.id < b.id ? -1 : 1)
     this.copies = Math.min(options.copies ?? 3, this.members.length)
-    if (this.copies < 1) throw new Error('--replicas must be at least 1')
+    if (this.copies < 1) throw new Error('--copies must be at least 1')
     this.writeQuorum = options.writeQuorum ?? Math.floor(this.copies / 2) + 1
     if (this.writeQuorum < 1 || this.writeQuorum > this.copies) throw new Error(`--write-quorum must be between 1 and the number of copies (${this.copies})`)
     this.secret = options.secret ?? ''

@@ -17,7 +17,7 @@ Flags:
   --relays N          number of relays (default 3)
   --base-port PORT    port of the first relay; the others follow (default 4321)
   --data DIR          parent of the relays' data directories (default ./petal-cluster)
-  --replicas R        relays that keep a copy of each document (default 3, at most N)
+  --copies R          relays that keep a copy of each document (default 3, at most N)
   --write-quorum W    write quorum (default a majority of R)
   --restart           restart a relay that exits (by default the others keep running without it)
   -h, --help          show this help
@@ -33,7 +33,7 @@ export async function clusterCommand (args: string[], cliPath: string): Promise<
         relays: { type: 'string', default: '3' },
         'base-port': { type: 'string', default: '4321' },
         data: { type: 'string', default: './petal-cluster' },
-        replicas: { type: 'string' },
+        copies: { type: 'string' },
         'write-quorum': { type: 'string' },
         restart: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' }
@@ -54,10 +54,10 @@ export async function clusterCommand (args: string[], cliPath: string): Promise<
     process.exit(2)
   }
   const members = Array.from({ length: count }, (_, i) => ({ id: `r${i + 1}`, port: basePort + i }))
-  const peers = members.map(m => `${m.id}=ws://127.0.0.1:${m.port}`).join(',')
+  const list = members.map(m => `${m.id}=ws://127.0.0.1:${m.port}`).join(',')
   const secret = randomBytes(16).toString('hex')
   const extra = [
-    ...(values.replicas === undefined ? [] : ['--replicas', values.replicas]),
+    ...(values.copies === undefined ? [] : ['--copies', values.copies]),
     ...(values['write-quorum'] === undefined ? [] : ['--write-quorum', values['write-quorum']])
   ]
   const env = { ...process.env, PETALDB_CLUSTER_SECRET: secret } // not in argv, where `ps` would show it
@@ -67,7 +67,7 @@ export async function clusterCommand (args: string[], cliPath: string): Promise<
   const exited = members.map(m => new Promise<void>(resolve => {
     const startRelay = (): void => {
       const child = spawn(process.execPath, [
-        cliPath, 'relay', '--id', m.id, '--port', String(m.port), '--data', join(values.data, m.id), '--peers', peers, ...extra
+        cliPath, 'relay', '--id', m.id, '--port', String(m.port), '--data', join(values.data, m.id), '--members', list, ...extra
       ], { stdio: ['ignore', 'inherit', 'inherit'], env })
       running.set(m.id, child)
       child.once('exit', (code, signal) => {

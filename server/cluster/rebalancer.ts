@@ -21,7 +21,7 @@ export interface RebalancerOptions {
   store: DocStore
   registry: DocumentRegistry
   replicator: Replicator
-  log: Logger
+  logger: Logger
   /** Where the member list of the last completed pass is kept; none: always rebalance. */
   dataDir?: string
   /** Documents moved at the same time. Default 16. */
@@ -56,7 +56,7 @@ export class Rebalancer {
   private async run (): Promise<void> {
     const file = this.membershipFile
     if (file !== null && existsSync(file) && readFileSync(file, 'utf8') === this.membership()) return
-    const { store, log } = this.options
+    const { store, logger } = this.options
     const started = performance.now()
     let queue = await store.list()
     const total = queue.length
@@ -75,7 +75,7 @@ export class Rebalancer {
     }
     if (this.stopped) return
     if (file !== null) writeFileSync(file, this.membership())
-    log.info({ documents: total, handedOff, ms: Math.round(performance.now() - started) }, 'rebalance complete')
+    logger.info({ documents: total, handedOff, ms: Math.round(performance.now() - started) }, 'rebalance complete')
   }
 
   /** Pushes `docId` to its replicas; deletes the local copy if this relay is not one. Returns whether it did. */

@@ -7,7 +7,7 @@ import { CloseCode } from '../../shared/wire/close-codes.js'
 import type { Link } from '../../shared/transport/link.js'
 import type { NativeMessage, PeerInfo } from '../../shared/wire/native-messages.js'
 import { PeerConnection, type ConnectionOptions, type Served } from '../../shared/sync/connection.js'
-import { ProtocolError } from '../../shared/errors.js'
+import { PetalError, ProtocolError } from '../../shared/errors.js'
 import type { DocumentRegistry } from '../documents/registry.js'
 
 /** Tombstones, which only relays of a cluster send each other. */
@@ -25,7 +25,7 @@ export type OnTombstones = (connection: PeerConnection, message: TombstonesMessa
  * retried later); a message that names no document fails the link. Tombstones, the one
  * control message relays send each other, go to the cluster.
  */
-export function relayPolicy (connection: PeerConnection, registry: DocumentRegistry, log: Logger, tombstones: OnTombstones): Required<Pick<ConnectionOptions, 'serve' | 'session' | 'onError' | 'onRefused' | 'onControl'>> {
+export function relayPolicy (connection: PeerConnection, registry: DocumentRegistry, logger: Logger, tombstones: OnTombstones): Required<Pick<ConnectionOptions, 'serve' | 'session' | 'onError' | 'onRefused' | 'onControl'>> {
   return {
     serve: (docId): Served => ({
       host: registry.acquire(docId).then(doc => {
@@ -36,16 +36,15 @@ export function relayPolicy (connection: PeerConnection, registry: DocumentRegis
     session: () => ({ numbered: true }),
     onError: (error, docId) => {
       if (docId === null) return false
-      log.warn({ err: error, doc: docId, peer: connection.peer?.peerId }, 'refusing a document on a connection')
-      const code = (error as { code?: unknown }).code
-      connection.refuse(docId, typeof code === 'number' ? code : CloseCode.documentUnavailable, error instanceof Error ? error.message : 'could not be handled')
+      logger.warn({ err: error, doc: docId, peer: connection.peer?.peerId }, 'refusing a document on a connection')
+      connection.refuse(docId, error instanceof PetalError ? error.code : CloseCode.documentUnavailable, error instanceof Error ? error.message : 'could not be handled')
       return true
     },
     onRefused: (docId, code) => {
       // A home that was away while the document was deleted learns it here, instead of serving its copy again.
       if (code !== CloseCode.deleted) return
-      log.info({ doc: docId, peer: connection.peer?.peerId }, 'another relay deleted this document; deleting it here')
-      registry.delete(docId).catch((error: unknown) => log.error({ err: error, doc: docId }, 'failed to delete a document another relay deleted'))
+      logger.info({ doc: docId, peer: connection.peer?.peerId }, 'another relay deleted this document; deleting it here')
+      registry.delete(docId).catch((error: unknown) => logger.error({ err: error, doc: docId }, 'failed to delete a document another relay deleted'))
     },
     onControl: message => {
       if (message.type !== 'tombstones') throw new ProtocolError(`unexpected ${message.type} message on a relay link`)
@@ -57,7 +56,7 @@ export function relayPolicy (connection: PeerConnection, registry: DocumentRegis
 /** Options of {@link dialRelayLink}. */
 export interface RelayLinkOptions {
   registry: DocumentRegistry
-  log: Logger
+  logger: Logger
   /** This relay. */
   self: PeerInfo
   /** The cluster secret, presented in HELLO. */
@@ -83,6 +82,6 @@ export function dialRelayLink (link: Link, options: RelayLinkOptions): PeerConne
     onControl: message => policy!.onControl(message),
     onClose: options.onClose
   })
-  policy = relayPolicy(connection, options.registry, options.log, options.onTombstones)
+  policy = relayPolicy(connection, options.registry, options.logger, options.onTombstones)
   return connection
 }

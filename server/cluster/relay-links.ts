@@ -1,7 +1,7 @@
 /**
  * The links of a relay to the other relays of its cluster: one per pair, dialed by the
  * relay with the smaller id and re-dialed with short backoff when lost, authenticated by
- * the cluster secret in HELLO. Each link is a native connection between two durable peers
+ * the cluster secret in HELLO. Each link is a native connection between two relays
  * (see `shared/sync/connection.ts`); what runs over it is the replicator's business.
  */
 import { timingSafeEqual } from 'node:crypto'
@@ -15,7 +15,7 @@ import type { PeerConnection } from '../../shared/sync/connection.js'
 import { connectWebSocket, type WebSocketConstructor } from '../../shared/transport/websocket.js'
 import type { Cluster } from './cluster.js'
 import type { DocumentRegistry } from '../documents/registry.js'
-import type { DurablePeers } from '../../shared/listen/native-accept.js'
+import type { RelayPeers } from '../../shared/listen/native-accept.js'
 import { dialRelayLink, relayPolicy } from './relay-link-policy.js'
 
 /** What the owner of the links hears. */
@@ -42,8 +42,8 @@ export class RelayLinks {
   private readonly dialing: Array<Promise<void>> = []
   private readonly self: PeerInfo
 
-  constructor (private readonly cluster: Cluster, private readonly registry: DocumentRegistry, private readonly events: RelayLinkEvents, private readonly log: Logger) {
-    this.self = { peerId: cluster.selfId, durable: true }
+  constructor (private readonly cluster: Cluster, private readonly registry: DocumentRegistry, private readonly events: RelayLinkEvents, private readonly logger: Logger) {
+    this.self = { peerId: cluster.selfId, isRelay: true }
   }
 
   /** Starts dialing the relays this relay is responsible for dialing. */
@@ -70,10 +70,10 @@ export class RelayLinks {
   }
 
   /** How inbound links from relays that dial this one are admitted (for the native connection handler). */
-  get accepting (): DurablePeers {
+  get accepting (): RelayPeers {
     return {
       admit: hello => this.admit(hello),
-      policy: connection => relayPolicy(connection, this.registry, this.log, (from, message) => this.tombstones(from, message)),
+      policy: connection => relayPolicy(connection, this.registry, this.logger, (from, message) => this.tombstones(from, message)),
       accepted: connection => this.up(connection.peer!.peerId, connection),
       closed: connection => this.down(connection)
     }
@@ -103,7 +103,7 @@ export class RelayLinks {
       previous.close(CloseCode.goingAway, 'replaced by a newer link')
     }
     this.links.set(peerId, connection)
-    this.log.info({ peer: peerId }, 'relay link up')
+    this.logger.info({ peer: peerId }, 'relay link up')
     this.events.up(peerId, connection)
   }
 
@@ -111,7 +111,7 @@ export class RelayLinks {
     const peerId = connection.peer?.peerId ?? ''
     if (this.links.get(peerId) !== connection) return
     this.links.delete(peerId)
-    this.log.info({ peer: peerId }, 'relay link down')
+    this.logger.info({ peer: peerId }, 'relay link down')
     this.events.down(peerId, connection)
   }
 
@@ -142,11 +142,11 @@ export class RelayLinks {
       let welcomed = false
       const connection = dialRelayLink(link, {
         registry: this.registry,
-        log: this.log,
+        logger: this.logger,
         self: this.self,
         secret: this.cluster.secret,
         onReady: ready => {
-          if (ready.peer?.peerId !== peerId || !ready.peer.durable) {
+          if (ready.peer?.peerId !== peerId || !ready.peer.isRelay) {
             ready.close(CloseCode.badRequest, `expected relay ${peerId}`)
             return
           }
@@ -156,7 +156,7 @@ export class RelayLinks {
         onTombstones: (ready, message) => this.tombstones(ready, message),
         onClose: (code, reason) => {
           if (welcomed) this.down(connection)
-          else if (code === CloseCode.unauthorized) this.log.error({ peer: peerId, reason }, 'relay refused this relay\'s cluster secret')
+          else if (code === CloseCode.unauthorized) this.logger.error({ peer: peerId, reason }, 'relay refused this relay\'s cluster secret')
           resolve(welcomed)
         }
       })

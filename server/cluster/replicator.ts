@@ -40,7 +40,7 @@ export class Replicator {
   private readonly waiters = new Map<DocId, QuorumWaiter[]>()
   private readonly loaded = new Map<DocId, RelayDocument>()
 
-  constructor (private readonly cluster: Cluster, private readonly registry: DocumentRegistry, private readonly log: Logger) {}
+  constructor (private readonly cluster: Cluster, private readonly registry: DocumentRegistry, private readonly logger: Logger) {}
 
   /** A document loaded: replicate it while it is in memory. */
   attach (doc: RelayDocument): void {
@@ -49,12 +49,12 @@ export class Replicator {
       confirm: () => this.confirm(doc.docId),
       stored: () => this.openSessions(doc),
       progressed: session => {
-        if (session.peer.durable && session.synced && session.caughtUp) this.behind.get(session.peer.peerId)?.delete(doc.docId)
-        this.settle(doc.docId)
+        if (session.peer.isRelay && session.synced && session.caughtUp) this.behind.get(session.peer.peerId)?.delete(doc.docId)
+        this.recheckWaiters(doc.docId)
       },
       ended: session => {
-        if (session.peer.durable && !(session.synced && session.caughtUp)) this.markBehind(session.peer.peerId, doc.docId)
-        this.settle(doc.docId)
+        if (session.peer.isRelay && !(session.synced && session.caughtUp)) this.markBehind(session.peer.peerId, doc.docId)
+        this.recheckWaiters(doc.docId)
       }
     }
     doc.replication = replication
@@ -126,7 +126,7 @@ export class Replicator {
     const worker = async (): Promise<void> => {
       while (next < docIds.length && this.links.has(peerId)) {
         const docId = docIds[next++]!
-        await this.push(peerId, docId).catch(error => this.log.warn({ err: error, doc: docId, peer: peerId }, 'could not catch a relay up; retrying when its link is back'))
+        await this.push(peerId, docId).catch(error => this.logger.warn({ err: error, doc: docId, peer: peerId }, 'could not catch a relay up; retrying when its link is back'))
       }
     }
     await Promise.all(Array.from({ length: PUSH_CONCURRENCY }, worker))
@@ -158,7 +158,7 @@ export class Replicator {
   }
 
   /** Re-checks `docId`'s waiters: a session synced, acknowledged or ended. */
-  private settle (docId: DocId): void {
+  private recheckWaiters (docId: DocId): void {
     const waiters = this.waiters.get(docId)
     if (waiters === undefined) return
     for (const waiter of waiters) {

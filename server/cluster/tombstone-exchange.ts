@@ -24,7 +24,7 @@ export interface ExchangeOptions {
   cluster: Cluster
   registry: DocumentRegistry
   store: DocStore
-  log: Logger
+  logger: Logger
   /** Everything `peerId` sent when its link came up has been applied. */
   heard: (peerId: string) => void
 }
@@ -44,7 +44,7 @@ export class TombstoneExchange {
     this.links.set(peerId, connection)
     this.sendAll(connection).catch((error: unknown) => {
       // The other relay does not hear this one on this link, and serves nothing it needs it for.
-      this.options.log.error({ err: error, peer: peerId }, 'could not send the tombstones to another relay')
+      this.options.logger.error({ err: error, peer: peerId }, 'could not send the tombstones to another relay')
     })
   }
 
@@ -67,7 +67,7 @@ export class TombstoneExchange {
       await this.apply(peerId, message.entries)
       if (message.last && this.links.get(peerId) === connection) this.options.heard(peerId)
     }).catch((error: unknown) => {
-      this.options.log.error({ err: error, peer: peerId }, 'could not apply the tombstones of another relay')
+      this.options.logger.error({ err: error, peer: peerId }, 'could not apply the tombstones of another relay')
       // Not heard on this link: a new link sends them all again.
       connection.close(CloseCode.tryAgainLater, 'could not apply the tombstones')
     })
@@ -87,7 +87,7 @@ export class TombstoneExchange {
 
   /** Deletes here what `entries` name and this relay keeps: a copy it holds, or a document it is a home of. */
   private async apply (peerId: string, entries: TombstoneEntry[]): Promise<void> {
-    const { cluster, registry, log } = this.options
+    const { cluster, registry, logger } = this.options
     let deleted = 0
     await Promise.all(entries.map(async ({ docId, deletedAt }) => {
       const stat = await registry.stat(docId)
@@ -99,6 +99,6 @@ export class TombstoneExchange {
         this.applying.delete(docId)
       }
     }))
-    if (deleted > 0) log.info({ peer: peerId, documents: deleted }, 'deleted documents another relay deleted')
+    if (deleted > 0) logger.info({ peer: peerId, documents: deleted }, 'deleted documents another relay deleted')
   }
 }

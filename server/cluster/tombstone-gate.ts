@@ -7,7 +7,7 @@
  * `tombstone-exchange.ts`). It is cut off when it starts, and when it has had no link up
  * for {@link GateTiming.cutOffMs}: then it forgets whom it heard, and serves nothing that
  * has another home until it hears a relay again. After that first relay, it settles for
- * {@link GateTiming.settleMs}: meanwhile a document is servable only once every other home
+ * {@link GateTiming.graceMs}: meanwhile a document is servable only once every other home
  * of it was heard on its current link (the others have a moment to come back too); then
  * whatever it hears is enough, and a home that stays away is taken as down (it serves
  * nothing either). A load that is not servable waits up to {@link GateTiming.waitMs} and is
@@ -24,13 +24,13 @@ export interface GateTiming {
   /** How long a load waits to become servable before it is refused. */
   waitMs: number
   /** How long a relay that was cut off waits for the homes it has not heard yet. */
-  settleMs: number
+  graceMs: number
   /** How long a relay with no link up stays trusted before it counts as cut off. */
   cutOffMs: number
 }
 
 /** Default {@link GateTiming}. */
-export const GATE_TIMING: GateTiming = { waitMs: 5000, settleMs: 2000, cutOffMs: 5000 }
+export const GATE_TIMING: GateTiming = { waitMs: 5000, graceMs: 2000, cutOffMs: 5000 }
 
 interface Waiter {
   docId: DocId
@@ -44,12 +44,12 @@ export class TombstoneGate implements ServeGate {
   private readonly heard = new Map<string, boolean>()
   private readonly up = new Set<string>()
   private readonly waiters = new Set<Waiter>()
-  private settleUntil: number
-  private settleTimer: ReturnType<typeof setTimeout> | null = null
+  private graceUntil: number
+  private graceTimer: ReturnType<typeof setTimeout> | null = null
   private cutOffTimer: ReturnType<typeof setTimeout> | null = null
 
   constructor (private readonly cluster: Cluster, private readonly timing: GateTiming = GATE_TIMING) {
-    this.settleUntil = 0
+    this.graceUntil = 0
   }
 
   /** The link to `peerId` is up: its tombstones are awaited. */
@@ -57,7 +57,7 @@ export class TombstoneGate implements ServeGate {
     if (this.cutOffTimer !== null) clearTimeout(this.cutOffTimer)
     this.cutOffTimer = null
     // The first link after a cut-off: give the others a moment to come back too.
-    if (this.heard.size === 0 && this.up.size === 0) this.settle()
+    if (this.heard.size === 0 && this.up.size === 0) this.startGrace()
     this.up.add(peerId)
     if (this.heard.has(peerId)) this.heard.set(peerId, false)
     this.recheck()
@@ -86,7 +86,7 @@ export class TombstoneGate implements ServeGate {
 
   ready (docId: DocId): boolean {
     if (this.heard.size === 0) return this.cluster.otherHomes(docId).length === 0
-    if (Date.now() >= this.settleUntil) return true
+    if (Date.now() >= this.graceUntil) return true
     return this.cluster.otherHomes(docId).every(home => this.heard.get(home.id) === true)
   }
 
@@ -107,18 +107,18 @@ export class TombstoneGate implements ServeGate {
 
   /** Stops the timers (the relay is closing); waiting loads are left to time out. */
   close (): void {
-    if (this.settleTimer !== null) clearTimeout(this.settleTimer)
+    if (this.graceTimer !== null) clearTimeout(this.graceTimer)
     if (this.cutOffTimer !== null) clearTimeout(this.cutOffTimer)
   }
 
-  private settle (): void {
-    this.settleUntil = Date.now() + this.timing.settleMs
-    if (this.settleTimer !== null) clearTimeout(this.settleTimer)
-    this.settleTimer = setTimeout(() => {
-      this.settleTimer = null
+  private startGrace (): void {
+    this.graceUntil = Date.now() + this.timing.graceMs
+    if (this.graceTimer !== null) clearTimeout(this.graceTimer)
+    this.graceTimer = setTimeout(() => {
+      this.graceTimer = null
       this.recheck()
-    }, this.timing.settleMs)
-    this.settleTimer.unref?.()
+    }, this.timing.graceMs)
+    this.graceTimer.unref?.()
   }
 
   private recheck (): void {

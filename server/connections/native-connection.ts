@@ -12,7 +12,7 @@ import type { ClusterMap, ClusterMember } from '../../shared/placement.js'
 import type { PeerInfo } from '../../shared/wire/native-messages.js'
 import type { PeerConnection } from '../../shared/sync/connection.js'
 import type { TokenVerifier } from '../../shared/listen/auth.js'
-import { acceptNative, type DurablePeers } from '../../shared/listen/native-accept.js'
+import { acceptNative, type RelayPeers } from '../../shared/listen/native-accept.js'
 import type { PeerIds } from '../../shared/listen/peer-ids.js'
 import type { DocumentRegistry } from '../documents/registry.js'
 import { relaySignal } from './signal-relay.js'
@@ -30,7 +30,7 @@ export interface NativeRouting {
 /** Options of {@link serveNativeLink}. */
 export interface NativeConnectionOptions {
   registry: DocumentRegistry
-  log: Logger
+  logger: Logger
   /** This relay, as told to peers in WELCOME. */
   self: PeerInfo
   /** Verifies client tokens; null: the relay is open. */
@@ -42,7 +42,7 @@ export interface NativeConnectionOptions {
   /** In a cluster: the map sent to clients and where to redirect them. */
   routing?: NativeRouting
   /** In a cluster: how links from other relays are admitted and served. Without it, a relay's HELLO is refused. */
-  relayLinks?: DurablePeers
+  relayPeers?: RelayPeers
 }
 
 /** Per client connection, how to stop sending it new cluster maps. */
@@ -50,11 +50,11 @@ const mapSubscriptions = new WeakMap<PeerConnection, () => void>()
 
 /** Serves the native protocol on `link`; see the module comment. */
 export function serveNativeLink (link: Link, options: NativeConnectionOptions): PeerConnection {
-  const { registry, log, routing, relayLinks, peerIds } = options
+  const { registry, logger, routing, relayPeers, peerIds } = options
   return acceptNative(link, {
     self: options.self,
     authenticator: options.authenticator,
-    log,
+    logger,
     maxDocs: options.maxDocs,
     // Clients are not asked to acknowledge what a relay sends them.
     numbered: false,
@@ -76,6 +76,6 @@ export function serveNativeLink (link: Link, options: NativeConnectionOptions): 
     },
     peerIds,
     onSignal: (message, from) => relaySignal(registry, peerIds, message, from),
-    ...(relayLinks === undefined ? {} : { durablePeers: relayLinks })
+    ...(relayPeers === undefined ? {} : { relayPeers })
   })
 }

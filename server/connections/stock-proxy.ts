@@ -15,7 +15,7 @@ import { closeWith } from '../../shared/listen/closing.js'
 import { MAX_EARLY_MESSAGES } from '../../shared/sync/session.js'
 
 /** Connects `link` to the first of `homes` that accepts; `query` is passed on (tokens). */
-export function proxyStockConnection (link: Link, docId: DocId, query: string, homes: ClusterMember[], log: Logger): void {
+export function proxyStockConnection (link: Link, docId: DocId, query: string, homes: ClusterMember[], logger: Logger): void {
   const WebSocket = requirePeer<typeof WebSocketType>('ws', 'Passing stock clients through')
   let upstream: WebSocketType | null = null
   let waiting: Uint8Array[] = []
@@ -49,7 +49,7 @@ export function proxyStockConnection (link: Link, docId: DocId, query: string, h
       waiting = []
     })
     socket.on('message', (data: Buffer) => link.send(new Uint8Array(data)))
-    socket.on('error', error => log.debug({ err: error, doc: docId, home: home.id }, 'proxy upstream error'))
+    socket.on('error', error => logger.debug({ err: error, doc: docId, home: home.id }, 'proxy upstream error'))
     socket.on('close', (code, reason) => {
       if (!connected) return tryHome(index + 1)
       // Pass the home's verdict on; a dropped home becomes "retry".

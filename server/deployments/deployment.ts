@@ -11,7 +11,7 @@
 import type { DocId } from '../../shared/wire/doc-id.js'
 import type { ClusterMember } from '../../shared/placement.js'
 import type { DocStore } from '../../shared/storage/store.js'
-import type { DurablePeers } from '../../shared/listen/native-accept.js'
+import type { RelayPeers } from '../../shared/listen/native-accept.js'
 import type { NativeRouting } from '../connections/native-connection.js'
 import type { DocumentRegistry, RegistryOptions } from '../documents/registry.js'
 import type { DocsApiContext } from '../http/docs-api.js'
@@ -71,7 +71,7 @@ export interface Deployment {
   /** The cluster map native clients get, and their redirects; null for a relay on its own. */
   readonly routing: NativeRouting | null
   /** How links from other relays are admitted and served; null if no relay links here. */
-  readonly relayLinks: DurablePeers | null
+  readonly relayPeers: RelayPeers | null
   /** For a stock client: null if this relay serves `docId`, else the relays to pass it through to, in order. */
   proxyTargets(docId: DocId): ClusterMember[] | null
   /** Where the HTTP document API finds documents among relays; null for a relay on its own. */

@@ -20,15 +20,15 @@ export interface RelaySettings {
 }
 
 /** Opens the deployment `options` describe; `onCommit` hears every commit of its store. */
-export async function openDeployment (options: DeploymentOptions, relay: RelaySettings, log: Logger, onCommit: (info: CommitInfo) => void): Promise<Deployment> {
+export async function openDeployment (options: DeploymentOptions, relay: RelaySettings, logger: Logger, onCommit: (info: CommitInfo) => void): Promise<Deployment> {
   if (relay.authenticated && options.cluster !== undefined && (options.cluster.secret ?? '') === '') {
     throw new Error('a relay with client authentication in a cluster needs a cluster secret: without one, anyone could join as a relay')
   }
-  if (options.postgres !== undefined) return await postgres(options.postgres, options.relayId, log, onCommit)
+  if (options.postgres !== undefined) return await postgres(options.postgres, options.relayId, logger, onCommit)
   const dataDir = options.store === undefined ? options.dataDir ?? DEFAULT_DATA_DIR : undefined
   const owned: OwnedStore = dataDir === undefined
     ? { store: options.store!, lock: null, where: 'data in the store given' }
     : await openSqlite(dataDir, onCommit)
-  if (options.cluster !== undefined) return sqliteCluster(options.cluster, owned, dataDir, log)
+  if (options.cluster !== undefined) return sqliteCluster(options.cluster, owned, dataDir, logger)
   return standalone(owned, options.relayId)
 }

@@ -17,14 +17,14 @@ import { placementSettings } from '../placement/options.js'
 import type { Deployment, LoadHealth, RelayCounts } from './deployment.js'
 
 /** Connects to the database, prepares its schema, and returns the deployment; `pg` is loaded only here. */
-export async function postgres (settings: PostgresOptions, relayId: string | undefined, log: Logger, onCommit: (info: CommitInfo) => void): Promise<Deployment> {
+export async function postgres (settings: PostgresOptions, relayId: string | undefined, logger: Logger, onCommit: (info: CommitInfo) => void): Promise<Deployment> {
   // A bad setting stops the relay before it touches the database.
   placementSettings(settings.placement === false ? {} : settings.placement)
   const { Database } = await import('../postgres/database.js')
   const { migrate } = await import('../postgres/schema.js')
-  const { PostgresStore } = await import('../postgres/postgres-store.js')
+  const { PostgresStore } = await import('../../shared/storage/postgres-store.js')
   const { PostgresNode, DEFAULT_LEASE_MS } = await import('../postgres/postgres-node.js')
-  const database = new Database(settings.url, { log })
+  const database = new Database(settings.url, { logger })
   try {
     await migrate(database)
   } catch (error) {
@@ -60,7 +60,7 @@ export async function postgres (settings: PostgresOptions, relayId: string | und
         leaseMs: settings.leaseMs ?? DEFAULT_LEASE_MS,
         ...(settings.placement === undefined ? {} : { placement: settings.placement }),
         ...(counts === null ? {} : { connections: () => counts!.connections() })
-      }, registry!, log)
+      }, registry!, logger)
       try {
         await node.start()
       } catch (error) {
@@ -70,7 +70,7 @@ export async function postgres (settings: PostgresOptions, relayId: string | und
     get routing () {
       return started().routing
     },
-    relayLinks: null,
+    relayPeers: null,
     proxyTargets: docId => started().proxyTargets(docId),
     docsRouting: (self: ClusterMember) => ({ homesOf: docId => started().proxyTargets(docId)?.slice(0, 1) ?? [self], listFrom: null, selfId: self.id }),
     health: () => {

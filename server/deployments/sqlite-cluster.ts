@@ -12,7 +12,7 @@ import type { Deployment } from './deployment.js'
 import { closeOwned, type OwnedStore } from './standalone.js'
 
 /** See the module comment. `dataDir`: where the rebalancer keeps what it moved (none for a store the app passed). */
-export function sqliteCluster (options: ClusterOptions, owned: OwnedStore, dataDir: string | undefined, log: Logger): Deployment {
+export function sqliteCluster (options: ClusterOptions, owned: OwnedStore, dataDir: string | undefined, logger: Logger): Deployment {
   let node: ClusterNode | null = null
   const joined = (): ClusterNode => {
     if (node === null) throw new Error('the cluster deployment is used before it joined a registry')
@@ -26,14 +26,14 @@ export function sqliteCluster (options: ClusterOptions, owned: OwnedStore, dataD
       onDelete: (docId, deletedAt) => joined().onDelete(docId, deletedAt),
       gate: { ready: docId => joined().gate.ready(docId), whenReady: docId => joined().gate.whenReady(docId) }
     },
-    attach: (registry: DocumentRegistry) => { node = new ClusterNode(options, registry, owned.store, log) },
+    attach: (registry: DocumentRegistry) => { node = new ClusterNode(options, registry, owned.store, logger) },
     relayId: () => options.selfId,
     start: async () => joined().start(dataDir),
     get routing () {
       return joined().routing
     },
-    get relayLinks () {
-      return joined().relayLinks
+    get relayPeers () {
+      return joined().relayPeers
     },
     proxyTargets: docId => joined().proxyTargets(docId),
     docsRouting: () => {

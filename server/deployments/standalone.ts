@@ -46,7 +46,7 @@ export function standalone (owned: OwnedStore, relayId: string | undefined): Dep
     relayId: url => relayId ?? url,
     start: async () => {},
     routing: null,
-    relayLinks: null,
+    relayPeers: null,
     proxyTargets: () => null,
     docsRouting: () => null,
     health: () => ({ unavailable: null, relayLinks: { up: 0, inbound: 0 }, members: null }),

@@ -17,7 +17,7 @@ export class Erasure {
   /** The erasure the requests of this turn share, not started yet. */
   private next: Promise<boolean> | null = null
 
-  constructor (private readonly store: DocStore, private readonly log: Logger) {}
+  constructor (private readonly store: DocStore, private readonly logger: Logger) {}
 
   /** Whether the store erases at all; only then is a tombstone marked pending. */
   get erases (): boolean {
@@ -41,7 +41,7 @@ export class Erasure {
     const pending = (await listTombstones(this.store)).filter(tombstone => tombstone.erasePending).map(tombstone => tombstone.docId)
     if (pending.length === 0) return
     const erased = await this.complete(pending)
-    this.log.info({ documents: pending.length, erased }, erased ? 'finished erasing deleted documents' : 'could not erase deleted documents yet (a reader holds the database); retrying')
+    this.logger.info({ documents: pending.length, erased }, erased ? 'finished erasing deleted documents' : 'could not erase deleted documents yet (a reader holds the database); retrying')
   }
 
   /**

@@ -12,7 +12,7 @@ import type { DocStore } from '../../shared/storage/store.js'
 import { decodeDocMeta, encodeDocMeta } from './doc-meta.js'
 import { DiffBudget } from './sync-answers.js'
 import type { DocId } from '../../shared/wire/doc-id.js'
-import { DocLoadError, FencedError } from '../../shared/errors.js'
+import { DocLoadError, FencedError, PetalError } from '../../shared/errors.js'
 import { RelayDocument, type RelayDocumentOptions } from './relay-document.js'
 import type { Served } from '../../shared/sync/connection.js'
 import { Erasure } from './erasure.js'
@@ -69,7 +69,7 @@ export class DocumentRegistry {
       ...options,
       onStoreFailed: (doc, error) => this.storeFailed(doc, error)
     }
-    this.erasure = new Erasure(options.store, options.log)
+    this.erasure = new Erasure(options.store, options.logger)
   }
 
   /** Number of documents in memory (loaded or loading). */
@@ -251,7 +251,7 @@ export class DocumentRegistry {
       : claimed.then(() => gate.ready(docId) ? undefined : gate.whenReady(docId)).finally(() => { if (entry.loading === loading) entry.beforeGate = false })
     const loading = checked.then(() => RelayDocument.load(docId, this.options)).catch((error: unknown) => {
       // Openers are told why with a code: what carries none (a database that is away, say) means "try again later".
-      throw typeof (error as { code?: unknown }).code === 'number' ? error : new DocLoadError(`${docId} could not be loaded: ${(error as Error).message}`)
+      throw error instanceof PetalError ? error : new DocLoadError(`${docId} could not be loaded: ${(error as Error).message}`)
     })
     entry.loading = loading
     loading.then(doc => {
@@ -301,7 +301,7 @@ export class DocumentRegistry {
     }
     this.entries.delete(docId)
     if (entry.doc !== null) this.unload(entry.doc)
-    this.options.log.debug({ doc: docId }, 'evicted idle document')
+    this.options.logger.debug({ doc: docId }, 'evicted idle document')
   }
 
   private unload (doc: RelayDocument): void {

@@ -49,7 +49,7 @@ export interface DocumentObserver {
 /** Options for loading a {@link RelayDocument}. */
 export interface RelayDocumentOptions extends DocLogOptions {
   store: DocStore
-  log: Logger
+  logger: Logger
   /** The relay's diffing time, shared by its documents (see sync-answers.ts). */
   diffBudget?: DiffBudget
   /** Measurements. */
@@ -163,7 +163,7 @@ export class RelayDocument implements DocumentHost {
     if (this.isDeleted) throw new DocDeletedError(this.docId)
     this.lastActivity = Date.now()
     const started = this.observer === null ? 0 : performance.now()
-    const source = from === null ? 'http' : from.peer.durable ? 'relay' : 'client'
+    const source = from === null ? 'http' : from.peer.isRelay ? 'relay' : 'client'
     this.observer?.received(source, update.length, this.docId)
     const prepared = this.stored.checks.prepare(update)
     if (prepared === null) return this.durable(from)
@@ -194,7 +194,7 @@ export class RelayDocument implements DocumentHost {
   private durable (from: SyncSession | null): Promise<void> {
     const committed = this.stored.settled()
     const replication = this.replication
-    if (replication === null || from?.peer.durable === true) return committed
+    if (replication === null || from?.peer.isRelay === true) return committed
     const forwarded = this.outgoing === null ? Promise.resolve() : new Promise<void>(resolve => queueMicrotask(resolve))
     const started = this.observer === null ? 0 : performance.now()
     const confirmed = forwarded.then(() => replication.confirm())
@@ -236,11 +236,11 @@ export class RelayDocument implements DocumentHost {
     if ((this.flags & STORAGE_FAILED) !== 0) return
     this.flags |= STORAGE_FAILED
     if (error instanceof FencedError) {
-      this.options.log.warn({ doc: this.docId, reason: error.message }, 'another relay serves this document now; dropping it')
+      this.options.logger.warn({ doc: this.docId, reason: error.message }, 'another relay serves this document now; dropping it')
       this.options.onStoreFailed?.(this, error)
       return
     }
-    this.options.log.error({ err: error, doc: this.docId }, 'failed to store an update; reloading the document from storage')
+    this.options.logger.error({ err: error, doc: this.docId }, 'failed to store an update; reloading the document from storage')
     this.failSessions(new StorageError(`could not store an update of ${this.docId}; try again`))
     this.options.onStoreFailed?.(this, error)
   }

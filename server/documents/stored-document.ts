@@ -23,7 +23,7 @@ import { DocumentChecks, type PreparedUpdate } from '../../shared/validation/doc
 import { DiffBudget, SyncAnswers } from './sync-answers.js'
 import { DocDeletedError, DocLoadError } from '../../shared/errors.js'
 import { decodeDocMeta, encodeDocMeta, STAMP_EVERY_MS } from './doc-meta.js'
-import { forget, keepBusy, type Settling } from './quiet.js'
+import { forget, keepBusy, type Shedding } from './quiet.js'
 
 /** Updates merged in one call at most: Yjs merges many small updates in superlinear time (32 at a time is 3x faster than 256). */
 const MERGE_GROUP = 32
@@ -44,7 +44,7 @@ const EMPTY_UPDATE = new Uint8Array([0, 0])
  * redoing either then takes well under a millisecond, while each part costs a few hundred
  * bytes of objects (more than a small update's bytes) and an index a few hundred more.
  */
-const SETTLE_MAX_BYTES = 64 * 1024
+const SHED_MAX_BYTES = 64 * 1024
 
 /** Options of {@link StoredDocument.load}. */
 export interface StoredDocumentOptions extends DocLogOptions {
@@ -53,13 +53,13 @@ export interface StoredDocumentOptions extends DocLogOptions {
   /** Bytes of updates waiting for missing dependencies beyond which one that would wait too is refused (1008; see {@link DocumentChecks.checkWaiting}). Default: no limit. */
   maxWaitingBytes?: number
   /** Where failed compactions and merges are reported. */
-  log?: Logger
+  logger?: Logger
   /** The relay's diffing time, shared by its documents. Default: one for this document alone. */
   diffBudget?: DiffBudget
 }
 
 /** See the module comment; create one with {@link StoredDocument.load}. */
-export class StoredDocument implements Settling, Snapshotter {
+export class StoredDocument implements Shedding, Snapshotter {
   /** Together, everything stored: the snapshot and the log as loaded (normalised), then every update appended. */
   private parts: Uint8Array[] = []
   /**
@@ -85,7 +85,7 @@ export class StoredDocument implements Settling, Snapshotter {
     this.updatedAt = this.stamped = decodeDocMeta(stored?.meta ?? null)?.updatedAt ?? 0
     this.log = new DocLog(store, docId, stored, this, options)
     this.checks = new DocumentChecks(() => this.parts, { docId, maxClients: options.maxClients, maxWaitingBytes: options.maxWaitingBytes, onRebuilt: () => keepBusy(this) })
-    this.logger = options.log
+    this.logger = options.logger
     this.answers = new SyncAnswers(options.diffBudget ?? new DiffBudget())
   }
 
@@ -139,19 +139,19 @@ export class StoredDocument implements Settling, Snapshotter {
    * unless something waits for a dependency, the ids: all of it is read again from the
    * part when an update or a peer needs it.
    */
-  settle (): void {
+  shed (): void {
     this.upToDateAnswer = null
     this.encodedStateVector = null
     this.answers.clear()
     const { logBytes, snapshotBytes } = this.log.sizes
-    if (logBytes + snapshotBytes > SETTLE_MAX_BYTES) return
+    if (logBytes + snapshotBytes > SHED_MAX_BYTES) return
     try {
       this.merged()
     } catch {
       // Reported by merged(); the parts stay as they are, and so do the ids.
     }
     // A merge holds exactly the stored ids (merged() checks), as does a snapshot once compaction learnt its deletions.
-    this.checks.settle()
+    this.checks.shed()
   }
 
   /** Milliseconds since the epoch of the last stored change, or 0 if unknown (stored before relays kept it). */
@@ -169,7 +169,7 @@ export class StoredDocument implements Settling, Snapshotter {
     this.store.updateMeta(this.docId, () => meta).catch(() => {})
   }
 
-  /** The document leaves memory: it is not settled any more. */
+  /** The document leaves memory: it is not swept any more. */
   close (): void {
     forget(this)
   }

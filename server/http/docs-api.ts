@@ -14,12 +14,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
-import { AuthError, DocDeletedError, DocLoadError, LimitError, MovedError, ProtocolError, StorageError } from '../../shared/errors.js'
+import { DocDeletedError, MovedError, PetalError } from '../../shared/errors.js'
 import { OPEN_GRANT, canRead, canWrite, type TokenVerifier, type Grant } from '../../shared/listen/auth.js'
 import type { Limits } from '../../shared/listen/limits.js'
 import type { ClusterMember } from '../../shared/placement.js'
 import { CloseCode } from '../../shared/wire/close-codes.js'
-import { InvalidDocIdError, parseDocId, type DocId } from '../../shared/wire/doc-id.js'
+import { parseDocId, type DocId } from '../../shared/wire/doc-id.js'
 import type { DocumentRegistry } from '../documents/registry.js'
 import type { BodyBudget } from './body-budget.js'
 import { documentJson } from './doc-json.js'
@@ -35,7 +35,7 @@ export interface DocsApiContext {
   limits: Limits
   /** The bytes of request bodies held while they arrive, per address and in all. */
   bodies: BodyBudget
-  log: Logger
+  logger: Logger
   /**
    * Among several relays: those that hold a document (this one included, if it does), the
    * relays whose listings are merged (null: this relay's store lists every document, as
@@ -45,6 +45,15 @@ export interface DocsApiContext {
 }
 
 const PREFIX = '/v1/docs'
+
+/** The HTTP status of each code a {@link PetalError} carries; others answer 503 if they pass, 400 if not. */
+const HTTP_STATUS: Partial<Record<number, number>> = {
+  [CloseCode.badRequest]: 400,
+  [CloseCode.unauthorized]: 401,
+  [CloseCode.forbidden]: 403,
+  [CloseCode.policyViolation]: 422,
+  [CloseCode.messageTooBig]: 413
+}
 const DEFAULT_LIMIT = 100
 const MAX_LIMIT = 1000
 
@@ -57,7 +66,7 @@ export function answerDocsApi (req: IncomingMessage, res: ServerResponse, contex
   if (url.pathname !== PREFIX && !url.pathname.startsWith(`${PREFIX}/`)) return false
   route(req, res, url, context).catch((error: unknown) => {
     const http = toHttpError(error)
-    if (http.status >= 500) context.log.error({ err: error, url: url.pathname }, 'document API request failed')
+    if (http.status >= 500) context.logger.error({ err: error, url: url.pathname }, 'document API request failed')
     sendError(res, http)
   })
   return true
@@ -202,7 +211,7 @@ async function deleteEverywhere (req: IncomingMessage, res: ServerResponse, url:
     } catch (error) {
       if (error instanceof HttpError && error.status < 500) throw error
       // A home that is away learns of the deletion from the others' tombstones when its links come back.
-      context.log.warn({ err: error, doc: docId, relay: home.id }, 'a home of the document did not answer the deletion')
+      context.logger.warn({ err: error, doc: docId, relay: home.id }, 'a home of the document did not answer the deletion')
       return 'unreachable'
     }
   }))
@@ -247,11 +256,8 @@ function relayFetch (member: ClusterMember, path: string, init: RequestInit): Pr
 
 function toHttpError (error: unknown): HttpError {
   if (error instanceof HttpError) return error
-  if (error instanceof InvalidDocIdError || error instanceof ProtocolError) return new HttpError(400, error.message)
-  if (error instanceof AuthError) return new HttpError(error.code === CloseCode.forbidden ? 403 : 401, error.message)
+  if (!(error instanceof PetalError)) return new HttpError(500, 'internal error')
   if (error instanceof DocDeletedError) return new HttpError(410, `${error.message}, and stays deleted`)
-  if (error instanceof LimitError) return new HttpError(error.code === CloseCode.messageTooBig ? 413 : 422, error.message)
-  if (error instanceof StorageError || error instanceof DocLoadError) return new HttpError(503, error.message)
   if (error instanceof MovedError) return new HttpError(503, `${error.message} now; try again`)
-  return new HttpError(500, 'internal error')
+  return new HttpError(HTTP_STATUS[error.code] ?? (error.retryable ? 503 : 400), error.message)
 }

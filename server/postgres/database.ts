@@ -8,7 +8,9 @@
  */
 import type pg from 'pg'
 import { requirePeer } from '../../shared/node-peers.js'
-import type { Log } from '../../shared/listen/log.js'
+import type { Logger } from '../../shared/listen/logger.js'
+import type { SqlClient } from '../../shared/storage/sql-client.js'
+import { withoutPassword } from './url.js'
 
 const { Pool, DatabaseError } = requirePeer<typeof pg>('pg', 'Storing documents in PostgreSQL')
 
@@ -19,7 +21,7 @@ export interface Transaction {
 
 /** Options of {@link Database}. */
 export interface DatabaseOptions {
-  log: Log
+  logger: Logger
   /** Connections in the pool. Default 10. */
   maxConnections?: number
   /** Milliseconds a statement may take before the relay stops waiting for it (its outcome then counts as unknown). Default 10 000. */
@@ -34,17 +36,17 @@ function isStatementError (error: unknown): boolean {
   return !code.startsWith('08') && !code.startsWith('57P')
 }
 
-/** A PostgreSQL database; see the module comment. */
-export class Database {
+/** A PostgreSQL database; see the module comment. It is the {@link SqlClient} of a `PostgresStore`. */
+export class Database implements SqlClient {
   private readonly pool: pg.Pool
-  private readonly log: Log
+  private readonly logger: Logger
   private reachable: boolean | null = null
   private lastFailure: string | null = null
   private readonly listeners = new Set<(reachable: boolean) => void>()
 
   /** Connects lazily to `url` (`postgres://user:password@host:port/database`). */
   constructor (readonly url: string, options: DatabaseOptions) {
-    this.log = options.log
+    this.logger = options.logger
     this.pool = new Pool({
       connectionString: url,
       max: options.maxConnections ?? 10,
@@ -54,6 +56,11 @@ export class Database {
       application_name: 'petaldb-relay'
     })
     this.pool.on('error', error => this.failed(error))
+  }
+
+  /** The URL without its password. */
+  get name (): string {
+    return withoutPassword(this.url)
   }
 
   /** Whether the last statement reached the server (null before the first). */
@@ -79,7 +86,7 @@ export class Database {
       this.succeeded()
       return result.rows
     } catch (error) {
-      this.settle(error)
+      this.judge(error)
       throw error
     }
   }
@@ -94,7 +101,7 @@ export class Database {
     try {
       client = await this.pool.connect()
     } catch (error) {
-      this.settle(error)
+      this.judge(error)
       throw error
     }
     let broken: unknown
@@ -110,7 +117,7 @@ export class Database {
       this.succeeded()
       return result
     } catch (error) {
-      this.settle(error)
+      this.judge(error)
       if (isStatementError(error)) await client.query('ROLLBACK').catch((rollback: unknown) => { broken = rollback })
       else broken = error
       throw error
@@ -126,14 +133,14 @@ export class Database {
     await this.pool.end()
   }
 
-  private settle (error: unknown): void {
+  private judge (error: unknown): void {
     if (isStatementError(error)) this.succeeded()
     else this.failed(error)
   }
 
   private succeeded (): void {
     if (this.reachable === true) return
-    if (this.reachable === false) this.log.info({}, 'PostgreSQL is reachable again')
+    if (this.reachable === false) this.logger.info({}, 'PostgreSQL is reachable again')
     this.reachable = true
     for (const listener of this.listeners) listener(true)
   }
@@ -142,7 +149,7 @@ export class Database {
     this.lastFailure = (error as Error)?.message ?? String(error)
     if (this.reachable === false) return
     this.reachable = false
-    this.log.error({ err: error }, `PostgreSQL is unreachable (${this.lastFailure}): no write is acknowledged until it is back`)
+    this.logger.error({ err: error }, `PostgreSQL is unreachable (${this.lastFailure}): no write is acknowledged until it is back`)
     for (const listener of this.listeners) listener(false)
   }
 }

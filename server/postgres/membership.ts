@@ -18,7 +18,7 @@
  * validated (a bad one reads as null).
  */
 import { randomUUID } from 'node:crypto'
-import type { Log } from '../../shared/listen/log.js'
+import type { Logger } from '../../shared/listen/logger.js'
 import type { ClusterMember } from '../../shared/placement.js'
 import type { Database } from './database.js'
 import { parseLoadReport, type LoadReport } from '../placement/load-report.js'
@@ -36,7 +36,7 @@ export interface LiveMember extends ClusterMember {
 /** Options of {@link Membership}. */
 export interface MembershipOptions {
   db: Database
-  log: Log
+  logger: Logger
   /** This relay's id. */
   selfId: string
   /** The URL other relays and clients reach this relay at. */
@@ -142,7 +142,7 @@ export class Membership {
     // of those documents for as long as this relay stays alive.
     await this.options.db.query('UPDATE petaldb_owners SET relay = NULL WHERE relay = $1', [this.options.selfId])
     this.proven(sentAt)
-    this.options.log.info({ relay: this.options.selfId, url: this.options.url, leaseMs: this.options.leaseMs }, 'registered with the database')
+    this.options.logger.info({ relay: this.options.selfId, url: this.options.url, leaseMs: this.options.leaseMs }, 'registered with the database')
   }
 
   /** Renews this relay's lease; false if it had already expired (or another process took the id). */
@@ -153,7 +153,7 @@ export class Membership {
       load = this.options.publish?.() ?? null
     } catch (error) {
       // A lease is never lost to a load figure.
-      this.options.log.debug({ err: error }, 'could not measure the load')
+      this.options.logger.debug({ err: error }, 'could not measure the load')
     }
     const rows = await this.options.db.query(`
       UPDATE petaldb_relays SET renewed_at = now(), lease_until = now() + $3 * interval '1 millisecond',
@@ -191,7 +191,7 @@ export class Membership {
     try {
       if (!await this.renew()) {
         if (await this.takenOver()) {
-          this.options.log.error({ relay: this.options.selfId }, `another relay registered with the same id ${JSON.stringify(this.options.selfId)}: give every relay its own --id`)
+          this.options.logger.error({ relay: this.options.selfId }, `another relay registered with the same id ${JSON.stringify(this.options.selfId)}: give every relay its own --id`)
         }
         if (this.provenUntil > 0) this.lapse('its lease had expired in the database when it renewed it (was the relay paused?)')
         await this.register()
@@ -200,7 +200,7 @@ export class Membership {
       this.events.read()
     } catch (error) {
       // The database is unreachable (Database logs it): the lease holds until provenUntil.
-      this.options.log.debug({ err: error }, 'heartbeat failed')
+      this.options.logger.debug({ err: error }, 'heartbeat failed')
     }
   }
 
@@ -235,7 +235,7 @@ export class Membership {
     this.provenUntil = 0
     if (this.lapseTimer !== null) clearTimeout(this.lapseTimer)
     this.lapseTimer = null
-    this.options.log.error({ relay: this.options.selfId }, `this relay lost its lease: ${reason}; dropping its documents`)
+    this.options.logger.error({ relay: this.options.selfId }, `this relay lost its lease: ${reason}; dropping its documents`)
     const members = this.view.filter(member => member.id !== this.options.selfId)
     if (members.length !== this.view.length) {
       this.view = members

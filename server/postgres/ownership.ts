@@ -4,7 +4,7 @@
  * and only if the document is free (never claimed, released, or claimed by a relay whose
  * lease has expired, or by an earlier run of the same relay); it bumps the document's epoch
  * and returns it. The relay's store checks that epoch in every compaction's transaction
- * (see postgres-store.ts), so a relay that lost a document while it was paused or cut off
+ * (see shared/storage/postgres-store.ts), so a relay that lost a document while it was paused or cut off
  * can never compact what another relay now serves; its late appends are harmless, since
  * updates commute. A relay releases a document when it stops serving it, so that the next
  * relay need not wait for its lease to run out, and releases every claim an earlier run of

@@ -82,12 +82,12 @@ export class PostgresNode {
     private readonly db: Database,
     options: { selfId: string, url: string, leaseMs: number, placement?: PlacementOptions | false, connections?: () => number },
     private readonly registry: DocumentRegistry,
-    private readonly log: Logger
+    private readonly logger: Logger
   ) {
     this.leaseMs = options.leaseMs
     const settings = placementSettings(options.placement === false ? {} : options.placement)
     this.load = new LoadPlacement(settings, options.placement !== false, registry, options.selfId, options.connections ?? (() => 0), new Placements(db, options.selfId))
-    this.membership = new Membership({ db, log, selfId: options.selfId, url: options.url, leaseMs: options.leaseMs, publish: () => this.load.report() }, {
+    this.membership = new Membership({ db, logger, selfId: options.selfId, url: options.url, leaseMs: options.leaseMs, publish: () => this.load.report() }, {
       changed: members => this.membersChanged(members),
       lapsed: reason => this.lapsed(reason),
       read: () => { void this.recheck() }
@@ -190,7 +190,7 @@ export class PostgresNode {
       if (epoch !== null) await this.ownership.release(docId, epoch)
       if (unplace && !this.registry.has(docId)) await this.load.placements.removeHere(docId)
     }).catch((error: unknown) => {
-      this.log.debug({ err: error, doc: docId }, 'could not release a document (its claim lapses with this relay\'s lease)')
+      this.logger.debug({ err: error, doc: docId }, 'could not release a document (its claim lapses with this relay\'s lease)')
     })
   }
 
@@ -229,12 +229,12 @@ export class PostgresNode {
     try {
       await this.load.placements.rereadOne(docId)
     } catch (error) {
-      this.log.debug({ err: error, doc: docId }, 'could not re-read a placement')
+      this.logger.debug({ err: error, doc: docId }, 'could not re-read a placement')
     }
   }
 
   private membersChanged (members: readonly LiveMember[]): void {
-    this.log.info({ relays: members.map(member => member.id) }, 'live relays changed')
+    this.logger.info({ relays: members.map(member => member.id) }, 'live relays changed')
     const map = this.map
     for (const listener of this.mapListeners) listener(map)
     this.wake()
@@ -252,7 +252,7 @@ export class PostgresNode {
       }
       for (const { docId, owner } of await this.ownership.lost(this.registry.docIds)) {
         const home = this.membership.members.find(member => member.id === owner)
-        this.log.warn({ doc: docId, owner }, 'another relay claimed this document; dropping it')
+        this.logger.warn({ doc: docId, owner }, 'another relay claimed this document; dropping it')
         this.registry.drop(docId, home === undefined || home.id === this.membership.selfId
           ? new FencedError(`another relay serves ${docId} now; try again`)
           : new MovedError({ id: home.id, url: home.url }, `${docId} moved to relay ${home.id}`))
@@ -260,7 +260,7 @@ export class PostgresNode {
       await this.unplaceUnserved()
       for (const move of this.load.plan(this.membership.members)) await this.move(move)
     } catch (error) {
-      this.log.debug({ err: error }, 'could not check claims')
+      this.logger.debug({ err: error }, 'could not check claims')
     } finally {
       this.checking = false
     }
@@ -277,11 +277,11 @@ export class PostgresNode {
     try {
       await this.load.placements.place(docId, target.id, move)
     } catch (error) {
-      this.log.warn({ err: error, doc: docId }, 'could not place a document on another relay; it stays here')
+      this.logger.warn({ err: error, doc: docId }, 'could not place a document on another relay; it stays here')
       return
     }
     this.load.movesOut++
-    this.log.info({ doc: docId, to: target.id, reason: move.reason, updatesPerSecond: Math.round(move.updatesPerSecond), bytes: move.bytes }, 'moving a document by load')
+    this.logger.info({ doc: docId, to: target.id, reason: move.reason, updatesPerSecond: Math.round(move.updatesPerSecond), bytes: move.bytes }, 'moving a document by load')
     this.registry.drop(docId, new MovedError({ id: target.id, url: target.url }, `${docId} moved to relay ${target.id} (load)`))
   }
 
@@ -297,7 +297,7 @@ export class PostgresNode {
 
   private lapsed (reason: string): void {
     this.ownership.forgetAll()
-    this.load.placements.clearHere().catch((error: unknown) => this.log.debug({ err: error }, 'could not clear the placements on this relay'))
+    this.load.placements.clearHere().catch((error: unknown) => this.logger.debug({ err: error }, 'could not clear the placements on this relay'))
     for (const docId of this.registry.docIds) this.registry.drop(docId, new FencedError(`this relay lost its lease on the database (${reason}); try again`))
   }
 

@@ -27,7 +27,7 @@ export interface ImportTarget {
 }
 
 /** Imports into the database of `dataDir`, holding its lock (a `DataDirError` if a relay holds it). */
-export function dataDirTarget (dataDir: string, log: Logger): ImportTarget {
+export function dataDirTarget (dataDir: string, logger: Logger): ImportTarget {
   const lock = lockDataDir(dataDir, 'stop it, or import through it with --relay URL')
   let store: SqliteStore
   try {
@@ -37,7 +37,7 @@ export function dataDirTarget (dataDir: string, log: Logger): ImportTarget {
     lock.release()
     throw error
   }
-  const registry = new DocumentRegistry({ store, log, idleMs: 0, limits: DEFAULT_LIMITS })
+  const registry = new DocumentRegistry({ store, logger, idleMs: 0, limits: DEFAULT_LIMITS })
   return {
     apply: (docId, update) => registry.with(docId, doc => doc.applyUpdate(update, null)),
     close: async () => {

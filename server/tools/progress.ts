@@ -30,8 +30,6 @@ export interface ProgressOptions {
   lines?: ProgressOutput
   /** Least milliseconds between two progress reports. Default 100 on a terminal, 1000 otherwise. */
   intervalMs?: number
-  /** The clock, in milliseconds. */
-  now?: () => number
 }
 
 /** Fields of a failure or summary line: plain JSON values. */
@@ -45,7 +43,6 @@ export class Progress {
   private readonly terminal: ProgressOutput
   private readonly lines: ProgressOutput
   private readonly intervalMs: number
-  private readonly now: () => number
   private readonly started: number
   private total = 0
   private done = 0
@@ -60,8 +57,12 @@ export class Progress {
     this.lines = options.lines ?? process.stdout
     this.tty = this.terminal.isTTY === true
     this.intervalMs = options.intervalMs ?? (this.tty ? 100 : 1000)
-    this.now = options.now ?? (() => performance.now())
     this.started = this.now()
+  }
+
+  /** Milliseconds on the monotonic clock (rates and intervals never jump with the wall clock). */
+  private now (): number {
+    return performance.now()
   }
 
   /** Sets how many units the run has, and reports at once. */

@@ -1,9 +1,9 @@
 /** Helpers shared by the connection handlers: frame intake and closing with a reason. */
-import type { Log } from './log.js'
+import type { Logger } from './logger.js'
 import type { RawData } from 'ws'
 import { ownBytes } from '../wire/bytes.js'
 import { CloseCode } from '../wire/close-codes.js'
-import { AuthError, DocDeletedError, DocLoadError, LimitError, MovedError, ProtocolError, StorageError } from '../errors.js'
+import { DocLoadError, PetalError } from '../errors.js'
 
 /** How long a native client or an inbound relay link may take to say hello. */
 export const HELLO_DEADLINE_MS = 10_000
@@ -33,14 +33,14 @@ export function toFrame (data: RawData): Uint8Array {
  * Closes `connection` after `error` from handling a frame: a malformed message closes with
  * 4400, an exceeded limit or failed authentication with its own code, each with its reason.
  */
-export function closeForError (connection: Closable, error: unknown, log: Log, context: object): void {
-  if (error instanceof ProtocolError || error instanceof LimitError || error instanceof AuthError || error instanceof StorageError || error instanceof MovedError || error instanceof DocDeletedError) {
-    log.info({ ...context, reason: error.message }, 'closing connection')
-    closeWith(connection, error.code, error.message)
-  } else if (error instanceof DocLoadError) {
+export function closeForError (connection: Closable, error: unknown, logger: Logger, context: object): void {
+  if (error instanceof DocLoadError) {
     closeWith(connection, error.code, `document failed to load: ${error.message}`)
+  } else if (error instanceof PetalError) {
+    logger.info({ ...context, reason: error.message }, 'closing connection')
+    closeWith(connection, error.code, error.message)
   } else {
-    log.error({ ...context, err: error }, 'error while handling a message')
+    logger.error({ ...context, err: error }, 'error while handling a message')
     closeWith(connection, CloseCode.badRequest, 'message could not be processed')
   }
 }

@@ -21,7 +21,7 @@ import type { TokenVerifier, Grant } from './auth.js'
 import { paceBody } from './body-pace.js'
 import { closeWith } from './closing.js'
 import type { Limits } from './limits.js'
-import type { Log } from './log.js'
+import type { Logger } from './logger.js'
 import { pingAll, wsLink, type WsLink, type WsLinkContext } from './ws-link.js'
 
 /** A stock client admitted to a document, with what its token grants. */
@@ -44,7 +44,7 @@ export interface ListenerOptions {
   limits: Limits
   /** Verifies stock clients' tokens (URL parameter `token`); null: every client may read and write. */
   authenticator: TokenVerifier | null
-  log: Log
+  logger: Logger
   /** Milliseconds between keep-alive pings; a connection that misses one is dropped. */
   pingIntervalMs: number
   /** Milliseconds a connection may take to send its HTTP request's headers; also the window over which a body's pace is counted. Default 10 000. */
@@ -72,7 +72,7 @@ export interface Listener {
 
 /** Starts listening; resolves once the server is bound. */
 export async function listen (options: ListenerOptions): Promise<Listener> {
-  const { limits, log } = options
+  const { limits, logger } = options
   const { WebSocketServer } = requirePeer<{ WebSocketServer: typeof WebSocketServerType }>('ws', 'Accepting connections')
   const wss = new WebSocketServer({
     noServer: true,
@@ -84,13 +84,13 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
   })
   const onHttp = options.onHttp ?? answerUpgradeRequired
   const http = options.tls === undefined ? createServer(onHttp) : createHttpsServer(options.tls, onHttp)
-  guardSockets(http, limits, options.requestTimeoutMs ?? 10_000, log)
+  guardSockets(http, limits, options.requestTimeoutMs ?? 10_000, logger)
   const perIp = new AddressCounts()
   /** Every open link, for keep-alive and shutdown. */
   const open = new Set<WsLink>()
   const links: WsLinkContext = {
     limits,
-    log,
+    logger,
     closed: (link, code) => {
       open.delete(link)
       options.onClosed?.(code)
@@ -108,7 +108,7 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
     }
     if (stock === null) return options.onNative(link)
     if (!stock.ok) {
-      log.info({ url: req.url?.split('?', 1)[0], reason: stock.reason }, 'rejected connection')
+      logger.info({ url: req.url?.split('?', 1)[0], reason: stock.reason }, 'rejected connection')
       return closeWith(link, stock.code, stock.reason)
     }
     options.onStock(link, stock)
@@ -117,7 +117,7 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', destroySocket)
     if (!originAllowed(req, options.allowedOrigins)) {
-      log.info({ origin: req.headers.origin }, 'rejected connection: origin not allowed')
+      logger.info({ origin: req.headers.origin }, 'rejected connection: origin not allowed')
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n')
       return
     }
@@ -127,7 +127,7 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
       socket.off('error', destroySocket) // ws handles socket errors from here on
       onConnection(ws, req, verdict)
     })).catch((error: unknown) => {
-      log.error({ err: error }, 'upgrade failed')
+      logger.error({ err: error }, 'upgrade failed')
       socket.destroy()
     })
   })
@@ -178,7 +178,7 @@ export async function listen (options: ListenerOptions): Promise<Listener> {
  * brings less than `minBodyBytesPerSecond` in a `requestTimeoutMs`: seconds, not the
  * minutes of Node's defaults.
  */
-function guardSockets (http: Server, limits: Limits, requestTimeoutMs: number, log: Log): void {
+function guardSockets (http: Server, limits: Limits, requestTimeoutMs: number, logger: Logger): void {
   const perIp = new AddressCounts()
   // By remote address and port (`ip:port`), which a TLS socket shares with the TCP socket under it.
   const deadlines = new Map<string, ReturnType<typeof setTimeout>>()
@@ -196,7 +196,7 @@ function guardSockets (http: Server, limits: Limits, requestTimeoutMs: number, l
     clearTimeout(deadlines.get(socketKey))
     deadlines.delete(socketKey)
   }
-  const tooSlow = (req: IncomingMessage): void => log.info({ ip: req.socket.remoteAddress }, 'dropping a connection: its request body is too slow')
+  const tooSlow = (req: IncomingMessage): void => logger.info({ ip: req.socket.remoteAddress }, 'dropping a connection: its request body is too slow')
   http.on('request', (req: IncomingMessage) => {
     requestArrived(req)
     paceBody(req, limits.minBodyBytesPerSecond, requestTimeoutMs, () => tooSlow(req))
@@ -205,7 +205,7 @@ function guardSockets (http: Server, limits: Limits, requestTimeoutMs: number, l
   http.on('connection', (socket: Socket) => {
     const ip = socket.remoteAddress ?? ''
     if (perIp.count(ip) >= 2 * limits.maxConnectionsPerIp) {
-      log.info({ ip }, 'dropping a connection: too many sockets from one address')
+      logger.info({ ip }, 'dropping a connection: too many sockets from one address')
       socket.destroy()
       return
     }

@@ -4,7 +4,7 @@
  * is authorized against it (open needs read access, an update write access: a refused
  * write closes only that document), the client can refresh it with AUTH without dropping
  * its documents, and its expiry ends the connection. A client's peer id is bound to its
- * connection (see `peer-ids.ts`). A durable peer's HELLO (another relay of a cluster) is
+ * connection (see `peer-ids.ts`). A relay's HELLO (another relay of a cluster) is
  * handed to the relay's own policy. Hostile input closes the connection; when it is about
  * one document, that document is refused first, so that an honest peer learns which one.
  */
@@ -18,10 +18,10 @@ import type { TokenVerifier } from './auth.js'
 import { ConnectionAuth } from './connection-auth.js'
 import type { BoundClient, PeerIds } from './peer-ids.js'
 import { HELLO_DEADLINE_MS, closeForError } from './closing.js'
-import type { Log } from './log.js'
+import type { Logger } from './logger.js'
 
-/** How a relay handles a durable peer (another relay of its cluster) on an accepted connection. */
-export interface DurablePeers {
+/** How a relay handles a relay (another relay of its cluster) on an accepted connection. */
+export interface RelayPeers {
   /** Verifies the peer's HELLO (cluster secret, membership); throws an AuthError or ProtocolError. */
   admit(hello: Extract<NativeMessage, { type: 'hello' }>): void
   /** How `connection` behaves once the peer is admitted. */
@@ -38,7 +38,7 @@ export interface NativeAcceptOptions {
   self: PeerInfo
   /** Verifies client tokens; null: anyone may read and write. */
   authenticator: TokenVerifier | null
-  log: Log
+  logger: Logger
   /** Documents one client connection may have open (1008 beyond). */
   maxDocs: number
   /** Whether updates sent to clients are numbered for them to acknowledge (replicas want to know what peers hold; relays do not). */
@@ -62,20 +62,20 @@ export interface NativeAcceptOptions {
    * LimitError) to close the client's connection. Without it, a signal is a protocol error.
    */
   onSignal?: (message: Extract<NativeMessage, { type: 'signal' }>, from: BoundClient) => void
-  /** Durable peers' connections; without it, a durable peer's HELLO is refused. */
-  durablePeers?: DurablePeers
+  /** Relays' connections; without it, a HELLO that says it is a relay is refused. */
+  relayPeers?: RelayPeers
 }
 
 /** Serves the accepting side of the native protocol on `link`; see the module comment. */
 export function acceptNative (link: Link, options: NativeAcceptOptions): PeerConnection {
-  const { log, durablePeers } = options
+  const { logger, relayPeers } = options
   const auth = new ConnectionAuth(options.authenticator, error => fail(error))
-  let durable: ReturnType<DurablePeers['policy']> | null = null
-  /** The client, once admitted (null for a durable peer). */
+  let durable: ReturnType<RelayPeers['policy']> | null = null
+  /** The client, once admitted (null for a relay). */
   let client: BoundClient | null = null
 
   const fail = (error: unknown): void => {
-    closeForError(link, error, log, { protocol: 'native' })
+    closeForError(link, error, logger, { protocol: 'native' })
   }
 
   const serveClient = (docId: DocId): Served | null => {
@@ -121,19 +121,19 @@ export function acceptNative (link: Link, options: NativeAcceptOptions): PeerCon
     self: options.self,
     admit: async hello => {
       clearTimeout(helloDeadline)
-      if (!hello.peer.durable) {
+      if (!hello.peer.isRelay) {
         await auth.authenticate(hello.token)
         return bindClient(hello.peer.peerId)
       }
-      if (durablePeers === undefined) throw new AuthError(CloseCode.unauthorized, 'durable peers are not accepted here')
-      durablePeers.admit(hello)
-      durable = durablePeers.policy(connection)
+      if (relayPeers === undefined) throw new AuthError(CloseCode.unauthorized, 'relays are not accepted here')
+      relayPeers.admit(hello)
+      durable = relayPeers.policy(connection)
     },
     serve: docId => durable !== null ? durable.serve(docId) : serveClient(docId),
     session: docId => durable !== null
       ? durable.session(docId)
       : { numbered: options.numbered, mayWrite: () => auth.canWrite(docId), ...(auth.user === undefined ? {} : { user: auth.user }) },
-    onReady: () => durable !== null ? durablePeers!.accepted(connection) : options.onReady?.(connection),
+    onReady: () => durable !== null ? relayPeers!.accepted(connection) : options.onReady?.(connection),
     onControl: control,
     onError: (error, docId) => {
       if (durable !== null && durable.onError(error, docId) === true) return true
@@ -160,7 +160,7 @@ export function acceptNative (link: Link, options: NativeAcceptOptions): PeerCon
       auth.dispose()
       if (client !== null) options.peerIds?.release(client)
       if (connection.peer === null) return
-      if (durable !== null) durablePeers!.closed(connection)
+      if (durable !== null) relayPeers!.closed(connection)
       else options.onClosed?.(connection)
     }
   })

@@ -22,10 +22,10 @@ import { canWrite, type Grant, type TokenVerifier } from './auth.js'
 import { closeForError } from './closing.js'
 import { ConnectionAuth } from './connection-auth.js'
 import type { StockClient } from './listener.js'
-import type { Log } from './log.js'
+import type { Logger } from './logger.js'
 
-/** Who a stock client is to its session: not a durable peer, and without a peer id. */
-const STOCK_PEER: PeerInfo = Object.freeze({ peerId: '', durable: false })
+/** Who a stock client is to its session: not a relay, and without a peer id. */
+const STOCK_PEER: PeerInfo = Object.freeze({ peerId: '', isRelay: false })
 
 /** The connection on each link, for link handlers shared by every connection (links call them as methods). */
 const connections = new WeakMap<Link, StockConnection>()
@@ -51,7 +51,7 @@ export interface StockContext {
   documents: StockDocuments
   /** Verifies tokens; null: the listener is open (and stamps no user on presence). */
   authenticator: TokenVerifier | null
-  log: Log
+  logger: Logger
   /** A connection's link has closed. */
   onClosed?: () => void
 }
@@ -158,7 +158,7 @@ class StockConnection implements SessionOptions {
   }
 
   private fail (error: unknown): void {
-    closeForError(this.link, error, this.context.log, { doc: this.docId })
+    closeForError(this.link, error, this.context.logger, { doc: this.docId })
   }
 
   private release (): void {

@@ -6,7 +6,7 @@
  * per connection (as would a third 'close' listener: EventEmitter's listener arrays
  * outgrow two by a dozen slots).
  */
-import type { Log } from './log.js'
+import type { Logger } from './logger.js'
 import type { RawData, WebSocket } from 'ws'
 import { CloseCode } from '../wire/close-codes.js'
 import type { Link } from '../transport/link.js'
@@ -18,7 +18,7 @@ const ignore = (): void => {}
 /** What every link of one listener shares. */
 export interface WsLinkContext {
   limits: Limits
-  log: Log
+  logger: Logger
   /** A link's socket closed, whoever closed it (after the link's own `onClose`). */
   closed(link: WsLink, code: number): void
 }
@@ -47,7 +47,7 @@ function onSocketPong (this: WebSocket): void {
 }
 
 function onSocketError (this: WebSocket, error: Error): void {
-  links.get(this)?.context.log.debug({ err: error }, 'socket error')
+  links.get(this)?.context.logger.debug({ err: error }, 'socket error')
 }
 
 /**
@@ -103,7 +103,7 @@ export class WsLink extends ConnectionRates implements Link {
     // Counted before queuing: a reader that reads nothing gets at most one message past the bound.
     if (socket.bufferedAmount > 0 && socket.bufferedAmount + message.length > this.context.limits.maxBufferedBytes) {
       // The close frame would queue behind what the reader is not reading: just cut it off.
-      this.context.log.info({ buffered: socket.bufferedAmount }, 'dropping a slow reader')
+      this.context.logger.info({ buffered: socket.bufferedAmount }, 'dropping a slow reader')
       this.closing = true
       socket.terminate()
       return
@@ -123,7 +123,7 @@ export class WsLink extends ConnectionRates implements Link {
     try {
       this.slowDown(this.chargeBytes(bytes))
     } catch (error) {
-      closeForError(this, error, this.context.log, {})
+      closeForError(this, error, this.context.logger, {})
     }
   }
 
@@ -136,7 +136,7 @@ export class WsLink extends ConnectionRates implements Link {
     try {
       this.slowDown(this.chargeFrame(frame))
     } catch (error) {
-      return closeForError(this, error, this.context.log, {})
+      return closeForError(this, error, this.context.logger, {})
     }
     this.onMessage(frame)
   }

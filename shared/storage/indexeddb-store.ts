@@ -14,6 +14,7 @@ import { openDB, type DBSchema, type IDBPDatabase, type IDBPTransaction } from '
 import type { DocId } from '../wire/doc-id.js'
 import type { StoredDoc } from './store.js'
 import { BatchedStore, type StoreWrite } from './batched-store.js'
+import { SeenRows, type SeenBatch } from './seen-rows.js'
 
 interface DocRow { snapshot: Uint8Array | null, meta: Uint8Array | null, version?: number }
 
@@ -23,12 +24,6 @@ interface PetalSchema extends DBSchema {
 }
 
 type WriteTx = IDBPTransaction<PetalSchema, ['docs', 'updates'], 'readwrite'>
-
-/** What this store knows of a document's entries: those it may compact away, and the snapshot it saw. */
-interface Seen {
-  keys: number[]
-  version: number
-}
 
 /** Options of {@link IndexedDbStore}. */
 export interface IndexedDbStoreOptions {
@@ -40,7 +35,8 @@ export interface IndexedDbStoreOptions {
 export class IndexedDbStore extends BatchedStore {
   private readonly db: Promise<IDBPDatabase<PetalSchema>>
   readonly name: string
-  private readonly seen = new Map<DocId, Seen>()
+  /** The log entries' keys and snapshot version (0: none) this store knows of each document; see seen-rows.ts. */
+  private readonly seen = new SeenRows<number, number>(0)
 
   constructor (options: IndexedDbStoreOptions = {}) {
     super()
@@ -60,7 +56,7 @@ export class IndexedDbStore extends BatchedStore {
     const byDoc = tx.objectStore('updates').index('byDoc')
     const [doc, keys, updates] = await Promise.all([tx.objectStore('docs').get(docId), byDoc.getAllKeys(docId), byDoc.getAll(docId)])
     if (doc === undefined && updates.length === 0) return null
-    this.seen.set(docId, { keys, version: doc?.version ?? 0 })
+    this.seen.loaded(docId, keys, doc?.version ?? 0)
     return { snapshot: doc?.snapshot ?? null, meta: doc?.meta ?? null, updates: updates.map(update => update.data) }
   }
 
@@ -80,26 +76,13 @@ export class IndexedDbStore extends BatchedStore {
   protected async commitBatch (writes: StoreWrite[]): Promise<void> {
     const db = await this.db
     const tx = db.transaction(['docs', 'updates'], 'readwrite', { durability: 'strict' })
-    // What the batch teaches about entries, kept only once it has committed (null: forget the document).
-    const seen = new Map<DocId, Seen | null>()
-    const seenOf = (docId: DocId): Seen => {
-      let entry = seen.get(docId)
-      if (entry === undefined || entry === null) {
-        // After a delete in this batch, the document starts afresh.
-        const current = entry === null ? undefined : this.seen.get(docId)
-        entry = { keys: [...current?.keys ?? []], version: current?.version ?? 0 }
-        seen.set(docId, entry)
-      }
-      return entry
-    }
+    // What the batch teaches about entries, kept only once it has committed.
+    const seen = this.seen.batch()
     const byDoc = new Map<DocId, StoreWrite[]>()
     for (const write of writes) byDoc.set(write.docId, [...byDoc.get(write.docId) ?? [], write])
-    await Promise.all([...byDoc].map(([docId, docWrites]) => commitDoc(tx, docId, docWrites, seenOf, seen)))
+    await Promise.all([...byDoc].map(([docId, docWrites]) => commitDoc(tx, docId, docWrites, seen)))
     await tx.done
-    for (const [docId, entry] of seen) {
-      if (entry === null) this.seen.delete(docId)
-      else this.seen.set(docId, entry)
-    }
+    this.seen.commit(seen)
   }
 
   protected async release (): Promise<void> {
@@ -112,7 +95,7 @@ export class IndexedDbStore extends BatchedStore {
  * once, and requests are not awaited one by one (a transaction runs them in order), so a
  * batch costs a few round trips to the database, not a few per write.
  */
-async function commitDoc (tx: WriteTx, docId: DocId, writes: StoreWrite[], seenOf: (docId: DocId) => Seen, seen: Map<DocId, Seen | null>): Promise<void> {
+async function commitDoc (tx: WriteTx, docId: DocId, writes: StoreWrite[], seen: SeenBatch<number, number>): Promise<void> {
   const docs = tx.objectStore('docs')
   const updates = tx.objectStore('updates')
   const requests: Array<Promise<unknown>> = []
@@ -128,8 +111,8 @@ async function commitDoc (tx: WriteTx, docId: DocId, writes: StoreWrite[], seenO
       case 'append': {
         if (row === undefined) row = { snapshot: null, meta: null, version: 0 }
         rowChanged = true
-        const entry = seenOf(docId)
-        request(updates.add({ doc: docId, data: write.data })).then(key => entry.keys.push(key), () => {})
+        const entry = seen.of(docId)
+        request(updates.add({ doc: docId, data: write.data })).then(key => entry.append(key), () => {})
         break
       }
       case 'meta':
@@ -138,16 +121,16 @@ async function commitDoc (tx: WriteTx, docId: DocId, writes: StoreWrite[], seenO
         break
       case 'compact': {
         await Promise.all(requests) // the keys of the entries appended so far
-        const entry = seenOf(docId)
+        const entry = seen.of(docId)
         // A snapshot another tab wrote since this one last saw the document is kept, as a log entry.
         if (row?.snapshot != null && (row.version ?? 0) !== entry.version) request(updates.add({ doc: docId, data: row.snapshot }))
-        entry.version = (row?.version ?? 0) + 1
+        const version = (row?.version ?? 0) + 1
         // Snapshot first, log second (both in this transaction).
-        row = { snapshot: write.data, meta: row?.meta ?? null, version: entry.version }
+        row = { snapshot: write.data, meta: row?.meta ?? null, version }
         request(docs.put(row, docId))
         rowChanged = false
-        for (const key of entry.keys) request(updates.delete(key))
-        entry.keys = []
+        for (const key of entry.all) request(updates.delete(key))
+        entry.compacted(version)
         break
       }
       case 'delete': {
@@ -156,7 +139,7 @@ async function commitDoc (tx: WriteTx, docId: DocId, writes: StoreWrite[], seenO
         request(docs.delete(docId))
         row = undefined
         rowChanged = false
-        seen.set(docId, null)
+        seen.deleted(docId)
         break
       }
     }

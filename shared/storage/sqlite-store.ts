@@ -17,6 +17,7 @@ import { requirePeer } from '../node-peers.js'
 import type { DocId } from '../wire/doc-id.js'
 import type { StoredDoc } from './store.js'
 import { BatchedStore, type CommitInfo, type StoreWrite } from './batched-store.js'
+import { SeenRows, type SeenBatch } from './seen-rows.js'
 
 export type { CommitInfo }
 
@@ -24,11 +25,6 @@ export type { CommitInfo }
 export interface SqliteStoreOptions {
   /** Called after every successful group commit. */
   onCommit?: (info: CommitInfo) => void
-  /**
-   * Fault injection for crash tests: runs inside the compaction transaction, after the
-   * new snapshot is written and before the log prefix is deleted.
-   */
-  betweenCompactionSteps?: () => void
   /**
    * Overwrite deleted content with zeros (SQLite's `secure_delete`), so that a deleted
    * document, and the log rows and snapshots compaction replaced, do not linger in the
@@ -62,22 +58,6 @@ export function prepareStoreSchema (db: Database.Database): void {
   if (!columns.includes('version')) db.exec('ALTER TABLE docs ADD COLUMN version INTEGER NOT NULL DEFAULT 0')
 }
 
-/** What this store knows of a document's rows: those it may compact away, and the snapshot it saw. */
-interface Seen {
-  /** Log rows loaded or appended by this store, ascending. */
-  rows: readonly number[]
-  /** The snapshot version last loaded or written (0: none). */
-  version: number
-}
-
-/** What a batch being committed knows of a document: its rows as they were before the batch (shared, never written to), and those the batch appended. */
-interface BatchSeen extends Seen {
-  added: number[]
-}
-
-/** Every row a batch's entry knows of, in order (the shared array itself when the batch appended none). */
-const rowsOf = ({ rows, added }: BatchSeen): readonly number[] => added.length === 0 ? rows : rows.concat(added)
-
 const SQLite = requirePeer<typeof Database>('better-sqlite3', 'SqliteStore')
 
 /** better-sqlite3's default wait for a lock another connection holds. */
@@ -89,11 +69,12 @@ const ERASE_RETRY_MS = 1000
 /** Durable document storage in a SQLite file; see the module comment. */
 export class SqliteStore extends BatchedStore {
   private readonly db: Database.Database
-  private readonly commitWrites: (writes: StoreWrite[]) => { info: CommitInfo, seen: Map<DocId, BatchSeen | null> }
+  private readonly commitWrites: (writes: StoreWrite[]) => { info: CommitInfo, seen: SeenBatch<number, number> }
   private readonly statements
   /** A document's row and log, read in one transaction (another writer may compact in between otherwise). */
   private readonly readDoc: (docId: DocId) => { row: { snapshot: Uint8Array | null, meta: Uint8Array | null, version: number } | undefined, log: Array<{ seq: number, data: Uint8Array }> }
-  private seen = new Map<DocId, Seen>()
+  /** The log rows (ascending) and snapshot version (0: none) this store knows of each document; see seen-rows.ts. */
+  private readonly seen = new SeenRows<number, number>(0)
 
   /** Opens (creating if needed, with its directory) the database file at `path`. */
   constructor (readonly path: string, private readonly options: SqliteStoreOptions = {}) {
@@ -128,18 +109,8 @@ export class SqliteStore extends BatchedStore {
     }))
     this.commitWrites = this.db.transaction((writes: StoreWrite[]) => {
       const info: CommitInfo = { updates: 0, compactions: 0, bytes: 0, seconds: 0 }
-      // What the batch teaches about rows, applied only once it has committed (null: forget the document).
-      const seen = new Map<DocId, BatchSeen | null>()
-      const seenOf = (docId: DocId): BatchSeen => {
-        let entry = seen.get(docId)
-        if (entry === undefined || entry === null) {
-          // After a delete in this batch, the document starts afresh.
-          const current = entry === null ? undefined : this.seen.get(docId)
-          entry = { rows: current?.rows ?? [], version: current?.version ?? 0, added: [] }
-          seen.set(docId, entry)
-        }
-        return entry
-      }
+      // What the batch teaches about rows, kept only once it has committed.
+      const seen = this.seen.batch()
       // Metadata updates of a document are applied in order, and written once, at the end.
       const metas = new Map<DocId, Array<(current: Uint8Array | null) => Uint8Array | null>>()
       for (const write of writes) {
@@ -149,9 +120,9 @@ export class SqliteStore extends BatchedStore {
         }
         if (write.kind === 'delete') {
           metas.delete(write.docId)
-          seen.set(write.docId, null)
+          seen.deleted(write.docId)
         }
-        this.apply(write, info, seenOf)
+        this.apply(write, info, seen)
       }
       for (const [docId, updates] of metas) {
         let meta = (this.statements.meta.get(docId) as Uint8Array | null | undefined) ?? null
@@ -171,7 +142,7 @@ export class SqliteStore extends BatchedStore {
     this.flush()
     const { row, log } = this.readDoc(docId)
     if (row === undefined && log.length === 0) return null
-    this.seen.set(docId, { rows: log.map(entry => entry.seq), version: row?.version ?? 0 })
+    this.seen.loaded(docId, log.map(entry => entry.seq), row?.version ?? 0)
     return { snapshot: row?.snapshot ?? null, meta: row?.meta ?? null, updates: log.map(entry => entry.data) }
   }
 
@@ -223,11 +194,7 @@ export class SqliteStore extends BatchedStore {
     const started = performance.now()
     const { info, seen } = this.commitWrites(writes)
     info.seconds = (performance.now() - started) / 1000
-    for (const [docId, entry] of seen) {
-      if (entry === null) this.seen.delete(docId)
-      // concat (in rowsOf): an array of exactly the rows (one grown by push keeps slack, per open document).
-      else this.seen.set(docId, { rows: rowsOf(entry), version: entry.version })
-    }
+    this.seen.commit(seen)
     this.options.onCommit?.(info)
   }
 
@@ -235,29 +202,27 @@ export class SqliteStore extends BatchedStore {
     this.db.close()
   }
 
-  private apply (write: Exclude<StoreWrite, { kind: 'meta' }>, info: CommitInfo, seenOf: (docId: DocId) => BatchSeen): void {
+  private apply (write: Exclude<StoreWrite, { kind: 'meta' }>, info: CommitInfo, batch: SeenBatch<number, number>): void {
     switch (write.kind) {
       case 'append': {
-        const seen = seenOf(write.docId)
-        if (seen.rows.length === 0 && seen.added.length === 0 && seen.version === 0) this.statements.ensureDoc.run(write.docId)
-        seen.added.push(Number(this.statements.append.run(write.docId, write.data).lastInsertRowid))
+        const seen = batch.of(write.docId)
+        if (seen.isBlank(0)) this.statements.ensureDoc.run(write.docId)
+        seen.append(Number(this.statements.append.run(write.docId, write.data).lastInsertRowid))
         info.updates++
         info.bytes += write.data.length
         break
       }
       case 'compact': {
-        const seen = seenOf(write.docId)
+        const seen = batch.of(write.docId)
         const current = this.statements.doc.get(write.docId) as { snapshot: Uint8Array | null, version: number } | undefined
         // A snapshot another store wrote since this one last saw the document is kept, as a log row.
         if (current?.snapshot != null && current.version !== seen.version) this.statements.append.run(write.docId, current.snapshot)
-        seen.version = (current?.version ?? 0) + 1
+        const version = (current?.version ?? 0) + 1
         // Snapshot first, log second: even outside a transaction a crash in between
         // could only leave updates that the snapshot already contains.
-        this.statements.setSnapshot.run(write.docId, write.data, seen.version)
-        this.options.betweenCompactionSteps?.()
-        this.deleteRows(write.docId, rowsOf(seen))
-        seen.rows = []
-        seen.added = []
+        this.statements.setSnapshot.run(write.docId, write.data, version)
+        this.deleteCompacted(write.docId, seen.all)
+        seen.compacted(version)
         info.compactions++
         info.bytes += write.data.length
         break
@@ -269,8 +234,13 @@ export class SqliteStore extends BatchedStore {
     }
   }
 
-  /** Deletes `rows` of `docId`'s log: in one statement when no other store's row lies among them. */
-  private deleteRows (docId: DocId, rows: readonly number[]): void {
+  /**
+   * The second step of a compaction, in its transaction: deletes the log `rows` of `docId`
+   * that the snapshot just written replaces (in one statement when no other store's row lies
+   * among them). Synchronous, like the whole commit. A subclass may override it to act between
+   * the two steps and then call it (a crash test kills its process there).
+   */
+  protected deleteCompacted (docId: DocId, rows: readonly number[]): void {
     const last = rows[rows.length - 1]
     if (last === undefined) return
     if (this.statements.rowsUpTo.get(docId, last) === rows.length) {

@@ -3,7 +3,7 @@
  * compacted snapshot and an append-only log of the updates that came after it. It knows
  * nothing about Yjs: deciding when to compact is the job of `DocLog`, and what a snapshot
  * holds is its owner's (`PersistedDoc` on a replica, `StoredDocument` on a relay). Every
- * store passes the conformance suite in `test/store-conformance.ts`.
+ * store passes the conformance suite in `test/conformance/store-conformance.ts`.
  */
 import type { DocId } from '../wire/doc-id.js'
 

@@ -1,6 +1,6 @@
 /**
  * One native-protocol link to a peer (`petaldb.v3`), carrying any number of documents.
- * The dialer says HELLO (who it is, whether it is durable, its token); the acceptor admits
+ * The dialer says HELLO (who it is, whether it is a relay, its token); the acceptor admits
  * it and answers WELCOME with the same about itself. From then on the link is symmetric:
  * either side opens documents (a {@link SyncSession} each, in both roles) and the
  * connection routes every message naming a document to its session. What a node serves,
@@ -33,7 +33,7 @@ export interface ConnectionOptions {
   token?: () => string | Promise<string>
   /**
    * Dialing side: whether the other end is a relay this node chose (a configured relay, or a
-   * member a relay's cluster map names). Only then is a WELCOME that says it is durable
+   * member a relay's cluster map names). Only then is a WELCOME that says it is a relay
    * believed: any other peer may lie, and its acknowledgements never make a change durable.
    */
   dialsRelay?: boolean
@@ -229,13 +229,13 @@ export class PeerConnection {
     if (message.version !== NATIVE_PROTOCOL_VERSION) throw new ProtocolError(`unsupported protocol version ${message.version}`)
     const expected = this.options.expectedPeerId
     if (expected !== undefined && message.peer.peerId !== expected) throw new ProtocolError(`the peer says it is ${JSON.stringify(message.peer.peerId)}, but the link was made with ${JSON.stringify(expected)}`)
-    if (message.type === 'welcome') return this.welcomed({ peerId: message.peer.peerId, durable: message.peer.durable && this.options.dialsRelay === true })
+    if (message.type === 'welcome') return this.welcomed({ peerId: message.peer.peerId, isRelay: message.peer.isRelay && this.options.dialsRelay === true })
     this.state = 'admitting'
     Promise.resolve(this.options.admit?.(message)).then(() => {
       if (this.state !== 'admitting') return
       this.sendMessage({ type: 'welcome', version: NATIVE_PROTOCOL_VERSION, peer: this.options.self })
-      // A peer is durable only if an admission checked it (a relay's: the cluster secret).
-      this.welcomed({ peerId: message.peer.peerId, durable: message.peer.durable && this.options.admit !== undefined })
+      // A peer is a relay only if an admission checked it (a relay's: the cluster secret).
+      this.welcomed({ peerId: message.peer.peerId, isRelay: message.peer.isRelay && this.options.admit !== undefined })
       const early = this.early
       this.early = []
       for (const frame of early) this.onFrame(frame)

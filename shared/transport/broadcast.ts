@@ -7,6 +7,7 @@
  * (a tab that was killed) has its links closed by the others.
  */
 import type { Link } from './link.js'
+import { UsageError } from '../errors.js'
 
 /** The BroadcastChannel constructor (browsers and Node 18+ have one globally). */
 export type BroadcastChannelConstructor = new (name: string) => BroadcastChannel
@@ -49,7 +50,7 @@ export class BroadcastLinks {
 
   constructor (private readonly options: BroadcastLinksOptions) {
     const Channel = options.BroadcastChannel ?? globalThis.BroadcastChannel
-    if (Channel === undefined) throw new Error('this platform has no BroadcastChannel')
+    if (Channel === undefined) throw new UsageError('this platform has no BroadcastChannel: pass one')
     this.channel = new Channel(options.channel)
     this.channel.onmessage = event => this.receive(event.data as Envelope)
     const heartbeatMs = options.heartbeatMs ?? 2000

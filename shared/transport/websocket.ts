@@ -1,6 +1,7 @@
 /** A {@link Link} over a WHATWG WebSocket (browsers, and `ws` on Node), speaking the native protocol. */
 import { CloseCode } from '../wire/close-codes.js'
 import type { Link } from './link.js'
+import { UsageError } from '../errors.js'
 import { NATIVE_SUBPROTOCOL } from '../wire/native-messages.js'
 
 /** A WebSocket constructor with the WHATWG API: `globalThis.WebSocket` or the `ws` package's. */
@@ -16,7 +17,7 @@ export function setDefaultWebSocket (implementation: WebSocketConstructor): void
 /** The WebSocket implementation to use: `implementation`, the global one, or the default set; throws if there is none. */
 export function resolveWebSocket (implementation?: WebSocketConstructor): WebSocketConstructor {
   const resolved = implementation ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? defaultWebSocket
-  if (resolved === undefined) throw new Error('no WebSocket implementation: pass one (e.g. from "ws") or import "petaldb/node"')
+  if (resolved === undefined) throw new UsageError('no WebSocket implementation: pass one (e.g. from "ws") or import "petaldb/node"')
   return resolved
 }
 

@@ -38,7 +38,7 @@ export interface DocumentChecksOptions {
   maxClients?: number
   /** Bytes of updates waiting for missing dependencies beyond which an update that would wait too is refused (1008). Default: no limit. */
   maxWaitingBytes?: number
-  /** Called when the checks read again what {@link DocumentChecks.settle} let go (the ids, the item index): the document is busy again. */
+  /** Called when the checks read again what {@link DocumentChecks.shed} let go (the ids, the item index): the document is busy again. */
   onRebuilt?: () => void
 }
 
@@ -57,7 +57,7 @@ const RUN_REFERENCES = [Run.originClient, Run.rightClient, Run.parentClient] as 
 export class DocumentChecks {
   /**
    * The ids of the structs held and of the deletions known (see {@link structs}); null
-   * once {@link settle} let them go, to be read again from the document's one part when needed.
+   * once {@link shed} let them go, to be read again from the document's one part when needed.
    */
   private heldStructs: IdRanges | null = new IdRanges()
   private heldDeletions: IdRanges | null = new IdRanges()
@@ -94,7 +94,7 @@ export class DocumentChecks {
     return this.heldDeletions!
   }
 
-  /** Reads the ids back from the document's one part (they are exactly its ids: see settle). */
+  /** Reads the ids back from the document's one part (they are exactly its ids: see shed). */
   private readIds (): void {
     const parts = this.parts()
     const ids = parts.length === 0 ? { structs: new IdRanges(), deletions: new IdRanges() } : idsOf(parts[0]!)
@@ -244,7 +244,7 @@ export class DocumentChecks {
    * part must hold exactly the ids recorded (a merge is checked to by {@link verify}, a
    * snapshot once {@link verifySnapshot} recorded its deletions).
    */
-  settle (): void {
+  shed (): void {
     this.index = null
     if (this.heldStructs === null || this.parts().length > 1 || this.awaits) return
     this.heldStructs = null

@@ -3,6 +3,7 @@
  * restricted to a safe alphabet: a path of `/`-separated segments made of
  * `A-Z a-z 0-9 - _ . ~ : @ + =`, with no empty, `.` or `..` segment.
  */
+import { ProtocolError } from '../errors.js'
 
 /** A validated document id. Obtain one with {@link parseDocId}. */
 export type DocId = string & { readonly __brand: 'DocId' }
@@ -13,7 +14,7 @@ export const MAX_DOC_ID_LENGTH = 256
 const SEGMENT = /^[A-Za-z0-9\-_.~:@+=]+$/
 
 /** Thrown by {@link parseDocId}; its message says what is wrong with the id. */
-export class InvalidDocIdError extends Error {
+export class InvalidDocIdError extends ProtocolError {
   override name = 'InvalidDocIdError'
 }
 

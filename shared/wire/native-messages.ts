@@ -25,10 +25,10 @@ export interface PeerInfo {
   /** A stable id: a relay's id, or a replica's (random, kept for the replica's lifetime). */
   peerId: string
   /** Whether the peer acknowledges updates only once they are durable on a relay (relays do). */
-  durable: boolean
+  isRelay: boolean
 }
 
-const DURABLE_FLAG = 1
+const RELAY_FLAG = 1
 const WRITABLE_FLAG = 1
 const LAST_FLAG = 1
 
@@ -149,7 +149,7 @@ function readPeer (decoder: decoding.Decoder): PeerInfo {
   const problem = peerIdProblem(peerId)
   if (problem !== null) throw new ProtocolError(problem)
   const flags = readVarUint(decoder)
-  return { peerId, durable: (flags & DURABLE_FLAG) !== 0 }
+  return { peerId, isRelay: (flags & RELAY_FLAG) !== 0 }
 }
 
 /** A signal's peer id: '' (every client of the document) or a peer id. */
@@ -162,7 +162,7 @@ function readSignalPeer (decoder: decoding.Decoder): string {
 
 function writePeer (encoder: encoding.Encoder, peer: PeerInfo): void {
   encoding.writeVarString(encoder, peer.peerId)
-  encoding.writeVarUint(encoder, peer.durable ? DURABLE_FLAG : 0)
+  encoding.writeVarUint(encoder, peer.isRelay ? RELAY_FLAG : 0)
 }
 
 function readClusterMap (decoder: decoding.Decoder): ClusterMap {

@@ -20,8 +20,8 @@ const CHROMIUM_FLAGS = [
   '--disable-background-networking', '--disable-component-update', '--disable-sync'
 ]
 
-/** Bundles `entry` (default test/browser/page-entry.ts) for the browser; returns the code. */
-export async function bundlePage (entry = fileURLToPath(new URL('../browser/page-entry.ts', import.meta.url))): Promise<string> {
+/** Bundles `entry` (default test/browser/pages/page-entry.ts) for the browser; returns the code. */
+export async function bundlePage (entry = fileURLToPath(new URL('../browser/pages/page-entry.ts', import.meta.url))): Promise<string> {
   const result = await build({
     entryPoints: [entry],
     bundle: true,

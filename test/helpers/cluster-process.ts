@@ -1,33 +1,19 @@
 /** A cluster of relay child processes on loopback, each with its own data directory. */
 import { join } from 'node:path'
-import { freePort, startRelayProcess, type RelayProcess } from './relay-process.js'
+import { relayGroup, startRelayProcess, type GroupRelay, type RelayGroup } from './relay-process.js'
 
-export interface ClusterRelay {
-  id: string
-  port: number
-  url: string
+export interface ClusterRelay extends GroupRelay {
   dataDir: string
-  process: RelayProcess | null
 }
 
-export interface TestCluster {
-  relays: ClusterRelay[]
-  /** Starts (or restarts) relay `id` with the cluster's current member list. */
-  start(id: string): Promise<RelayProcess>
-  /** kill -9 of relay `id`. */
-  kill(id: string): Promise<void>
-  /** Stops every relay (default SIGKILL; SIGTERM commits what is pending first). */
-  stopAll(signal?: NodeJS.Signals): Promise<void>
-  /** The --peers list. */
-  peers(): string
-  /** Adds a member (not started). */
-  add(id: string): Promise<ClusterRelay>
-  /** Removes a member from the list (stopping it first). */
-  remove(id: string): Promise<void>
+/** The members (`start` passes the current member list, so a restart sees members added or removed since). */
+export interface TestCluster extends RelayGroup<ClusterRelay> {
+  /** The --members list. */
+  members(): string
 }
 
 export interface ClusterSettings {
-  replicas?: number
+  copies?: number
   writeQuorum?: number
   secret?: string
   /** Maps a member's real URL to the URL the other relays use (e.g. through a proxy). */
@@ -38,50 +24,19 @@ export interface ClusterSettings {
 }
 
 export async function startCluster (root: string, size: number, settings: ClusterSettings = {}): Promise<TestCluster> {
-  const relays: ClusterRelay[] = []
-  const add = async (id: string): Promise<ClusterRelay> => {
-    const port = await freePort()
-    const relay = { id, port, url: `ws://127.0.0.1:${port}`, dataDir: join(root, id), process: null }
-    relays.push(relay)
-    return relay
-  }
-  for (let i = 1; i <= size; i++) await add(`r${i}`)
-  const peersFor = (from: ClusterRelay): string => relays.map(r => `${r.id}=${settings.peerUrl?.(r, from) ?? r.url}`).join(',')
-  const byId = (id: string): ClusterRelay => {
-    const relay = relays.find(r => r.id === id)
-    if (relay === undefined) throw new Error(`no relay ${id}`)
-    return relay
-  }
-  const cluster: TestCluster = {
-    relays,
-    peers: () => peersFor(relays[0]!),
-    add,
-    async start (id) {
-      const relay = byId(id)
-      await relay.process?.stop('SIGKILL')
-      relay.process = await startRelayProcess(relay.dataDir, [
-        '--id', id, '--peers', peersFor(relay), '--cluster-secret', settings.secret ?? 'test-secret',
-        ...(settings.replicas === undefined ? [] : ['--replicas', String(settings.replicas)]),
-        ...(settings.writeQuorum === undefined ? [] : ['--write-quorum', String(settings.writeQuorum)]),
-        ...(settings.extraArgs ?? [])
-      ], relay.port)
-      return relay.process
-    },
-    async kill (id) {
-      const relay = byId(id)
-      await relay.process?.stop('SIGKILL')
-      relay.process = null
-    },
-    async stopAll (signal = 'SIGKILL') {
-      await Promise.all(relays.map(r => r.process?.stop(signal)))
-      for (const r of relays) r.process = null
-    },
-    async remove (id) {
-      await cluster.kill(id)
-      relays.splice(relays.indexOf(byId(id)), 1)
-    }
-  }
-  await settings.beforeStart?.(relays)
-  await Promise.all(relays.map(r => cluster.start(r.id)))
+  const peersFor = (from: ClusterRelay): string => group.relays.map(r => `${r.id}=${settings.peerUrl?.(r, from) ?? r.url}`).join(',')
+  const group = relayGroup<ClusterRelay>(
+    (id, port) => ({ id, port, url: `ws://127.0.0.1:${port}`, dataDir: join(root, id), process: null }),
+    relay => startRelayProcess(relay.dataDir, [
+      '--id', relay.id, '--members', peersFor(relay), '--cluster-secret', settings.secret ?? 'test-secret',
+      ...(settings.copies === undefined ? [] : ['--copies', String(settings.copies)]),
+      ...(settings.writeQuorum === undefined ? [] : ['--write-quorum', String(settings.writeQuorum)]),
+      ...(settings.extraArgs ?? [])
+    ], relay.port)
+  )
+  for (let i = 1; i <= size; i++) await group.add(`r${i}`)
+  const cluster: TestCluster = { ...group, members: () => peersFor(group.relays[0]!) }
+  await settings.beforeStart?.(group.relays)
+  await Promise.all(group.relays.map(r => cluster.start(r.id)))
   return cluster
 }

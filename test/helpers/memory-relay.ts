@@ -23,8 +23,8 @@ export interface MemoryRelay {
 
 export function memoryRelay (): MemoryRelay {
   const store = new MemoryStore()
-  const log = captureLog('warn').logger
-  const registry = new DocumentRegistry({ store, log, idleMs: 60_000 })
+  const logger = captureLog('warn').logger
+  const registry = new DocumentRegistry({ store, logger, idleMs: 60_000 })
   const peerIds = new PeerIds()
   const links = new Set<Link>()
   let isUp = true
@@ -35,7 +35,7 @@ export function memoryRelay (): MemoryRelay {
       if (!isUp) throw new Error('relay is down')
       const [client, server] = linkPair((message, deliver) => relay.policy(message, deliver))
       links.add(client)
-      serveNativeLink(server, { registry, log, self: { peerId: 'memory', durable: true }, authenticator: null, maxDocs: 1000, peerIds })
+      serveNativeLink(server, { registry, logger, self: { peerId: 'memory', isRelay: true }, authenticator: null, maxDocs: 1000, peerIds })
       const onClose = server.onClose
       server.onClose = (code, reason) => { links.delete(client); onClose.call(server, code, reason) }
       return client

@@ -20,10 +20,10 @@ export interface NativeClient {
 }
 
 /**
- * Dials `url` and says HELLO as `peerId` (random by default, not durable) with `token`,
+ * Dials `url` and says HELLO as `peerId` (random by default, not claiming to be a relay) with `token`,
  * then sends `messages`. What comes back is recorded; nothing is answered.
  */
-export async function nativeClient (url: string, { token = '', peerId = randomUUID(), durable = false, messages = [] }: { token?: string, peerId?: string, durable?: boolean, messages?: NativeMessage[] } = {}): Promise<NativeClient> {
+export async function nativeClient (url: string, { token = '', peerId = randomUUID(), isRelay = false, messages = [] }: { token?: string, peerId?: string, isRelay?: boolean, messages?: NativeMessage[] } = {}): Promise<NativeClient> {
   const link = await connectWebSocket(url, WebSocket as unknown as WebSocketConstructor)
   const received: NativeMessage[] = []
   const events = new EventEmitter()
@@ -32,7 +32,7 @@ export async function nativeClient (url: string, { token = '', peerId = randomUU
     events.emit('message')
   }
   const closed = new Promise<{ code: number, reason: string }>(resolve => { link.onClose = (code, reason) => resolve({ code, reason }) })
-  link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId, durable }, token }))
+  link.send(encodeNativeMessage({ type: 'hello', version: NATIVE_PROTOCOL_VERSION, peer: { peerId, isRelay }, token }))
   for (const message of messages) link.send(encodeNativeMessage(message))
   return {
     received,

@@ -1,6 +1,5 @@
 /** Runs a `petaldb` command of the built CLI to its exit, as a user runs it from a script. */
-import { spawn } from 'node:child_process'
-import { CLI_PATH } from './relay-process.js'
+import { spawnCli } from './relay-process.js'
 
 /** What a command did: its exit code, its output, and the JSON lines it printed on stdout. */
 export interface CliRun {
@@ -13,7 +12,7 @@ export interface CliRun {
 /** Runs `petaldb ...args`; rejects if it has not exited within `timeoutMs`. */
 export function runCli (args: string[], { env = process.env, timeoutMs = 20_000 }: { env?: NodeJS.ProcessEnv, timeoutMs?: number } = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env })
+    const child = spawnCli(args, { env })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', chunk => { stdout += String(chunk) })

@@ -11,8 +11,8 @@ export class RelayLink extends ObservableV2<{ change: (online: boolean) => void 
 
   constructor (replica: Replica) {
     super()
-    replica.on('status', ({ status, durable }) => {
-      if (!durable) return // a peer's link says nothing about the server
+    replica.on('status', ({ status, isRelay }) => {
+      if (!isRelay) return // a peer's link says nothing about the server
       const online = status === 'online'
       if (online === this.current) return
       this.current = online
