@@ -100,7 +100,8 @@ export class PostgresNode {
     // A new run of this relay serves none of what was placed on an earlier one.
     await this.load.placements.clearHere()
     await this.membership.join()
-    await this.load.placements.refresh(this.membership.heartbeatMs)
+    // Read again on every heartbeat: a failure here only delays what this relay knows of placements.
+    await this.load.placements.refresh(this.membership.heartbeatMs).catch((error: unknown) => this.logger.debug({ err: error }, 'could not read the placements'))
   }
 
   /** An update of `bytes` was received for `docId` (the hot path). */

@@ -3,7 +3,8 @@
  * the CLI, low thresholds through --placement): a write load skewed onto one relay by
  * rendezvous hashing spreads over the others, every write is acknowledged and in the
  * database (none lost across the hand-overs: replicas re-send what was not acknowledged),
- * moves stop, and no document moves twice. /healthz and /metrics report the load and moves.
+ * moves stop, and no document moves twice; stock clients reach a moved document through any
+ * relay. /healthz and /metrics report the load and moves.
  */
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -14,6 +15,7 @@ import { preferenceList } from '../../shared/placement.js'
 import { tempDir } from '../helpers/temp.js'
 import { POSTGRES_MISSING, runPostgresTests, startPostgres, type TestPostgres } from '../helpers/postgres.js'
 import { inDatabase, startPostgresRelays, type PostgresRelays } from '../helpers/postgres-relays.js'
+import { stockClient } from '../helpers/stock-client.js'
 
 if (!runPostgresTests) console.warn(POSTGRES_MISSING)
 
@@ -115,6 +117,17 @@ describe.runIf(runPostgresTests)('load placement on relays sharing PostgreSQL', 
       expect(loads[0]!.moves.out).toBe(moves.length)
       expect(loads.slice(1).reduce((sum, figures) => sum + figures.moves.in, 0)).toBe(moves.length)
       expect(loads.slice(1).reduce((sum, figures) => sum + figures.placedHere, 0)).toBe(moves.length)
+      // A stock client reaches a moved document through any relay (passed on to where it is placed), and sees what replicas wrote.
+      const moved = moves[0]!.doc
+      for (const via of ['r1', moves[0]!.to, IDS.find(id => id !== 'r1' && id !== moves[0]!.to)!]) {
+        const stock = stockClient(group.byId(via).url, moved)
+        try {
+          await stock.synced()
+          expect(stock.doc.getArray<string>('items').toArray()).toContain(acked.get(moved)![0])
+        } finally {
+          stock.destroy()
+        }
+      }
       const metrics = await (await fetch(group.byId('r1').url.replace(/^ws/, 'http') + '/metrics')).text()
       expect(metrics).toContain(`petaldb_placement_moves_total{direction="out"} ${moves.length}`)
       expect(metrics).toMatch(/petaldb_load_updates_per_second \d/)
