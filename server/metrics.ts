@@ -12,7 +12,7 @@ import { requirePeer } from '../shared/node-peers.js'
 import { CloseCode } from '../shared/wire/close-codes.js'
 import type { CommitInfo } from '../shared/storage/sqlite-store.js'
 import type { DocumentObserver } from './documents/relay-document.js'
-import type { LoadHealth } from './deployments/deployment.js'
+import type { LoadHealth } from './placement/load-report.js'
 
 /** What the relay reports when scraped. */
 export interface RelayGauges {

@@ -15,27 +15,14 @@ import type { RelayPeers } from '../../shared/listen/native-accept.js'
 import type { NativeRouting } from '../connections/native-connection.js'
 import type { DocumentRegistry, RegistryOptions } from '../documents/registry.js'
 import type { DocsApiContext } from '../http/docs-api.js'
+import type { LoadHealth } from '../placement/load-report.js'
+
+export type { LoadHealth } from '../placement/load-report.js'
 
 /** What the registry asks of a deployment and tells it; a standalone relay's are empty. */
 export type DocumentHooks = Pick<RegistryOptions, 'claim' | 'gate' | 'onLoad' | 'onEvict' | 'onDelete'> & {
   /** An update of `bytes` was received for `docId` (on the hot path: count, nothing more). */
   received?: (docId: DocId, bytes: number) => void
-}
-
-/** A relay's load as a deployment that places documents by load measures it (relays on PostgreSQL). */
-export interface LoadHealth {
-  /** Updates received per second (moving average over a few seconds). */
-  updatesPerSecond: number
-  /** Bytes of updates received per second (moving average). */
-  bytesPerSecond: number
-  /** Event-loop utilization between the last two heartbeats, 0..1. */
-  elu: number
-  /** Bytes of the documents in memory. */
-  documentBytes: number
-  /** Documents placed on this relay by load. */
-  placedHere: number
-  /** Documents moved away from this relay by load, and to it, since it started. */
-  moves: { out: number, in: number }
 }
 
 /** What the relay tells its deployment about itself, for the load it publishes. */

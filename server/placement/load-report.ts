@@ -6,6 +6,22 @@
  * counts as unknown, never as idle).
  */
 
+/** A relay's load as a deployment that places documents by load measures it (relays on PostgreSQL). */
+export interface LoadHealth {
+  /** Updates received per second (moving average over a few seconds). */
+  updatesPerSecond: number
+  /** Bytes of updates received per second (moving average). */
+  bytesPerSecond: number
+  /** Event-loop utilization between the last two heartbeats, 0..1. */
+  elu: number
+  /** Bytes of the documents in memory. */
+  documentBytes: number
+  /** Documents placed on this relay by load. */
+  placedHere: number
+  /** Documents moved away from this relay by load, and to it, since it started. */
+  moves: { out: number, in: number }
+}
+
 /** One document's load, as a relay measures it. */
 export interface DocLoad {
   doc: string

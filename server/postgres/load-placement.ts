@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks'
 import type { DocId } from '../../shared/wire/doc-id.js'
 import type { DocumentRegistry } from '../documents/registry.js'
 import { LoadMeter, topBy } from '../placement/load-meter.js'
-import type { DocLoad, LoadReport } from '../placement/load-report.js'
+import type { DocLoad, LoadHealth, LoadReport } from '../placement/load-report.js'
 import { NO_HISTORY, planMoves, type Move, type PlanHistory } from '../placement/plan.js'
 import type { PlacementSettings } from '../placement/options.js'
 import type { LiveMember } from './membership.js'
@@ -17,17 +17,6 @@ import { Placements } from './placements.js'
 
 /** Documents of its own the planner is shown: the hottest and the biggest, this many of each. */
 const CANDIDATES = 64
-
-/** What `/healthz` shows of a relay's load (see deployments/deployment.ts). */
-export interface LoadFigures {
-  updatesPerSecond: number
-  bytesPerSecond: number
-  elu: number
-  documentBytes: number
-  /** Documents placed on this relay by load. */
-  placedHere: number
-  moves: { out: number, in: number }
-}
 
 /** See the module comment. */
 export class LoadPlacement {
@@ -110,7 +99,7 @@ export class LoadPlacement {
     this.arrived.delete(docId)
   }
 
-  get figures (): LoadFigures {
+  get figures (): LoadHealth {
     const { updatesPerSecond, bytesPerSecond, elu } = this.meter.current
     return { updatesPerSecond, bytesPerSecond, elu, documentBytes: this.documentBytes, placedHere: this.placements.countOn(this.selfId), moves: { out: this.movesOut, in: this.movesIn } }
   }

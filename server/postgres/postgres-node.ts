@@ -37,7 +37,8 @@ import type { RelayDocument } from '../documents/relay-document.js'
 import type { Database } from './database.js'
 import { Membership, type LiveMember } from './membership.js'
 import { Ownership } from './ownership.js'
-import { LoadPlacement, type LoadFigures } from './load-placement.js'
+import { LoadPlacement } from './load-placement.js'
+import type { LoadHealth } from '../placement/load-report.js'
 import { Placements } from './placements.js'
 import { placementSettings, type PlacementOptions } from '../placement/options.js'
 import type { Move } from '../placement/plan.js'
@@ -110,7 +111,7 @@ export class PostgresNode {
   }
 
   /** This relay's load, for `/healthz` and `/metrics`. */
-  get loadFigures (): LoadFigures {
+  get loadFigures (): LoadHealth {
     return this.load.figures
   }
 
