@@ -7,7 +7,7 @@
  * whom it admits and what it does with relay-only messages (cluster map, redirects, token
  * refresh, signaling) are the owner's decisions, passed in as options.
  */
-import { LimitError, MovedError, ProtocolError } from '../errors.js'
+import { LimitError, MovedError, PetalError, ProtocolError } from '../errors.js'
 import { CloseCode } from '../wire/close-codes.js'
 import type { DocId } from '../wire/doc-id.js'
 import { NATIVE_PROTOCOL_VERSION, decodeNativeMessage, encodeNativeMessage, type NativeMessage, type PeerInfo } from '../wire/native-messages.js'
@@ -189,8 +189,7 @@ export class PeerConnection {
   private fail (error: unknown, docId: DocId | null): void {
     if (this.state === 'closed') return
     if (this.options.onError?.(error, docId) === true) return
-    const code = (error as { code?: unknown }).code
-    const closeCode = typeof code === 'number' ? code : CloseCode.badRequest
+    const closeCode = error instanceof PetalError ? error.code : CloseCode.badRequest
     const reason = error instanceof Error ? error.message : 'message could not be processed'
     // The document first: an honest peer whose store holds what was refused learns which one it was.
     if (docId !== null) this.refuse(docId, closeCode, reason)
@@ -294,9 +293,8 @@ export class PeerConnection {
       this.entries.delete(docId)
       session.end()
       if (error instanceof MovedError) return this.sendMessage({ type: 'redirect', docId, relayId: error.relay.id, url: error.relay.url })
-      const code = (error as { code?: unknown }).code
       const message = (error as Error).message
-      this.sendMessage({ type: 'doc-error', docId, code: typeof code === 'number' ? code : CloseCode.documentUnavailable, reason: error instanceof LimitError ? message : `document failed to load: ${message}` })
+      this.sendMessage({ type: 'doc-error', docId, code: error instanceof PetalError ? error.code : CloseCode.documentUnavailable, reason: error instanceof LimitError ? message : `document failed to load: ${message}` })
     })
   }
 
