@@ -12,7 +12,7 @@ import { requirePeer } from '../shared/node-peers.js'
 import { CloseCode } from '../shared/wire/close-codes.js'
 import type { CommitInfo } from '../shared/storage/sqlite-store.js'
 import type { DocumentObserver } from './documents/relay-document.js'
-import type { LoadHealth } from './placement/load-report.js'
+import { NO_LOAD, type LoadHealth } from './placement/load-report.js'
 
 /** What the relay reports when scraped. */
 export interface RelayGauges {
@@ -40,8 +40,6 @@ const LABELLED_CLOSE_CODES = new Set<number>([...Object.values(CloseCode), 1005,
 
 /** Buckets (seconds) for commit, acknowledgement and replication latency: 0.5 ms to 10 s. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
-
-const NO_LOAD: LoadHealth = { updatesPerSecond: 0, bytesPerSecond: 0, elu: 0, documentBytes: 0, placedHere: 0, moves: { out: 0, in: 0 } }
 
 const NO_GAUGES: RelayGauges = { connections: { native: 0, 'y-websocket': 0, relay: 0 }, documents: 0, bodyBytes: 0, members: null, webhooks: null }
 

@@ -14,7 +14,8 @@ import type { PostgresNode, PostgresOptions } from '../postgres/postgres-node.js
 import type { DocumentRegistry } from '../documents/registry.js'
 import { withoutPassword } from '../postgres/url.js'
 import { placementSettings } from '../placement/options.js'
-import type { Deployment, LoadHealth, RelayCounts } from './deployment.js'
+import type { Deployment, RelayCounts } from './deployment.js'
+import { NO_LOAD } from '../placement/load-report.js'
 
 /** Connects to the database, prepares its schema, and returns the deployment; `pg` is loaded only here. */
 export async function postgres (settings: PostgresOptions, relayId: string | undefined, logger: Logger, onCommit: (info: CommitInfo) => void): Promise<Deployment> {
@@ -75,7 +76,7 @@ export async function postgres (settings: PostgresOptions, relayId: string | und
     docsRouting: (self: ClusterMember) => ({ homesOf: docId => started().proxyTargets(docId)?.slice(0, 1) ?? [self], listFrom: null, selfId: self.id }),
     health: () => {
       const members = node?.membership.members.length ?? 0
-      const load: LoadHealth = node?.loadFigures ?? { updatesPerSecond: 0, bytesPerSecond: 0, elu: 0, documentBytes: 0, placedHere: 0, moves: { out: 0, in: 0 } }
+      const load = node?.loadFigures ?? NO_LOAD
       return { unavailable: node === null ? 'not registered with the database yet' : node.unavailable, relayLinks: { up: 0, inbound: 0 }, members: { total: members, linked: members }, load }
     },
     describe: () => `as ${node?.membership.selfId ?? relayId ?? '?'} on PostgreSQL ${withoutPassword(settings.url)}`,

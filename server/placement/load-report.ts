@@ -22,6 +22,9 @@ export interface LoadHealth {
   moves: { out: number, in: number }
 }
 
+/** The load of a relay that has measured nothing yet. */
+export const NO_LOAD: LoadHealth = Object.freeze({ updatesPerSecond: 0, bytesPerSecond: 0, elu: 0, documentBytes: 0, placedHere: 0, moves: Object.freeze({ out: 0, in: 0 }) })
+
 /** One document's load, as a relay measures it. */
 export interface DocLoad {
   doc: string
